@@ -1,0 +1,95 @@
+"""The Python API: ``cnnspec.train(spec, data=..., out=..., **options)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cnnspec.train import rundir
+from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, read_config_file, resolve
+from cnnspec.train.errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from cnnspec.train.loop import TrainResult
+
+
+def resolve_config(
+    spec: str | None,
+    *,
+    out: Path,
+    plan: rundir.Plan,
+    config: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Merge defaults, the saved config (when resuming), a config file and explicit options."""
+    layers: list[dict[str, Any]] = []
+    if plan.resume_from is not None and (out / CONFIG_FILENAME).is_file():
+        layers.append(read_config_file(out / CONFIG_FILENAME))
+    if config is not None:
+        layers.append(read_config_file(config))
+    explicit = {k: v for k, v in (options or {}).items() if v is not None}
+    if spec is not None:
+        explicit["spec"] = spec
+    layers.append(explicit)
+    cfg = resolve(*layers)
+    if plan.resume_from is not None and cfg.stop_after is not None and "stop_after" not in explicit:
+        # --stop-after belongs to the invocation that gave it, not to the run.
+        cfg.stop_after = None
+    return cfg
+
+
+def train(
+    spec: str | Path | Callable[[], nn.Module] | None = None,
+    *,
+    data: str | None = None,
+    out: str | Path,
+    config: str | Path | None = None,
+    network: str | None = None,
+    params: dict[str, Any] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    input_shape: tuple[int, int, int] | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a network and write the run into ``out``; returns a :class:`TrainResult`.
+
+    ``spec`` is a ``.cnn`` path or source text (compiled with ``cnnspec.compile``;
+    ``network`` and ``params`` as there), or a zero-argument factory returning
+    any ``nn.Module`` classifier together with ``input_shape`` (C, H, W).
+    ``data`` is ``"digits"``, ``"imagefolder:PATH"`` or ``"synthetic[:N]"``;
+    ``config`` a TOML/YAML file; ``options`` any :class:`TrainConfig` field
+    (they win over the file). ``resume=True`` continues the run in ``out``;
+    ``force=True`` starts over there. Under torchrun, call it on every worker.
+    Raises :class:`cnnspec.train.errors.TrainError` (or a subclass) on bad input.
+    """
+    from cnnspec.train import faults, loop, model
+
+    out = Path(out)
+    plan = rundir.plan(out, resume=resume, force=force)
+    factory = spec if callable(spec) else None
+    spec_str = None if factory is not None or spec is None else str(spec)
+    opts = dict(options, data=data, network=network, params=params)
+    cfg = resolve_config(spec_str, out=out, plan=plan, config=config, options=opts)
+    try:
+        faults.from_env()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+
+    if factory is not None:
+        if input_shape is None:
+            raise UsageError("a model factory needs input_shape=(C, H, W)")
+        source = model.from_factory(factory, tuple(input_shape))
+    else:
+        spec_path = cfg.spec
+        if spec_path is None or (plan.resume_from is not None and not Path(spec_path).is_file()):
+            saved = out / rundir.SPEC_FILENAME
+            if plan.resume_from is None or not saved.is_file():
+                raise UsageError("no spec given: pass the .cnn file to train")
+            spec_path = str(saved)
+        source = model.from_spec(spec_path, cfg.network, cfg.params)
+        if "\n" in spec_path:  # source text, not a path: keep only the copy in out/
+            cfg.spec = None
+    return loop.run(cfg, source, out, plan)

@@ -1,0 +1,119 @@
+"""Checkpoints: written atomically, the last K kept, loaded with ``weights_only=True``.
+
+A checkpoint holds everything a resumed run needs to continue as if it had
+never stopped: model, optimizer, scheduler and gradient-scaler state, the RNG
+states of every worker, and the position in the data (epoch and step).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnspec.train.errors import TrainError
+
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = 1
+_NAME = re.compile(r"^step(\d+)-epoch(\d+)\.pt$")
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where the checkpoints of the run in ``out`` live."""
+    return out / CHECKPOINT_DIR
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    """Checkpoints in ``out``, oldest first (by optimizer step)."""
+    folder = checkpoint_dir(out)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The most recent checkpoint in ``out``, or None."""
+    found = list_checkpoints(out)
+    return found[-1] if found else None
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``.
+
+    A crash mid-write leaves at worst a stray temporary file, never a torn
+    checkpoint under the real name.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save(out: Path, state: dict[str, Any], *, global_step: int, epoch: int, keep: int) -> Path:
+    """Write ``state`` as the checkpoint for ``global_step`` and prune to the last ``keep``."""
+    path = checkpoint_dir(out) / f"step{global_step:08d}-epoch{epoch:04d}.pt"
+    atomic_save({"format": FORMAT, **state}, path)
+    for old in list_checkpoints(out)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary pickles)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TrainError(f"{path} is not a cnnspec training checkpoint (format {FORMAT})")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states, in types ``weights_only`` loading accepts."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_kind, torch.from_numpy(np_keys.astype(np.int64)), np_pos, np_has_gauss, np_gauss],
+        "python": [py_version, list(py_state), py_gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, py_state, py_gauss = state["python"]
+    random.setstate((version, tuple(py_state), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Write final weights as safetensors (atomically), keys as in the module's state_dict."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,168 @@
+"""``cnnspec train SPEC --data SOURCE --out DIR [options]``: the command line.
+
+Every :class:`TrainConfig` field is an option (``batch_size`` is
+``--batch-size``); only options actually given override the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from typing import Any, NoReturn
+
+from cnnspec.train.config import TrainConfig, parse_param
+from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
+
+PROG = "cnnspec train"
+_NOT_OPTIONS = {"spec", "params", "data"}  # spec is positional, params come from --set
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports usage errors as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        if _rank() == 0:
+            print(f"{PROG}: error: {message} (see {PROG} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def _split(cast: type) -> typing.Callable[[str], list]:
+    def parse(text: str) -> list:
+        return [cast(part) for part in text.split(",") if part.strip()]
+
+    parse.__name__ = f"comma-separated {cast.__name__}"
+    return parse
+
+
+def _optional_number(cast: type) -> typing.Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() in {"none", "off"} else cast(text)
+
+    parse.__name__ = cast.__name__
+    return parse
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training options (also settable in --config)")
+    for name, info in TrainConfig.model_fields.items():
+        if name in _NOT_OPTIONS:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kw: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": name}
+        help_text = info.description or ""
+        default = info.get_default(call_default_factory=True)
+        ann = info.annotation
+        args = typing.get_args(ann)
+        if ann is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(ann) is typing.Literal:
+            kw["choices"] = list(args)
+        elif typing.get_origin(ann) is list:
+            kw["type"], kw["metavar"] = _split(args[0]), "A,B,..."
+        elif typing.get_origin(ann) is tuple:
+            kw["type"], kw["metavar"] = _split(args[0]), "A,B"
+        elif typing.get_origin(ann) in (typing.Union, types.UnionType):
+            inner = next(a for a in args if a is not type(None))
+            kw["type"] = _optional_number(inner)
+        else:
+            kw["type"] = ann
+        kw["help"] = f"{help_text} (default: {default})".strip()
+        group.add_argument(flag, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cnnspec train`` argument parser."""
+    parser = _Parser(
+        prog=PROG,
+        description="Train a network described by a .cnn spec, on one or many workers (DDP).",
+        epilog="Multi-worker: torchrun --nproc-per-node N -m cnnspec train ...; see docs/training.md.",
+    )
+    parser.add_argument("spec", nargs="?", help="the .cnn spec file (optional with --resume)")
+    parser.add_argument("--set", dest="set", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a network parameter, e.g. --set num_classes=10 (repeatable)")
+    parser.add_argument("--data", default=argparse.SUPPRESS,
+                        help="digits | imagefolder:PATH (train/ and val/ class folders) | synthetic[:N]")
+    parser.add_argument("--out", required=True, metavar="DIR", help="run directory (checkpoints, metrics, weights)")
+    parser.add_argument("--config", metavar="FILE", help="TOML or YAML file of options; command-line values win")
+    parser.add_argument("--resume", action="store_true", help="continue the run in DIR from its last checkpoint")
+    parser.add_argument("--force", action="store_true", help="start over in DIR, deleting the previous run's files")
+    launch = parser.add_argument_group("launching workers on this machine")
+    launch.add_argument("--nproc-per-node", type=int, metavar="N",
+                        help="start N workers with torchrun's elastic launcher (single node)")
+    launch.add_argument("--max-restarts", type=int, default=0, metavar="R",
+                        help="with --nproc-per-node: restart failed workers up to R times")
+    _add_config_options(parser)
+    return parser
+
+
+def _strip_launch_options(argv: list[str]) -> list[str]:
+    """``argv`` without --nproc-per-node/--max-restarts (what each worker gets)."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--nproc-per-node", "--max-restarts"):
+            skip = True
+            continue
+        if arg.startswith(("--nproc-per-node=", "--max-restarts=")):
+            continue
+        rest.append(arg)
+    return rest
+
+
+def _report(exc: TrainError) -> None:
+    rank = _rank()
+    # Usage errors and agreed stops happen identically on every worker: say them once.
+    if rank == 0:
+        print(f"{PROG}: error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+    elif not isinstance(exc, UsageError | NonFiniteLoss | Interrupted):
+        print(f"[rank {rank}] {PROG}: error: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``cnnspec train`` with ``argv`` (the arguments after ``train``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+    if args.nproc_per_node is not None:
+        from cnnspec.train.launch import launch
+
+        if args.nproc_per_node < 1:
+            parser.error("--nproc-per-node must be at least 1")
+        return launch(_strip_launch_options(argv), nproc_per_node=args.nproc_per_node,
+                      max_restarts=args.max_restarts)
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in {"spec", "set", "out", "config", "resume", "force", "nproc_per_node", "max_restarts"}}
+    try:
+        params = dict(parse_param(p) for p in args.set)
+        if args.spec is None and not args.resume:
+            raise UsageError("missing the .cnn spec to train (e.g. cnnspec train specs/lenet5.cnn ...)")
+        from cnnspec.train.api import train
+
+        train(args.spec, out=args.out, config=args.config, resume=args.resume, force=args.force,
+              params=params or None, **options)
+    except TrainError as exc:
+        _report(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

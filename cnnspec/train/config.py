@@ -1,0 +1,211 @@
+"""The training configuration: one pydantic model, readable from TOML or YAML.
+
+Values are resolved in this order, later winning: field defaults, the config
+saved in the run directory (when resuming), a ``--config`` file, and finally
+options given on the command line or as keyword arguments to the API.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cnnspec.train.errors import UsageError
+
+ParamValue = bool | int | float | str
+
+CONFIG_FILENAME = "config.yaml"
+
+
+class TrainConfig(BaseModel):
+    """Everything that decides how a network is trained."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # What to train.
+    spec: str | None = Field(None, description="path of the .cnn spec (set by the CLI/API)")
+    network: str | None = Field(None, description="network to build when the spec holds several")
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="network parameters (--set k=v), e.g. num_classes=10"
+    )
+
+    # Data.
+    data: str = Field(
+        "digits", description="digits | imagefolder:PATH | synthetic[:N] (N training images)"
+    )
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits: share kept for validation")
+    data_seed: int = Field(0, description="seed of the fixed train/validation split")
+    num_workers: int | None = Field(
+        None, ge=0, description="data-loading processes per worker (default: 0 for in-memory data)"
+    )
+
+    # Length and batch.
+    epochs: int = Field(30, ge=1, description="epochs of the whole schedule")
+    stop_after: int | None = Field(
+        None, ge=1, description="stop after this many epochs in total (resume later with --resume)"
+    )
+    batch_size: int = Field(64, ge=1, description="images per device per micro-batch")
+    accum_steps: int = Field(1, ge=1, description="micro-batches accumulated per optimizer step")
+    seed: int = Field(0, description="seed of initialisation and data order")
+
+    # Optimisation.
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    base_lr: float = Field(0.1, gt=0.0, description="learning rate at base_batch images per step")
+    base_batch: int = Field(256, ge=1, description="global batch for which base_lr is meant")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(5e-4, ge=0.0, description="applied to weights, never to norms/biases")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    clip_grad_norm: float | None = Field(None, gt=0.0, description="clip the global gradient norm")
+
+    # Learning-rate schedule.
+    warmup_epochs: float = Field(1.0, ge=0.0, description="linear warmup length in epochs")
+    warmup_steps: int | None = Field(None, ge=0, description="warmup in steps (wins over epochs)")
+    schedule: Literal["cosine", "step", "multistep", "constant"] = "cosine"
+    min_lr: float = Field(0.0, ge=0.0, description="cosine: the final learning rate")
+    step_size: int = Field(30, ge=1, description="step: epochs between decays")
+    milestones: list[int] = Field(default_factory=lambda: [30, 60, 80], description="multistep: epochs")
+    gamma: float = Field(0.1, gt=0.0, description="step/multistep: decay factor")
+
+    # Precision and speed.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = Field(False, description="run the model through torch.compile")
+    sync_bn: bool = Field(False, description="synchronise batch-norm statistics across workers")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # Checkpoints and logging.
+    keep_checkpoints: int = Field(3, ge=1, description="how many recent checkpoints to keep")
+    checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (0: epoch ends only)")
+    log_every: int = Field(10, ge=1, description="steps between progress updates")
+    progress: Literal["auto", "on", "off"] = Field("auto", description="progress bar (auto: if a TTY)")
+    tensorboard: bool = Field(False, description="also log to DIR/tb (needs tensorboard)")
+
+    @field_validator("milestones")
+    @classmethod
+    def _sorted_milestones(cls, value: list[int]) -> list[int]:
+        if sorted(value) != value or any(m < 1 for m in value):
+            raise ValueError("milestones must be increasing positive epoch numbers")
+        return value
+
+    @model_validator(mode="after")
+    def _data_source_known(self) -> TrainConfig:
+        kind = self.data.split(":", 1)[0]
+        if kind not in {"digits", "imagefolder", "synthetic"}:
+            raise ValueError(
+                f"unknown data source {self.data!r}; use digits, imagefolder:PATH or synthetic[:N]"
+            )
+        return self
+
+
+def field_names() -> list[str]:
+    """Names of all config fields, in declaration order."""
+    return list(TrainConfig.model_fields)
+
+
+def _normalise_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    # Config files may spell options as on the command line (batch-size).
+    return {str(k).replace("-", "_"): v for k, v in raw.items()}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (.toml) or YAML (.yaml/.yml) file into a dict of config values.
+
+    A ``[train]`` table (TOML) or ``train:`` mapping (YAML), if present, is used;
+    otherwise the top level is.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            raw: Any = tomllib.loads(text)
+        elif path.suffix in {".yaml", ".yml"}:
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        else:
+            raise UsageError(f"config file {str(path)!r}: use a .toml, .yaml or .yml file")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise UsageError(f"config file {str(path)!r} is not valid: {exc}") from exc
+    except Exception as exc:  # yaml.YAMLError and friends; yaml is imported lazily
+        raise UsageError(f"config file {str(path)!r} is not valid: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise UsageError(f"config file {str(path)!r} must hold a table of options")
+    if isinstance(raw.get("train"), dict):
+        raw = raw["train"]
+    return _normalise_keys(raw)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad option and why."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where.replace('_', '-')}: {msg}")
+    return "invalid option " + "; ".join(parts)
+
+
+def resolve(*layers: dict[str, Any]) -> TrainConfig:
+    """Merge option layers (later wins; ``params`` merge key by key) and validate."""
+    merged: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for layer in layers:
+        layer = _normalise_keys(layer)
+        params.update(layer.get("params") or {})
+        merged.update({k: v for k, v in layer.items() if k != "params"})
+    merged["params"] = params
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc)) from exc
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """Write the resolved config as YAML (atomically), so the run can be repeated."""
+    import os
+
+    import yaml
+
+    text = "# resolved cnnspec training config; reused by --resume\n" + yaml.safe_dump(
+        config.model_dump(mode="json"), sort_keys=False
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_saved_config(path: Path) -> dict[str, Any]:
+    """Read a config written by :func:`save_config` as a dict of values."""
+    return read_config_file(path)
+
+
+def parse_param(text: str) -> tuple[str, ParamValue]:
+    """Parse one ``--set k=v``; numbers and booleans become numbers and booleans."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise UsageError(f"--set expects NAME=VALUE, got {text!r}")
+    value = value.strip()
+    lowered = value.lower()
+    if lowered in {"true", "false"}:
+        return key, lowered == "true"
+    for cast in (int, float):
+        try:
+            return key, cast(value)
+        except ValueError:
+            pass
+    return key, value

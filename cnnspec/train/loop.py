@@ -1,0 +1,382 @@
+"""The training loop: one flat, readable DDP loop (in the spirit of nanoGPT's train.py).
+
+Every worker runs this same function; torchrun (or the test harness) tells
+each one its rank through the environment.  Rank 0 alone prints and writes
+files; the others compute and take part in the collectives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from cnnspec.train import checkpoint, data, distributed, faults, rundir
+from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
+from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError
+from cnnspec.train.model import ModelSource
+from cnnspec.train.optim import build_optimizer
+from cnnspec.train.progress import Progress
+from cnnspec.train.sampler import GlobalBatchSampler, ShardSampler
+from cnnspec.train.schedule import build_schedule
+from cnnspec.train.signals import stop_on_signals
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    out: Path
+    epochs_done: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model_path: Path | None = None
+    checkpoint_path: Path | None = None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The metrics of the last epoch (empty if none finished)."""
+        return self.history[-1] if self.history else {}
+
+
+def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan) -> TrainResult:
+    """Train ``source`` as ``config`` says, writing into ``out``; every worker calls this."""
+    env = distributed.setup(config.device)
+    try:
+        with stop_on_signals() as stop:
+            return _train(config, source, out, plan, env, stop)
+    finally:
+        distributed.teardown()
+
+
+def _train(config, source, out, plan, env, stop) -> TrainResult:
+    device, rank, world = env.device, env.rank, env.world_size
+    say = _printer(env.is_main)
+    fault = faults.from_env()
+
+    # ----- model -----------------------------------------------------------
+    torch.manual_seed(config.seed)  # same initial weights on every worker
+    raw_model: nn.Module = source.build().to(device)
+    if config.channels_last:
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    if config.sync_bn and env.distributed:
+        raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
+    model: nn.Module = torch.compile(raw_model) if config.compile else raw_model
+    if env.distributed:
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    n_params = sum(p.numel() for p in raw_model.parameters())
+
+    # ----- data ------------------------------------------------------------
+    ds = data.load(
+        config.data,
+        input_shape=source.input_shape,
+        num_classes=source.num_classes,
+        val_fraction=config.val_fraction,
+        seed=config.data_seed,
+    )
+    sampler = GlobalBatchSampler(
+        ds.train,
+        num_replicas=world,
+        rank=rank,
+        batch_size=config.batch_size,
+        accum_steps=config.accum_steps,
+        seed=config.seed,
+    )
+    global_batch, steps_per_epoch = sampler.global_batch, sampler.steps_per_epoch
+    if steps_per_epoch == 0:
+        raise TrainError(
+            f"{ds.name} has {len(ds.train)} training images, fewer than one global batch of {global_batch}; "
+            "lower --batch-size or --accum-steps"
+        )
+    workers = config.num_workers
+    if workers is None:
+        workers = 0 if ds.in_memory else min(8, max(1, (_cpu_count() // env.local_world_size) - 1))
+    loader_kw: dict[str, Any] = {
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    loader_gen = torch.Generator()
+    train_loader = DataLoader(ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw)
+    val_loader = DataLoader(
+        ds.val,
+        batch_size=config.batch_size,
+        sampler=ShardSampler(ds.val, num_replicas=world, rank=rank),
+        **loader_kw,
+    )
+
+    # ----- optimisation ----------------------------------------------------
+    schedule = build_schedule(config, global_batch=global_batch, steps_per_epoch=steps_per_epoch)
+    optimizer = build_optimizer(raw_model, config, schedule.peak_lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+    def autocast() -> contextlib.AbstractContextManager:
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+    # ----- where to start --------------------------------------------------
+    epoch, start_step, global_step = 0, 0, 0
+    carried = {"loss_sum": 0.0, "seen": 0}  # train-loss sums of a partly done epoch
+    history: list[dict[str, Any]] = []
+    if plan.resume_from is not None:
+        state = checkpoint.load(plan.resume_from)
+        raw_model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        carried = state["partial"]
+        history = list(state["history"])
+        if state["global_batch"] != global_batch:
+            say(f"warning: the global batch changed from {state['global_batch']} to {global_batch}")
+            start_step = min(steps_per_epoch, start_step * state["global_batch"] // global_batch)
+        rng = state["rng"]
+        if len(rng) == world:
+            checkpoint.set_rng_state(rng[rank])
+        elif env.is_main:
+            checkpoint.set_rng_state(rng[0])
+    else:
+        torch.manual_seed(config.seed + rank)  # distinct randomness (dropout) per worker
+
+    stop_epoch = min(config.epochs, config.stop_after or config.epochs)
+    metrics_path = out / rundir.METRICS_FILENAME
+    distributed.barrier()  # every worker has read the directory before rank 0 changes it
+    tb = None
+    if env.is_main:
+        if plan.clear:
+            rundir.clear_run(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / CONFIG_FILENAME)
+        if source.spec_text is not None:
+            (out / rundir.SPEC_FILENAME).write_text(source.spec_text, encoding="utf-8")
+        # Keep metrics consistent with the checkpoint we resumed from.
+        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
+        tb = _tensorboard(config, out, say)
+
+        say(f"cnnspec train: {source.name} ({n_params:,} parameters) on {ds.name}: "
+            f"{len(ds.train)} train / {len(ds.val)} val images, {ds.num_classes} classes")
+        say(f"  device {device} x {world} worker{'s' if world > 1 else ''} ({env.backend}), "
+            f"precision {config.precision}{', channels_last' if config.channels_last else ''}"
+            f"{', torch.compile' if config.compile else ''}")
+        say(f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
+            f"x {config.accum_steps} accumulation steps")
+        say(f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
+            f"{config.base_batch} (linear scaling), {config.optimizer}")
+        say(f"  schedule: {schedule.describe()}")
+        if plan.resume_from is not None:
+            how = "torchrun restart: resuming" if plan.auto_resumed else "resuming"
+            say(f"  {how} from {plan.resume_from.name} (epoch {epoch + 1}, step {start_step})")
+
+    def save_checkpoint(ep: int, step_in_epoch: int, partial: dict[str, Any]) -> Path | None:
+        # Collective: every worker hands over its RNG state; rank 0 writes.
+        rngs = distributed.gather_objects(checkpoint.rng_state())
+        if not env.is_main:
+            return None
+        state = {
+            "model": raw_model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": rngs,
+            "epoch": ep,
+            "step_in_epoch": step_in_epoch,
+            "global_step": global_step,
+            "global_batch": global_batch,
+            "world_size": world,
+            "partial": partial,
+            "history": history,
+            "config": config.model_dump(mode="json"),
+        }
+        return checkpoint.save(out, state, global_step=global_step, epoch=ep, keep=config.keep_checkpoints)
+
+    last_ckpt = plan.resume_from
+    progress = Progress(enabled=env.is_main and config.progress != "off", force=config.progress == "on")
+
+    # ----- the loop --------------------------------------------------------
+    while epoch < stop_epoch:
+        sampler.set_epoch(epoch)
+        sampler.set_start_step(start_step)
+        loader_gen.manual_seed(config.seed * 100_003 + epoch)  # loader-process seeds depend on the epoch only
+        model.train()
+        loss_sum = torch.tensor(carried["loss_sum"], device=device, dtype=torch.float64)
+        seen = carried["seen"]
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        batches = iter(train_loader)
+        bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
+        t0, images_done, window_t, window_loss = time.perf_counter(), 0, time.perf_counter(), []
+
+        for step_in_epoch in range(start_step, steps_per_epoch):
+            if fault is not None:
+                fault.before_step(global_step, rank)
+            for micro in range(config.accum_steps):
+                x, y = next(batches)
+                x = x.to(device, non_blocking=True, memory_format=memory_format)
+                y = y.to(device, non_blocking=True)
+                # Only the last micro-batch all-reduces gradients; the others just accumulate.
+                sync = model.no_sync() if env.distributed and micro < config.accum_steps - 1 else contextlib.nullcontext()
+                with sync:
+                    with autocast():
+                        logits = model(x)
+                        loss = criterion(logits, y)
+                    if fault is not None and fault.kind == "nan" and fault.fires(global_step, rank):
+                        loss = loss * float("nan")
+                    scaler.scale(loss / config.accum_steps).backward()
+                loss_d = loss.detach()
+                loss_sum += loss_d.double() * y.shape[0]
+                bad |= ~torch.isfinite(loss_d)
+                window_loss.append(loss_d)
+                seen += y.shape[0]
+            if config.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(raw_model.parameters(), config.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            global_step += 1
+            images_done += global_batch
+            bar.update()
+
+            last = step_in_epoch == steps_per_epoch - 1
+            ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last
+            if not (global_step % config.log_every == 0 or ckpt_due or last or (not env.distributed and stop.requested)):
+                continue
+            # A sync point: agree across workers whether to stop (non-finite loss, Ctrl-C).
+            flags = torch.tensor([float(bad.item()), float(stop.requested)], device=device)
+            distributed.all_reduce(flags, op="max")
+            if flags[0] > 0:
+                bar.close()
+                where = f" The last good checkpoint is {last_ckpt}." if last_ckpt else " No checkpoint was written yet."
+                raise NonFiniteLoss(
+                    f"non-finite loss in epoch {epoch + 1} (by step {global_step}); stopping.{where} "
+                    "Try a lower --base-lr, --clip-grad-norm, or bf16 instead of fp16."
+                )
+            if flags[1] > 0 or ckpt_due:
+                partial = {"loss_sum": float(loss_sum.item()), "seen": seen}
+                path = save_checkpoint(epoch, step_in_epoch + 1, partial)
+                last_ckpt = path or last_ckpt
+                if flags[1] > 0:
+                    bar.close()
+                    say(f"stopped by {stop.signame or 'signal'}: checkpoint {last_ckpt} written; "
+                        f"continue with --resume")
+                    raise Interrupted(f"interrupted at epoch {epoch + 1}, step {step_in_epoch + 1}")
+            now = time.perf_counter()
+            recent = torch.stack(window_loss).float().mean().item()
+            rate = len(window_loss) / config.accum_steps * global_batch / max(now - window_t, 1e-9)
+            bar.show(loss=recent, lr=scheduler.get_last_lr()[0], rate=rate)
+            window_t, window_loss = now, []
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        train_time = time.perf_counter() - t0
+
+        # ----- end of epoch: aggregate, evaluate, record, checkpoint --------
+        totals = torch.tensor([loss_sum.item(), float(seen)], dtype=torch.float64, device=device)
+        distributed.all_reduce(totals)
+        val = evaluate(model, val_loader, device, memory_format, autocast)
+        epoch += 1
+        record = {
+            "epoch": epoch,
+            "step": global_step,
+            "train_loss": totals[0].item() / max(totals[1].item(), 1.0),
+            "val_loss": val["loss"],
+            "val_top1": val["top1"],
+            "val_top5": val["top5"],
+            "lr": scheduler.get_last_lr()[0],
+            "images_per_s": images_done / max(train_time, 1e-9),
+            "epoch_time_s": train_time,
+        }
+        history.append(record)
+        if env.is_main:
+            say(f"epoch {epoch:>3}/{config.epochs}  train_loss {record['train_loss']:.4f}  "
+                f"val_loss {record['val_loss']:.4f}  top1 {100 * record['val_top1']:.2f}%  "
+                f"top5 {100 * record['val_top5']:.2f}%  lr {record['lr']:.4g}  "
+                f"{record['images_per_s']:.0f} img/s  ({train_time:.1f}s)")
+            with metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            if tb is not None:
+                for key in ("train_loss", "val_loss", "val_top1", "val_top5", "lr", "images_per_s"):
+                    tb.add_scalar(key, record[key], epoch)
+                tb.flush()
+        start_step, carried = 0, {"loss_sum": 0.0, "seen": 0}
+        if not math.isfinite(record["train_loss"]):
+            raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}; last good checkpoint {last_ckpt}")
+        last_ckpt = save_checkpoint(epoch, 0, carried) or last_ckpt
+        if stop.requested:
+            raise Interrupted(f"interrupted after epoch {epoch}; continue with --resume")
+
+    model_path = None
+    if env.is_main:
+        model_path = out / rundir.MODEL_FILENAME
+        checkpoint.save_safetensors(raw_model.state_dict(), model_path)
+        if epoch < config.epochs:
+            say(f"stopped after epoch {epoch} of {config.epochs} (--stop-after); continue with --resume")
+        say(f"final weights: {model_path}")
+        if tb is not None:
+            tb.close()
+    distributed.barrier()
+    return TrainResult(out=out, epochs_done=epoch, history=history, model_path=model_path, checkpoint_path=last_ckpt)
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, memory_format, autocast) -> dict[str, float]:
+    """Loss, top-1 and top-5 over the whole validation set, summed across workers."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, count
+    for x, y in loader:
+        x = x.to(device, non_blocking=True, memory_format=memory_format)
+        y = y.to(device, non_blocking=True)
+        with autocast():
+            logits = model(x)
+        logits = logits.float()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hit = top.eq(y[:, None])
+        sums += torch.stack([
+            F.cross_entropy(logits, y, reduction="sum").double(),
+            hit[:, 0].sum().double(),
+            hit.any(dim=1).sum().double(),
+            torch.tensor(float(y.shape[0]), dtype=torch.float64, device=device),
+        ])
+    distributed.all_reduce(sums)
+    loss, top1, top5, count = sums.tolist()
+    count = max(count, 1.0)
+    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+
+
+def _printer(enabled: bool):
+    def say(msg: str) -> None:
+        if enabled:
+            Progress.write(msg)
+    return say
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _tensorboard(config: TrainConfig, out: Path, say):
+    if not config.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        say("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
+        return None
+    return SummaryWriter(str(out / rundir.TB_DIRNAME))
+
