@@ -1,0 +1,50 @@
+"""cnnspec: a declarative language for CNN architectures, and its compiler.
+
+    report = cnnspec.check("specs/resnet50.cnn")         # static: shapes, params, MACs
+    model = cnnspec.compile("specs/resnet50.cnn", num_classes=10)   # torch.fx.GraphModule
+
+Errors in a spec raise cnnspec.SpecError, which carries every diagnostic.
+Torch is imported only when a module is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnspec.api import check, compile
+from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.layers.registry import Arg, LayerKind, ShapeError, register
+from cnnspec.report import Report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Arg",
+    "Diagnostic",
+    "LayerKind",
+    "Report",
+    "ShapeError",
+    "SpecError",
+    "check",
+    "compile",
+    "register_layer",
+    "train",
+]
+
+
+def register_layer(kind: LayerKind, *, replace: bool = False) -> LayerKind:
+    """Make a user-defined layer kind available to every spec (see docs/extending.md)."""
+    from cnnspec.layers.registry import _ensure_builtins
+
+    _ensure_builtins()
+    return register(kind, replace=replace)
+
+
+def __getattr__(name: str) -> Any:
+    # cnnspec.train is a callable subpackage; import it on first use so that
+    # `import cnnspec` stays free of torch.
+    if name == "train":
+        import importlib
+
+        return importlib.import_module("cnnspec.train")
+    raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")

@@ -1,0 +1,185 @@
+"""Diagnostics: the one format every error and warning of cnnspec takes.
+
+A diagnostic carries a stable code, a message, the span it points at, notes
+that point at related spans, help lines, and the chain of block
+instantiations that led to it. Passes collect diagnostics and the driver
+raises them together as one SpecError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cnnspec.source import SourceMap, Span
+
+Severity = Literal["error", "warning"]
+
+#: How many diagnostics are shown before "and N more".
+MAX_SHOWN = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A secondary message, optionally pointing at another span."""
+
+    message: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One block instantiation on the way to a diagnostic."""
+
+    block: str
+    path: str
+    span: Span
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    """One error or warning, pointing at the spec."""
+
+    code: str
+    message: str
+    span: Span | None
+    severity: Severity = "error"
+    notes: list[Note] = field(default_factory=list)
+    help: list[str] = field(default_factory=list)
+    trace: tuple[Frame, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """The machine-readable form (``--diagnostics json``)."""
+        s = self.span
+        return {
+            "file": s.file if s else None,
+            "line": s.line if s else None,
+            "col": s.col if s else None,
+            "end_line": s.end_line if s else None,
+            "end_col": s.end_col if s else None,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "notes": [
+                {"message": n.message, **({"file": n.span.file, "line": n.span.line, "col": n.span.col} if n.span else {})}
+                for n in self.notes
+            ]
+            + [{"message": _frame_text(f)} for f in self.trace],
+            "help": list(self.help),
+        }
+
+
+class SpecError(Exception):
+    """A spec has errors. Carries every diagnostic, each with its span."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap | None = None) -> None:
+        self.diagnostics = diagnostics
+        self.sources = sources or SourceMap()
+        super().__init__(self.render(color=False))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        """The diagnostics of severity error."""
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    def render(self, color: bool = False) -> str:
+        """All diagnostics as compiler-style text."""
+        return render_all(self.diagnostics, self.sources, color=color)
+
+
+class Diagnostics:
+    """A collector that passes append to; raise_if_errors ends a stage."""
+
+    def __init__(self, sources: SourceMap) -> None:
+        self.sources = sources
+        self.items: list[Diagnostic] = []
+
+    def error(self, code: str, message: str, span: Span | None, **kw: object) -> Diagnostic:
+        """Record an error and return it (so callers can add notes)."""
+        d = Diagnostic(code, message, span, "error", **kw)  # type: ignore[arg-type]
+        self.items.append(d)
+        return d
+
+    def warning(self, code: str, message: str, span: Span | None, **kw: object) -> Diagnostic:
+        """Record a warning."""
+        d = Diagnostic(code, message, span, "warning", **kw)  # type: ignore[arg-type]
+        self.items.append(d)
+        return d
+
+    def extend(self, diags: list[Diagnostic]) -> None:
+        """Add diagnostics from another collector or an error."""
+        self.items.extend(diags)
+
+    @property
+    def has_errors(self) -> bool:
+        """Whether any error was recorded."""
+        return any(d.severity == "error" for d in self.items)
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        """The warnings recorded so far."""
+        return [d for d in self.items if d.severity == "warning"]
+
+    def raise_if_errors(self) -> None:
+        """End the stage: raise SpecError with everything collected if any error."""
+        if self.has_errors:
+            raise SpecError(list(self.items), self.sources)
+
+
+def _frame_text(f: Frame) -> str:
+    return f"in {f.block}, instantiated as {f.path or '<network>'} at {f.span}"
+
+
+def _style(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+
+def _quote(span: Span, sources: SourceMap, color: bool, marker: str = "^") -> list[str]:
+    src = sources.line(span.file, span.line)
+    if src is None:
+        return []
+    gutter = " " * len(str(span.line))
+    end = span.end_col if span.end_line == span.line else len(src) + 1
+    width = max(1, end - span.col)
+    underline = " " * (span.col - 1) + marker * width
+    return [
+        f"{gutter} |",
+        f"{span.line} | {src}",
+        f"{gutter} | " + _style(underline, "1;31" if marker == "^" else "1;34", color),
+    ]
+
+
+def render(d: Diagnostic, sources: SourceMap, color: bool = False) -> str:
+    """One diagnostic: location, message, quoted source with caret, notes, help."""
+    where = f"{d.span}: " if d.span else ""
+    sev = _style(d.severity, "1;31" if d.severity == "error" else "1;33", color)
+    lines = [f"{where}{sev}[{d.code}]: {d.message}"]
+    if d.span:
+        lines += _quote(d.span, sources, color)
+    for n in d.notes:
+        if n.span:
+            lines.append(f"note: {n.message} (at {n.span})")
+            lines += _quote(n.span, sources, color, marker="-")
+        else:
+            lines.append(f"note: {n.message}")
+    for f in reversed(d.trace):
+        lines.append(f"note: {_frame_text(f)}")
+    for h in d.help:
+        lines.append(f"help: {h}")
+    return "\n".join(lines)
+
+
+def render_all(diags: list[Diagnostic], sources: SourceMap, color: bool = False) -> str:
+    """Every diagnostic, errors first in source order, capped at MAX_SHOWN."""
+    shown = diags[:MAX_SHOWN]
+    parts = [render(d, sources, color) for d in shown]
+    if len(diags) > MAX_SHOWN:
+        parts.append(f"... and {len(diags) - MAX_SHOWN} more")
+    n_err = sum(d.severity == "error" for d in diags)
+    n_warn = len(diags) - n_err
+    if n_err:
+        tail = f"{n_err} error{'s' if n_err != 1 else ''}"
+        if n_warn:
+            tail += f" and {n_warn} warning{'s' if n_warn != 1 else ''}"
+        parts.append(f"aborting: {tail}")
+    return "\n\n".join(parts)

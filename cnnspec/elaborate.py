@@ -1,0 +1,864 @@
+"""Elaboration: from a Program's AST to the IR graph of one network.
+
+Blocks are instantiated with their arguments bound, repetitions and loops
+unrolled, `if` decided, and every module given its path. Shapes are inferred
+as nodes are created, through each layer kind's shape rule, because a block
+may read its input's shape (`in.channels`) to decide what it builds.
+
+Errors do not stop elaboration: a statement that fails leaves an unknown
+shape behind it, later statements skip the checks that need that shape, and
+every independent problem is reported in one run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import ChainMap
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cnnspec import ast
+from cnnspec.diagnostics import Diagnostics, Frame, Note
+from cnnspec.init import SCHEMES, TARGETS
+from cnnspec.ir import Graph, Group, InitRule, Node
+from cnnspec.layers.builtin import fmt
+from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
+from cnnspec.loader import Program
+from cnnspec.source import Span
+from cnnspec.values import UNKNOWN, EvalError, Ref, ShapeValue, evaluate, show, type_name
+
+JOINS = ("concat", "add", "mul")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep any spec from exhausting the machine."""
+
+    max_depth: int = 64
+    max_nodes: int = 2_000_000
+    max_repeat: int = 1_000_000
+
+
+@dataclass
+class _Scope:
+    """A module namespace: a block instance, a named group or the network."""
+
+    path: str
+    counter: int = 0
+    names: dict[str, Span] = field(default_factory=dict)
+
+    def child(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """What a statement sees: variables, the module scope, `in`, the block chain."""
+
+    env: Mapping[str, Any]
+    scope: _Scope
+    block_input: ShapeValue | None
+    trace: tuple[Frame, ...] = ()
+    blocks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Value:
+    """The tensor flowing between statements: its producing node and shape (None if unknown)."""
+
+    node: int
+    shape: tuple[int, ...] | None
+
+
+def select_network(program: Program, name: str | None, diags: Diagnostics) -> str | None:
+    """The network to elaborate: the one named, or the main file's only (or same-named) network."""
+    if name is not None:
+        if name in program.networks:
+            return name
+        hint = suggest(name, list(program.networks))
+        diags.error(
+            "E501",
+            f"no network named `{name}`",
+            None,
+            help=[f"did you mean `{hint}`?" if hint else "networks: " + (", ".join(program.networks) or "none")],
+        )
+        return None
+    mains = program.main_networks
+    if len(mains) == 1:
+        return mains[0]
+    stem = program.main_file.rsplit("/", 1)[-1].removesuffix(".cnn")
+    if stem in mains:
+        return stem
+    if not mains:
+        if len(program.networks) == 1:
+            return next(iter(program.networks))
+        diags.error("E502", f"{program.main_file} defines no network", None, help=["add `network Name { ... }`"])
+    else:
+        diags.error(
+            "E503",
+            f"{program.main_file} defines several networks: {', '.join(mains)}",
+            None,
+            help=["choose one with --network NAME"],
+        )
+    return None
+
+
+class Elaborator:
+    """Builds the IR graph of one network, collecting diagnostics."""
+
+    def __init__(self, program: Program, diags: Diagnostics, limits: Limits | None = None) -> None:
+        self.program = program
+        self.diags = diags
+        self.limits = limits or Limits()
+        self.graph: Graph | None = None
+        self.used_blocks: set[str] = set()
+        self._too_big = False
+        # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
+        self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
+        self.refs.update({k: Ref(k, "block") for k in program.blocks})
+
+    # ------------------------------------------------------------ network
+
+    def network(
+        self, name: str, overrides: Mapping[str, Any], input_shape: tuple[int, ...] | None = None
+    ) -> Graph | None:
+        """Elaborate a network with parameter overrides; None when it has errors."""
+        item = self.program.networks[name]
+        bound: dict[str, Any] = {}
+        if isinstance(item, ast.NetworkAlias):
+            target = self.program.networks.get(item.target)
+            if not isinstance(target, ast.NetworkDef):
+                hint = suggest(item.target, [n for n, v in self.program.networks.items() if isinstance(v, ast.NetworkDef)])
+                self.diags.error(
+                    "E501",
+                    f"`{item.target}` is not a network defined with a body",
+                    item.target_span,
+                    help=[f"did you mean `{hint}`?"] if hint else [],
+                )
+                return None
+            bound = self._bind(target.name, target.params, item.args, item.span, self.refs, None, kind="network")
+            definition = target
+        else:
+            definition = item
+        params = self._network_params(name, definition, bound, overrides)
+        if params is None:
+            return None
+        graph = Graph(name, params)
+        self.graph = graph
+        scope = _Scope("")
+        ctx = _Ctx(env=params, scope=scope, block_input=None)
+        body = list(definition.body)
+        cur = self._input(body, ctx, input_shape, definition)
+        if cur is None:
+            return None
+        ctx = replace(ctx, block_input=ShapeValue(cur.shape) if cur.shape else None)
+        cur = self._body(body, cur, ctx, top=True)
+        graph.output = cur.node
+        return graph
+
+    def _network_params(
+        self, name: str, definition: ast.NetworkDef, bound: dict[str, Any], overrides: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        declared = {p.name: p for p in definition.params}
+        ok = True
+        for key in overrides:
+            if key not in declared:
+                hint = suggest(key, list(declared))
+                listed = ", ".join(_param_text(p) for p in definition.params) or "none"
+                self.diags.error(
+                    "E504",
+                    f"network `{name}` has no parameter `{key}`",
+                    None,
+                    help=([f"did you mean `{hint}`?"] if hint else []) + [f"its parameters: {listed}"],
+                )
+                ok = False
+        env: dict[str, Any] = {}
+        for p in definition.params:
+            if p.name in overrides:
+                value = overrides[p.name]
+                expected = bound.get(p.name)
+                if expected is None and p.default is not None:
+                    try:
+                        expected = evaluate(p.default, ChainMap(env, self.refs))
+                    except EvalError:
+                        expected = None
+                if expected is not None and not _same_type(expected, value):
+                    self.diags.error(
+                        "E505",
+                        f"--set {p.name}: expected a {type_name(expected)} like {show(expected)}, "
+                        f"got a {type_name(value)} ({show(value)})",
+                        p.span,
+                    )
+                    ok = False
+                env[p.name] = value
+            elif p.name in bound:
+                env[p.name] = bound[p.name]
+            elif p.default is not None:
+                try:
+                    env[p.name] = evaluate(p.default, ChainMap(env, self.refs))
+                except EvalError as e:
+                    self._eval_error(e, ())
+                    ok = False
+            else:
+                self.diags.error(
+                    "E506",
+                    f"network parameter `{p.name}` has no value",
+                    p.span,
+                    help=[f"give it a default, or pass --set {p.name}=VALUE"],
+                )
+                ok = False
+        return env if ok else None
+
+    def _input(
+        self, body: list[ast.Stmt], ctx: _Ctx, override: tuple[int, ...] | None, definition: ast.NetworkDef
+    ) -> _Value | None:
+        assert self.graph is not None
+        stmt = body[0] if body and isinstance(body[0], ast.InputStmt) else None
+        shape: tuple[int, ...] | None = None
+        if stmt is not None:
+            body.pop(0)
+            dims = []
+            for d in stmt.dims:
+                v = self._eval(d, ctx)
+                if v is UNKNOWN:
+                    return None
+                if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                    self.diags.error("E212", f"an input dimension must be a positive int, got {show(v)}", d.span)
+                    return None
+                dims.append(v)
+            if len(dims) not in (1, 3):
+                self.diags.error(
+                    "E213",
+                    f"the input must be C x H x W or a flat size, got {len(dims)} dimensions",
+                    stmt.span,
+                )
+                return None
+            shape = tuple(dims)
+        if override is not None:
+            shape = override
+        if shape is None:
+            self.diags.error(
+                "E214",
+                f"network `{definition.name}` does not say its input shape",
+                definition.name_span,
+                help=["start its body with `input: 3 x 224 x 224`, or pass --input 3x224x224"],
+            )
+            return None
+        span = stmt.span if stmt is not None else definition.name_span
+        node = Node(id=0, kind="input", path="x", has_module=False, out_shape=shape, span=span)
+        self.graph.add(node)
+        return _Value(0, shape)
+
+    # ---------------------------------------------------------- statements
+
+    def _body(self, stmts: list[ast.Stmt], cur: _Value, ctx: _Ctx, top: bool = False) -> _Value:
+        for stmt in stmts:
+            cur = self._stmt(stmt, cur, ctx, top)
+        return cur
+
+    def _stmt(self, stmt: ast.Stmt, cur: _Value, ctx: _Ctx, top: bool = False) -> _Value:
+        if self._too_big:
+            return _Value(cur.node, None)
+        if isinstance(stmt, ast.CallStmt):
+            return self._call_stmt(stmt, cur, ctx)
+        if isinstance(stmt, ast.GroupStmt):
+            if stmt.name in JOINS:
+                return self._join(stmt, cur, ctx)
+            return self._group(stmt, cur, ctx)
+        if isinstance(stmt, ast.ResidualStmt):
+            return self._residual(stmt, cur, ctx)
+        if isinstance(stmt, ast.IfStmt):
+            return self._if(stmt, cur, ctx)
+        if isinstance(stmt, ast.ForStmt):
+            return self._for(stmt, cur, ctx)
+        if isinstance(stmt, ast.InitStmt):
+            if top and not ctx.trace:
+                self._init(stmt, ctx)
+            else:
+                self.diags.error(
+                    "E215",
+                    "`init` belongs at the top level of a network",
+                    stmt.span,
+                    help=["move it into the network's body; it applies to every layer of that kind"],
+                )
+            return cur
+        if isinstance(stmt, ast.InputStmt):
+            self.diags.error(
+                "E216",
+                "`input` may only open a network's body",
+                stmt.span,
+                help=["a block takes its input from the statement before it"],
+            )
+            return cur
+        raise AssertionError(f"unknown statement {stmt!r}")  # pragma: no cover
+
+    def _name(self, scope: _Scope, label: ast.Label | None, span: Span) -> str:
+        """The next module path in scope: the label, or the statement's position."""
+        name = label.text if label is not None else str(scope.counter)
+        scope.counter += 1
+        where = label.span if label is not None else span
+        if name in scope.names:
+            self.diags.error(
+                "E404",
+                f"the name `{name}` is used twice in {scope.path or 'the network'}",
+                where,
+                notes=[Note("first used here", scope.names[name])],
+                help=["give each layer in a scope its own name"],
+            )
+        scope.names[name] = where
+        return scope.child(name)
+
+    def _call_stmt(self, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        bound = ctx.env.get(stmt.name)
+        name = bound.name if isinstance(bound, Ref) else stmt.name
+        kind = lookup(name)
+        block = self.program.blocks.get(name)
+        if kind is None and block is None:
+            self._unknown_callee(stmt)
+            for a in stmt.args:  # still report errors inside the arguments
+                self._eval(a.value, ctx)
+            return _Value(cur.node, None)
+        if kind is not None and kind.arity == "many":
+            self.diags.error(
+                "E103",
+                f"`{kind.name}` joins branches and takes a body",
+                stmt.span,
+                help=[f"write `{kind.name} {{ branch1; branch2 }}`"],
+            )
+            return _Value(cur.node, None)
+        label = stmt.label
+        if stmt.repeat is None:
+            path = self._name(ctx.scope, label, stmt.span)
+            return self._emit(kind, block, stmt, cur, ctx, path)
+        count = self._eval(stmt.repeat, ctx)
+        if count is UNKNOWN:
+            return _Value(cur.node, None)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.diags.error(
+                "E217", f"a repetition count must be an int of at least 0, got {show(count)}", stmt.repeat.span
+            )
+            return _Value(cur.node, None)
+        if count > self.limits.max_repeat:
+            self.diags.error("E601", f"repeating {count} times exceeds the limit of {self.limits.max_repeat}", stmt.repeat.span)
+            return _Value(cur.node, None)
+        if label is not None and label.is_template:
+            names = self._template_names(label, count)
+            if names is None:
+                return _Value(cur.node, None)
+            for name in names:
+                path = self._name(ctx.scope, ast.Label(name, False, label.span), stmt.span)
+                cur = self._emit(kind, block, stmt, cur, ctx, path)
+            return cur
+        if label is not None:
+            path = self._name(ctx.scope, label, stmt.span)
+            self._group_info(path, "repeat", stmt.name, stmt.span)
+            scope = _Scope(path)
+            ctx = replace(ctx, scope=scope)
+        for _ in range(count):
+            cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span))
+        return cur
+
+    def _template_names(self, label: ast.Label, count: int) -> list[str] | None:
+        text = label.text
+        start, _, rest = text.partition("{")
+        number, close, end = rest.partition("}")
+        if not close or not number.isdigit() or "{" in end or "}" in end:
+            self.diags.error(
+                "E218",
+                f'the naming template "{text}" needs one {{N}} where N is the first number',
+                label.span,
+                help=['write "denselayer{1}" to name copies denselayer1, denselayer2, ...'],
+            )
+            return None
+        first = int(number)
+        return [f"{start}{first + i}{end}" for i in range(count)]
+
+    def _unknown_callee(self, stmt: ast.CallStmt) -> None:
+        names = list(all_kinds()) + list(self.program.blocks)
+        hint = suggest(stmt.name, names)
+        helps = [f"did you mean `{hint}`?"] if hint else []
+        if stmt.name in self.program.networks:
+            helps = ["a network cannot be used as a layer; define the shared part as a `block`"]
+        helps.append("see `cnnspec layers` for the built-in layers")
+        self.diags.error("E101", f"unknown layer or block `{stmt.name}`", stmt.name_span, help=helps)
+
+    def _emit(
+        self, kind: LayerKind | None, block: ast.BlockDef | None, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str
+    ) -> _Value:
+        if kind is not None:
+            return self._layer(kind, stmt, cur, ctx, path)
+        assert block is not None
+        return self._block(block, stmt, cur, ctx, path)
+
+    # ---------------------------------------------------------------- layers
+
+    def _layer(self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
+        attrs = self._layer_args(kind, stmt, ctx)
+        out: tuple[int, ...] | None = None
+        if attrs is not None and cur.shape is not None:
+            try:
+                out = kind.shape(attrs, cur.shape)
+            except ShapeError as e:
+                self._shape_error(e, stmt.span, ctx, cur)
+        return self._node(
+            kind.name, path, kind.module is not None, [cur], attrs or Attrs(), out, stmt.span, ctx
+        )
+
+    def _layer_args(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        ok = True
+        names = [a.name for a in kind.args]
+        positional = [a for a in stmt.args if a.name is None]
+        if len(positional) > len(kind.args):
+            self.diags.error(
+                "E210",
+                f"`{kind.name}` takes at most {len(kind.args)} positional argument"
+                f"{'s' if len(kind.args) != 1 else ''}, got {len(positional)}",
+                positional[len(kind.args)].span,
+                help=[f"signature: {kind.signature()}"],
+                trace=ctx.trace,
+            )
+            ok = False
+        for i, a in enumerate(stmt.args):
+            if a.name is None:
+                if i >= len(kind.args):
+                    continue
+                name = kind.args[i].name
+            else:
+                name = a.name
+                if name not in names:
+                    hint = suggest(name, names)
+                    self.diags.error(
+                        "E209",
+                        f"`{kind.name}` has no argument `{name}`",
+                        a.span,
+                        help=([f"did you mean `{hint}`?"] if hint else []) + [f"signature: {kind.signature()}"],
+                        trace=ctx.trace,
+                    )
+                    ok = False
+                    continue
+            if name in values:
+                self.diags.error("E208", f"argument `{name}` is given twice", a.span, trace=ctx.trace)
+                ok = False
+                continue
+            values[name] = self._eval(a.value, ctx)
+            spans[name] = a.value.span
+        attrs = Attrs()
+        for spec in kind.args:
+            if spec.name not in values:
+                if spec.required:
+                    self.diags.error(
+                        "E207",
+                        f"`{kind.name}` needs its argument `{spec.name}`",
+                        stmt.span,
+                        help=[f"signature: {kind.signature()}"],
+                        trace=ctx.trace,
+                    )
+                    ok = False
+                    continue
+                attrs[spec.name] = spec.default if spec.default is None else spec.check(spec.default)
+                continue
+            value = values[spec.name]
+            if value is UNKNOWN:
+                ok = False
+                continue
+            try:
+                attrs[spec.name] = spec.check(value)
+            except ArgError as e:
+                self.diags.error(
+                    e.code,
+                    f"`{kind.name}` argument `{spec.name}`: {e}",
+                    spans[spec.name],
+                    help=[f"signature: {kind.signature()}"],
+                    trace=ctx.trace,
+                )
+                ok = False
+        return attrs if ok else None
+
+    def _shape_error(self, e: ShapeError, span: Span, ctx: _Ctx, cur: _Value) -> None:
+        self.diags.error(e.code, str(e), span, help=[e.help] if e.help else [], trace=ctx.trace)
+
+    def _node(
+        self,
+        kind: str,
+        path: str,
+        has_module: bool,
+        inputs: list[_Value],
+        attrs: Attrs,
+        out: tuple[int, ...] | None,
+        span: Span,
+        ctx: _Ctx,
+        skip: list[int] | None = None,
+    ) -> _Value:
+        graph = self.graph
+        assert graph is not None
+        if len(graph.nodes) >= self.limits.max_nodes:
+            if not self._too_big:
+                self.diags.error(
+                    "E602",
+                    f"the network has more than {self.limits.max_nodes:,} layers",
+                    span,
+                    help=["check the repetition counts"],
+                )
+            self._too_big = True
+            return _Value(inputs[0].node, None)
+        known = out is not None and all(i.shape is not None for i in inputs)
+        node = Node.model_construct(
+            id=len(graph.nodes),
+            kind=kind,
+            path=path,
+            has_module=has_module,
+            inputs=[i.node for i in inputs],
+            attrs=dict(attrs),
+            in_shapes=[i.shape for i in inputs] if known else [],
+            out_shape=out if known else (),
+            span=span,
+            trace=ctx.trace,
+            scope=ctx.scope.path,
+            skip=skip or [],
+        )
+        graph.add(node)
+        return _Value(node.id, out if known else None)
+
+    # ---------------------------------------------------------------- blocks
+
+    def _block(self, block: ast.BlockDef, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
+        self.used_blocks.add(block.name)
+        if block.name in ctx.blocks:
+            cycle = " -> ".join(ctx.blocks[ctx.blocks.index(block.name) :] + (block.name,))
+            self.diags.error(
+                "E405",
+                f"block `{block.name}` instantiates itself: {cycle}",
+                stmt.name_span,
+                notes=[Note(f"`{block.name}` is defined here", block.name_span)],
+                help=["blocks cannot be recursive; repeat with `*` instead"],
+            )
+            return _Value(cur.node, None)
+        if len(ctx.blocks) >= self.limits.max_depth:
+            self.diags.error(
+                "E603",
+                f"blocks are nested more than {self.limits.max_depth} deep",
+                stmt.name_span,
+                trace=ctx.trace,
+            )
+            return _Value(cur.node, None)
+        env = self._bind(block.name, block.params, stmt.args, stmt.span, ctx.env, ctx, kind="block")
+        if env is None:
+            return _Value(cur.node, None)
+        self._group_info(path, "block", block.name, stmt.span, env)
+        frame = Frame(block.name, path, stmt.span)
+        inner = _Ctx(
+            env=env,
+            scope=_Scope(path),
+            block_input=ShapeValue(cur.shape) if cur.shape is not None else None,
+            trace=ctx.trace + (frame,),
+            blocks=ctx.blocks + (block.name,),
+        )
+        if cur.shape is None:
+            inner = replace(inner, block_input=None)
+            # With an unknown input, still walk the body for errors that do not depend on shapes.
+        return self._body(block.body, cur, inner)
+
+    def _bind(
+        self,
+        name: str,
+        params: list[ast.Param],
+        args: list[ast.Arg],
+        span: Span,
+        env: Mapping[str, Any],
+        ctx: _Ctx | None,
+        kind: str,
+    ) -> dict[str, Any] | None:
+        """Bind call arguments to parameters; defaults may use earlier parameters."""
+        signature = f"{name}({', '.join(_param_text(p) for p in params)})"
+        names = [p.name for p in params]
+        values: dict[str, Any] = {}
+        ok = True
+        positional = [a for a in args if a.name is None]
+        if len(positional) > len(params):
+            self.diags.error(
+                "E210",
+                f"{kind} `{name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
+                f"got {len(positional)} positional",
+                positional[len(params)].span,
+                help=[f"signature: {signature}"],
+                trace=ctx.trace if ctx else (),
+            )
+            ok = False
+        for i, a in enumerate(args):
+            if a.name is None:
+                if i >= len(params):
+                    continue
+                pname = params[i].name
+            else:
+                pname = a.name
+                if pname not in names:
+                    hint = suggest(pname, names)
+                    self.diags.error(
+                        "E209",
+                        f"{kind} `{name}` has no parameter `{pname}`",
+                        a.span,
+                        help=([f"did you mean `{hint}`?"] if hint else []) + [f"signature: {signature}"],
+                        trace=ctx.trace if ctx else (),
+                    )
+                    ok = False
+                    continue
+            if pname in values:
+                self.diags.error("E208", f"argument `{pname}` is given twice", a.span)
+                ok = False
+                continue
+            try:
+                values[pname] = evaluate(a.value, ChainMap(dict(env), self.refs), ctx.block_input if ctx else None)
+            except EvalError as e:
+                self._eval_error(e, ctx.trace if ctx else ())
+                values[pname] = UNKNOWN
+        bound: dict[str, Any] = {}
+        for p in params:
+            if p.name in values:
+                bound[p.name] = values[p.name]
+            elif kind == "network":
+                continue  # the network's own defaults and --set fill the rest
+            elif p.default is not None:
+                try:
+                    bound[p.name] = evaluate(p.default, ChainMap(bound, self.refs))
+                except EvalError as e:
+                    self._eval_error(e, ctx.trace if ctx else ())
+                    ok = False
+            else:
+                self.diags.error(
+                    "E207",
+                    f"{kind} `{name}` needs its argument `{p.name}`",
+                    span,
+                    help=[f"signature: {signature}"],
+                    trace=ctx.trace if ctx else (),
+                )
+                ok = False
+        return bound if ok else None
+
+    # ------------------------------------------------- groups, joins, residual
+
+    def _group_info(self, path: str, kind: str, name: str, span: Span, args: Mapping[str, Any] | None = None) -> None:
+        assert self.graph is not None
+        simple = {k: v for k, v in (args or {}).items() if v is not UNKNOWN and not isinstance(v, ShapeValue)}
+        self.graph.groups[path] = Group(path=path, kind=kind, name=name, span=span, args=simple)
+
+    def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
+        """A new module scope when the statement is named; otherwise the same scope."""
+        label = stmt.label
+        if name is not None and label is not None:
+            self.diags.error(
+                "E219",
+                f"the group `{name}` already has a name; drop the label `{label.text}:`",
+                label.span,
+            )
+        if name is None and label is None:
+            return ctx
+        lab = label if label is not None else ast.Label(name or "", False, stmt.span)
+        path = self._name(ctx.scope, lab, stmt.span)
+        self._group_info(path, kind, what, stmt.span)
+        return replace(ctx, scope=_Scope(path))
+
+    def _group(self, stmt: ast.GroupStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        if stmt.name is not None and (lookup(stmt.name) is not None or stmt.name in self.program.blocks):
+            self.diags.error(
+                "E104",
+                f"`{stmt.name}` is a layer or block, not a group name",
+                stmt.name_span,
+                help=[f"to name a group, write `name: {{ ... }}`; to call `{stmt.name}`, use `{stmt.name}(...)`"],
+            )
+            return _Value(cur.node, None)
+        inner = self._scoped(stmt, ctx, stmt.name, "group", stmt.name or (stmt.label.text if stmt.label else ""))
+        return self._body(stmt.body, cur, inner)
+
+    def _join(self, stmt: ast.GroupStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        assert stmt.name is not None
+        kind = lookup(stmt.name)
+        assert kind is not None
+        if len(stmt.body) < 2:
+            self.diags.error(
+                "E105",
+                f"`{stmt.name}` needs at least two branches, got {len(stmt.body)}",
+                stmt.span,
+                help=["each statement in the braces is one branch; group a branch's layers with `{ ... }`"],
+            )
+            return _Value(cur.node, None)
+        inner = self._scoped(stmt, ctx, None, "join", stmt.name)
+        outs = [self._stmt(branch, cur, inner) for branch in stmt.body]
+        return self._join_node(kind, outs, stmt.span, inner, [], branch_spans=[b.span for b in stmt.body])
+
+    def _join_node(
+        self,
+        kind: LayerKind,
+        outs: list[_Value],
+        span: Span,
+        ctx: _Ctx,
+        skip: list[int],
+        branch_spans: list[Span] | None = None,
+        residual: bool = False,
+    ) -> _Value:
+        shape: tuple[int, ...] | None = None
+        if all(o.shape is not None for o in outs):
+            try:
+                shape = kind.shape(Attrs(), tuple(o.shape for o in outs))  # type: ignore[misc]
+            except ShapeError as e:
+                notes = [Note(f"branch {i + 1} gives {fmt(o.shape)}", s) for i, (o, s) in enumerate(zip(outs, branch_spans or [], strict=False)) if o.shape]
+                self.diags.error(e.code, str(e), span, notes=notes, help=[e.help] if e.help else [], trace=ctx.trace)
+        name = ctx.scope.child(kind.name)
+        return self._node(kind.name, name, False, outs, Attrs(residual=residual), shape, span, ctx, skip=skip)
+
+    def _residual(self, stmt: ast.ResidualStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        inner = self._scoped(stmt, ctx, None, "residual", "residual")
+        body = self._body(stmt.body, cur, inner)
+        add = lookup("add")
+        assert add is not None
+        if body.shape is None or cur.shape is None:
+            return _Value(body.node, None)
+        if body.shape == cur.shape:
+            return self._join_node(add, [body, cur], stmt.span, inner, skip=[1], residual=True)
+        sc = stmt.shortcut
+        if sc is None:
+            self.diags.error(
+                "E302",
+                f"residual: the body gives {fmt(body.shape)}, the input is {fmt(cur.shape)}, and there is no shortcut",
+                stmt.span,
+                help=[
+                    "add a projection used where identity cannot fit: "
+                    f"`}} shortcut downsample {{ conv({body.shape[0]}, 1, stride = ...); batchnorm }}`"
+                ],
+                trace=ctx.trace,
+            )
+            return _Value(body.node, None)
+        sc_ctx = inner
+        if sc.name is not None:
+            path = self._name(inner.scope, ast.Label(sc.name, False, sc.span), sc.span)
+            self._group_info(path, "group", sc.name, sc.span)
+            sc_ctx = replace(inner, scope=_Scope(path))
+        proj = self._body(sc.body, cur, sc_ctx)
+        if proj.shape is None:
+            return _Value(body.node, None)
+        if proj.shape != body.shape:
+            self.diags.error(
+                "E302",
+                f"residual: the body gives {fmt(body.shape)} but the shortcut gives {fmt(proj.shape)}",
+                sc.span,
+                notes=[Note(f"the input is {fmt(cur.shape)}")],
+                help=["make the shortcut's output match the body's: the same channels and stride"],
+                trace=ctx.trace,
+            )
+            return _Value(body.node, None)
+        return self._join_node(add, [body, proj], stmt.span, inner, skip=[1], residual=True)
+
+    # ---------------------------------------------------------- control flow
+
+    def _if(self, stmt: ast.IfStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        cond = self._eval(stmt.cond, ctx)
+        if cond is UNKNOWN:
+            return _Value(cur.node, None)
+        if not isinstance(cond, bool):
+            self.diags.error(
+                "E220", f"`if` needs true or false, got a {type_name(cond)} ({show(cond)})", stmt.cond.span
+            )
+            return _Value(cur.node, None)
+        inner = self._scoped(stmt, ctx, None, "group", "if")
+        if cond:
+            return self._body(stmt.then, cur, inner)
+        if stmt.orelse is not None:
+            return self._body(stmt.orelse, cur, inner)
+        return cur
+
+    def _for(self, stmt: ast.ForStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        items = self._eval(stmt.iter, ctx)
+        if items is UNKNOWN:
+            return _Value(cur.node, None)
+        if not isinstance(items, list):
+            self.diags.error(
+                "E221",
+                f"`for` needs a list, got a {type_name(items)}",
+                stmt.iter.span,
+                help=["use range(n) to repeat n times"],
+            )
+            return _Value(cur.node, None)
+        inner = self._scoped(stmt, ctx, None, "group", "for")
+        for item in items:
+            cur = self._body(stmt.body, cur, replace(inner, env={**inner.env, stmt.var: item}))
+            if self._too_big:
+                break
+        return cur
+
+    def _init(self, stmt: ast.InitStmt, ctx: _Ctx) -> None:
+        assert self.graph is not None
+        kind = lookup(stmt.kind)
+        if kind is None:
+            hint = suggest(stmt.kind, list(all_kinds()))
+            self.diags.error(
+                "E106",
+                f"`init` names an unknown layer `{stmt.kind}`",
+                stmt.kind_span,
+                help=[f"did you mean `{hint}`?"] if hint else [],
+            )
+            return
+        for a in stmt.assigns:
+            if a.target not in TARGETS:
+                self.diags.error("E222", f"`init` sets `weight` or `bias`, not `{a.target}`", a.span)
+                continue
+            if a.scheme not in SCHEMES:
+                hint = suggest(a.scheme, list(SCHEMES))
+                self.diags.error(
+                    "E223",
+                    f"unknown initialisation `{a.scheme}`",
+                    a.span,
+                    help=([f"did you mean `{hint}`?"] if hint else []) + ["schemes: " + ", ".join(SCHEMES)],
+                )
+                continue
+            allowed, _ = SCHEMES[a.scheme]
+            args: dict[str, Any] = {}
+            for arg in a.args:
+                if arg.name is None or arg.name not in allowed:
+                    self.diags.error(
+                        "E224",
+                        f"`{a.scheme}` takes the keyword arguments {', '.join(allowed) or 'none'}",
+                        arg.span,
+                    )
+                    continue
+                args[arg.name] = self._eval(arg.value, ctx)
+            self.graph.init_rules.append(InitRule(kind=stmt.kind, target=a.target, scheme=a.scheme, args=args, span=a.span))
+
+    # --------------------------------------------------------------- helpers
+
+    def _eval(self, e: ast.Expr, ctx: _Ctx) -> Any:
+        try:
+            return evaluate(
+                e, ChainMap(dict(ctx.env), self.refs), ctx.block_input if ctx.block_input is not None else UNKNOWN
+            )
+        except EvalError as err:
+            self._eval_error(err, ctx.trace)
+            return UNKNOWN
+
+    def _eval_error(self, e: EvalError, trace: tuple[Frame, ...]) -> None:
+        self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
+
+
+def _param_text(p: ast.Param) -> str:
+    return p.name if p.default is None else f"{p.name} = …"
+
+
+def _same_type(expected: Any, value: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(expected, bool) and isinstance(value, bool)
+    if isinstance(expected, (int, float)):
+        return isinstance(value, (int, float)) and (isinstance(expected, float) or isinstance(value, int))
+    return type(expected) is type(value)
+
+
+@contextmanager
+def deep_recursion(limit: int = 20_000) -> Iterator[None]:
+    """Room for nested blocks and expressions; the Limits keep depth bounded well below this."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)

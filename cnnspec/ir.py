@@ -1,0 +1,109 @@
+"""The IR: a networkx DiGraph of pydantic nodes, each with its span and module path.
+
+Nodes are created in topological order by the elaborator. Each node is one
+layer, join or the input; `inputs` keeps the order of a node's operands
+(the graph's edges carry the same information for analysis).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
+
+from cnnspec.diagnostics import Frame
+from cnnspec.source import Span
+
+Shape = tuple[int, ...]
+
+
+class Node(BaseModel):
+    """One layer, join or input of a network."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: int
+    kind: str
+    #: Module path ("layer3.4.conv2"); for a function node, a display name in its scope.
+    path: str
+    #: Whether a torch module lives at `path` (False for flatten, joins and the input).
+    has_module: bool
+    inputs: list[int] = Field(default_factory=list)
+    attrs: dict[str, Any] = Field(default_factory=dict)
+    in_shapes: list[Shape] = Field(default_factory=list)
+    out_shape: Shape
+    span: Span
+    trace: tuple[Frame, ...] = ()
+    #: Module path of the enclosing group (block instance, named group), "" at the top.
+    scope: str = ""
+    #: Positions in `inputs` that are residual shortcuts (skip edges).
+    skip: list[int] = Field(default_factory=list)
+
+
+class Group(BaseModel):
+    """A module scope: a block instance or a named group."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    path: str
+    kind: str  # "block", "group", "join", "residual", "repeat"
+    name: str  # block name, or the group's own name
+    span: Span
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class InitRule(BaseModel):
+    """`init conv: weight = kaiming_normal(mode = "fan_out")` after evaluation."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kind: str
+    target: str
+    scheme: str
+    args: dict[str, Any]
+    span: Span
+
+
+class Graph:
+    """A fully elaborated network."""
+
+    def __init__(self, network: str, params: dict[str, Any]) -> None:
+        self.network = network
+        self.params = params
+        self.g: nx.DiGraph = nx.DiGraph()
+        self.nodes: list[Node] = []
+        self.groups: dict[str, Group] = {}
+        self.init_rules: list[InitRule] = []
+        self.output: int = -1
+
+    def add(self, node: Node) -> Node:
+        """Append a node (its inputs must already be in the graph)."""
+        self.nodes.append(node)
+        self.g.add_node(node.id, node=node)
+        for i, src in enumerate(node.inputs):
+            self.g.add_edge(src, node.id, skip=i in node.skip)
+        return node
+
+    @property
+    def input(self) -> Node:
+        """The input node."""
+        return self.nodes[0]
+
+    @property
+    def input_shape(self) -> Shape:
+        """The network's input shape, batch excluded."""
+        return self.nodes[0].out_shape
+
+    @property
+    def output_shape(self) -> Shape:
+        """The network's output shape, batch excluded."""
+        return self.nodes[self.output].out_shape
+
+    def users(self, node_id: int) -> list[int]:
+        """The nodes that consume node_id's output."""
+        return list(self.g.successors(node_id))
+
+    def layers(self) -> list[Node]:
+        """Every node but the input, in topological order."""
+        return self.nodes[1:]

@@ -1,0 +1,492 @@
+"""The built-in layer vocabulary: one register(LayerKind(...)) per layer.
+
+MAC convention: one MAC is one multiply-add of a convolution or a linear
+layer (bias additions are not counted). Normalisation, activations, pooling
+and joins cost 0 MACs here; docs/analysis.md lists what other tools count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cnnspec.layers.registry import (
+    Arg,
+    Attrs,
+    LayerKind,
+    Shape,
+    ShapeError,
+    boolean,
+    choice,
+    number,
+    nonneg_int,
+    optional,
+    padding,
+    pair,
+    positive_int,
+    positive_number,
+    probability,
+    register,
+)
+
+
+def fmt(shape: Shape) -> str:
+    """A shape as people write it: 64×56×56."""
+    return "×".join(str(d) for d in shape)
+
+
+def _nn() -> Any:
+    import torch.nn
+
+    return torch.nn
+
+
+def _need_map(kind: str, x: Shape) -> None:
+    if len(x) != 3:
+        raise ShapeError(
+            f"{kind} needs a C×H×W feature map but gets flat features of size {fmt(x)}",
+            help="move this layer before `flatten`, or use a layer for flat inputs",
+        )
+
+
+def _need_flat(kind: str, x: Shape) -> None:
+    if len(x) != 1:
+        raise ShapeError(
+            f"{kind} needs a flat input but gets {fmt(x)}",
+            help=f"add `flatten` (or `adaptive_avgpool(1)` then `flatten`) before {kind}",
+        )
+
+
+def _same(a: Attrs, x: Shape) -> Shape:
+    return x
+
+
+def _window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool, kind: str, dim: str) -> int:
+    eff = d * (k - 1) + 1
+    span = size + 2 * p
+    if span < eff:
+        kdesc = f"a kernel of {k}" + (f" with dilation {d}" if d != 1 else "")
+        raise ShapeError(
+            f"{kind}: {kdesc} and padding {p} does not fit the input {dim} of {size} "
+            f"({size} + 2×{p} = {span} < {eff})",
+            help="use a smaller kernel or more padding, or check the input size with --input",
+        )
+    if ceil:
+        out = -(-(span - eff) // s) + 1
+        # The last window must start inside the input or the left padding.
+        if (out - 1) * s >= size + p:
+            out -= 1
+        return out
+    return (span - eff) // s + 1
+
+
+def _window_shape(a: Attrs, x: Shape, kind: str, ceil: bool = False, dilation: tuple[int, int] = (1, 1)) -> Shape:
+    _need_map(kind, x)
+    c, h, w = x
+    k, s = a.kernel, a.stride
+    p = a.padding
+    if p == "same":
+        return (c, h, w)
+    if p == "valid":
+        p = (0, 0)
+    oh = _window_out(h, k[0], s[0], p[0], dilation[0], ceil, kind, "height")
+    ow = _window_out(w, k[1], s[1], p[1], dilation[1], ceil, kind, "width")
+    return (c, oh, ow)
+
+
+# ------------------------------------------------------------------- conv
+
+
+def _conv_shape(a: Attrs, x: Shape) -> Shape:
+    _need_map("conv", x)
+    cin = x[0]
+    if cin % a.groups:
+        raise ShapeError(
+            f"groups={a.groups} does not divide {cin} input channels",
+            help=f"choose groups among the divisors of {cin}",
+        )
+    if a.out % a.groups:
+        raise ShapeError(
+            f"groups={a.groups} does not divide {a.out} output channels",
+            help=f"choose groups among the divisors of {a.out}",
+        )
+    if a.padding == "same" and a.stride != (1, 1):
+        raise ShapeError('padding "same" needs stride 1', help="give the padding as a number instead")
+    _, h, w = _window_shape(a, x, "conv", dilation=a.dilation)
+    return (a.out, h, w)
+
+
+def _conv_count(a: Attrs, x: Shape) -> tuple[int, int]:
+    kh, kw = a.kernel
+    return (a.out * (x[0] // a.groups) * kh * kw + (a.out if a.bias else 0), 0)
+
+
+def _conv_macs(a: Attrs, x: Shape, y: Shape) -> int:
+    kh, kw = a.kernel
+    return y[0] * y[1] * y[2] * (x[0] // a.groups) * kh * kw
+
+
+def _conv_module(a: Attrs, x: Shape, inplace: bool) -> Any:
+    return _nn().Conv2d(
+        x[0], a.out, a.kernel, stride=a.stride, padding=a.padding, dilation=a.dilation, groups=a.groups, bias=a.bias
+    )
+
+
+register(
+    LayerKind(
+        name="conv",
+        doc="2-d convolution (nn.Conv2d); input channels come from the input shape.",
+        args=(
+            Arg("out", positive_int, doc="output channels"),
+            Arg("kernel", pair(positive_int), doc="kernel size, an int or [h, w]"),
+            Arg("stride", pair(positive_int), 1),
+            Arg("padding", padding, 0, doc='an int, [h, w], "same" or "valid"'),
+            Arg("dilation", pair(positive_int), 1),
+            Arg("groups", positive_int, 1, doc="groups; groups = in.channels is depthwise"),
+            Arg("bias", boolean, True),
+        ),
+        shape=_conv_shape,
+        count=_conv_count,
+        macs=_conv_macs,
+        module=_conv_module,
+    )
+)
+
+# ----------------------------------------------------------------- linear
+
+
+def _linear_shape(a: Attrs, x: Shape) -> Shape:
+    _need_flat("linear", x)
+    return (a.out,)
+
+
+register(
+    LayerKind(
+        name="linear",
+        doc="Fully connected layer (nn.Linear) on flat features.",
+        args=(Arg("out", positive_int, doc="output features"), Arg("bias", boolean, True)),
+        shape=_linear_shape,
+        count=lambda a, x: (x[0] * a.out + (a.out if a.bias else 0), 0),
+        macs=lambda a, x, y: x[0] * a.out,
+        module=lambda a, x, inplace: _nn().Linear(x[0], a.out, bias=a.bias),
+    )
+)
+
+# ---------------------------------------------------------- normalisation
+
+
+def _bn_module(a: Attrs, x: Shape, inplace: bool) -> Any:
+    cls = _nn().BatchNorm2d if len(x) == 3 else _nn().BatchNorm1d
+    return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine)
+
+
+register(
+    LayerKind(
+        name="batchnorm",
+        doc="Batch normalisation, 2-d on feature maps and 1-d on flat features.",
+        args=(Arg("eps", positive_number, 1e-5), Arg("momentum", probability, 0.1), Arg("affine", boolean, True)),
+        shape=_same,
+        count=lambda a, x: (2 * x[0] if a.affine else 0, 2 * x[0] + 1),
+        module=_bn_module,
+    )
+)
+
+
+def _gn_shape(a: Attrs, x: Shape) -> Shape:
+    if x[0] % a.groups:
+        raise ShapeError(
+            f"groupnorm: {a.groups} groups do not divide {x[0]} channels",
+            help=f"choose groups among the divisors of {x[0]}",
+        )
+    return x
+
+
+register(
+    LayerKind(
+        name="groupnorm",
+        doc="Group normalisation (nn.GroupNorm) over channel groups.",
+        args=(Arg("groups", positive_int), Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
+        shape=_gn_shape,
+        count=lambda a, x: (2 * x[0] if a.affine else 0, 0),
+        module=lambda a, x, inplace: _nn().GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine),
+    )
+)
+
+register(
+    LayerKind(
+        name="layernorm",
+        doc="Layer normalisation (nn.LayerNorm) over all of C×H×W (or the flat features).",
+        args=(Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
+        shape=_same,
+        count=lambda a, x: (2 * math.prod(x) if a.affine else 0, 0),
+        module=lambda a, x, inplace: _nn().LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine),
+    )
+)
+
+
+def _lrn_shape(a: Attrs, x: Shape) -> Shape:
+    _need_map("lrn", x)
+    return x
+
+
+register(
+    LayerKind(
+        name="lrn",
+        doc="Local response normalisation across channels (AlexNet 2012, GoogLeNet 2014).",
+        args=(
+            Arg("size", positive_int),
+            Arg("alpha", number, 1e-4),
+            Arg("beta", number, 0.75),
+            Arg("k", number, 1.0),
+        ),
+        shape=_lrn_shape,
+        module=lambda a, x, inplace: _nn().LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k),
+    )
+)
+
+# ------------------------------------------------------------ activations
+
+
+def _activation(name: str, cls: str, doc: str, args: tuple[Arg, ...] = (), inplace: bool = False, **fixed: Any) -> None:
+    def build(a: Attrs, x: Shape, in_place: bool) -> Any:
+        kwargs = {**fixed, **{arg.name: a[arg.name] for arg in args}}
+        if inplace:
+            kwargs["inplace"] = in_place
+        return getattr(_nn(), cls)(**kwargs)
+
+    register(LayerKind(name=name, doc=doc, args=args, shape=_same, module=build, inplace=inplace))
+
+
+_activation("relu", "ReLU", "max(0, x)", inplace=True)
+_activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet)", inplace=True)
+_activation("gelu", "GELU", "Gaussian error linear unit", args=(Arg("approximate", choice("none", "tanh"), "none"),))
+_activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish (EfficientNet)", inplace=True)
+_activation("sigmoid", "Sigmoid", "logistic sigmoid")
+_activation("tanh", "Tanh", "hyperbolic tangent")
+_activation("hardswish", "Hardswish", "MobileNetV3's hard swish", inplace=True)
+_activation("hardsigmoid", "Hardsigmoid", "MobileNetV3's hard sigmoid", inplace=True)
+_activation("identity", "Identity", "passes its input through")
+
+
+def _leaky(a: Attrs, x: Shape, inplace: bool) -> Any:
+    return _nn().LeakyReLU(negative_slope=a.slope)
+
+
+register(
+    LayerKind(
+        name="leaky_relu",
+        doc="Leaky ReLU: x for x > 0, slope·x otherwise.",
+        args=(Arg("slope", number, 0.01),),
+        shape=_same,
+        module=_leaky,
+    )
+)
+register(
+    LayerKind(
+        name="softmax",
+        doc="Softmax over channels (dim 1).",
+        shape=_same,
+        module=lambda a, x, inplace: _nn().Softmax(dim=1),
+    )
+)
+
+# ---------------------------------------------------------------- pooling
+
+
+def _pool_args(with_dilation: bool) -> tuple[Arg, ...]:
+    base = (
+        Arg("kernel", pair(positive_int)),
+        Arg("stride", optional(pair(positive_int)), None, doc="defaults to the kernel size"),
+        Arg("padding", pair(nonneg_int), 0),
+    )
+    extra = (Arg("dilation", pair(positive_int), 1),) if with_dilation else ()
+    return base + extra + (Arg("ceil_mode", boolean, False),)
+
+
+def _pool_attrs(a: Attrs) -> Attrs:
+    return Attrs(a, stride=a.stride or a.kernel)
+
+
+def _pool_shape(kind: str, with_dilation: bool) -> Any:
+    def shape(a: Attrs, x: Shape) -> Shape:
+        b = _pool_attrs(a)
+        for i in (0, 1):
+            if b.padding[i] * 2 > b.kernel[i]:
+                raise ShapeError(
+                    f"{kind}: padding {b.padding[i]} is more than half the kernel {b.kernel[i]}",
+                    help="torch only pads pooling windows by at most half the kernel",
+                )
+        return _window_shape(b, x, kind, ceil=b.ceil_mode, dilation=b.dilation if with_dilation else (1, 1))
+
+    return shape
+
+
+register(
+    LayerKind(
+        name="maxpool",
+        doc="Max pooling (nn.MaxPool2d); stride defaults to the kernel.",
+        args=_pool_args(True),
+        shape=_pool_shape("maxpool", True),
+        module=lambda a, x, inplace: _nn().MaxPool2d(
+            a.kernel, stride=a.stride or a.kernel, padding=a.padding, dilation=a.dilation, ceil_mode=a.ceil_mode
+        ),
+    )
+)
+register(
+    LayerKind(
+        name="avgpool",
+        doc="Average pooling (nn.AvgPool2d); stride defaults to the kernel.",
+        args=_pool_args(False) + (Arg("count_include_pad", boolean, True),),
+        shape=_pool_shape("avgpool", False),
+        module=lambda a, x, inplace: _nn().AvgPool2d(
+            a.kernel,
+            stride=a.stride or a.kernel,
+            padding=a.padding,
+            ceil_mode=a.ceil_mode,
+            count_include_pad=a.count_include_pad,
+        ),
+    )
+)
+
+
+def _adaptive_shape(kind: str) -> Any:
+    def shape(a: Attrs, x: Shape) -> Shape:
+        _need_map(kind, x)
+        return (x[0], *a.size)
+
+    return shape
+
+
+register(
+    LayerKind(
+        name="adaptive_avgpool",
+        doc="Adaptive average pooling to a fixed output size (1 gives global pooling).",
+        args=(Arg("size", pair(positive_int)),),
+        shape=_adaptive_shape("adaptive_avgpool"),
+        module=lambda a, x, inplace: _nn().AdaptiveAvgPool2d(a.size),
+    )
+)
+register(
+    LayerKind(
+        name="adaptive_maxpool",
+        doc="Adaptive max pooling to a fixed output size.",
+        args=(Arg("size", pair(positive_int)),),
+        shape=_adaptive_shape("adaptive_maxpool"),
+        module=lambda a, x, inplace: _nn().AdaptiveMaxPool2d(a.size),
+    )
+)
+
+# ----------------------------------------------------------- regularisers
+
+register(
+    LayerKind(
+        name="dropout",
+        doc="Dropout with probability p (identity in eval mode).",
+        args=(Arg("p", probability, 0.5),),
+        shape=_same,
+        module=lambda a, x, inplace: _nn().Dropout(p=a.p),
+    )
+)
+
+
+def _stochastic_depth(a: Attrs, x: Shape, inplace: bool) -> Any:
+    from cnnspec.nn import StochasticDepth
+
+    return StochasticDepth(a.p, a.mode)
+
+
+register(
+    LayerKind(
+        name="stochastic_depth",
+        doc="Drops the whole sample's path with probability p in training (Huang et al. 2016).",
+        args=(Arg("p", probability), Arg("mode", choice("row", "batch"), "row")),
+        shape=_same,
+        module=_stochastic_depth,
+    )
+)
+
+# ---------------------------------------------------------------- reshape
+
+
+def _flatten_shape(a: Attrs, x: Shape) -> Shape:
+    return (math.prod(x),)
+
+
+register(
+    LayerKind(
+        name="flatten",
+        doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1).",
+        shape=_flatten_shape,
+        function="torch.flatten",
+        function_args=lambda a: (1,),
+    )
+)
+
+# ------------------------------------------------------------------ joins
+
+
+def _add_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
+    first = xs[0]
+    for i, s in enumerate(xs[1:], start=1):
+        if s != first:
+            raise ShapeError(
+                f"add: branch {i + 1} gives {fmt(s)} but branch 1 gives {fmt(first)}",
+                help="every branch of `add` must give the same shape",
+                code="E303",
+            )
+    return first
+
+
+def _broadcast(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
+    out = list(xs[0])
+    for i, s in enumerate(xs[1:], start=1):
+        if len(s) != len(out):
+            raise ShapeError(f"mul: branch {i + 1} gives {fmt(s)} but branch 1 gives {fmt(tuple(out))}", code="E303")
+        for d, (p, q) in enumerate(zip(out, s, strict=True)):
+            if p != q and 1 not in (p, q):
+                raise ShapeError(
+                    f"mul: branch {i + 1} gives {fmt(s)}, which does not broadcast against {fmt(tuple(out))}",
+                    help="each dimension must be equal, or 1 in one of the branches",
+                    code="E303",
+                )
+            out[d] = max(p, q)
+    return tuple(out)
+
+
+_DIMS = ("channels", "height", "width")
+
+
+def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
+    first = xs[0]
+    for i, s in enumerate(xs[1:], start=1):
+        if len(s) != len(first):
+            raise ShapeError(f"concat: branch {i + 1} gives {fmt(s)} but branch 1 gives {fmt(first)}", code="E303")
+        for d in range(1, len(first)):
+            if s[d] != first[d]:
+                raise ShapeError(
+                    f"concat branches disagree in {_DIMS[d]}: {first[d]} (branch 1) and {s[d]} (branch {i + 1})",
+                    help="concat joins along channels; every branch must keep the same height and width",
+                    code="E303",
+                )
+    return (sum(s[0] for s in xs), *first[1:])
+
+
+register(LayerKind(name="add", doc="Sums its branches (same shapes).", shape=_add_shape, function="operator.add", arity="many"))
+register(
+    LayerKind(
+        name="mul",
+        doc="Multiplies its branches elementwise, broadcasting 1-sized dimensions (squeeze-and-excitation).",
+        shape=_broadcast,
+        function="operator.mul",
+        arity="many",
+    )
+)
+register(
+    LayerKind(
+        name="concat",
+        doc="Concatenates its branches along channels.",
+        shape=_concat_shape,
+        function="torch.cat",
+        arity="many",
+    )
+)

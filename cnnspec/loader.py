@@ -1,0 +1,146 @@
+"""Reading spec files and their imports into one Program.
+
+Imports are resolved relative to the importing file; an import cycle, an
+unreadable file and a name defined twice are errors. Each file is parsed
+once, however many files import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnspec import ast
+from cnnspec.diagnostics import Diagnostics, Note, SpecError
+from cnnspec.parse import parse
+from cnnspec.source import SourceMap, Span, display_name
+
+#: How many files one program may pull in through imports.
+MAX_FILES = 1000
+
+
+@dataclass
+class Program:
+    """Every block and network visible from the main file."""
+
+    main_file: str
+    sources: SourceMap
+    blocks: dict[str, ast.BlockDef] = field(default_factory=dict)
+    networks: dict[str, ast.NetworkDef | ast.NetworkAlias] = field(default_factory=dict)
+    #: Networks defined in the main file itself, in order.
+    main_networks: list[str] = field(default_factory=list)
+    #: Blocks defined in the main file itself (for unused-block warnings).
+    main_blocks: list[str] = field(default_factory=list)
+
+
+def is_path(spec: str | Path) -> bool:
+    """Whether a spec argument names a file rather than holding spec text."""
+    if isinstance(spec, Path):
+        return True
+    return "\n" not in spec and "{" not in spec and (spec.endswith(".cnn") or Path(spec).is_file())
+
+
+def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
+    """Parse a spec (a path or the text itself) and everything it imports."""
+    sources = sources or SourceMap()
+    diags = Diagnostics(sources)
+    if is_path(spec):
+        path = Path(spec)
+        name = display_name(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            diags.error("E401", f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
+            raise SpecError(diags.items, sources) from None
+        base = path.resolve()
+    else:
+        name, text, base = "<spec>", str(spec), Path.cwd() / "<spec>"
+    program = Program(main_file=name, sources=sources)
+    loader = _Loader(program, diags)
+    loader.file(base, name, text, chain=(), main=True)
+    diags.raise_if_errors()
+    return program
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    if isinstance(e, IsADirectoryError):
+        return "it is a directory"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return str(e)
+
+
+class _Loader:
+    def __init__(self, program: Program, diags: Diagnostics) -> None:
+        self.program = program
+        self.diags = diags
+        self.done: set[Path] = set()
+        self.defined_in: dict[str, Path] = {}
+
+    def file(self, path: Path, name: str, text: str, chain: tuple[tuple[Path, Span], ...], main: bool) -> None:
+        self.done.add(path)
+        try:
+            module = parse(text, name, self.program.sources)
+        except SpecError as e:
+            self.diags.extend(e.diagnostics)
+            return
+        for item in module.items:
+            if isinstance(item, ast.Import):
+                self.import_(path, item, chain)
+            else:
+                self.define(item, path, main)
+
+    def import_(self, importer: Path, item: ast.Import, chain: tuple[tuple[Path, Span], ...]) -> None:
+        target = (importer.parent / item.path).resolve()
+        if target == importer or any(p == target for p, _ in chain):
+            cycle = [p for p, _ in chain] + [importer, target]
+            start = cycle.index(target)
+            names = " -> ".join(display_name(p) for p in cycle[start:])
+            self.diags.error(
+                "E402",
+                f"import cycle: {names}",
+                item.span,
+                help=["move the shared blocks into a file that both can import"],
+            )
+            return
+        if target in self.done:
+            return
+        if len(self.done) >= MAX_FILES:
+            self.diags.error("E604", f"more than {MAX_FILES} files are imported", item.span)
+            return
+        try:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            self.diags.error(
+                "E401",
+                f'cannot import "{item.path}": {_reason(e)}',
+                item.span,
+                help=[f"imports are relative to the importing file; looked for {display_name(target)}"],
+            )
+            return
+        self.file(target, display_name(target), text, chain + ((importer, item.span),), main=False)
+
+    def define(self, item: ast.BlockDef | ast.NetworkDef | ast.NetworkAlias, path: Path, main: bool) -> None:
+        prog = self.program
+        other = prog.blocks.get(item.name) or prog.networks.get(item.name)
+        if other is not None:
+            self.diags.error(
+                "E403",
+                f"`{item.name}` is defined twice",
+                item.name_span,
+                notes=[Note("first defined here", other.name_span)],
+                help=["rename one of them"],
+            )
+            return
+        if isinstance(item, ast.BlockDef):
+            prog.blocks[item.name] = item
+            if main:
+                prog.main_blocks.append(item.name)
+        else:
+            prog.networks[item.name] = item
+            if main:
+                prog.main_networks.append(item.name)

@@ -1,0 +1,18 @@
+"""MACs: multiply-accumulates of one sample, by the convention in cnnspec.layers.builtin."""
+
+from __future__ import annotations
+
+from cnnspec.ir import Graph
+from cnnspec.layers.registry import Attrs, lookup
+
+
+def count_macs(graph: Graph) -> dict[int, int]:
+    """MACs of every node for one input sample."""
+    out: dict[int, int] = {}
+    for node in graph.layers():
+        kind = lookup(node.kind)
+        if kind is None:
+            continue
+        x = node.in_shapes[0] if kind.arity == "one" else tuple(node.in_shapes)
+        out[node.id] = kind.macs(Attrs(node.attrs), x, node.out_shape)
+    return out

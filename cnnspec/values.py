@@ -1,0 +1,303 @@
+"""Evaluating spec expressions: arithmetic, lists, `in.*`, and pure built-ins.
+
+Values are Python ints, floats, bools, strings and lists, plus ShapeValue
+for `in`. UNKNOWN stands for a value that an earlier error left undecided;
+anything computed from it is UNKNOWN too, so one root cause gives one error.
+Nothing here can run code, and sizes are bounded so no expression can
+exhaust the machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cnnspec import ast
+from cnnspec.source import Span
+
+#: Largest integer magnitude an expression may produce.
+MAX_INT = 2**62
+#: Longest list an expression may build.
+MAX_LIST = 1_000_000
+
+
+class _Unknown:
+    """A value left undecided by an earlier error."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+
+class EvalError(Exception):
+    """An expression cannot be evaluated; carries the span to point at."""
+
+    def __init__(self, message: str, span: Span, code: str = "E201", help: str | None = None) -> None:
+        super().__init__(message)
+        self.span = span
+        self.code = code
+        self.help = help
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeValue:
+    """The value of `in`: the shape of a block's input, batch excluded."""
+
+    dims: tuple[int, ...]
+
+    def attribute(self, name: str) -> Any:
+        """channels, height, width (feature maps), features (flat), rank, shape."""
+        if name == "rank":
+            return len(self.dims)
+        if name == "shape":
+            return list(self.dims)
+        if len(self.dims) == 3 and name in ("channels", "height", "width"):
+            return self.dims[("channels", "height", "width").index(name)]
+        if len(self.dims) == 1 and name in ("features", "channels"):
+            return self.dims[0]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A block or layer kind used as a value, e.g. `unit = BasicBlock`, then called as `unit(64)`."""
+
+    name: str
+    kind: str  # "block" or "layer"
+
+
+def type_name(v: Any) -> str:
+    """The spec-level name of a value's type."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "list"
+    if isinstance(v, ShapeValue):
+        return "shape"
+    if isinstance(v, Ref):
+        return v.kind
+    return type(v).__name__
+
+
+def show(v: Any) -> str:
+    """A value as the spec language writes it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(show(x) for x in v) + "]"
+    if isinstance(v, ShapeValue):
+        return "×".join(map(str, v.dims))
+    if isinstance(v, Ref):
+        return v.name
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round v to a multiple of divisor, never going below 90% of v (MobileNet's rule)."""
+    if min_value is None:
+        min_value = divisor
+    new = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new < 0.9 * v:
+        new += divisor
+    return new
+
+
+def _range(*args: int) -> list[int]:
+    r = range(*args)
+    if len(r) > MAX_LIST:
+        raise ValueError(f"range of {len(r)} items is longer than {MAX_LIST}")
+    return list(r)
+
+
+BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
+    "min": (min, "min(a, b, ...) or min(list)"),
+    "max": (max, "max(a, b, ...) or max(list)"),
+    "round": (round, "round(x) or round(x, digits)"),
+    "int": (int, "int(x): toward zero"),
+    "float": (float, "float(x)"),
+    "abs": (abs, "abs(x)"),
+    "len": (len, "len(list)"),
+    "sum": (sum, "sum(list)"),
+    "ceil": (math.ceil, "ceil(x)"),
+    "floor": (math.floor, "floor(x)"),
+    "range": (_range, "range(stop) or range(start, stop[, step])"),
+    "divisible": (divisible, "divisible(v, divisor = 8, min_value = divisor)"),
+}
+
+
+def _check_size(v: Any, span: Span) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+        raise EvalError(f"the number {v:.3e} is too large", span, "E604")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise EvalError("the result is not a finite number", span, "E203")
+    if isinstance(v, list) and len(v) > MAX_LIST:
+        raise EvalError(f"a list of {len(v)} items is longer than the limit of {MAX_LIST}", span, "E604")
+    return v
+
+
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+    "**": lambda a, b: a**b,
+}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | None | _Unknown = None) -> Any:
+    """The value of an expression, or EvalError pointing at the offending part."""
+    if isinstance(e, ast.Num | ast.Str | ast.Bool):
+        return e.value
+    if isinstance(e, ast.Name):
+        if e.id in env:
+            return env[e.id]
+        from cnnspec.layers.registry import suggest
+
+        hint = suggest(e.id, list(env))
+        raise EvalError(
+            f"unknown name `{e.id}`",
+            e.span,
+            "E202",
+            help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
+        )
+    if isinstance(e, ast.BlockInput):
+        if block_input is None:
+            raise EvalError("`in` is only known once the network's input is given", e.span, "E202")
+        return block_input
+    if isinstance(e, ast.ListExpr):
+        return _check_size([evaluate(i, env, block_input) for i in e.items], e.span)
+    if isinstance(e, ast.Attribute):
+        obj = evaluate(e.obj, env, block_input)
+        if obj is UNKNOWN:
+            return UNKNOWN
+        if isinstance(obj, ShapeValue):
+            v = obj.attribute(e.name)
+            if v is None:
+                valid = "channels, height, width" if len(obj.dims) == 3 else "features"
+                raise EvalError(
+                    f"the shape {show(obj)} has no `{e.name}`", e.span, "E202", help=f"use one of {valid}, rank, shape"
+                )
+            return v
+        raise EvalError(f"a {type_name(obj)} has no attribute `{e.name}`", e.span, "E204")
+    if isinstance(e, ast.Index):
+        obj = evaluate(e.obj, env, block_input)
+        idx = evaluate(e.index, env, block_input)
+        if obj is UNKNOWN or idx is UNKNOWN:
+            return UNKNOWN
+        if not isinstance(obj, list):
+            raise EvalError(f"only lists can be indexed, not a {type_name(obj)}", e.obj.span, "E204")
+        if not isinstance(idx, int) or isinstance(idx, bool):
+            raise EvalError(f"a list index must be an int, not a {type_name(idx)}", e.index.span, "E204")
+        if not -len(obj) <= idx < len(obj):
+            raise EvalError(
+                f"index {idx} is out of range for a list of {len(obj)} items", e.index.span, "E205"
+            )
+        return obj[idx]
+    if isinstance(e, ast.Unary):
+        v = evaluate(e.operand, env, block_input)
+        if v is UNKNOWN:
+            return UNKNOWN
+        if e.op == "not":
+            if not isinstance(v, bool):
+                raise EvalError(f"`not` needs true or false, got a {type_name(v)}", e.operand.span, "E204")
+            return not v
+        if not _is_num(v):
+            raise EvalError(f"cannot negate a {type_name(v)}", e.operand.span, "E204")
+        return -v
+    if isinstance(e, ast.Binary):
+        return _binary(e, env, block_input)
+    if isinstance(e, ast.FuncCall):
+        return _call(e, env, block_input)
+    raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
+
+
+def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
+    if e.op in ("and", "or"):
+        a = evaluate(e.left, env, block_input)
+        if a is UNKNOWN:
+            return UNKNOWN
+        if not isinstance(a, bool):
+            raise EvalError(f"`{e.op}` needs true or false, got a {type_name(a)}", e.left.span, "E204")
+        if (e.op == "and" and not a) or (e.op == "or" and a):
+            return a
+        b = evaluate(e.right, env, block_input)
+        if b is not UNKNOWN and not isinstance(b, bool):
+            raise EvalError(f"`{e.op}` needs true or false, got a {type_name(b)}", e.right.span, "E204")
+        return b
+    a = evaluate(e.left, env, block_input)
+    b = evaluate(e.right, env, block_input)
+    if a is UNKNOWN or b is UNKNOWN:
+        return UNKNOWN
+    if e.op in _COMPARE:
+        if e.op in ("==", "!="):
+            return _COMPARE[e.op](a, b)
+        if not (_is_num(a) and _is_num(b)) and not (isinstance(a, str) and isinstance(b, str)):
+            raise EvalError(f"cannot compare a {type_name(a)} with a {type_name(b)}", e.span, "E204")
+        return _COMPARE[e.op](a, b)
+    if e.op == "+" and isinstance(a, list) and isinstance(b, list):
+        return _check_size(a + b, e.span)
+    if e.op == "+" and isinstance(a, str) and isinstance(b, str):
+        return _check_size(a + b, e.span)
+    if not (_is_num(a) and _is_num(b)):
+        raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, "E204")
+    if e.op in ("/", "//", "%") and b == 0:
+        raise EvalError("division by zero", e.right.span, "E203")
+    if e.op == "**" and (abs(b) > 64 or (isinstance(a, float) and abs(a) > 1e6)):
+        raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604")
+    return _check_size(_ARITH[e.op](a, b), e.span)
+
+
+def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
+    if e.func not in BUILTINS:
+        from cnnspec.layers.registry import suggest
+
+        hint = suggest(e.func, list(BUILTINS))
+        raise EvalError(
+            f"unknown function `{e.func}`",
+            e.span,
+            "E206",
+            help=(f"did you mean `{hint}`? " if hint else "") + "functions: " + ", ".join(sorted(BUILTINS)),
+        )
+    fn, sig = BUILTINS[e.func]
+    args = []
+    kwargs = {}
+    for a in e.args:
+        v = evaluate(a.value, env, block_input)
+        if v is UNKNOWN:
+            return UNKNOWN
+        if a.name is None:
+            args.append(v)
+        else:
+            kwargs[a.name] = v
+    try:
+        return _check_size(fn(*args, **kwargs), e.span)
+    except EvalError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EvalError(f"{e.func}: {exc}", e.span, "E207", help=f"signature: {sig}") from None

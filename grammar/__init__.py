@@ -1,0 +1,1 @@
+"""The .cnn grammar, shipped inside the package as cnnspec.grammar."""
