@@ -178,6 +178,13 @@ class Elaborator:
         for p in definition.params:
             if p.name in overrides:
                 value = overrides[p.name]
+                if isinstance(value, ast.Expr):
+                    try:
+                        value = evaluate(value, ChainMap(env, self.refs))
+                    except EvalError as e:
+                        self._eval_error(e, ())
+                        ok = False
+                        continue
                 expected = bound.get(p.name)
                 if expected is None and p.default is not None:
                     try:

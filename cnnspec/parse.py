@@ -58,6 +58,7 @@ class _Separators:
 def _parser() -> Lark:
     return Lark(
         grammar_text(),
+        start=["start", "expr"],
         parser="lalr",
         lexer="contextual",
         postlex=_Separators(),
@@ -72,7 +73,7 @@ def parse(text: str, file: str, sources: SourceMap | None = None) -> ast.Module:
     if sources is not None:
         sources.add(file, text)
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start="start")
     except UnexpectedInput as e:
         raise SpecError([syntax_diagnostic(e, text, file)], sources) from None
     try:
@@ -81,6 +82,17 @@ def parse(text: str, file: str, sources: SourceMap | None = None) -> ast.Module:
         if isinstance(e.orig_exc, SpecError):
             raise SpecError(e.orig_exc.diagnostics, sources) from None
         raise
+
+
+def parse_expr(text: str, file: str = "<--set>") -> ast.Expr:
+    """Parse one expression, e.g. the value of `--set layers=[3, 4, 6, 3]`; raises SpecError."""
+    sources = SourceMap()
+    sources.add(file, text)
+    try:
+        tree = _parser().parse(text, start="expr")
+    except UnexpectedInput as e:
+        raise SpecError([syntax_diagnostic(e, text, file)], sources) from None
+    return _Builder(file).transform(tree)
 
 
 # ------------------------------------------------------------ syntax errors
@@ -169,6 +181,9 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
     tok = e.token
     line = tok.line or e.line
     col = tok.column or e.column
+    if tok.type == "$END":
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
     end_col = (tok.end_column or col + 1) if tok.type not in ("_SEP", "$END") else col + 1
     span = Span(file, line, col, line, max(end_col, col + 1))
     expected = set(e.accepts or e.expected)
@@ -177,7 +192,11 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
         if opener is not None:
             notes.append(Note("this bracket is never closed", opener))
             helps.append("add the missing closing bracket")
-    msg = f"unexpected {_token_text(tok)}; {_describe_expected(expected)}"
+    msg = (
+        f"unexpected end of file; {_describe_expected(expected)}"
+        if tok.type == "$END"
+        else f"unexpected {_token_text(tok)}; {_describe_expected(expected)}"
+    )
     if tok.type == "EQUAL" and "COLON" in expected:
         helps.append("name a layer with `:`, as in `conv1: conv(64, 3)`; `=` sets keyword arguments")
     elif tok.type == "COLON" and "EQUAL" in expected:
@@ -239,6 +258,12 @@ class _Builder(Transformer):
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     # items
+    def __default__(self, data: Any, children: Any, meta: Any) -> Any:
+        # An `expr` start whose rule is inlined arrives here as a one-child tree.
+        if data == "expr" and len(children) == 1:
+            return children[0]
+        return super().__default__(data, children, meta)
+
     def start(self, meta: Any, *items: Any) -> ast.Module:
         return ast.Module(self.file, [i for i in items if i is not None])
 

@@ -1,0 +1,86 @@
+"""What the subcommands share: spec arguments, --set parsing, safe file writing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cnnspec.diagnostics import SpecError
+
+
+class UsageError(Exception):
+    """A command-line mistake (exit status 2), not a spec error."""
+
+
+def add_spec_args(p: argparse.ArgumentParser) -> None:
+    """SPEC, --network, --set and --input, common to check, compile and diagram."""
+    p.add_argument("spec", help="path to a .cnn file")
+    p.add_argument("--network", metavar="NAME", help="which network of the file (default: its only one)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a network parameter, e.g. --set num_classes=10 or --set 'layers=[3, 4, 6, 3]'",
+    )
+    p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x160x160")
+    p.add_argument(
+        "--diagnostics", choices=("text", "json"), default="text", help="how errors are printed (json for editors)"
+    )
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """--set NAME=VALUE items as parsed spec expressions (evaluated against the network)."""
+    from cnnspec.parse import parse_expr
+
+    out: dict[str, Any] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier():
+            raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
+        try:
+            out[name] = parse_expr(value.strip(), f"--set {name}")
+        except SpecError as e:
+            raise UsageError(f"--set {name}: cannot read the value {value.strip()!r}: {e.diagnostics[0].message}") from None
+    return out
+
+
+def parse_input(text: str | None) -> tuple[int, ...] | None:
+    """--input 3x224x224 (or a flat size) as a shape tuple."""
+    if text is None:
+        return None
+    parts = re.split(r"\s*[x×,]\s*", text.strip())
+    if not all(p.isdigit() and int(p) > 0 for p in parts) or len(parts) not in (1, 3):
+        raise UsageError(f"--input expects CxHxW of positive ints (e.g. 3x224x224), got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of cnnspec.api.analyse from the common options."""
+    return {"network": args.network, "input_shape": parse_input(args.input), **parse_sets(args.sets)}
+
+
+def write_new(path: Path, force: bool, writer: Callable[[Path], None]) -> None:
+    """Write a file atomically through writer(tmp); refuse to replace one unless force."""
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot write {path}: the folder {parent} is not writable")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

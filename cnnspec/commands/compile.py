@@ -1,0 +1,51 @@
+"""`cnnspec compile SPEC [-o FILE]`: build the GraphModule, optionally write it out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs, write_new
+
+#: Output suffixes and what they hold.
+FORMATS = {
+    ".py": "standalone PyTorch source (imports only torch)",
+    ".pt2": "torch.export ExportedProgram",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the compile subcommand."""
+    p = sub.add_parser("compile", help="compile a spec to a torch.fx GraphModule and print its summary")
+    add_spec_args(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check, build the module, print the summary, write the output file."""
+    from cnnspec.api import analyse
+    from cnnspec.report import build_report
+
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        if out.suffix not in FORMATS:
+            raise UsageError(f"unknown output format {out.suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
+        if out.exists() and not args.force:
+            raise UsageError(f"{out} exists; pass --force to overwrite it")
+    checked = analyse(args.spec, **spec_kwargs(args))
+    from cnnspec.backends.fx import to_graph_module
+
+    gm = to_graph_module(checked.graph)
+    report = build_report(checked.graph, checked.analysis, checked.warnings)
+    print(report.summary)
+    n = sum(p.numel() for p in gm.parameters())
+    print(f"compiled:    torch.fx.GraphModule {type(gm).__name__} with {n:,} parameters")
+    if out is not None:
+        from cnnspec.backends import export
+
+        writer = {".py": export.write_python, ".pt2": export.write_pt2}[out.suffix]
+        write_new(out, args.force, lambda tmp: writer(gm, checked.graph, tmp))
+        print(f"wrote:       {out} ({FORMATS[out.suffix]})")
+    return 0
