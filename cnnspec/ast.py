@@ -110,6 +110,15 @@ class Binary(Expr):
     right: Expr
 
 
+@dataclass(slots=True)
+class CondExpr(Expr):
+    """`a if cond else b`."""
+
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
 # ----------------------------------------------------------------- statements
 
 
@@ -210,6 +219,25 @@ class ForStmt(Stmt):
 
     var: str
     iter: Expr
+    body: list[Stmt]
+
+
+@dataclass(slots=True)
+class LetStmt(Stmt):
+    """`let name = expr`: a variable for the statements after it in the same body."""
+
+    name: str
+    value: Expr
+
+
+@dataclass(slots=True)
+class AuxStmt(Stmt):
+    """`aux(weight = 0.3) { ... }`: a side branch whose result is an auxiliary output.
+
+    The main path continues from the aux statement's input unchanged.
+    """
+
+    args: list[Arg]
     body: list[Stmt]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS
-from cnnspec.ir import Graph, Group, InitRule, Node
+from cnnspec.ir import AuxOutput, Graph, Group, InitRule, Node
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -262,6 +262,9 @@ class Elaborator:
 
     def _body(self, stmts: list[ast.Stmt], cur: _Value, ctx: _Ctx, top: bool = False) -> _Value:
         for stmt in stmts:
+            if isinstance(stmt, ast.LetStmt):
+                ctx = replace(ctx, env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})
+                continue
             cur = self._stmt(stmt, cur, ctx, top)
         return cur
 
@@ -290,6 +293,16 @@ class Elaborator:
                     stmt.span,
                     help=["move it into the network's body; it applies to every layer of that kind"],
                 )
+            return cur
+        if isinstance(stmt, ast.AuxStmt):
+            return self._aux(stmt, cur, ctx)
+        if isinstance(stmt, ast.LetStmt):
+            self.diags.error(
+                "E225",
+                "`let` cannot be a branch of a join",
+                stmt.span,
+                help=["put the `let` before the join, or inside a branch's `{ ... }`"],
+            )
             return cur
         if isinstance(stmt, ast.InputStmt):
             self.diags.error(
@@ -757,6 +770,26 @@ class Elaborator:
             )
             return _Value(body.node, None)
         return self._join_node(add, [body, proj], stmt.span, inner, skip=[1], residual=True)
+
+    def _aux(self, stmt: ast.AuxStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        assert self.graph is not None
+        weight: Any = 1.0
+        for a in stmt.args:
+            if a.name not in (None, "weight"):
+                self.diags.error("E209", f"`aux` has no argument `{a.name}`", a.span, help=["signature: aux(weight = 1.0)"])
+                continue
+            weight = self._eval(a.value, ctx)
+        if weight is not UNKNOWN and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+            self.diags.error("E212", f"an aux weight must be a number of at least 0, got {show(weight)}", stmt.span)
+            weight = UNKNOWN
+        inner = self._scoped(stmt, ctx, None, "aux", "aux")
+        out = self._body(stmt.body, cur, inner)
+        if out.node == cur.node and out.shape is not None:
+            self.diags.error("E105", "`aux` needs at least one layer", stmt.span)
+        elif weight is not UNKNOWN:
+            name = stmt.label.text if stmt.label is not None else f"aux{len(self.graph.aux) + 1}"
+            self.graph.aux.append(AuxOutput(name=name, node=out.node, weight=float(weight), span=stmt.span))
+        return cur
 
     # ---------------------------------------------------------- control flow
 

@@ -65,6 +65,17 @@ class InitRule(BaseModel):
     span: Span
 
 
+class AuxOutput(BaseModel):
+    """An auxiliary output (`aux(weight = 0.3) { ... }`): returned in training mode only."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    node: int
+    weight: float
+    span: Span
+
+
 class Graph:
     """A fully elaborated network."""
 
@@ -75,6 +86,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.groups: dict[str, Group] = {}
         self.init_rules: list[InitRule] = []
+        self.aux: list[AuxOutput] = []
         self.output: int = -1
 
     def add(self, node: Node) -> Node:

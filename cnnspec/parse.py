@@ -337,6 +337,15 @@ class _Builder(Transformer):
     def for_stmt(self, meta: Any, var: Token, it: ast.Expr, body: list) -> ast.ForStmt:
         return ast.ForStmt(self._span(meta), str(var), it, body)
 
+    def let_stmt(self, meta: Any, name: Token, value: ast.Expr) -> ast.LetStmt:
+        return ast.LetStmt(self._span(meta), str(name), value)
+
+    def aux_stmt(self, meta: Any, args: list | None, body: list) -> ast.AuxStmt:
+        return ast.AuxStmt(self._span(meta), args or [], body)
+
+    def cond_expr(self, meta: Any, then: ast.Expr, cond: ast.Expr, orelse: ast.Expr) -> ast.CondExpr:
+        return ast.CondExpr(self._span(meta), cond, then, orelse)
+
     def args(self, meta: Any, *args: ast.Arg) -> list[ast.Arg]:
         return list(args)
 

@@ -114,6 +114,15 @@ def divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
     return new
 
 
+def cumsum(items: list[float]) -> list[float]:
+    """Running totals: cumsum([1, 2, 3]) == [1, 3, 6]."""
+    out, total = [], 0
+    for v in items:
+        total += v
+        out.append(total)
+    return out
+
+
 def _range(*args: int) -> list[int]:
     r = range(*args)
     if len(r) > MAX_LIST:
@@ -130,6 +139,7 @@ BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
     "abs": (abs, "abs(x)"),
     "len": (len, "len(list)"),
     "sum": (sum, "sum(list)"),
+    "cumsum": (cumsum, "cumsum(list): running totals"),
     "ceil": (math.ceil, "ceil(x)"),
     "floor": (math.floor, "floor(x)"),
     "range": (_range, "range(stop) or range(start, stop[, step])"),
@@ -232,6 +242,13 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | None
         return -v
     if isinstance(e, ast.Binary):
         return _binary(e, env, block_input)
+    if isinstance(e, ast.CondExpr):
+        cond = evaluate(e.cond, env, block_input)
+        if cond is UNKNOWN:
+            return UNKNOWN
+        if not isinstance(cond, bool):
+            raise EvalError(f"`if` needs true or false, got a {type_name(cond)}", e.cond.span, "E204")
+        return evaluate(e.then if cond else e.orelse, env, block_input)
     if isinstance(e, ast.FuncCall):
         return _call(e, env, block_input)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others

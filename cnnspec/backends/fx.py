@@ -70,16 +70,27 @@ def fx_name(path: str) -> str:
     return name
 
 
-def to_fx_graph(graph: Graph) -> torch.fx.Graph:
-    """The fx.Graph of a network: placeholder, call_module per layer, call_function per join."""
+def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
+    """The fx.Graph of a network: placeholder, call_module per layer, call_function per join.
+
+    With auxiliary outputs, the graph returns (main, *aux) when with_aux is
+    true; otherwise it holds only what the main output needs.
+    """
+    import networkx as nx
     import torch
     import torch.fx
 
+    outputs = [graph.output] + ([a.node for a in graph.aux] if with_aux else [])
+    needed = set(outputs)
+    for out_id in outputs:
+        needed |= nx.ancestors(graph.g, out_id)
     fxg = torch.fx.Graph()
     values: dict[int, torch.fx.Node] = {}
     values[0] = fxg.placeholder("x")
     values[0].meta["cnnspec_span"] = graph.input.span
     for node in graph.layers():
+        if node.id not in needed:
+            continue
         args = [values[i] for i in node.inputs]
         kind = lookup(node.kind)
         assert kind is not None
@@ -99,18 +110,37 @@ def to_fx_graph(graph: Graph) -> torch.fx.Graph:
         out.meta["cnnspec_span"] = node.span
         out.meta["cnnspec_path"] = node.path
         values[node.id] = out
-    fxg.output(values[graph.output])
+    if len(outputs) == 1:
+        fxg.output(values[graph.output])
+    else:
+        fxg.output(tuple(values[i] for i in outputs))
     fxg.lint()
     return fxg
 
 
 def to_graph_module(graph: Graph) -> torch.fx.GraphModule:
-    """A trainable GraphModule whose module hierarchy follows the spec's names."""
+    """A trainable GraphModule whose module hierarchy follows the spec's names.
+
+    A network with auxiliary outputs gives an AuxOutputsGraphModule: it
+    returns (main, *aux) in training mode and only the main output in eval
+    mode, where the auxiliary heads are not computed at all.
+    """
     import torch.fx
 
     modules = build_modules(graph)
-    gm = torch.fx.GraphModule(modules, to_fx_graph(graph), class_name=fx_name(graph.network))
-    return gm
+    name = fx_name(graph.network)
+    if not graph.aux:
+        return torch.fx.GraphModule(modules, to_fx_graph(graph), class_name=name)
+    from cnnspec.nn import AuxOutputsGraphModule
+
+    return AuxOutputsGraphModule(
+        modules,
+        to_fx_graph(graph, with_aux=True),
+        to_fx_graph(graph, with_aux=False),
+        class_name=name,
+        aux_names=[a.name for a in graph.aux],
+        aux_weights=[a.weight for a in graph.aux],
+    )
 
 
 # operator is imported so that _function("operator.add") resolves without a hidden import.
