@@ -7,13 +7,15 @@ layer, join or the input; `inputs` keeps the order of a node's operands
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from cnnspec.diagnostics import Frame
 from cnnspec.source import Span
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 Shape = tuple[int, ...]
 
@@ -82,8 +84,9 @@ class Graph:
     def __init__(self, network: str, params: dict[str, Any]) -> None:
         self.network = network
         self.params = params
-        self.g: nx.DiGraph = nx.DiGraph()
         self.nodes: list[Node] = []
+        self._users: dict[int, list[int]] = {}
+        self._nx: nx.DiGraph | None = None
         self.groups: dict[str, Group] = {}
         self.init_rules: list[InitRule] = []
         self.aux: list[AuxOutput] = []
@@ -92,10 +95,30 @@ class Graph:
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
         self.nodes.append(node)
-        self.g.add_node(node.id, node=node)
-        for i, src in enumerate(node.inputs):
-            self.g.add_edge(src, node.id, skip=i in node.skip)
+        self._users[node.id] = []
+        for src in node.inputs:
+            if node.id not in self._users[src]:
+                self._users[src].append(node.id)
+        self._nx = None
         return node
+
+    @property
+    def g(self) -> nx.DiGraph:
+        """The graph as a networkx DiGraph (node attribute "node", edge attribute "skip").
+
+        Built on first use: `check` never needs it, and importing networkx
+        would cost a third of the command line's start-up time.
+        """
+        if self._nx is None:
+            import networkx as nx
+
+            g = nx.DiGraph()
+            for node in self.nodes:
+                g.add_node(node.id, node=node)
+                for i, src in enumerate(node.inputs):
+                    g.add_edge(src, node.id, skip=i in node.skip)
+            self._nx = g
+        return self._nx
 
     @property
     def input(self) -> Node:
@@ -114,7 +137,7 @@ class Graph:
 
     def users(self, node_id: int) -> list[int]:
         """The nodes that consume node_id's output."""
-        return list(self.g.successors(node_id))
+        return list(self._users[node_id])
 
     def layers(self) -> list[Node]:
         """Every node but the input, in topological order."""

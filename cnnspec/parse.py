@@ -64,7 +64,7 @@ def _parser() -> Lark:
         postlex=_Separators(),
         propagate_positions=True,
         maybe_placeholders=True,
-        cache=False,
+        cache=True,  # a pickled parser in the temp dir: saves ~0.2 s at every start
     )
 
 
