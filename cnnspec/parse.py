@@ -68,10 +68,27 @@ def _parser() -> Lark:
     )
 
 
+#: Parsed files by (name, text). The AST is never mutated after parsing, so one
+#: process that checks many networks of a family parses each file once.
+_PARSED: dict[tuple[str, str], ast.Module] = {}
+_PARSED_MAX = 64
+
+
 def parse(text: str, file: str, sources: SourceMap | None = None) -> ast.Module:
     """Parse one file's text into an ast.Module, or raise SpecError."""
     if sources is not None:
         sources.add(file, text)
+    key = (file, text)
+    module = _PARSED.get(key)
+    if module is None:
+        module = _parse_uncached(text, file, sources)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = module
+    return module
+
+
+def _parse_uncached(text: str, file: str, sources: SourceMap | None) -> ast.Module:
     try:
         tree = _parser().parse(text, start="start")
     except UnexpectedInput as e:
