@@ -7,6 +7,8 @@ and :func:`cnnspec.train.cli.main` (command line).
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,3 +36,13 @@ def __getattr__(name: str) -> Any:
 
         return TrainResult
     raise AttributeError(f"module 'cnnspec.train' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``cnnspec.train(...)`` call :func:`train` while ``cnnspec.train`` stays a package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -123,11 +123,11 @@ def imagefolder(root: Path, input_shape: tuple[int, ...]) -> DataSource:
     colour = [transforms.Grayscale(num_output_channels=1)] if c == 1 else []
     tail = [transforms.ToTensor(), transforms.Normalize(mean, std)]
     train_tf = transforms.Compose(
-        colour + [transforms.RandomResizedCrop((h, w)), transforms.RandomHorizontalFlip()] + tail
+        [*colour, transforms.RandomResizedCrop((h, w)), transforms.RandomHorizontalFlip(), *tail]
     )
     # The usual 0.875 crop ratio: resize the short side, then take the centre.
     val_tf = transforms.Compose(
-        colour + [transforms.Resize(round(min(h, w) / 0.875)), transforms.CenterCrop((h, w))] + tail
+        [*colour, transforms.Resize(round(min(h, w) / 0.875)), transforms.CenterCrop((h, w)), *tail]
     )
     try:
         # torchvision's default loader converts every image to RGB.

@@ -34,7 +34,7 @@ def launch(worker_argv: list[str], *, nproc_per_node: int, max_restarts: int = 0
         return code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - any launcher failure (e.g. rendezvous) is one line
+    except Exception as exc:
         print(f"{PROG}: error: the launcher failed: {exc}".splitlines()[0], file=sys.stderr)
         return 1
     return 0

@@ -107,7 +107,9 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         "persistent_workers": workers > 0,
     }
     loader_gen = torch.Generator()
-    train_loader = DataLoader(ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw)
+    train_loader = DataLoader(
+        ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw
+    )
     val_loader = DataLoader(
         ds.val,
         batch_size=config.batch_size,
@@ -170,7 +172,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
 
         say(f"cnnspec train: {source.name} ({n_params:,} parameters) on {ds.name}: "
             f"{len(ds.train)} train / {len(ds.val)} val images, {ds.num_classes} classes")
-        say(f"  device {device} x {world} worker{'s' if world > 1 else ''} ({env.backend}), "
+        backend = env.backend if env.distributed else "single process"
+        say(f"  device {device} x {world} worker{'s' if world > 1 else ''} ({backend}), "
             f"precision {config.precision}{', channels_last' if config.channels_last else ''}"
             f"{', torch.compile' if config.compile else ''}")
         say(f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
@@ -228,7 +231,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
                 x = x.to(device, non_blocking=True, memory_format=memory_format)
                 y = y.to(device, non_blocking=True)
                 # Only the last micro-batch all-reduces gradients; the others just accumulate.
-                sync = model.no_sync() if env.distributed and micro < config.accum_steps - 1 else contextlib.nullcontext()
+                accumulating = env.distributed and micro < config.accum_steps - 1
+                sync = model.no_sync() if accumulating else contextlib.nullcontext()
                 with sync:
                     with autocast():
                         logits = model(x)
@@ -254,7 +258,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
 
             last = step_in_epoch == steps_per_epoch - 1
             ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last
-            if not (global_step % config.log_every == 0 or ckpt_due or last or (not env.distributed and stop.requested)):
+            local_stop = not env.distributed and stop.requested  # one worker: no need to agree
+            if not (global_step % config.log_every == 0 or ckpt_due or last or local_stop):
                 continue
             # A sync point: agree across workers whether to stop (non-finite loss, Ctrl-C).
             flags = torch.tensor([float(bad.item()), float(stop.requested)], device=device)

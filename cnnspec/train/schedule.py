@@ -76,9 +76,8 @@ class Schedule:
 
 def build_schedule(config: TrainConfig, *, global_batch: int, steps_per_epoch: int) -> Schedule:
     """The schedule for ``config`` at a given global batch and epoch length."""
-    if config.warmup_steps is not None:
-        warmup = config.warmup_steps
-    else:
+    warmup = config.warmup_steps
+    if warmup is None:
         warmup = round(config.warmup_epochs * steps_per_epoch)
     total = config.epochs * steps_per_epoch
     return Schedule(

@@ -1,0 +1,84 @@
+"""Options: config files, command-line precedence, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cnnspec.train import cli
+from cnnspec.train.api import resolve_config
+from cnnspec.train.config import read_config_file, resolve
+from cnnspec.train.errors import UsageError
+from cnnspec.train.rundir import Plan
+
+FRESH = Plan(resume_from=None, clear=False)
+
+
+def test_toml_and_yaml_files_and_cli_wins(tmp_path: Path) -> None:
+    toml = tmp_path / "a.toml"
+    toml.write_text('[train]\nbatch-size = 16\nepochs = 4\nmilestones = [1, 2]\nparams = { num_classes = 10 }\n')
+    yml = tmp_path / "b.yaml"
+    yml.write_text("batch_size: 16\nepochs: 4\nprecision: bf16\n")
+    assert read_config_file(toml)["batch_size"] == 16
+    cfg = resolve_config(None, out=tmp_path / "o", plan=FRESH, config=toml, options={"epochs": 7})
+    assert (cfg.batch_size, cfg.epochs, cfg.milestones, cfg.params) == (16, 7, [1, 2], {"num_classes": 10})
+    cfg = resolve_config(None, out=tmp_path / "o", plan=FRESH, config=yml, options={"batch_size": 8})
+    assert (cfg.batch_size, cfg.epochs, cfg.precision) == (8, 4, "bf16")
+
+
+def test_bad_values_name_the_option() -> None:
+    with pytest.raises(UsageError, match="batch-size"):
+        resolve({"batch_size": 0})
+    with pytest.raises(UsageError, match="no-such-option"):
+        resolve({"no_such_option": 1})
+    with pytest.raises(UsageError, match="unknown data source"):
+        resolve({"data": "mnist"})
+
+
+def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def test_usage_errors_are_one_line_exit_2(tmp_path: Path, lenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "run")
+    code, err = _main(capsys, str(lenet), "--out", out, "--bogus")
+    assert code == 2 and len(err.splitlines()) == 1 and "--bogus" in err
+    code, err = _main(capsys, str(lenet), "--out", out, "--batch-size", "-3")
+    assert code == 2 and len(err.splitlines()) == 1 and "batch-size" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = [\n")
+    code, err = _main(capsys, str(lenet), "--out", out, "--config", str(bad))
+    assert code == 2 and len(err.splitlines()) == 1 and "bad.toml" in err
+    code, err = _main(capsys, str(lenet), "--out", out, "--data", f"imagefolder:{tmp_path / 'nowhere'}")
+    assert code == 2 and len(err.splitlines()) == 1 and "train/" in err
+    code, err = _main(capsys, str(tmp_path / "missing.cnn"), "--out", out)
+    assert code == 2 and "does not exist" in err
+
+
+def test_class_count_mismatch_says_how_to_fix(tmp_path: Path, lenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(capsys, str(lenet), "--data", "digits", "--out", str(tmp_path / "r"), "--set", "num_classes=7")
+    assert code == 2
+    assert "10 classes" in err and "--set num_classes=10" in err
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path, lenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("precious\n")
+    code, err = _main(capsys, str(lenet), "--data", "digits", "--out", str(out))
+    assert code == 2 and "--resume" in err and "--force" in err
+    assert (out / "metrics.jsonl").read_text() == "precious\n"
+    code, err = _main(capsys, str(lenet), "--data", "digits", "--out", str(out), "--resume")
+    assert code == 2 and "no checkpoint" in err
+
+
+def test_spec_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "broken.cnn"
+    spec.write_text("network Broken {\n    input: 1 x 8 x 8\n    conv(4, 99)\n}\n")
+    code, err = _main(capsys, str(spec), "--data", "digits", "--out", str(tmp_path / "r"))
+    assert code == 1
+    assert "Traceback" not in err and "broken.cnn" in err

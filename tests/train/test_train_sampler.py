@@ -1,0 +1,39 @@
+"""N workers with batch B see, step by step, the samples one process with batch N*B sees."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnspec.train.sampler import GlobalBatchSampler
+
+
+def _steps(n: int, world: int, batch: int, accum: int, epoch: int = 0, start: int = 0) -> list[list[set[int]]]:
+    """Per optimizer step, the set of indices each rank consumes."""
+    per_rank = []
+    for rank in range(world):
+        s = GlobalBatchSampler(range(n), num_replicas=world, rank=rank, batch_size=batch, accum_steps=accum, seed=3)
+        s.set_epoch(epoch)
+        s.set_start_step(start)
+        idx = list(s)
+        assert len(idx) == len(s)
+        share = batch * accum
+        per_rank.append([set(idx[i : i + share]) for i in range(0, len(idx), share)])
+    return [list(step) for step in zip(*per_rank, strict=True)]
+
+
+@pytest.mark.parametrize(("world", "batch", "accum"), [(2, 32, 1), (4, 16, 1), (2, 16, 2), (3, 7, 3)])
+def test_same_global_batches_as_one_process(world: int, batch: int, accum: int) -> None:
+    n = 1437
+    one = _steps(n, 1, world * batch * accum, 1, epoch=2)
+    many = _steps(n, world, batch, accum, epoch=2)
+    assert len(one) == len(many) == n // (world * batch * accum)
+    for step_one, step_many in zip(one, many, strict=True):
+        shares = step_many
+        assert set().union(*shares) == step_one[0]
+        assert sum(len(s) for s in shares) == len(step_one[0])  # no sample twice
+
+
+def test_epochs_differ_and_start_step_skips() -> None:
+    assert _steps(500, 2, 10, 1, epoch=0) != _steps(500, 2, 10, 1, epoch=1)
+    full = _steps(500, 2, 10, 1, epoch=4)
+    assert _steps(500, 2, 10, 1, epoch=4, start=7) == full[7:]

@@ -1,0 +1,32 @@
+"""Helpers for the trainer tests: run the real CLI in a subprocess, read weights back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LENET = REPO / "specs" / "lenet5.cnn"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m cnnspec.train ARGS`` from the repository root; output captured."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CNNSPEC_FAULT", "TORCHELASTIC"))}
+    full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cnnspec.train", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def load_weights(path: Path) -> dict:
+    """The tensors of a model.safetensors file."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
