@@ -65,6 +65,26 @@ class _Ctx:
 
 
 @dataclass(frozen=True)
+class _Template:
+    """The nodes one block instance produced, to replay for an identical instance."""
+
+    nodes: list[Node]
+    groups: list[Group]
+    base_id: int
+    path: str
+    depth: int
+    out_node: int
+    out_shape: tuple[int, ...]
+
+
+def _freeze(v: Any) -> Any:
+    """A hashable stand-in for a spec value (lists become tuples); UNKNOWN stays unhashable-marked."""
+    if isinstance(v, list):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+@dataclass(frozen=True)
 class _Value:
     """The tensor flowing between statements: its producing node and shape (None if unknown)."""
 
@@ -115,6 +135,7 @@ class Elaborator:
         self.graph: Graph | None = None
         self.used_blocks: set[str] = set()
         self._too_big = False
+        self._templates: dict[tuple[Any, ...], _Template] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
         self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
         self.refs.update({k: Ref(k, "block") for k in program.blocks})
@@ -526,7 +547,7 @@ class Elaborator:
             self._too_big = True
             return _Value(inputs[0].node, None)
         known = out is not None and all(i.shape is not None for i in inputs)
-        node = Node.model_construct(
+        node = Node.unchecked(
             id=len(graph.nodes),
             kind=kind,
             path=path,
@@ -580,7 +601,77 @@ class Elaborator:
         if cur.shape is None:
             inner = replace(inner, block_input=None)
             # With an unknown input, still walk the body for errors that do not depend on shapes.
-        return self._body(block.body, cur, inner)
+        # A block sees only its arguments and its input shape, so an instance with
+        # the same ones elaborates to the same nodes: replay them (ResNet-152 has
+        # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
+        key = self._memo_key(block, env, cur.shape)
+        graph = self.graph
+        assert graph is not None
+        template = self._templates.get(key) if key is not None else None
+        if template is not None and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
+            return self._replay(template, cur, ctx, frame)
+        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.nodes), len(graph.aux)
+        out = self._body(block.body, cur, inner)
+        clean = len(self.diags.items) == n_diags and len(graph.aux) == n_aux and not self._too_big
+        if key is not None and clean and out.shape is not None:
+            prefix = path + "."
+            self._templates[key] = _Template(
+                nodes=graph.nodes[n_nodes:],
+                groups=[g for p, g in graph.groups.items() if p.startswith(prefix)],
+                base_id=n_nodes,
+                path=path,
+                depth=len(ctx.trace),
+                out_node=out.node,
+                out_shape=out.shape,
+            )
+        return out
+
+    def _memo_key(self, block: ast.BlockDef, env: Mapping[str, Any], shape: tuple[int, ...] | None) -> tuple | None:
+        if shape is None:
+            return None
+        items = tuple((k, _freeze(v)) for k, v in env.items())
+        try:
+            hash(items)
+        except TypeError:
+            return None
+        if any(v is UNKNOWN for _, v in items):
+            return None
+        return (id(block), items, shape)
+
+    def _replay(self, t: _Template, cur: _Value, ctx: _Ctx, frame: Frame) -> _Value:
+        graph = self.graph
+        assert graph is not None and cur.shape is not None
+        offset = len(graph.nodes) - t.base_id
+        old, new = t.path, frame.path
+
+        def move(p: str) -> str:
+            return new + p[len(old) :] if p == old or p.startswith(old + ".") else p
+
+        def node_id(i: int) -> int:
+            # Anything made before the template's block is its input.
+            return i + offset if i >= t.base_id else cur.node
+
+        head = ctx.trace + (frame,)
+        for n in t.nodes:
+            graph.add(
+                Node.unchecked(
+                    id=n.id + offset,
+                    kind=n.kind,
+                    path=move(n.path),
+                    has_module=n.has_module,
+                    inputs=[node_id(i) for i in n.inputs],
+                    attrs=n.attrs,
+                    in_shapes=n.in_shapes,
+                    out_shape=n.out_shape,
+                    span=n.span,
+                    trace=head + tuple(Frame(f.block, move(f.path), f.span) for f in n.trace[t.depth + 1 :]),
+                    scope=move(n.scope),
+                    skip=n.skip,
+                )
+            )
+        for g in t.groups:
+            graph.groups[move(g.path)] = g.model_copy(update={"path": move(g.path)})
+        return _Value(node_id(t.out_node), t.out_shape)
 
     def _bind(
         self,
