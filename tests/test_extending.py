@@ -1,0 +1,73 @@
+"""A user-registered layer works end to end: shape rule, diagnostics, torch module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import cnnspec
+from cnnspec import Arg, LayerKind, ShapeError
+from cnnspec.layers.registry import Attrs, lookup, positive_int
+
+
+def _shape(a: Attrs, x: tuple[int, ...]) -> tuple[int, ...]:
+    c, h, w = x
+    r = a.factor
+    if h % r or w % r:
+        raise ShapeError(f"space_to_depth: {h}×{w} is not divisible by {r}", help="pad the input")
+    return (c * r * r, h // r, w // r)
+
+
+def _module(a: Attrs, x: tuple[int, ...], inplace: bool) -> Any:
+    return torch.nn.PixelUnshuffle(a.factor)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def space_to_depth() -> None:
+    if lookup("space_to_depth") is None:
+        cnnspec.register_layer(
+            LayerKind(
+                name="space_to_depth",
+                doc="r×r blocks into channels",
+                args=(Arg("factor", positive_int, 2),),
+                shape=_shape,
+                module=_module,
+            )
+        )
+
+
+SPEC = """
+network Tiny {
+    input: 3 x 32 x 32
+    s2d: space_to_depth(2)
+    conv(16, 3, padding = 1)
+}
+"""
+
+
+def test_registered_layer_checks_and_compiles() -> None:
+    report = cnnspec.check(SPEC)
+    assert report.layers[0].output_shape == [12, 16, 16]
+    assert report.total_params == 16 * 12 * 9 + 16
+    model = cnnspec.compile(SPEC)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 16, 16, 16)
+    assert isinstance(model.s2d, torch.nn.PixelUnshuffle)
+
+
+def test_registered_shape_rule_reports_at_the_call() -> None:
+    with pytest.raises(cnnspec.SpecError) as e:
+        cnnspec.check(SPEC.replace("32 x 32", "31 x 31"))
+    (d,) = e.value.diagnostics
+    assert "31×31 is not divisible by 2" in d.message
+    assert (d.span.line, d.span.col) == (4, 5)
+    assert d.help == ["pad the input"]
+
+
+def test_registering_a_name_twice_needs_replace() -> None:
+    kind = lookup("space_to_depth")
+    assert kind is not None
+    with pytest.raises(ValueError, match="already registered"):
+        cnnspec.register_layer(kind)
+    assert cnnspec.register_layer(kind, replace=True) is kind
