@@ -212,6 +212,8 @@ class Elaborator:
                         expected = evaluate(p.default, ChainMap(env, self.refs))
                     except EvalError:
                         expected = None
+                if isinstance(expected, Ref) and isinstance(value, str) and value in self.refs:
+                    value = self.refs[value]  # the Python API names blocks by string
                 if expected is not None and not _same_type(expected, value):
                     self.diags.error(
                         "E505",
