@@ -8,7 +8,7 @@ PROG = "cnnspec train"
 
 
 def launch(worker_argv: list[str], *, nproc_per_node: int, max_restarts: int = 0) -> int:
-    """Run ``python -m cnnspec.train WORKER_ARGV`` on N local workers, as torchrun would.
+    """Run ``python -m cnnspec train WORKER_ARGV`` on N local workers, as torchrun would.
 
     Uses ``torch.distributed.run`` itself (standalone rendezvous on this host),
     so restarts, environment and process handling are torchrun's own.
@@ -21,7 +21,8 @@ def launch(worker_argv: list[str], *, nproc_per_node: int, max_restarts: int = 0
         f"--nproc-per-node={nproc_per_node}",
         f"--max-restarts={max_restarts}",
         "--module",
-        "cnnspec.train",
+        "cnnspec",
+        "train",
         *worker_argv,
     ])
     try:

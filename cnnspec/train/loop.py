@@ -63,6 +63,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     device, rank, world = env.device, env.rank, env.world_size
     say = _printer(env.is_main)
     fault = faults.from_env()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
 
     # ----- model -----------------------------------------------------------
     torch.manual_seed(config.seed)  # same initial weights on every worker

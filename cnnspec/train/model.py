@@ -32,8 +32,9 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSo
     except ImportError as exc:  # the compiler is part of this package; only a broken install lacks it
         raise TrainError(f"cannot import the cnnspec compiler: {exc}") from exc
 
+    is_text = "\n" in spec  # source text rather than a path
     path = Path(spec)
-    if "\n" not in spec and spec.endswith(".cnn") and not path.is_file():
+    if not is_text and not path.is_file():
         raise UsageError(f"spec file {spec!r} does not exist")
     try:
         report = cnnspec.check(spec, network, **params)
@@ -55,7 +56,7 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSo
         except SpecError as exc:
             raise TrainError(exc.render().rstrip()) from exc
 
-    text = path.read_text(encoding="utf-8") if path.is_file() else spec
+    text = spec if is_text else path.read_text(encoding="utf-8")
     return ModelSource(
         build=build,
         input_shape=tuple(report.input_shape),

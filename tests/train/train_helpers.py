@@ -12,11 +12,11 @@ LENET = REPO / "specs" / "lenet5.cnn"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m cnnspec.train ARGS`` from the repository root; output captured."""
+    """``python -m cnnspec train ARGS`` from the repository root; output captured."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CNNSPEC_FAULT", "TORCHELASTIC"))}
     full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "cnnspec.train", *args],
+        [sys.executable, "-m", "cnnspec", "train", *args],
         cwd=REPO,
         env=full_env,
         capture_output=True,

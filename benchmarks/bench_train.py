@@ -1,0 +1,120 @@
+"""Throughput of ``cnnspec train`` against a plain PyTorch loop, on CPU.
+
+Both train ResNet-50 (the compiled ``specs/resnet50.cnn`` versus torchvision's
+``resnet50``) with SGD on the same synthetic images, the same batch and
+precision. Runs alternate (cnnspec, plain, cnnspec, plain, ...) so drift in
+the machine's speed hits both alike; medians are reported.
+
+    python benchmarks/bench_train.py [--batch 8] [--steps 4] [--repeats 3] [--precision fp32]
+
+Each repeat does ``steps`` warm-up steps and then ``steps`` timed steps; for
+cnnspec that is two epochs of ``steps`` steps and the figure is the second
+epoch's ``images_per_s`` from metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import cnnspec  # noqa: E402
+from cnnspec.train.data import synthetic  # noqa: E402
+
+SPEC = REPO / "specs" / "resnet50.cnn"
+
+
+def cnnspec_images_per_s(batch: int, steps: int, size: int, precision: str) -> float:
+    """Second-epoch images/s of cnnspec.train on synthetic data."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        result = cnnspec.train(
+            str(SPEC),
+            data=f"synthetic:{batch * steps}",
+            out=Path(tmp) / "run",
+            epochs=2,
+            batch_size=batch,
+            precision=precision,
+            warmup_epochs=0,
+            progress="off",
+            num_workers=0,
+        )
+    return result.history[-1]["images_per_s"]
+
+
+def plain_images_per_s(batch: int, steps: int, size: int, precision: str) -> float:
+    """images/s of a hand-written loop on torchvision's ResNet-50, after as many warm-up steps."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50()
+    data = synthetic((3, size, size), 1000, size=batch * steps, seed=0).train
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    dtype = {"bf16": torch.bfloat16}.get(precision)
+
+    def epoch() -> float:
+        model.train()
+        t0 = time.perf_counter()
+        for x, y in loader:
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return len(loader) * batch / (time.perf_counter() - t0)
+
+    epoch()  # warm-up
+    return epoch()
+
+
+def main() -> None:
+    """Run the interleaved comparison and print a small table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    args = parser.parse_args()
+    size = 224  # the spec's input
+
+    ours, theirs = [], []
+    for i in range(args.repeats):
+        ours.append(cnnspec_images_per_s(args.batch, args.steps, size, args.precision))
+        theirs.append(plain_images_per_s(args.batch, args.steps, size, args.precision))
+        print(f"repeat {i + 1}: cnnspec train {ours[-1]:.2f} img/s, plain loop {theirs[-1]:.2f} img/s", flush=True)
+    a, b = statistics.median(ours), statistics.median(theirs)
+    cpu = _cpu_model()
+    print(f"\nResNet-50, batch {args.batch}, {args.precision}, {size}x{size}, synthetic data, "
+          f"{torch.get_num_threads()} threads, {cpu}, torch {torch.__version__}")
+    print(f"cnnspec train (median of {args.repeats}): {a:.2f} img/s")
+    print(f"plain PyTorch loop (median of {args.repeats}): {b:.2f} img/s")
+    print(f"ratio: {a / b:.3f} (target >= 0.97)")
+
+
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""GPU throughput of ``cnnspec train`` on one H200: ResNet-50, bf16, channels_last.
+
+Prepared for a GPU machine; it needs CUDA and refuses to run without it.
+It trains the compiled ``specs/resnet50.cnn`` on synthetic 224x224 images at
+batch 256, once eagerly and once through ``torch.compile``, and prints
+images/s for both (the second epoch of each run, so compilation and cuDNN
+autotuning are excluded), next to a plain PyTorch loop on torchvision's
+ResNet-50 under the same settings.
+
+    python benchmarks/gpu_train_h200.py [--batch 256] [--steps 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import cnnspec  # noqa: E402
+from cnnspec.train.data import synthetic  # noqa: E402
+
+
+def cnnspec_run(batch: int, steps: int, compile_: bool) -> float:
+    """Second-epoch images/s of cnnspec.train (bf16, channels_last)."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        result = cnnspec.train(
+            str(REPO / "specs" / "resnet50.cnn"),
+            data=f"synthetic:{batch * steps}",
+            out=Path(tmp) / "run",
+            epochs=2,
+            batch_size=batch,
+            precision="bf16",
+            channels_last=True,
+            compile=compile_,
+            warmup_epochs=0,
+            progress="off",
+            device="cuda",
+            log_every=steps,
+        )
+    return result.history[-1]["images_per_s"]
+
+
+def plain_run(batch: int, steps: int, compile_: bool) -> float:
+    """images/s of a hand-written bf16/channels_last loop on torchvision's ResNet-50."""
+    import torchvision
+
+    model = torchvision.models.resnet50().cuda().to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if compile_ else model
+    data = synthetic((3, 224, 224), 1000, size=batch * steps, seed=0).train
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, pin_memory=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-5)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def epoch() -> float:
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for x, y in loader:
+            x = x.cuda(non_blocking=True).to(memory_format=torch.channels_last)
+            y = y.cuda(non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = loss_fn(step_model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        torch.cuda.synchronize()
+        return len(loader) * batch / (time.perf_counter() - t0)
+
+    epoch()
+    return epoch()
+
+
+def main() -> None:
+    """Measure and print images/s with and without torch.compile."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=30)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("gpu_train_h200.py needs a CUDA device")
+    torch.backends.cudnn.benchmark = True
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, ResNet-50, batch {args.batch}, "
+          "bf16, channels_last, 224x224 synthetic")
+    for compile_ in (False, True):
+        ours = cnnspec_run(args.batch, args.steps, compile_)
+        theirs = plain_run(args.batch, args.steps, compile_)
+        label = "torch.compile" if compile_ else "eager"
+        print(f"{label:>13}: cnnspec train {ours:8.1f} img/s   plain loop {theirs:8.1f} img/s   "
+              f"ratio {ours / theirs:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
