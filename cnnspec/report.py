@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel
 
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.ir import Graph
 from cnnspec.passes import Analysis
+
+#: Stated once in every summary and report: what one MAC and one FLOP are.
+MAC_CONVENTION = (
+    "1 MAC = one multiply-add of a convolution or linear layer, per sample; FLOPs = 2 × MACs; "
+    "bias, normalisation, activation, pooling and joins are not counted"
+)
+#: What the activation memory counts (docs/analysis.md).
+ACTIVATION_CONVENTION = (
+    "fp32 tensors autograd saves for backward in one training step, input included, each storage once"
+)
+#: Tables taller than this open fewer levels of groups unless --depth or --expand says otherwise.
+MAX_ROWS = 60
 
 
 class LayerRow(BaseModel):
@@ -18,9 +32,75 @@ class LayerRow(BaseModel):
     params: int
     buffers: int
     macs: int
+    flops: int
+    #: Receptive field (height, width) in input pixels and the jump (effective stride).
+    receptive_field: list[int]
+    jump: list[int]
+    #: Bytes autograd keeps for backward because of this layer, at the report's batch size.
+    activation_bytes: int
+    #: Output tensor size in bytes (fp32) at the report's batch size.
+    output_bytes: int
+    scope: str
+    inputs: list[str]
+    skip: list[int]
     file: str
     line: int
     col: int
+
+
+class GroupRow(BaseModel):
+    """A block instance or named group, with the totals of the layers inside."""
+
+    path: str
+    kind: str
+    name: str
+    layers: int
+    params: int
+    buffers: int
+    macs: int
+    output_shape: list[int]
+    receptive_field: list[int]
+    activation_bytes: int
+
+
+class FoldRow(BaseModel):
+    """A run of identical consecutive block instances shown as one ("Bottleneck ×35")."""
+
+    path: str
+    block: str
+    count: int
+    instances: list[str]
+    params: int
+    macs: int
+    output_shape: list[int]
+
+
+class TableRow(BaseModel):
+    """One row of the summary table as shown at the report's depth."""
+
+    level: int
+    kind: str  # "layer", "group" (collapsed), "open" (an opened group's header), "fold"
+    path: str
+    op: str
+    count: int
+    output_shape: list[int]
+    params: int
+    macs: int
+    receptive_field: list[int]
+    activation_bytes: int
+
+
+class StageRow(BaseModel):
+    """A run of consecutive layers at one spatial resolution (the head: flat features)."""
+
+    resolution: str
+    first: str
+    last: str
+    layers: int
+    output_shape: list[int]
+    params: int
+    macs: int
+    activation_bytes: int
 
 
 class Report(BaseModel):
@@ -33,8 +113,22 @@ class Report(BaseModel):
     total_params: int
     trainable_params: int
     buffers: int
+    param_bytes_fp32: int
+    param_bytes_bf16: int
     macs: int
+    flops: int
+    mac_convention: str = MAC_CONVENTION
+    batch: int = 1
+    activation_bytes: int = 0
+    activation_convention: str = ACTIVATION_CONVENTION
     layers: list[LayerRow]
+    groups: list[GroupRow] = []
+    folds: list[FoldRow] = []
+    stages: list[StageRow] = []
+    #: The table as shown: groups opened `depth` levels (None: all), folds opened when `expanded`.
+    depth: int | None = None
+    expanded: bool = False
+    table: list[TableRow] = []
     warnings: list[dict[str, object]] = []
 
     @property
@@ -45,11 +139,55 @@ class Report(BaseModel):
         return format_report(self)
 
 
-def build_report(graph: Graph, analysis: Analysis, warnings: list[Diagnostic] | None = None) -> Report:
-    """Assemble the report from the graph and the pass results."""
+def _stages(graph: Graph, analysis: Analysis, batch: int) -> list[StageRow]:
+    rows: list[StageRow] = []
+    for node in graph.layers():
+        shape = node.out_shape
+        res = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
+        saved = analysis.saved.get(node.id)
+        act = saved.at(batch) if saved else 0
+        params = analysis.params.get(node.id, (0, 0))[0]
+        macs = analysis.macs.get(node.id, 0)
+        if rows and rows[-1].resolution == res:
+            r = rows[-1]
+            r.last, r.layers, r.output_shape = node.path, r.layers + 1, list(shape)
+            r.params, r.macs, r.activation_bytes = r.params + params, r.macs + macs, r.activation_bytes + act
+        else:
+            rows.append(StageRow(resolution=res, first=node.path, last=node.path, layers=1, output_shape=list(shape),
+                                 params=params, macs=macs, activation_bytes=act))
+    return rows
+
+
+def build_report(
+    graph: Graph,
+    analysis: Analysis,
+    warnings: list[Diagnostic] | None = None,
+    *,
+    depth: int | None = -1,
+    expand: bool = False,
+    batch: int = 1,
+) -> Report:
+    """Assemble the report from the graph and the pass results.
+
+    depth: how many levels of groups the table opens; None opens all, -1
+    (the default) opens as many as fit in MAX_ROWS rows. expand: show every
+    instance of a fold. batch: the batch size of the activation memory.
+    """
+    from cnnspec.passes.fold import Item, auto_depth, build_tree, visible
+
+    def act(nid: int) -> int:
+        s = analysis.saved.get(nid)
+        return s.at(batch) if s else 0
+
+    def rf(nid: int) -> list[int]:
+        r = analysis.receptive.get(nid)
+        return list(r.rf) if r else [1, 1]
+
     rows = []
     for node in graph.layers():
         params, buffers = analysis.params.get(node.id, (0, 0))
+        macs = analysis.macs.get(node.id, 0)
+        r = analysis.receptive.get(node.id)
         rows.append(
             LayerRow(
                 path=node.path,
@@ -57,13 +195,69 @@ def build_report(graph: Graph, analysis: Analysis, warnings: list[Diagnostic] | 
                 output_shape=list(node.out_shape),
                 params=params,
                 buffers=buffers,
-                macs=analysis.macs.get(node.id, 0),
+                macs=macs,
+                flops=2 * macs,
+                receptive_field=list(r.rf) if r else [1, 1],
+                jump=list(r.jump) if r else [1, 1],
+                activation_bytes=act(node.id),
+                output_bytes=4 * batch * math.prod(node.out_shape),
+                scope=node.scope,
+                inputs=[graph.nodes[i].path for i in node.inputs],
+                skip=list(node.skip),
                 file=node.span.file,
                 line=node.span.line,
                 col=node.span.col,
             )
         )
+
+    def totals(item: Item) -> tuple[int, int, int, int]:
+        ids = item.node_ids
+        return (
+            sum(analysis.params.get(i, (0, 0))[0] for i in ids),
+            sum(analysis.params.get(i, (0, 0))[1] for i in ids),
+            sum(analysis.macs.get(i, 0) for i in ids),
+            sum(act(i) for i in ids),
+        )
+
+    tree = build_tree(graph)
+    groups: list[GroupRow] = []
+    folds: list[FoldRow] = []
+
+    def collect(items: list[Item]) -> None:
+        for item in items:
+            if item.kind == "fold":
+                p, _, m, _ = totals(item)
+                folds.append(FoldRow(path=item.path, block=item.name, count=item.count,
+                                     instances=[i.path for i in item.instances], params=p, macs=m,
+                                     output_shape=list(graph.nodes[item.last].out_shape)))
+                collect(item.instances)
+            elif item.kind == "group":
+                assert item.group is not None
+                p, b, m, a = totals(item)
+                groups.append(GroupRow(path=item.path, kind=item.group.kind, name=item.name,
+                                       layers=len(item.node_ids), params=p, buffers=b, macs=m,
+                                       output_shape=list(graph.nodes[item.last].out_shape),
+                                       receptive_field=rf(item.last), activation_bytes=a))
+                collect(item.children)
+
+    collect(tree)
+
+    if depth == -1:
+        depth = None if expand else auto_depth(tree, expand, MAX_ROWS)
+    table = []
+    for shown in visible(tree, depth, expand):
+        item = shown.item
+        p, _, m, a = totals(item)
+        kind = "open" if shown.opened else item.kind
+        table.append(TableRow(
+            level=shown.level, kind=kind, path=item.path, op=op_text(item), count=item.count,
+            output_shape=list(graph.nodes[item.last].out_shape),
+            params=0 if shown.opened else p, macs=0 if shown.opened else m,
+            receptive_field=rf(item.last), activation_bytes=0 if shown.opened else a,
+        ))
+
     trainable = analysis.trainable_params
+    macs = analysis.total_macs
     return Report(
         network=graph.network,
         params={k: v for k, v in graph.params.items() if isinstance(v, (int, float, str, bool, list))},
@@ -72,7 +266,40 @@ def build_report(graph: Graph, analysis: Analysis, warnings: list[Diagnostic] | 
         total_params=trainable,
         trainable_params=trainable,
         buffers=analysis.buffers,
-        macs=analysis.total_macs,
+        param_bytes_fp32=4 * trainable,
+        param_bytes_bf16=2 * trainable,
+        macs=macs,
+        flops=2 * macs,
+        batch=batch,
+        activation_bytes=analysis.activation_bytes(batch),
         layers=rows,
+        groups=groups,
+        folds=folds,
+        stages=_stages(graph, analysis, batch),
+        depth=depth,
+        expanded=expand,
+        table=table,
         warnings=[d.to_dict() for d in warnings or []],
     )
+
+
+def op_text(item: object) -> str:
+    """The op column: the layer's op, a group's block name, "Bottleneck ×35" for a fold.
+
+    A group whose items are all instances of one block says so: layer3 is
+    "Stage: Bottleneck ×36", the way the paper's table reads.
+    """
+    from cnnspec.passes.fold import Item
+
+    assert isinstance(item, Item)
+    if item.kind == "layer":
+        return item.name
+    if item.kind == "fold":
+        return f"{item.name} ×{item.count}"
+    kids = item.children
+    if kids and all(k.kind in ("group", "fold") and k.name == kids[0].name and
+                    (k.group is None or k.group.kind == "block") for k in kids):
+        n = sum(k.count for k in kids)
+        if n > 1:
+            return f"{item.name}: {kids[0].name} ×{n}"
+    return item.name

@@ -1,8 +1,20 @@
-"""Plain-text rendering of a Report: the per-layer table and the totals."""
+"""Rendering of a Report: the table grouped by block with folds, then the totals and stages.
+
+Plain text by default (pipes, files, golden tests); `format_rich` draws the
+same table with rich when stdout is a terminal. rich is imported lazily: the
+command line's cold start matters more than its colours.
+"""
 
 from __future__ import annotations
 
-from cnnspec.report import Report
+import sys
+from typing import Any
+
+from cnnspec.report import Report, TableRow
+
+HEADER = ("module", "op", "output", "params", "MACs", "RF", "act. mem")
+#: Columns aligned to the right (the numbers).
+RIGHT = {3, 4, 5, 6}
 
 
 def shape_text(shape: list[int]) -> str:
@@ -18,24 +30,128 @@ def human(n: float) -> str:
     return str(int(n))
 
 
-def format_report(report: Report) -> str:
-    """The table `cnnspec check` prints: one row per layer, then totals."""
-    header = ("module", "op", "output", "params", "MACs")
-    rows = [
-        (r.path, r.op, shape_text(r.output_shape), f"{r.params:,}" if r.params else "-", human(r.macs) if r.macs else "-")
-        for r in report.layers
-    ]
+def nbytes(n: float) -> str:
+    """Bytes in binary units: 97.49 MiB."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def rf_text(rf: list[int]) -> str:
+    """7, or 7×11 when not square."""
+    return str(rf[0]) if len(rf) == 2 and rf[0] == rf[1] else "×".join(map(str, rf))
+
+
+def _cells(r: TableRow) -> tuple[str, ...]:
+    indent = "  " * r.level
+    blank = r.kind == "open"  # an opened group's numbers are its rows'
+    return (
+        indent + r.path,
+        r.op,
+        shape_text(r.output_shape),
+        "" if blank else (f"{r.params:,}" if r.params else "-"),
+        "" if blank else (human(r.macs) if r.macs else "-"),
+        rf_text(r.receptive_field),
+        "" if blank else (nbytes(r.activation_bytes) if r.activation_bytes else "-"),
+    )
+
+
+def _view_note(report: Report) -> str:
+    folds = any(r.kind == "fold" for r in report.table)
+    if report.depth is None and not folds:
+        return ""
+    how = []
+    if report.depth is not None:
+        how.append(f"groups opened {report.depth} level{'s' if report.depth != 1 else ''} deep")
+    if folds:
+        how.append("identical consecutive blocks folded (×N)")
+    return f"({'; '.join(how)}: --depth N or --expand to open)"
+
+
+def align(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
+    """A plain-text table: header, rule, rows; columns in `right` aligned right."""
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        cols = zip(cells, widths, strict=True)
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(cols)).rstrip()
 
-    out = [f"network {report.network}: input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}"]
-    out.append(line(header))
-    out.append("  ".join("-" * w for w in widths))
-    out += [line(r) for r in rows]
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def _table_lines(report: Report) -> list[str]:
+    return align(HEADER, [_cells(r) for r in report.table], RIGHT)
+
+
+def totals_lines(report: Report) -> list[str]:
+    """The totals under the table: parameters, memory, MACs/FLOPs with their convention, activations."""
+    b = report.batch
+    return [
+        f"parameters:    {report.total_params:,} trainable ({human(report.total_params)}), "
+        f"{report.buffers:,} buffer elements",
+        f"param memory:  {nbytes(report.param_bytes_fp32)} fp32, {nbytes(report.param_bytes_bf16)} bf16",
+        f"MACs:          {report.macs:,} ({human(report.macs)}) per sample; FLOPs {human(report.flops)}",
+        f"activations:   {nbytes(report.activation_bytes)} for a training step at batch {b} (--batch B)",
+        f"convention:    {report.mac_convention};",
+        f"               activations are {report.activation_convention}; RF = receptive field in input pixels",
+    ]
+
+
+def stage_lines(report: Report) -> list[str]:
+    """The per-stage breakdown: one line per run of layers at one resolution."""
+    header = ("stage", "layers", "from", "to", "output", "params", "MACs", "%MACs", "act. mem")
+    total = report.macs or 1
+    rows = [
+        (s.resolution, str(s.layers), s.first, s.last, shape_text(s.output_shape), f"{s.params:,}",
+         human(s.macs) if s.macs else "-", f"{100 * s.macs / total:.1f}%", nbytes(s.activation_bytes))
+        for s in report.stages
+    ]
+    return align(header, rows, {1, 5, 6, 7, 8})
+
+
+def format_report(report: Report) -> str:
+    """The table `cnnspec check` prints: grouped rows, then totals and stages, as plain text."""
+    shapes = f"input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}"
+    out = [f"network {report.network}: {shapes}"]
+    note = _view_note(report)
+    if note:
+        out.append(note)
+    out += _table_lines(report)
     out.append("")
-    out.append(f"parameters:  {report.total_params:,} ({report.trainable_params:,} trainable)")
-    out.append(f"buffers:     {report.buffers:,}")
-    out.append(f"MACs:        {report.macs:,} ({human(report.macs)}, conv and linear multiply-adds per sample)")
+    out += totals_lines(report)
+    out.append("")
+    out.append("stages (runs of layers at one resolution):")
+    out += stage_lines(report)
     return "\n".join(out)
+
+
+def format_rich(report: Report, file: Any = None) -> None:
+    """Print the report with rich: the same table with folds highlighted and nesting as indentation."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout)
+    title = f"{report.network}: {shape_text(report.input_shape)} → {shape_text(report.output_shape)}"
+    table = Table(title=title, caption=_view_note(report) or None, header_style="bold", box=None, pad_edge=False)
+    for i, h in enumerate(HEADER):
+        table.add_column(h, justify="right" if i in RIGHT else "left", no_wrap=True)
+    for r in report.table:
+        style = "bold cyan" if r.kind == "fold" else ("bold" if r.kind in ("open", "group") else None)
+        table.add_row(*_cells(r), style=style)
+    console.print(table)
+    console.print()
+    for line in totals_lines(report):
+        console.print(line, highlight=False)
+    console.print()
+    console.print("stages (runs of layers at one resolution):")
+    for line in stage_lines(report):
+        console.print(line, highlight=False)
+
+
+def print_report(report: Report) -> None:
+    """Print the summary: rich on a terminal, plain text otherwise."""
+    if sys.stdout.isatty():
+        format_rich(report)
+    else:
+        print(format_report(report))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-from cnnspec.commands.common import add_spec_args, spec_kwargs
+from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +14,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check a spec statically and print its summary")
     add_spec_args(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_view_args(p)
     p.set_defaults(run=run)
+
+
+def add_view_args(p: argparse.ArgumentParser) -> None:
+    """--depth, --expand and --batch: how much of the table to open, and the batch of the memory figure."""
+    p.add_argument("--depth", type=int, metavar="N", help="open groups N levels deep (default: as many as fit 60 rows)")
+    p.add_argument("--expand", action="store_true", help="open everything, every instance of a folded block included")
+    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch size of the activation memory (default 1)")
+
+
+def view_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """build_report's keyword arguments from --depth, --expand and --batch."""
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth expects a number of at least 0, got {args.depth}")
+    if args.batch < 1:
+        raise UsageError(f"--batch expects a positive batch size, got {args.batch}")
+    depth = args.depth if args.depth is not None else (None if args.expand else -1)
+    return {"depth": depth, "expand": args.expand, "batch": args.batch}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.report import build_report
 
     checked = analyse(args.spec, **spec_kwargs(args))
-    report = build_report(checked.graph, checked.analysis, checked.warnings)
+    report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
     if args.json:
         print(json.dumps(report.model_dump(), indent=2))
     else:
-        print(report.summary)
+        from cnnspec.summary import print_report
+
+        print_report(report)
     return 0

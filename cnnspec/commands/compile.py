@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnspec.commands.check import add_view_args, view_kwargs
 from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs, write_new
 
 #: Output suffixes and what they hold.
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec_args(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    add_view_args(p)
     p.set_defaults(run=run)
 
 
@@ -38,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.backends.fx import to_graph_module
 
     gm = to_graph_module(checked.graph)
-    report = build_report(checked.graph, checked.analysis, checked.warnings)
-    print(report.summary)
+    report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
+    from cnnspec.summary import print_report
+
+    print_report(report)
     n = sum(p.numel() for p in gm.parameters())
     print(f"compiled:    torch.fx.GraphModule {type(gm).__name__} with {n:,} parameters")
     if out is not None:
