@@ -173,7 +173,7 @@ def build_report(
     (the default) opens as many as fit in MAX_ROWS rows. expand: show every
     instance of a fold. batch: the batch size of the activation memory.
     """
-    from cnnspec.passes.fold import Item, auto_depth, build_tree, visible
+    from cnnspec.passes.fold import Item, auto_depth, build_tree, describe, visible
 
     def act(nid: int) -> int:
         s = analysis.saved.get(nid)
@@ -250,7 +250,7 @@ def build_report(
         p, _, m, a = totals(item)
         kind = "open" if shown.opened else item.kind
         table.append(TableRow(
-            level=shown.level, kind=kind, path=item.path, op=op_text(item), count=item.count,
+            level=shown.level, kind=kind, path=item.path, op=describe(item), count=item.count,
             output_shape=list(graph.nodes[item.last].out_shape),
             params=0 if shown.opened else p, macs=0 if shown.opened else m,
             receptive_field=rf(item.last), activation_bytes=0 if shown.opened else a,
@@ -282,24 +282,3 @@ def build_report(
         warnings=[d.to_dict() for d in warnings or []],
     )
 
-
-def op_text(item: object) -> str:
-    """The op column: the layer's op, a group's block name, "Bottleneck ×35" for a fold.
-
-    A group whose items are all instances of one block says so: layer3 is
-    "Stage: Bottleneck ×36", the way the paper's table reads.
-    """
-    from cnnspec.passes.fold import Item
-
-    assert isinstance(item, Item)
-    if item.kind == "layer":
-        return item.name
-    if item.kind == "fold":
-        return f"{item.name} ×{item.count}"
-    kids = item.children
-    if kids and all(k.kind in ("group", "fold") and k.name == kids[0].name and
-                    (k.group is None or k.group.kind == "block") for k in kids):
-        n = sum(k.count for k in kids)
-        if n > 1:
-            return f"{item.name}: {kids[0].name} ×{n}"
-    return item.name

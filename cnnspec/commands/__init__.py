@@ -4,5 +4,6 @@
 COMMANDS = (
     "cnnspec.commands.check",
     "cnnspec.commands.compile",
+    "cnnspec.commands.diagram",
     "cnnspec.commands.layers",
 )

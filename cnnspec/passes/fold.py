@@ -189,3 +189,24 @@ def auto_depth(tree: list[Item], expand: bool, max_rows: int) -> int | None:
         if len(visible(tree, d, expand)) <= max_rows:
             best = d
     return best
+
+
+def describe(item: Item) -> str:
+    """A layer's op, a group's block name, "Bottleneck ×35" for a fold.
+
+    A group whose items are all instances of one block says so: layer3 is
+    "Stage: Bottleneck ×36", the way the paper's table reads.
+    """
+    if item.kind == "layer":
+        return item.name
+    if item.kind == "fold":
+        return f"{item.name} ×{item.count}"
+    kids = item.children
+    same = all(
+        k.kind in ("group", "fold") and k.name == kids[0].name and (k.group is None or k.group.kind == "block")
+        for k in kids
+    )
+    n = sum(k.count for k in kids)
+    if kids and same and n > 1:
+        return f"{item.name}: {kids[0].name} ×{n}"
+    return item.name

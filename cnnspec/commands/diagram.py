@@ -1,0 +1,58 @@
+"""`cnnspec diagram SPEC -o FILE`: draw the network with Graphviz (.svg, .png, .pdf or .dot)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs, write_new
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the diagram subcommand."""
+    p = sub.add_parser("diagram", help="draw a spec as a Graphviz diagram (.svg, .png, .pdf or .dot)")
+    add_spec_args(p)
+    p.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="the file to write; its suffix picks the format: .svg, .png, .pdf or .dot")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.add_argument("--depth", type=int, metavar="N", help="draw groups deeper than N levels as single nodes")
+    p.add_argument("--expand", action="store_true",
+                   help="draw every layer: open folded repeats and do not merge norm/activation into their layer")
+    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
+    p.add_argument("--params", action="store_true", help="add parameters and MACs to each node")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the spec, build its DOT text, render it with `dot` (or write the DOT text)."""
+    from cnnspec.backends.diagram import FORMATS, GraphvizMissing, find_dot, render, to_dot
+
+    out = Path(args.output)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        what = repr(out.suffix) if out.suffix else "(no suffix)"
+        raise UsageError(f"unknown diagram format {what} in {out}; use .svg, .png, .pdf or .dot")
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth expects a number of at least 0, got {args.depth}")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; pass --force to overwrite it")
+    fmt = FORMATS[suffix]
+    if fmt is not None:
+        try:
+            find_dot()  # before the work, so that a missing Graphviz is reported at once
+        except GraphvizMissing as e:
+            raise UsageError(str(e)) from None
+
+    from cnnspec.api import analyse
+
+    checked = analyse(args.spec, **spec_kwargs(args))
+    diagram = to_dot(checked.graph, checked.analysis, depth=args.depth, expand=args.expand,
+                     rankdir=args.rankdir, params=args.params)
+    try:
+        write_new(out, args.force, lambda tmp: render(diagram.dot, tmp, fmt))
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+    except RuntimeError as e:
+        raise UsageError(f"cannot render {out}: {e}") from None
+    print(f"wrote {out}: {diagram.nodes} nodes, {diagram.clusters} clusters, {diagram.skip_edges} skip edges")
+    return 0
