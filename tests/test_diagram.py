@@ -1,0 +1,169 @@
+"""Diagrams: DOT structure for the canon, real Graphviz output (SVG as XML, PNG size, PDF), bad input."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from cnnspec.api import analyse
+from cnnspec.backends.diagram import Diagram, to_dot
+from cnnspec.cli import main
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+
+
+def diagram(spec: str, **kw: object) -> Diagram:
+    c = analyse(SPECS / spec)
+    return to_dot(c.graph, c.analysis, **kw)  # type: ignore[arg-type]
+
+
+def dot_nodes(dot: str) -> list[str]:
+    return re.findall(r"^\s*(n\d+) \[label=", dot, flags=re.M)
+
+
+def dot_edges(dot: str) -> list[str]:
+    return re.findall(r"^\s*n\d+ -> n\d+ \[.*\];$", dot, flags=re.M)
+
+
+#: (spec, folded nodes, expanded nodes) -- expanded is every layer plus the input.
+COUNTS = [
+    ("lenet5.cnn", 9, 13),
+    ("alexnet.cnn", 16, 23),
+    ("vgg16.cnn", 26, 41),
+    ("googlenet.cnn", 84, 198),
+    ("resnet18.cnn", 28, 70),
+    ("resnet50.cnn", 30, 176),
+    ("resnet152.cnn", 30, 516),
+]
+
+
+@pytest.mark.parametrize(("spec", "folded", "expanded"), COUNTS)
+def test_node_counts_folded_and_expanded(spec: str, folded: int, expanded: int) -> None:
+    c = analyse(SPECS / spec)
+    d = to_dot(c.graph, c.analysis)
+    e = to_dot(c.graph, c.analysis, expand=True)
+    assert (d.nodes, e.nodes) == (folded, expanded)
+    assert len(dot_nodes(d.dot)) == d.nodes and len(dot_nodes(e.dot)) == e.nodes
+    assert e.nodes == len(c.graph.nodes)
+
+
+def test_resnet152_folded_clusters_skips_and_fold_nodes() -> None:
+    d = diagram("resnet152.cnn")
+    assert d.clusters == 8  # four stages, each with its first block opened
+    assert d.skip_edges == 4  # the projection shortcut of each opened first block
+    assert "Bottleneck ×35" in d.dot and "Bottleneck ×7" in d.dot
+    assert d.dot.count("peripheries=2") == 4
+    assert "layer3: Stage: Bottleneck ×36" in d.dot
+
+
+def test_resnet152_expanded_has_every_block_and_every_shortcut() -> None:
+    d = diagram("resnet152.cnn", expand=True)
+    assert d.clusters == 4 + 50 + 4  # stages, blocks, downsample groups
+    assert d.skip_edges == 50
+    skips = [e for e in dot_edges(d.dot) if "style=dashed" in e]
+    assert len(skips) == 50 and all("constraint=false" in e for e in skips)
+    assert "×35" not in d.dot
+
+
+def test_edges_carry_the_shapes_of_the_ir() -> None:
+    c = analyse(SPECS / "alexnet.cnn")
+    d = to_dot(c.graph, c.analysis, expand=True)
+    labels = [re.search(r'xlabel="([^"]*)"', e).group(1) for e in dot_edges(d.dot)]  # type: ignore[union-attr]
+    want = ["×".join(map(str, c.graph.nodes[n.inputs[0]].out_shape)) for n in c.graph.layers()]
+    assert labels == want
+
+
+def test_googlenet_branches_are_clusters_of_one_module() -> None:
+    d = diagram("googlenet.cnn")
+    for i in range(1, 5):
+        assert f"inception3a.branch{i}" in d.dot
+    # Every inception's concat has four incoming edges.
+    concats = re.findall(r"^\s*(n\d+) \[label=<<b>concat</b>", d.dot, flags=re.M)
+    assert len(concats) == 9
+    for n in concats:
+        assert len(re.findall(rf"-> {n} ", d.dot)) == 4
+    assert d.skip_edges == 0
+
+
+def test_depth_collapses_groups_into_single_nodes() -> None:
+    d = diagram("googlenet.cnn", depth=0)
+    assert d.clusters == 0
+    assert d.nodes == 21  # input + the 20 rows of the top level
+    assert "Inception" in d.dot
+
+
+def test_params_are_optional() -> None:
+    assert "params" not in diagram("lenet5.cnn").dot
+    assert "61,706 params" not in diagram("lenet5.cnn", params=True).dot
+    assert "2,416 params" in diagram("lenet5.cnn", params=True).dot  # conv2: 16·6·25 + 16
+
+
+def test_rankdir() -> None:
+    assert "rankdir=LR" in diagram("lenet5.cnn", rankdir="LR").dot
+    with pytest.raises(ValueError):
+        diagram("lenet5.cnn", rankdir="XY")
+
+
+@needs_dot
+def test_svg_is_xml_with_every_node(tmp_path: Path) -> None:
+    out = tmp_path / "resnet152.svg"
+    assert main(["diagram", str(SPECS / "resnet152.cnn"), "-o", str(out)]) == 0
+    root = ET.parse(out).getroot()
+    assert root.tag.endswith("svg")
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    nodes = [g for g in root.iterfind(".//s:g", ns) if g.get("class") == "node"]
+    clusters = [g for g in root.iterfind(".//s:g", ns) if g.get("class") == "cluster"]
+    assert (len(nodes), len(clusters)) == (30, 8)
+
+
+@needs_dot
+def test_png_dimensions_and_pdf(tmp_path: Path) -> None:
+    png = tmp_path / "g.png"
+    assert main(["diagram", str(SPECS / "resnet152.cnn"), "-o", str(png)]) == 0
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    # Folded ResNet-152 is one readable column, not a 500-layer strip.
+    assert 500 < width < 1500 and 1500 < height < 3500
+    pdf = tmp_path / "g.pdf"
+    assert main(["diagram", str(SPECS / "lenet5.cnn"), "-o", str(pdf), "--rankdir", "LR"]) == 0
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_dot_output_needs_no_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "lenet.dot"
+    assert main(["diagram", str(SPECS / "lenet5.cnn"), "-o", str(out)]) == 0
+    assert out.read_text().startswith('digraph "LeNet5" {')
+
+
+def test_missing_dot_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["diagram", str(SPECS / "lenet5.cnn"), "-o", str(tmp_path / "x.svg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "apt-get install graphviz" in err and ".dot" in err
+    assert not (tmp_path / "x.svg").exists()
+
+
+def test_bad_suffix_unwritable_path_and_no_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(SPECS / "lenet5.cnn")
+    assert main(["diagram", spec, "-o", str(tmp_path / "x.jpg")]) == 2
+    assert ".svg, .png, .pdf or .dot" in capsys.readouterr().err
+    assert main(["diagram", spec, "-o", str(tmp_path / "missing" / "x.dot")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    out = tmp_path / "x.dot"
+    out.write_text("keep me")
+    assert main(["diagram", spec, "-o", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+    assert main(["diagram", spec, "-o", str(out), "--force"]) == 0
+    assert out.read_text().startswith("digraph")
