@@ -1,0 +1,145 @@
+"""Helpers shared by the test modules (imported as `support`; conftest.py holds the fixtures).
+
+The stock specs are found at collection time: every `specs/*.cnn` that
+elaborates with all of its network's defaults is a "stock network" and is
+covered by the generic tests (static vs compiled parameters and shapes,
+golden reports). Family files such as `resnet.cnn`, whose network needs a
+parameter without a default, are left to the files that pin them. The canon
+(the networks torchvision also builds) is listed explicitly, so that specs
+added by others never change what the parity tests promise.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cnnspec
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+#: Set to 1 to rewrite the golden files instead of comparing with them.
+UPDATE_GOLDEN = os.environ.get("CNNSPEC_UPDATE_GOLDEN") == "1"
+
+
+def _is_family(path: Path) -> bool:
+    """Whether a spec's network needs a parameter it has no default for (E506 only)."""
+    try:
+        cnnspec.check(path)
+    except cnnspec.SpecError as e:
+        return bool(e.errors) and all(d.code == "E506" for d in e.errors)
+    return False
+
+
+@functools.cache
+def stock_specs() -> tuple[Path, ...]:
+    """Every spec under specs/ whose (only or same-named) network has all its defaults.
+
+    A spec that fails for any reason other than a missing parameter value is
+    kept, so that the generic tests report its error instead of hiding it.
+    """
+    return tuple(p for p in sorted(SPECS.glob("*.cnn")) if not _is_family(p))
+
+
+def stock_params() -> list[Any]:
+    """pytest parameters for the stock specs, with their stem as id; the big ones marked slow."""
+    return [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in BIG else []) for p in stock_specs()]
+
+
+#: Stock networks whose forward pass costs seconds on two cores.
+BIG = frozenset({"vgg11", "vgg13", "vgg16", "vgg16_d", "vgg19", "resnet101", "resnet152"})
+
+
+@dataclass(frozen=True)
+class Canon:
+    """A network the spec reproduces from torchvision, to the unit."""
+
+    spec: str
+    torchvision: str
+    params: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The spec file."""
+        return SPECS / f"{self.spec}.cnn"
+
+    def build_torchvision(self) -> Any:
+        """A fresh torchvision model (torchvision's own initialisation)."""
+        import torchvision
+
+        return getattr(torchvision.models, self.torchvision)(**self.kwargs)
+
+
+#: Issue 2's canon: parameter counts are torchvision's, to the unit.
+CANON: dict[str, Canon] = {
+    c.spec: c
+    for c in (
+        Canon("alexnet", "alexnet", 61_100_840),
+        Canon("vgg11", "vgg11", 132_863_336),
+        Canon("vgg13", "vgg13", 133_047_848),
+        Canon("vgg16", "vgg16", 138_357_544),
+        Canon("vgg19", "vgg19", 143_667_240),
+        Canon("googlenet", "googlenet", 6_624_904, {"aux_logits": False, "init_weights": True}),
+        Canon("resnet18", "resnet18", 11_689_512),
+        Canon("resnet34", "resnet34", 21_797_672),
+        Canon("resnet50", "resnet50", 25_557_032),
+        Canon("resnet101", "resnet101", 44_549_160),
+        Canon("resnet152", "resnet152", 60_192_808),
+    )
+}
+
+
+def canon_params() -> list[Any]:
+    """pytest parameters for the canon, with the big networks marked slow."""
+    return [pytest.param(c, id=c.spec, marks=[pytest.mark.slow] if c.spec in BIG else []) for c in CANON.values()]
+
+
+@dataclass
+class Run:
+    """The result of one `python -m cnnspec` subprocess."""
+
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def both(self) -> str:
+        """stdout and stderr together."""
+        return self.out + self.err
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> Run:
+    """Run the real command line (`sys.executable -m cnnspec ARGS`) and capture its output.
+
+    Asserts that nothing printed a Python traceback: the command line reports
+    spec and usage errors as diagnostics, never as tracebacks.
+    """
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1"}
+    p = subprocess.run(
+        [sys.executable, "-m", "cnnspec", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=timeout,
+    )
+    run = Run(p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in run.both, run.both
+    return run
+
+
+def spec_file(tmp_path: Path, text: str, name: str = "net.cnn") -> Path:
+    """Write a spec into tmp_path and return its path."""
+    path = tmp_path / name
+    path.write_text(text)
+    return path
