@@ -167,3 +167,22 @@ def test_bad_suffix_unwritable_path_and_no_overwrite(tmp_path: Path, capsys: pyt
     assert out.read_text() == "keep me"
     assert main(["diagram", spec, "-o", str(out), "--force"]) == 0
     assert out.read_text().startswith("digraph")
+
+
+@needs_dot
+def test_gallery_draws_what_checks_and_lists_the_rest(tmp_path: Path) -> None:
+    from cnnspec.gallery import main as gallery
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    for name in ("lenet5.cnn", "resnet.cnn", "resnet18.cnn"):
+        (specs / name).write_text((SPECS / name).read_text())
+    out = tmp_path / "gallery"
+    assert gallery(["--specs", str(specs), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.md", "lenet5.svg", "lenet5.txt", "resnet18.svg", "resnet18.txt"
+    ]
+    index = (out / "index.md").read_text()
+    assert "`resnet.cnn`: network parameter `layers` has no value" in index
+    assert "](resnet18.svg)" in index
+    ET.parse(out / "resnet18.svg")

@@ -1,0 +1,128 @@
+"""Regenerate docs/gallery/: a folded SVG diagram and the summary of every spec, and an index page.
+
+    python -m cnnspec.gallery [--specs specs] [--out docs/gallery]
+
+Every .cnn file whose network elaborates with its defaults gets <name>.svg
+and <name>.txt; family files whose networks need parameters (resnet.cnn,
+vgg.cnn) and files that fail are listed in the index with the reason.
+The gallery is regenerated as a whole, so its files are overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnspec.diagnostics import SpecError
+
+
+@dataclass
+class Entry:
+    """One spec file's outcome: what it drew, or why it was skipped."""
+
+    spec: str
+    network: str = ""
+    params: int = 0
+    macs: int = 0
+    layers: int = 0
+    nodes: int = 0
+    skipped: str = ""
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def build_one(spec: Path, out: Path) -> Entry:
+    """Draw one spec and write its summary; an Entry with `skipped` set when it cannot be."""
+    from cnnspec.api import analyse
+    from cnnspec.backends.diagram import render, to_dot
+    from cnnspec.report import build_report
+    from cnnspec.summary import format_report
+
+    entry = Entry(spec.name)
+    try:
+        checked = analyse(spec)
+    except SpecError as e:
+        first = e.diagnostics[0].message if e.diagnostics else str(e)
+        entry.skipped = first
+        return entry
+    report = build_report(checked.graph, checked.analysis, checked.warnings)
+    diagram = to_dot(checked.graph, checked.analysis)
+    stem = spec.stem
+    _write(out / f"{stem}.txt", format_report(report) + "\n")
+    tmp = out / f".{stem}.svg.tmp"
+    render(diagram.dot, tmp, "svg")
+    tmp.replace(out / f"{stem}.svg")
+    entry.network, entry.params, entry.macs = report.network, report.total_params, report.macs
+    entry.layers, entry.nodes = len(report.layers), diagram.nodes
+    return entry
+
+
+def index_text(entries: list[Entry]) -> str:
+    """The gallery's index page (Markdown)."""
+    from cnnspec.summary import human
+
+    drawn = [e for e in entries if not e.skipped]
+    skipped = [e for e in entries if e.skipped]
+    lines = [
+        "# Gallery",
+        "",
+        "Every network in `specs/` with its defaults: a Graphviz diagram (identical repeated blocks folded,",
+        "normalisation and activation drawn inside their layer) and the summary `cnnspec check` prints.",
+        "Regenerate with `python -m cnnspec.gallery`; see docs/diagrams.md and docs/analysis.md.",
+        "",
+        "| spec | network | layers | parameters | MACs | diagram | summary |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for e in drawn:
+        stem = Path(e.spec).stem
+        lines.append(
+            f"| `{e.spec}` | {e.network} | {e.layers} | {e.params:,} | {human(e.macs)} "
+            f"| [{stem}.svg]({stem}.svg) ({e.nodes} nodes) | [{stem}.txt]({stem}.txt) |"
+        )
+    if skipped:
+        lines += ["", "Not drawn (families that need parameters, or files that do not check):", ""]
+        lines += [f"- `{e.spec}`: {e.skipped}" for e in skipped]
+    lines += [""]
+    for e in drawn:
+        stem = Path(e.spec).stem
+        lines += [f"## {e.network} (`{e.spec}`)", "", f"![{e.network}]({stem}.svg)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate the gallery; returns the exit status."""
+    p = argparse.ArgumentParser(prog="python -m cnnspec.gallery", description=__doc__.splitlines()[0])
+    p.add_argument("--specs", default="specs", help="folder of .cnn files (default: specs)")
+    p.add_argument("--out", default="docs/gallery", help="output folder (default: docs/gallery)")
+    args = p.parse_args(argv)
+    specs, out = Path(args.specs), Path(args.out)
+    if not specs.is_dir():
+        print(f"gallery: error: no folder {specs}; run from the repository root or pass --specs", file=sys.stderr)
+        return 2
+    from cnnspec.backends.diagram import GraphvizMissing, find_dot
+
+    try:
+        find_dot()
+    except GraphvizMissing as e:
+        print(f"gallery: error: {e}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for spec in sorted(specs.glob("*.cnn")):
+        entry = build_one(spec, out)
+        entries.append(entry)
+        status = f"skipped: {entry.skipped}" if entry.skipped else f"{entry.nodes} nodes"
+        print(f"{spec.name}: {status}")
+    _write(out / "index.md", index_text(entries))
+    print(f"wrote {out / 'index.md'} ({sum(not e.skipped for e in entries)} networks)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
