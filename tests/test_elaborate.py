@@ -1,0 +1,492 @@
+"""Stage 2, elaboration: from the AST to the IR graph of one network.
+
+Each language feature is checked through what it produces: the module
+paths (named like nn.Sequential), the layer kinds and the inferred shapes.
+Errors are checked by code, by the span they point at, and by the help that
+lists what would have been valid.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import SPECS, spec_file
+
+import cnnspec
+from cnnspec.api import analyse
+from cnnspec.ir import Graph
+
+
+def layers(spec: str | Path, **params: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """path -> (op, output shape) of every layer of a spec's network."""
+    report = cnnspec.check(spec, **params)
+    return {row.path: (row.op, tuple(row.output_shape)) for row in report.layers}
+
+
+def graph(spec: str | Path, **params: Any) -> Graph:
+    """The elaborated IR graph."""
+    return analyse(spec, **params).graph
+
+
+def errors(spec: str | Path, **params: Any) -> list[cnnspec.Diagnostic]:
+    """The errors that checking a spec raises (it must raise)."""
+    with pytest.raises(cnnspec.SpecError) as e:
+        cnnspec.check(spec, **params)
+    assert e.value.errors
+    return e.value.errors
+
+
+def one_error(spec: str | Path, code: str, **params: Any) -> cnnspec.Diagnostic:
+    """The single error of a spec, which must have this code."""
+    errs = errors(spec, **params)
+    assert [d.code for d in errs] == [code], [(d.code, d.message) for d in errs]
+    return errs[0]
+
+
+def net(body: str, params: str = "", input_: str = "3 x 32 x 32", blocks: str = "") -> str:
+    """A spec text with one network N around body."""
+    head = f"network N({params})" if params else "network N"
+    return f"{blocks}\n{head} {{\n    input: {input_}\n{body}\n}}\n"
+
+
+# ---------------------------------------------------------------- sequences
+
+
+def test_a_sequence_takes_positional_names_and_chains_shapes() -> None:
+    got = layers(net("conv(8, 3, padding = 1)\nrelu\nmaxpool(2)\nflatten\nlinear(10)"))
+    assert got == {
+        "0": ("conv", (8, 32, 32)),
+        "1": ("relu", (8, 32, 32)),
+        "2": ("maxpool", (8, 16, 16)),
+        "3": ("flatten", (2048,)),
+        "4": ("linear", (10,)),
+    }
+
+
+def test_named_layers_keep_their_positions_for_the_rest() -> None:
+    got = layers(net("stem: conv(8, 3)\nrelu\nhead: conv(4, 1)\nrelu"))
+    assert list(got) == ["stem", "1", "head", "3"]
+
+
+def test_named_groups_open_a_scope_and_anonymous_ones_do_not() -> None:
+    got = layers(net("features: { conv(8, 3); relu }\n{ maxpool(2); relu }\nbody { conv(4, 1); relu }"))
+    assert list(got) == ["features.0", "features.1", "1", "2", "body.0", "body.1"]
+
+
+def test_comments_and_multi_line_arguments() -> None:
+    got = layers(
+        net(
+            "    # a comment line\n"
+            "    conv(              # trailing comment\n"
+            "        8,\n"
+            "        3,\n"
+            "        stride = 2,    # another\n"
+            "        padding = 1,\n"
+            "    )\n"
+        )
+    )
+    assert got == {"0": ("conv", (8, 16, 16))}
+
+
+def test_the_input_may_be_flat_or_overridden() -> None:
+    assert layers(net("linear(5)", input_="20")) == {"0": ("linear", (5,))}
+    got = layers(net("conv(8, 3)"), input_shape=(1, 10, 12))
+    assert got == {"0": ("conv", (8, 8, 10))}
+
+
+# ------------------------------------------------------------------- blocks
+
+
+BLOCK = """
+block Unit(c, k = 3, stride = 1, expand = 2) {
+    conv: conv(c * expand, k, stride = stride, padding = k // 2)
+    relu
+}
+"""
+
+
+def test_blocks_with_defaults_keywords_and_arithmetic() -> None:
+    got = layers(net("a: Unit(4)\nb: Unit(4, 5)\nc: Unit(c = 2, expand = 3, stride = 2)", blocks=BLOCK))
+    assert got == {
+        "a.conv": ("conv", (8, 32, 32)),
+        "a.1": ("relu", (8, 32, 32)),
+        "b.conv": ("conv", (8, 32, 32)),
+        "b.1": ("relu", (8, 32, 32)),
+        "c.conv": ("conv", (6, 16, 16)),
+        "c.1": ("relu", (6, 16, 16)),
+    }
+    g = graph(net("b: Unit(4, 5)", blocks=BLOCK))
+    conv = next(n for n in g.layers() if n.path == "b.conv")
+    assert conv.attrs["kernel"] == (5, 5) and conv.attrs["padding"] == (2, 2)
+    assert g.groups["b"].kind == "block" and g.groups["b"].name == "Unit"
+    assert g.groups["b"].args == {"c": 4, "k": 5, "stride": 1, "expand": 2}
+
+
+def test_defaults_may_use_earlier_parameters() -> None:
+    blocks = "block B(c, mid = c // 2) { conv(mid, 1); conv(c, 1) }"
+    got = layers(net("B(16)", blocks=blocks))
+    assert got["0.0"] == ("conv", (8, 32, 32)) and got["0.1"] == ("conv", (16, 32, 32))
+
+
+def test_unnamed_block_calls_take_a_position() -> None:
+    got = layers(net("Unit(4)\nUnit(2)", blocks=BLOCK))
+    assert list(got) == ["0.conv", "0.1", "1.conv", "1.1"]
+
+
+def test_blocks_read_their_input_shape() -> None:
+    blocks = """
+block Widen() {
+    conv(in.channels * 2, 1)
+    conv(in.height, 1)          # in is the block's input, not the previous layer's output
+}
+"""
+    got = layers(net("conv(5, 1)\nWiden", blocks=blocks, input_="3 x 7 x 9"))
+    assert got["1.0"] == ("conv", (10, 7, 9))
+    assert got["1.1"] == ("conv", (7, 7, 9))
+
+
+def test_blocks_as_values() -> None:
+    blocks = """
+block Small(c) { conv(c, 1) }
+block Big(c) { conv(c, 3, padding = 1); relu }
+block Stage(unit, c) { unit(c); unit(c) }
+"""
+    text = net("s: Stage(unit, 4)\nlast: unit(2)", params="unit = Small", blocks=blocks)
+    assert list(layers(text)) == ["s.0.0", "s.1.0", "last.0"]
+    # Overridden by keyword, as a block value or by name (the Python API's form).
+    big = ["s.0.0", "s.0.1", "s.1.0", "s.1.1", "last.0", "last.1"]
+    assert list(layers(text, unit="Big")) == big
+
+
+def test_layer_kinds_are_values_too() -> None:
+    blocks = "block Wrap(act) { conv(4, 1); act }"
+    text = net("Wrap(act)\nact", params="act = relu", blocks=blocks)
+    assert layers(text) == {"0.0": ("conv", (4, 32, 32)), "0.1": ("relu", (4, 32, 32)), "1": ("relu", (4, 32, 32))}
+    assert layers(text, act="sigmoid")["0.1"] == ("sigmoid", (4, 32, 32))
+
+
+def test_a_block_value_from_the_stock_resnet_family() -> None:
+    basic = layers(SPECS / "resnet50.cnn", unit="BasicBlock", num_classes=7)
+    assert "layer1.0.conv3" not in basic
+    assert basic["layer1.0.conv2"] == ("conv", (64, 56, 56))
+    assert basic["fc"] == ("linear", (7,))
+
+
+def test_recursive_blocks_are_an_error() -> None:
+    blocks = "block A() { B }\nblock B() { A }"
+    d = one_error(net("A", blocks=blocks), "E405")
+    assert "A -> B -> A" in d.message
+
+
+# -------------------------------------------------------------- repetition
+
+
+def test_repetition_takes_the_next_positions() -> None:
+    got = layers(net("conv(4, 1)\nUnit(2) * 3\nrelu", blocks=BLOCK))
+    assert list(got) == ["0", "1.conv", "1.1", "2.conv", "2.1", "3.conv", "3.1", "4"]
+
+
+def test_repetition_count_is_an_expression_and_may_be_zero() -> None:
+    text = net("first: relu\nrelu * (n - 1)", params="n = 4")
+    assert list(layers(text)) == ["first", "1", "2", "3"]
+    assert list(layers(text, n=1)) == ["first"]
+
+
+def test_a_labelled_repetition_is_a_scope_like_nn_sequential() -> None:
+    g = graph(net("blocks: Unit(2) * 3", blocks=BLOCK))
+    paths = [n.path for n in g.layers()]
+    assert paths == ["blocks.0.conv", "blocks.0.1", "blocks.1.conv", "blocks.1.1", "blocks.2.conv", "blocks.2.1"]
+    assert g.groups["blocks"].kind == "repeat"
+
+
+def test_naming_templates() -> None:
+    got = layers(net('"denselayer{1}": Unit(2) * 3\n"x{0}y": relu * 2', blocks=BLOCK))
+    assert list(got) == [
+        "denselayer1.conv", "denselayer1.1", "denselayer2.conv", "denselayer2.1",
+        "denselayer3.conv", "denselayer3.1", "x0y", "x1y",
+    ]
+
+
+def test_a_bad_naming_template_is_an_error() -> None:
+    d = one_error(net('"layer{n}": relu * 2'), "E218")
+    assert "{N}" in d.message
+
+
+def test_the_same_name_twice_in_a_scope_is_an_error() -> None:
+    d = one_error(net("a: relu\na: relu"), "E404")
+    assert d.span is not None and d.span.line == 5
+    assert d.notes and d.notes[0].span is not None and d.notes[0].span.line == 4
+
+
+# ----------------------------------------------------------------- residual
+
+
+RESIDUAL = """
+block Res(c, stride = 1) {
+    residual {
+        conv1: conv(c, 3, stride = stride, padding = 1)
+        relu
+    } shortcut downsample { conv(c, 1, stride = stride) }
+    relu
+}
+"""
+
+
+def test_residual_uses_identity_where_it_fits_and_the_projection_elsewhere() -> None:
+    g = graph(net("a: Res(3)\nb: Res(8, 2)\nc: Res(8)", blocks=RESIDUAL))
+    paths = [n.path for n in g.layers()]
+    assert not any(p.startswith("a.downsample") or p.startswith("c.downsample") for p in paths)
+    assert "b.downsample.0" in paths
+    adds = [n for n in g.layers() if n.kind == "add"]
+    assert len(adds) == 3
+    for add in adds:
+        assert add.skip == [1] and add.attrs["residual"] is True
+    # Identity: the add reads the block's input; projection: it reads the downsample.
+    a_add, b_add, _ = adds
+    assert g.nodes[a_add.inputs[1]].kind == "input"
+    assert g.nodes[b_add.inputs[1]].path == "b.downsample.0"
+    assert b_add.out_shape == (8, 16, 16)
+
+
+def test_resnet18_projects_only_where_the_shape_changes() -> None:
+    got = layers(SPECS / "resnet18.cnn")
+    assert not any(p.startswith("layer1.") and ".downsample" in p for p in got)
+    assert got["layer2.0.downsample.0"] == ("conv", (128, 28, 28))
+    assert got["layer2.0.downsample.1"] == ("batchnorm", (128, 28, 28))
+    assert "layer2.1.downsample.0" not in got
+    for stage in ("layer3", "layer4"):
+        assert f"{stage}.0.downsample.0" in got and f"{stage}.1.downsample.0" not in got
+
+
+def test_resnet50_projects_in_every_first_block() -> None:
+    got = layers(SPECS / "resnet50.cnn")
+    # Bottleneck widens 64 -> 256 channels, so even layer1.0 needs the projection.
+    assert got["layer1.0.downsample.0"] == ("conv", (256, 56, 56))
+    assert "layer1.1.downsample.0" not in got
+
+
+def test_residual_without_a_fitting_shortcut_is_an_error_with_both_shapes() -> None:
+    d = one_error(net("residual { conv(8, 3, padding = 1) }"), "E302")
+    assert "8×32×32" in d.message and "3×32×32" in d.message
+    d = one_error(net("residual { conv(8, 3, padding = 1) } shortcut { conv(4, 1) }"), "E302")
+    assert "4×32×32" in d.message
+
+
+# -------------------------------------------------------------------- joins
+
+
+def test_concat_add_and_mul() -> None:
+    got = layers(
+        net(
+            "cat: concat { a: conv(4, 1); { conv(2, 1); relu }; maxpool(3, stride = 1, padding = 1) }\n"
+            "sum: add { conv(5, 1); conv(5, 3, padding = 1) }\n"
+            "se: mul { identity; { adaptive_avgpool(1); conv(5, 1); sigmoid } }\n"
+        )
+    )
+    assert got["cat.a"] == ("conv", (4, 32, 32))
+    assert got["cat.1"] == ("conv", (2, 32, 32)) and got["cat.2"] == ("relu", (2, 32, 32))
+    assert got["cat.concat"] == ("concat", (9, 32, 32))
+    assert got["sum.add"] == ("add", (5, 32, 32))
+    assert got["se.2"] == ("conv", (5, 1, 1))
+    assert got["se.mul"] == ("mul", (5, 32, 32))
+
+
+def test_join_shape_mismatches_are_errors() -> None:
+    (d,) = errors(net("concat { conv(4, 1); maxpool(2) }"))
+    assert d.code.startswith("E30") and "32" in d.message and "16" in d.message
+    assert any("branch 2" in n.message for n in d.notes)
+    errs = errors(net("add { conv(4, 1); conv(5, 1) }"))
+    assert "4×32×32" in errs[0].message and "5×32×32" in errs[0].message
+
+
+def test_googlenet_inception_widths() -> None:
+    got = layers(SPECS / "googlenet.cnn")
+    assert got["inception3a.concat"] == ("concat", (256, 28, 28))
+    assert got["inception5b.concat"] == ("concat", (1024, 7, 7))
+    assert got["inception3a.branch1.conv"] == ("conv", (64, 28, 28))
+    assert got["inception3a.branch2.1.conv"] == ("conv", (128, 28, 28))
+
+
+# ------------------------------------------------------- control and values
+
+
+def test_if_else_and_for() -> None:
+    body = "for c in widths {\n  if c == 0 { maxpool(2) } else if c < 0 { relu } else { conv(c, 3, padding = 1) }\n}"
+    text = net(body, params="widths = [8, 0, -1, 16]")
+    assert layers(text) == {
+        "0": ("conv", (8, 32, 32)),
+        "1": ("maxpool", (8, 16, 16)),
+        "2": ("relu", (8, 16, 16)),
+        "3": ("conv", (16, 16, 16)),
+    }
+
+
+def test_vgg_configurations_unroll_through_for_and_if() -> None:
+    got = layers(SPECS / "vgg11.cnn")
+    features = [(p, op) for p, (op, _) in got.items() if p.startswith("features.")]
+    assert len(features) == 21  # 8 convs + 8 relus + 5 pools, as in torchvision's vgg11
+    assert features[:3] == [("features.0", "conv"), ("features.1", "relu"), ("features.2", "maxpool")]
+    bn = layers(SPECS / "vgg11.cnn", batch_norm=True)
+    assert bn["features.1"][0] == "batchnorm" and len([p for p in bn if p.startswith("features.")]) == 29
+
+
+def test_lists_indexing_let_and_conditional_expressions() -> None:
+    text = net(
+        "let half = widths[1] // 2\n"
+        "conv(widths[0], 3, padding = 1)\n"
+        "conv(half if big else 1, 1)\n"
+        "conv(widths[-1] * 2 ** 2, 1)",
+        params="widths = [4, 12, 6], big = true",
+    )
+    got = layers(text)
+    assert [s[0] for _, s in got.values()] == [4, 6, 24]
+    assert layers(text, big=False)["1"] == ("conv", (1, 32, 32))
+
+
+def test_integer_arguments_accept_whole_floats_only() -> None:
+    assert layers(net("conv(64 * 0.5, 1)"))["0"] == ("conv", (32, 32, 32))
+    errs = errors(net("conv(64 * 0.3, 1)"))
+    assert errs[0].span is not None and errs[0].span.line == 4
+
+
+# ------------------------------------------------------ network parameters
+
+
+def test_network_parameters_are_overridden_by_keyword() -> None:
+    got = layers(SPECS / "resnet152.cnn", num_classes=10)
+    assert got["fc"] == ("linear", (10,))
+    assert cnnspec.check(SPECS / "resnet152.cnn", num_classes=10).output_shape == [10]
+    # A list overrides a list, even one bound by the alias.
+    shallow = layers(SPECS / "resnet152.cnn", layers=[1, 1, 1, 1])
+    assert "layer3.1.conv1" not in shallow and "layer3.0.conv1" in shallow
+
+
+def test_an_unknown_parameter_lists_the_networks_parameters() -> None:
+    d = one_error(SPECS / "resnet18.cnn", "E504", num_clases=10)
+    assert "num_clases" in d.message
+    text = " ".join(d.help)
+    assert "num_classes" in text  # the suggestion
+    for p in ("layers", "unit", "num_classes", "groups", "width_per_group"):
+        assert p in text
+
+
+def test_a_parameter_of_the_wrong_type_is_an_error() -> None:
+    d = one_error(SPECS / "resnet18.cnn", "E505", num_classes="ten")
+    assert "int" in d.message and "string" in d.message
+
+
+def test_a_parameter_without_value_is_an_error() -> None:
+    d = one_error(SPECS / "resnet.cnn", "E506")
+    assert "layers" in d.message and d.span is not None and d.span.file.endswith("resnet.cnn")
+    assert layers(SPECS / "resnet.cnn", layers=[1, 1, 1, 1])["fc"] == ("linear", (1000,))
+
+
+def test_network_selection() -> None:
+    text = "network A { input: 4\n linear(2) }\nnetwork B { input: 4\n linear(3) }\n"
+    assert one_error(text, "E503").message.endswith("A, B")
+    assert cnnspec.check(text, network="B").output_shape == [3]
+    d = one_error(text, "E501", network="C")
+    assert d.help
+
+
+def test_an_alias_binds_parameters_that_can_still_be_overridden() -> None:
+    text = "network Base(n = 2, k = 3) { input: 8\n linear(n * k) }\nnetwork Six = Base(n = 2)\n"
+    assert cnnspec.check(text, network="Six").output_shape == [6]
+    assert cnnspec.check(text, network="Six", n=5).output_shape == [15]
+
+
+# ------------------------------------------------------------------- imports
+
+
+def test_imports_are_relative_to_the_importing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lib" / "deep").mkdir(parents=True)
+    (tmp_path / "lib" / "blocks.cnn").write_text('import "deep/base.cnn"\nblock Pair(c) { Base(c); Base(c) }\n')
+    (tmp_path / "lib" / "deep" / "base.cnn").write_text("block Base(c) { conv(c, 1); relu }\n")
+    (tmp_path / "nets").mkdir()
+    main = spec_file(tmp_path / "nets", 'import "../lib/blocks.cnn"\n' + net("Pair(4)"))
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert list(layers(main)) == ["0.0.0", "0.0.1", "0.1.0", "0.1.1"]
+    assert list(layers(os.path.relpath(main, elsewhere))) == ["0.0.0", "0.0.1", "0.1.0", "0.1.1"]
+
+
+def test_a_diamond_import_reads_the_shared_file_once(tmp_path: Path) -> None:
+    (tmp_path / "base.cnn").write_text("block Base(c) { conv(c, 1) }\n")
+    (tmp_path / "a.cnn").write_text('import "base.cnn"\nblock A(c) { Base(c) }\n')
+    (tmp_path / "b.cnn").write_text('import "base.cnn"\nblock B(c) { Base(c) }\n')
+    main = spec_file(tmp_path, 'import "a.cnn"\nimport "b.cnn"\n' + net("A(2)\nB(3)"))
+    assert layers(main)["1.0.0"] == ("conv", (3, 32, 32))
+
+
+def test_an_import_cycle_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # file names show relative to the working directory
+    (tmp_path / "a.cnn").write_text('import "b.cnn"\nblock A() { relu }\n')
+    (tmp_path / "b.cnn").write_text('import "a.cnn"\nblock B() { relu }\n')
+    main = spec_file(tmp_path, 'import "a.cnn"\n' + net("A\nB"))
+    d = one_error(main, "E402")
+    assert "a.cnn -> b.cnn -> a.cnn" in d.message
+    assert d.span is not None and d.span.file.endswith("b.cnn") and d.span.line == 1
+
+
+def test_a_file_importing_itself_is_a_cycle(tmp_path: Path) -> None:
+    main = spec_file(tmp_path, 'import "net.cnn"\n' + net("relu"))
+    one_error(main, "E402")
+
+
+def test_a_missing_import_and_a_name_defined_twice(tmp_path: Path) -> None:
+    main = spec_file(tmp_path, 'import "nowhere.cnn"\n' + net("relu"))
+    d = one_error(main, "E401")
+    assert "nowhere.cnn" in d.message and d.span is not None and d.span.line == 1
+    (tmp_path / "lib.cnn").write_text("block B() { relu }\n")
+    main = spec_file(tmp_path, 'import "lib.cnn"\nblock B() { relu }\n' + net("B"), name="twice.cnn")
+    d = one_error(main, "E403")
+    assert d.notes and d.notes[0].span is not None and d.notes[0].span.file.endswith("lib.cnn")
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "line", "col", "words"),
+    [
+        ("    conv(8, 3)\n    frob(3)", "E101", 5, 5, "unknown layer or block `frob`"),
+        ("    conv(8, 3)\n    rleu", "E101", 5, 5, "did you mean `relu`"),
+        ("    conv(8, 3, strid = 2)", "E209", 4, 16, "has no argument `strid`"),
+        ("    conv(8)", "E207", 4, 5, "needs its argument `kernel`"),
+        ("    conv(8, 3, 1, 0, 1, 1, true, 9)", "E210", 4, 34, "positional"),
+        ("    linear(10)", "E", 4, 5, "flatten"),
+        ("    conv(8, 40)", "E", 4, 5, "does not fit"),
+        ("    conv(8, 3, groups = 2)", "E", 4, 5, "groups=2"),
+        ("    conv(8, 3, stride = 0)", "E", 4, 25, "stride"),
+        ("    conv(8, width)", "E202", 4, 13, "unknown name `width`"),
+        ("    relu * -1", "E217", 4, 12, "repetition count"),
+        ("    if 3 { relu }", "E220", 4, 8, "true or false"),
+        ("    for v in 3 { relu }", "E221", 4, 14, "list"),
+        ("    conv(8, [1, 2, 3][5])", "E205", 4, 23, "out of range"),
+    ],
+)
+def test_errors_point_at_the_cause(body: str, code: str, line: int, col: int, words: str) -> None:
+    text = net(body)
+    errs = errors(text)
+    d = errs[0]
+    assert d.code.startswith(code), (d.code, d.message)
+    assert d.span is not None and (d.span.line, d.span.col) == (line, col), (d.span, d.message)
+    assert words in d.message + " " + " ".join(d.help), (d.message, d.help)
+
+
+def test_independent_errors_are_all_reported() -> None:
+    errs = errors(net("conv(8, 3, strid = 2)\nfrob\nlinear(3)\nconv(4, width)"))
+    assert [d.code for d in errs][:2] == ["E209", "E101"]
+    assert len(errs) >= 3
+
+
+def test_an_error_inside_a_block_names_the_instance() -> None:
+    blocks = "block B(c) { conv(c, 9) }"
+    errs = errors(net("ok: B(4)\nmaxpool(8)\nlate: B(4)", blocks=blocks))
+    d = errs[0]
+    assert d.span is not None and d.span.line == 1  # the conv inside the block
+    assert d.trace and d.trace[-1].path == "late"
