@@ -94,6 +94,15 @@ class ListExpr(Expr):
 
 
 @dataclass(slots=True)
+class ListComp(Expr):
+    """`[item for var in iter]`: item evaluated once per element of iter, with var bound to it."""
+
+    item: Expr
+    var: str
+    iter: Expr
+
+
+@dataclass(slots=True)
 class Unary(Expr):
     """`-x` or `not x`."""
 

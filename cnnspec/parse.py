@@ -426,6 +426,9 @@ class _Builder(Transformer):
     def list(self, meta: Any, *items: ast.Expr | None) -> ast.ListExpr:
         return ast.ListExpr(self._span(meta), [i for i in items if i is not None])
 
+    def list_comp(self, meta: Any, item: ast.Expr, var: Token, it: ast.Expr) -> ast.ListComp:
+        return ast.ListComp(self._span(meta), item, str(var), it)
+
 
 def _unquote(tok: Token | str) -> str:
     # The STRING terminal only admits simple escapes, which Python's literal rules read the same way.

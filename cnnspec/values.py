@@ -10,6 +10,7 @@ exhaust the machine.
 from __future__ import annotations
 
 import math
+from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -202,6 +203,8 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | None
         return block_input
     if isinstance(e, ast.ListExpr):
         return _check_size([evaluate(i, env, block_input) for i in e.items], e.span)
+    if isinstance(e, ast.ListComp):
+        return _list_comp(e, env, block_input)
     if isinstance(e, ast.Attribute):
         obj = evaluate(e.obj, env, block_input)
         if obj is UNKNOWN:
@@ -252,6 +255,29 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | None
     if isinstance(e, ast.FuncCall):
         return _call(e, env, block_input)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
+
+
+def _weight(v: Any) -> int:
+    """How many values v holds, nested lists counted through."""
+    return 1 + sum(_weight(x) for x in v) if isinstance(v, list) else 1
+
+
+def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any) -> Any:
+    items = evaluate(e.iter, env, block_input)
+    if items is UNKNOWN:
+        return UNKNOWN
+    if not isinstance(items, list):
+        what = type_name(items)
+        raise EvalError(f"`for` in a list needs a list, got a {what}", e.iter.span, "E204", help="use range(n)")
+    out, total = [], 0
+    for v in items:
+        x = evaluate(e.item, ChainMap({e.var: v}, env), block_input)
+        # Nested comprehensions multiply sizes: bound what one builds, nested values included.
+        total += _weight(x)
+        if total > MAX_LIST:
+            raise EvalError(f"the list holds more than {MAX_LIST} values", e.span, "E604")
+        out.append(x)
+    return _check_size(out, e.span)
 
 
 def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
