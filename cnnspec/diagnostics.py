@@ -17,6 +17,11 @@ Severity = Literal["error", "warning"]
 
 #: How many diagnostics are shown before "and N more".
 MAX_SHOWN = 20
+#: How many diagnostics one run keeps; beyond this they are only counted, so a
+#: loop that repeats one mistake a million times cannot fill the memory.
+MAX_KEPT = 500
+#: Longest source line quoted in full.
+MAX_LINE = 160
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +65,31 @@ class Diagnostic:
             "severity": self.severity,
             "code": self.code,
             "message": self.message,
-            "notes": [
-                {"message": n.message, **({"file": n.span.file, "line": n.span.line, "col": n.span.col} if n.span else {})}
-                for n in self.notes
-            ]
+            "notes": [{"message": n.message, **_span_dict(n.span)} for n in self.notes]
             + [{"message": _frame_text(f)} for f in self.trace],
             "help": list(self.help),
         }
 
 
-class SpecError(Exception):
-    """A spec has errors. Carries every diagnostic, each with its span."""
+def _span_dict(span: Span | None) -> dict[str, object]:
+    if span is None:
+        return {}
+    return {"file": span.file, "line": span.line, "col": span.col, "end_line": span.end_line, "end_col": span.end_col}
 
-    def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap | None = None) -> None:
-        self.diagnostics = diagnostics
+
+class SpecError(Exception):
+    """A spec has errors. Carries every diagnostic, each with its span.
+
+    omitted counts diagnostics beyond MAX_KEPT that were counted but not kept.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap | None = None, omitted: int = 0) -> None:
+        # Errors first: callers that show one line show the first error.
+        self.diagnostics = [d for d in diagnostics if d.severity == "error"] + [
+            d for d in diagnostics if d.severity != "error"
+        ]
         self.sources = sources or SourceMap()
+        self.omitted = omitted
         super().__init__(self.render(color=False))
 
     @property
@@ -84,31 +99,46 @@ class SpecError(Exception):
 
     def render(self, color: bool = False) -> str:
         """All diagnostics as compiler-style text."""
-        return render_all(self.diagnostics, self.sources, color=color)
+        return render_all(self.diagnostics, self.sources, color=color, omitted=self.omitted)
 
 
 class Diagnostics:
-    """A collector that passes append to; raise_if_errors ends a stage."""
+    """A collector that passes append to; raise_if_errors ends a stage.
+
+    The same mistake reached again (the same code, message and span, e.g. in
+    every instance of a block or every turn of a loop) is recorded once: one
+    root cause gives one diagnostic, with the trace of its first instance.
+    """
 
     def __init__(self, sources: SourceMap) -> None:
         self.sources = sources
         self.items: list[Diagnostic] = []
+        self.omitted = 0
+        self._seen: set[tuple[str, str, Span | None]] = set()
+
+    def _add(self, d: Diagnostic) -> Diagnostic:
+        key = (d.code, d.message, d.span)
+        if key in self._seen:
+            return d
+        self._seen.add(key)
+        if len(self.items) >= MAX_KEPT:
+            self.omitted += 1
+        else:
+            self.items.append(d)
+        return d
 
     def error(self, code: str, message: str, span: Span | None, **kw: object) -> Diagnostic:
         """Record an error and return it (so callers can add notes)."""
-        d = Diagnostic(code, message, span, "error", **kw)  # type: ignore[arg-type]
-        self.items.append(d)
-        return d
+        return self._add(Diagnostic(code, message, span, "error", **kw))  # type: ignore[arg-type]
 
     def warning(self, code: str, message: str, span: Span | None, **kw: object) -> Diagnostic:
         """Record a warning."""
-        d = Diagnostic(code, message, span, "warning", **kw)  # type: ignore[arg-type]
-        self.items.append(d)
-        return d
+        return self._add(Diagnostic(code, message, span, "warning", **kw))  # type: ignore[arg-type]
 
     def extend(self, diags: list[Diagnostic]) -> None:
         """Add diagnostics from another collector or an error."""
-        self.items.extend(diags)
+        for d in diags:
+            self._add(d)
 
     @property
     def has_errors(self) -> bool:
@@ -123,7 +153,7 @@ class Diagnostics:
     def raise_if_errors(self) -> None:
         """End the stage: raise SpecError with everything collected if any error."""
         if self.has_errors:
-            raise SpecError(list(self.items), self.sources)
+            raise SpecError(list(self.items), self.sources, self.omitted)
 
 
 def _frame_text(f: Frame) -> str:
@@ -140,8 +170,16 @@ def _quote(span: Span, sources: SourceMap, color: bool, marker: str = "^") -> li
         return []
     gutter = " " * len(str(span.line))
     end = span.end_col if span.end_line == span.line else len(src) + 1
-    width = max(1, end - span.col)
-    underline = " " * (span.col - 1) + marker * width
+    col = span.col
+    if len(src) > MAX_LINE:
+        # A generated spec may hold one enormous line: quote a window around the span.
+        start = max(0, col - 1 - MAX_LINE // 2)
+        src = ("…" if start else "") + src[start : start + MAX_LINE] + ("…" if start + MAX_LINE < len(src) else "")
+        shift = start - (1 if start else 0)
+        col, end = col - shift, min(end - shift, len(src) + 1)
+    src = src.replace("\t", " ")  # one column per character, so the caret lines up
+    width = max(1, end - col)
+    underline = " " * (col - 1) + marker * width
     return [
         f"{gutter} |",
         f"{span.line} | {src}",
@@ -169,14 +207,16 @@ def render(d: Diagnostic, sources: SourceMap, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_all(diags: list[Diagnostic], sources: SourceMap, color: bool = False) -> str:
-    """Every diagnostic, errors first in source order, capped at MAX_SHOWN."""
-    shown = diags[:MAX_SHOWN]
+def render_all(diags: list[Diagnostic], sources: SourceMap, color: bool = False, omitted: int = 0) -> str:
+    """Every diagnostic, errors before warnings, in the order found, capped at MAX_SHOWN."""
+    ordered = [d for d in diags if d.severity == "error"] + [d for d in diags if d.severity != "error"]
+    shown = ordered[:MAX_SHOWN]
     parts = [render(d, sources, color) for d in shown]
-    if len(diags) > MAX_SHOWN:
-        parts.append(f"... and {len(diags) - MAX_SHOWN} more")
-    n_err = sum(d.severity == "error" for d in diags)
-    n_warn = len(diags) - n_err
+    more = len(ordered) - len(shown) + omitted
+    if more:
+        parts.append(f"... and {more} more")
+    n_err = sum(d.severity == "error" for d in diags) + omitted
+    n_warn = len(diags) + omitted - n_err
     if n_err:
         tail = f"{n_err} error{'s' if n_err != 1 else ''}"
         if n_warn:

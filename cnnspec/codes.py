@@ -1,0 +1,628 @@
+"""The registry of diagnostic codes: every error and warning cnnspec reports.
+
+Codes are stable: a code keeps its meaning once published, so editors, CI
+scripts and docs/errors.md can rely on it. The hundreds group a code by
+kind: E0xx syntax, E1xx names, E2xx values and arguments, E3xx shapes,
+E4xx files, definitions and structure, E5xx network selection and --set,
+E6xx limits, W0xx warnings. docs/errors.md is generated from this table
+(`python -m cnnspec.codes > docs/errors.md`) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    """One diagnostic code: a title, what it means, and a wrong and a fixed example."""
+
+    code: str
+    title: str
+    explanation: str
+    wrong: str = ""
+    fixed: str = ""
+    #: Command-line options the examples need (e.g. "--set depth=3").
+    args: str = ""
+
+
+_N = "network Net {\n    input: 3 x 32 x 32\n"
+
+CODES: dict[str, Code] = {
+    c.code: c
+    for c in (
+        # ------------------------------------------------------------ syntax
+        Code(
+            "E001",
+            "unexpected character",
+            "The file holds a character that no token of the language starts with, such as `'`, `@` or `$`. "
+            "Strings use double quotes; comments start with `#`.",
+            _N + "    conv(64, 3) @ relu\n}\n",
+            _N + "    conv(64, 3); relu\n}\n",
+        ),
+        Code(
+            "E002",
+            "unexpected token",
+            "The parser met a token where the grammar does not allow it. The message says what it expected "
+            "in words; the common slips are a missing comma between arguments, `=` where a label needs `:` "
+            "and `:` where a keyword argument needs `=`. After an error the parser skips to the next line, so "
+            "independent syntax errors are all reported in one run.",
+            _N + "    conv(64, 3 padding = 1)\n    conv1 = conv(64, 3)\n}\n",
+            _N + "    conv(64, 3, padding = 1)\n    conv1: conv(64, 3)\n}\n",
+        ),
+        Code(
+            "E003",
+            "unclosed bracket",
+            "A `(`, `[` or `{` is never closed: the file ends, or a new statement starts, while it is still "
+            "open. The error points at the bracket that is left open.",
+            _N + "    conv(64, 3\n    relu\n}\n",
+            _N + "    conv(64, 3)\n    relu\n}\n",
+        ),
+        Code(
+            "E004",
+            "invalid string",
+            "A string literal has an escape sequence the language does not know. Strings allow `\\\\`, `\\\"`, "
+            "`\\n` and `\\t`.",
+            _N + '    conv(64, 3, padding = "sa\\me")\n}\n',
+            _N + '    conv(64, 3, padding = "same")\n}\n',
+        ),
+        Code(
+            "E005",
+            "number out of range",
+            "A number literal is too large to be a size or a float (more than 2^62, or a float that overflows).",
+            _N + "    conv(1e400, 3)\n}\n",
+            _N + "    conv(64, 3)\n}\n",
+        ),
+        # ------------------------------------------------------------- names
+        Code(
+            "E101",
+            "unknown layer or block",
+            "A statement calls a name that is neither a built-in layer (see `cnnspec layers`) nor a block "
+            "defined in the file or its imports. The help suggests the closest name.",
+            _N + "    convv(64, 3)\n}\n",
+            _N + "    conv(64, 3)\n}\n",
+        ),
+        Code(
+            "E102",
+            "unknown name",
+            "An expression uses a name that is not a parameter, a loop variable, a `let` binding, a block or "
+            "a layer in scope.",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(widht, 3)\n}\n",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+        ),
+        Code(
+            "E103",
+            "join used as a call",
+            "`concat`, `add` and `mul` join branches: they take a body of statements, one per branch, not "
+            "arguments.",
+            _N + "    add(conv(3, 1), identity)\n}\n",
+            _N + "    add { conv(3, 1); identity }\n}\n",
+        ),
+        Code(
+            "E104",
+            "layer or block used as a group name",
+            "`name { ... }` names a group of statements; the name must not be a layer or a block, because "
+            "`conv { ... }` is almost always a forgotten call.",
+            _N + "    conv { relu }\n}\n",
+            _N + "    stem: { conv(8, 3); relu }\n}\n",
+        ),
+        Code(
+            "E105",
+            "unknown function",
+            "An expression calls a function that is not one of the built-in pure functions (min, max, round, "
+            "int, float, abs, len, sum, cumsum, ceil, floor, range, divisible).",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(maximum(width, 8), 3)\n}\n",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(max(width, 8), 3)\n}\n",
+        ),
+        Code(
+            "E106",
+            "`init` names an unknown layer",
+            "An `init` rule applies to every layer of a kind; the kind must be a built-in layer.",
+            _N + "    init convv: weight = kaiming_normal()\n    conv(8, 3)\n}\n",
+            _N + "    init conv: weight = kaiming_normal()\n    conv(8, 3)\n}\n",
+        ),
+        Code(
+            "E107",
+            "unknown attribute of a shape",
+            "`in` is the shape of a block's input: a feature map has `channels`, `height` and `width`, a flat "
+            "input has `features`; both have `rank` and `shape`.",
+            "block B() { conv(in.chanels, 3) }\n" + _N + "    B()\n}\n",
+            "block B() { conv(in.channels, 3) }\n" + _N + "    B()\n}\n",
+        ),
+        Code(
+            "E108",
+            "unknown initialisation scheme",
+            "An `init` rule names a scheme that cnnspec does not know; the help lists the schemes.",
+            _N + "    init conv: weight = kaiming(mode = \"fan_out\")\n    conv(8, 3)\n}\n",
+            _N + "    init conv: weight = kaiming_normal(mode = \"fan_out\")\n    conv(8, 3)\n}\n",
+        ),
+        # ------------------------------------------------- values, arguments
+        Code(
+            "E202",
+            "`in` is not available here",
+            "`in` is the shape of the current block's input; network parameters and the arguments of a "
+            "network alias are evaluated before there is any input.",
+            "network Net(width = in.channels) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+        ),
+        Code(
+            "E203",
+            "arithmetic error",
+            "Division (`/`, `//`, `%`) by zero, or a result that is not a finite number.",
+            "network Net(groups = 0) {\n    input: 3 x 32 x 32\n    conv(64 // groups, 3)\n}\n",
+            "network Net(groups = 1) {\n    input: 3 x 32 x 32\n    conv(64 // groups, 3)\n}\n",
+        ),
+        Code(
+            "E204",
+            "wrong type in an expression",
+            "An operator or attribute is applied to a value of the wrong type: arithmetic on a string or a "
+            "list, `not` on a number, indexing something that is not a list.",
+            'network Net(width = "64") {\n    input: 3 x 32 x 32\n    conv(width * 2, 3)\n}\n',
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width * 2, 3)\n}\n",
+        ),
+        Code(
+            "E205",
+            "index out of range",
+            "A list is indexed past its end.",
+            "network Net(widths = [16, 32]) {\n    input: 3 x 32 x 32\n    conv(widths[2], 3)\n}\n",
+            "network Net(widths = [16, 32]) {\n    input: 3 x 32 x 32\n    conv(widths[1], 3)\n}\n",
+        ),
+        Code(
+            "E207",
+            "missing argument",
+            "A layer or block is called without a required argument; the help shows the signature.",
+            _N + "    conv(64)\n}\n",
+            _N + "    conv(64, 3)\n}\n",
+        ),
+        Code(
+            "E208",
+            "argument given twice",
+            "The same argument is given positionally and by keyword, or twice by keyword.",
+            _N + "    conv(64, 3, kernel = 3)\n}\n",
+            _N + "    conv(64, kernel = 3)\n}\n",
+        ),
+        Code(
+            "E209",
+            "unknown keyword argument",
+            "A keyword argument names no parameter of the layer or block; the help suggests the closest one "
+            "and shows the signature.",
+            _N + "    conv(64, 3, strid = 2)\n}\n",
+            _N + "    conv(64, 3, stride = 2)\n}\n",
+        ),
+        Code(
+            "E210",
+            "too many positional arguments",
+            "A call gives more positional arguments than the layer or block has parameters.",
+            _N + "    relu(1)\n}\n",
+            _N + "    relu\n}\n",
+        ),
+        Code(
+            "E211",
+            "argument of the wrong type",
+            "An argument value has the wrong type for its parameter, e.g. a string where a size is needed.",
+            _N + '    conv("64", 3)\n}\n',
+            _N + "    conv(64, 3)\n}\n",
+        ),
+        Code(
+            "E212",
+            "value out of range",
+            "A value has the right type but lies outside its range: negative or zero channels, a zero "
+            "stride, a dropout probability outside [0, 1], a negative aux weight.",
+            _N + "    conv(64, 3, stride = 0)\n    dropout(1.5)\n}\n",
+            _N + "    conv(64, 3, stride = 1)\n    dropout(0.5)\n}\n",
+        ),
+        Code(
+            "E213",
+            "wrong number of input dimensions",
+            "`input:` takes C x H x W for images or one number for flat features.",
+            "network Net {\n    input: 32 x 32\n    relu\n}\n",
+            "network Net {\n    input: 1 x 32 x 32\n    relu\n}\n",
+        ),
+        Code(
+            "E214",
+            "no input shape",
+            "A network must say the shape of its input, in an `input:` statement at the start of its body "
+            "(or with --input).",
+            "network Net {\n    conv(64, 3)\n}\n",
+            "network Net {\n    input: 3 x 32 x 32\n    conv(64, 3)\n}\n",
+        ),
+        Code(
+            "E217",
+            "bad repetition count",
+            "`stmt * n` repeats a statement n times; n must be an int of at least 0.",
+            _N + "    relu * 2.5\n}\n",
+            _N + "    relu * 2\n}\n",
+        ),
+        Code(
+            "E218",
+            "bad naming template",
+            'A string label on a repeated statement names the copies: `"layer{1}": B() * 3` names them '
+            "layer1, layer2, layer3. It needs exactly one `{N}`.",
+            _N + '    "layer": relu * 3\n}\n',
+            _N + '    "layer{1}": relu * 3\n}\n',
+        ),
+        Code(
+            "E220",
+            "`if` needs true or false",
+            "The condition of an `if` statement must be a bool; compare numbers explicitly.",
+            "network Net(deep = 1) {\n    input: 3 x 32 x 32\n    if deep { relu }\n}\n",
+            "network Net(deep = true) {\n    input: 3 x 32 x 32\n    if deep { relu }\n}\n",
+        ),
+        Code(
+            "E221",
+            "`for` needs a list",
+            "`for x in ...` iterates over a list; use `range(n)` to repeat n times.",
+            _N + "    for i in 3 { relu }\n}\n",
+            _N + "    for i in range(3) { relu }\n}\n",
+        ),
+        Code(
+            "E222",
+            "`init` sets weight or bias",
+            "An `init` rule sets a layer's `weight` or `bias`, nothing else.",
+            _N + "    init conv: kernel = zeros()\n    conv(8, 3)\n}\n",
+            _N + "    init conv: bias = zeros()\n    conv(8, 3)\n}\n",
+        ),
+        Code(
+            "E224",
+            "bad initialisation argument",
+            "An initialisation scheme takes only its own keyword arguments.",
+            _N + "    init conv: weight = normal(sigma = 0.1)\n    conv(8, 3)\n}\n",
+            _N + "    init conv: weight = normal(std = 0.1)\n    conv(8, 3)\n}\n",
+        ),
+        Code(
+            "E226",
+            "bad call of a built-in function",
+            "A built-in function got arguments it cannot use; the help shows its signature.",
+            _N + "    conv(max(), 3)\n}\n",
+            _N + "    conv(max(8, 16), 3)\n}\n",
+        ),
+        # ------------------------------------------------------------ shapes
+        Code(
+            "E301",
+            "kernel does not fit",
+            "A convolution or pooling window is larger than its (padded) input. The message shows the "
+            "arithmetic for the dimension that does not fit.",
+            "network Net {\n    input: 3 x 5 x 5\n    conv(64, 7)\n}\n",
+            "network Net {\n    input: 3 x 5 x 5\n    conv(64, 7, padding = 1)\n}\n",
+        ),
+        Code(
+            "E302",
+            "residual shapes differ",
+            "A `residual` adds its body's output to its input. When the body changes the shape, a `shortcut` "
+            "must project the input to the body's shape.",
+            _N + "    residual { conv(16, 3, padding = 1) }\n}\n",
+            _N + "    residual { conv(16, 3, padding = 1) } shortcut proj { conv(16, 1) }\n}\n",
+        ),
+        Code(
+            "E303",
+            "join branches disagree",
+            "`concat` needs every branch to keep the same height and width; `add` needs the same shape; "
+            "`mul` needs shapes that broadcast. The notes show each branch's shape.",
+            _N + "    concat {\n        branch1: conv(8, 1)\n        branch2: conv(8, 1, stride = 2)\n    }\n}\n",
+            _N + "    concat {\n        branch1: conv(8, 1)\n        branch2: conv(8, 1)\n    }\n}\n",
+        ),
+        Code(
+            "E304",
+            "flat input where a feature map is needed, or the reverse",
+            "Linear layers need flat features; convolutions and pooling need C×H×W feature maps. `flatten` "
+            "turns the one into the other.",
+            _N + "    conv(8, 3)\n    linear(10)\n}\n",
+            _N + "    conv(8, 3)\n    flatten\n    linear(10)\n}\n",
+        ),
+        Code(
+            "E305",
+            "groups do not divide the channels",
+            "A grouped convolution splits its input and output channels into `groups` equal parts; group "
+            "normalisation splits the channels into groups. The number of groups must divide them.",
+            "network Net {\n    input: 64 x 32 x 32\n    conv(64, 3, groups = 3)\n}\n",
+            "network Net {\n    input: 64 x 32 x 32\n    conv(64, 3, groups = 4)\n}\n",
+        ),
+        Code(
+            "E306",
+            "invalid padding",
+            'Padding "same" needs stride 1, and torch pads pooling windows by at most half the kernel.',
+            _N + '    conv(8, 3, stride = 2, padding = "same")\n}\n',
+            _N + "    conv(8, 3, stride = 2, padding = 1)\n}\n",
+        ),
+        # ------------------------------------------- files, definitions, structure
+        Code(
+            "E401",
+            "cannot read a file",
+            "The spec or one of its imports cannot be read: no such file, a directory, no permission, or not "
+            "UTF-8 text. Imports are relative to the importing file.",
+            'import "blocks/resnet_blocks.cnn"\n' + _N + "    relu\n}\n",
+            'import "resnet.cnn"\n' + _N + "    relu\n}\n",
+        ),
+        Code(
+            "E402",
+            "import cycle",
+            "Files import each other in a cycle; the message shows the cycle. Move the shared blocks into a "
+            "file that both import.",
+            '# a.cnn\nimport "b.cnn"\n# b.cnn\nimport "a.cnn"\n',
+            '# a.cnn\nimport "common.cnn"\n# b.cnn\nimport "common.cnn"\n',
+        ),
+        Code(
+            "E403",
+            "defined twice",
+            "Two blocks or networks have the same name (in one file or across imports).",
+            "block B() { relu }\nblock B() { relu }\n" + _N + "    B()\n}\n",
+            "block B() { relu }\n" + _N + "    B()\n}\n",
+        ),
+        Code(
+            "E404",
+            "name used twice in a scope",
+            "Two statements of one scope have the same label; module paths must be unique because they are "
+            "the state_dict keys.",
+            _N + "    conv1: conv(8, 3)\n    conv1: conv(8, 3)\n}\n",
+            _N + "    conv1: conv(8, 3)\n    conv2: conv(8, 3)\n}\n",
+        ),
+        Code(
+            "E405",
+            "recursive block",
+            "A block instantiates itself, directly or through other blocks; the message shows the cycle. "
+            "Repeat with `*` or `for` instead.",
+            "block A() { B() }\nblock B() { A() }\n" + _N + "    A()\n}\n",
+            "block A() { relu }\n" + _N + "    A() * 2\n}\n",
+        ),
+        Code(
+            "E406",
+            "`init` outside the network's top level",
+            "`init` rules apply to the whole network, so they belong at the top level of its body.",
+            "block B() {\n    init conv: weight = zeros()\n    conv(8, 3)\n}\n" + _N + "    B()\n}\n",
+            "block B() { conv(8, 3) }\n" + _N + "    init conv: weight = zeros()\n    B()\n}\n",
+        ),
+        Code(
+            "E407",
+            "`input` in the wrong place",
+            "`input:` may only open a network's body; a block takes its input from the statement before it.",
+            _N + "    relu\n    input: 3 x 64 x 64\n}\n",
+            "network Net {\n    input: 3 x 64 x 64\n    relu\n}\n",
+        ),
+        Code(
+            "E408",
+            "group named twice",
+            "A named group `name { ... }` already has its name; a label in front of it is a second one.",
+            _N + "    a: b { relu }\n}\n",
+            _N + "    a: { relu }\n}\n",
+        ),
+        Code(
+            "E409",
+            "`let` as a branch",
+            "Each statement of a join's body is a branch; a `let` makes no branch. Put it before the join.",
+            _N + "    concat { let w = 8; conv(w, 1); conv(w, 1) }\n}\n",
+            _N + "    let w = 8\n    concat { conv(w, 1); conv(w, 1) }\n}\n",
+        ),
+        Code(
+            "E410",
+            "a join needs two branches",
+            "`concat`, `add` and `mul` join at least two branches; each statement in the braces is one branch.",
+            _N + "    concat { conv(8, 1) }\n}\n",
+            _N + "    concat { conv(8, 1); conv(8, 3, padding = 1) }\n}\n",
+        ),
+        Code(
+            "E411",
+            "empty `aux`",
+            "An `aux` head needs at least one layer.",
+            _N + "    aux { }\n    relu\n}\n",
+            _N + "    aux { flatten; linear(10) }\n    relu\n}\n",
+        ),
+        # ------------------------------------------- network selection, --set
+        Code(
+            "E501",
+            "no such network",
+            "--network names a network the file does not define, or a network alias refers to one that is "
+            "not defined with a body.",
+            _N + "    relu\n}\n",
+            _N + "    relu\n}\n",
+            args="--network Nett",
+        ),
+        Code(
+            "E502",
+            "no network",
+            "The file defines blocks only; there is nothing to check. Add a network.",
+            "block B() { relu }\n",
+            "block B() { relu }\n" + _N + "    B()\n}\n",
+        ),
+        Code(
+            "E503",
+            "several networks",
+            "The file defines more than one network and none has the file's name; choose one with --network.",
+            _N + "    relu\n}\nnetwork Other {\n    input: 3 x 32 x 32\n    relu\n}\n",
+            _N + "    relu\n}\n",
+        ),
+        Code(
+            "E504",
+            "--set of an unknown parameter",
+            "--set NAME=VALUE overrides a network parameter; the network has no parameter of that name.",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+            args="--set widht=32",
+        ),
+        Code(
+            "E505",
+            "--set of the wrong type",
+            "A --set value must have the type of the parameter's default.",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+            args='--set width="wide"',
+        ),
+        Code(
+            "E506",
+            "network parameter without a value",
+            "A network parameter has no default and no --set gives it a value.",
+            "network Net(width) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+            "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(width, 3)\n}\n",
+        ),
+        # ------------------------------------------------------------ limits
+        Code(
+            "E601",
+            "repetition over the limit",
+            "A repetition count is larger than the limit (1,000,000); no real network repeats a layer that "
+            "often.",
+            _N + "    relu * 10000000\n}\n",
+            _N + "    relu * 2\n}\n",
+        ),
+        Code(
+            "E602",
+            "too many layers",
+            "The unrolled network has more layers than the limit (2,000,000). Check the repetition counts "
+            "and loops.",
+            _N + "    for i in range(1000) { relu * 5000 }\n}\n",
+            _N + "    for i in range(10) { relu * 5 }\n}\n",
+        ),
+        Code(
+            "E603",
+            "nested too deep",
+            "Blocks and groups are nested deeper than the limit (64 block instances, 400 levels in all).",
+            "",
+            "",
+        ),
+        Code(
+            "E604",
+            "value too large",
+            "An expression produced a number beyond ±2^62, a list longer than 1,000,000 items, or a huge "
+            "power.",
+            _N + "    conv(2 ** 100, 3)\n}\n",
+            _N + "    conv(2 ** 6, 3)\n}\n",
+        ),
+        Code(
+            "E605",
+            "too many parameters",
+            "The network has more trainable parameters than the limit (100 billion), about 400 GB of fp32 "
+            "weights.",
+            "network Net {\n    input: 1000000\n    linear(1000000) * 200\n}\n",
+            "network Net {\n    input: 1000\n    linear(1000) * 2\n}\n",
+        ),
+        Code(
+            "E606",
+            "nested too deep in the source",
+            "Brackets or expressions are nested deeper than the parser allows (200 levels). No real spec "
+            "comes near; this guards against generated or hostile input.",
+            "",
+            "",
+        ),
+        Code(
+            "E607",
+            "input too large",
+            "A spec file is larger than the limit (16 MiB), or a program imports more than 1,000 files.",
+            "",
+            "",
+        ),
+        Code(
+            "E608",
+            "too much work",
+            "Evaluating the spec takes more steps than the limit (loops that create no layers, or huge lists "
+            "built again and again). The check stops instead of running for hours.",
+            _N + "    for i in range(100000) { for j in range(100000) { let k = i * j } }\n    relu\n}\n",
+            _N + "    relu\n}\n",
+        ),
+        Code(
+            "E609",
+            "network would not fit in memory",
+            "`cnnspec compile` estimates the memory the module needs from the static check (parameters, "
+            "buffers and, for .pt2, activations) and refuses a network that would not fit in the memory "
+            "available. Pass --insist to compile anyway.",
+            "",
+            "",
+        ),
+        # ---------------------------------------------------------- warnings
+        Code(
+            "W001",
+            "unused block",
+            "A block defined in the checked file is never used by any network or block. Remove it, or "
+            "ignore the warning if the file is a library.",
+            "block Unused() { relu }\n" + _N + "    relu\n}\n",
+            _N + "    relu\n}\n",
+        ),
+        Code(
+            "W002",
+            "unused parameter",
+            "A block or network parameter is never used in its body. Name it with a leading `_` to keep it "
+            "for a uniform signature without the warning.",
+            "block B(c, k) { conv(c, 3) }\n" + _N + "    B(8, 3)\n}\n",
+            "block B(c, k) { conv(c, k) }\n" + _N + "    B(8, 3)\n}\n",
+        ),
+        Code(
+            "W003",
+            "shortcut never built",
+            "In every instance of this `residual` the body keeps the input's shape, so identity is used and "
+            "the shortcut is never built.",
+            _N + "    residual { relu } shortcut proj { conv(3, 1) }\n}\n",
+            _N + "    residual { relu }\n}\n",
+        ),
+        Code(
+            "W004",
+            "unused `let`",
+            "A `let` binding is never used: its value is computed and ignored.",
+            _N + "    let width = 64\n    conv(32, 3)\n}\n",
+            _N + "    let width = 64\n    conv(width, 3)\n}\n",
+        ),
+        Code(
+            "W005",
+            "output ignored",
+            "An `aux` head with weight 0 adds nothing to the loss: its output is computed and ignored.",
+            _N + "    aux(weight = 0) { flatten; linear(10) }\n    relu\n}\n",
+            _N + "    aux(weight = 0.3) { flatten; linear(10) }\n    relu\n}\n",
+        ),
+        Code(
+            "W006",
+            "module renamed for torch",
+            "A module name that torch cannot use as an attribute (`forward`, `training`, a Python keyword, a "
+            "name with `.` or one that changes under Unicode normalisation) is compiled under a safe name; the "
+            "warning says which. state_dict keys use the safe name.",
+            _N + "    forward: conv(8, 3)\n}\n",
+            _N + "    conv_forward: conv(8, 3)\n}\n",
+        ),
+    )
+}
+
+
+def title(code: str) -> str:
+    """The short title of a code."""
+    return CODES[code].title
+
+
+def markdown() -> str:
+    """docs/errors.md: every code with its explanation and a wrong and a fixed example."""
+    out = [
+        "# Diagnostic codes",
+        "",
+        "<!-- Generated by `python -m cnnspec.codes > docs/errors.md`; edit cnnspec/codes.py instead. -->",
+        "",
+        "Every error and warning of cnnspec has a stable code. The text form is",
+        "",
+        "```text",
+        "path:line:col: error[E0xx]: message",
+        "  |",
+        "3 |     the source line",
+        "  |     ^^^^^^^^^^^^^^^ under the whole span",
+        "note: a related place (at path:line:col), or the chain of block instantiations",
+        "help: how to fix it",
+        "```",
+        "",
+        "`--diagnostics json` prints the same diagnostics as a JSON list of",
+        "`{file, line, col, end_line, end_col, severity, code, message, notes, help}`",
+        "(on stdout when the spec has errors; on stderr, with the warnings, when it is valid).",
+        "",
+        "Codes by group: E0xx syntax, E1xx names, E2xx values and arguments, E3xx shapes,",
+        "E4xx files, definitions and structure, E5xx network selection and `--set`, E6xx limits,",
+        "W0xx warnings.",
+        "",
+        "| code | title |",
+        "|------|-------|",
+    ]
+    out += [f"| [{c.code}](#{c.code.lower()}) | {c.title} |" for c in CODES.values()]
+    for c in CODES.values():
+        out += ["", f"## {c.code}", "", f"**{c.title}.** {c.explanation}"]
+        if c.args:
+            out += ["", f"Run with `{c.args}`."]
+        if c.wrong:
+            out += ["", "Wrong:", "", "```", c.wrong.rstrip("\n"), "```"]
+        if c.fixed:
+            out += ["", "Fixed:", "", "```", c.fixed.rstrip("\n"), "```"]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
