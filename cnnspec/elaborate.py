@@ -27,7 +27,19 @@ from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
 from cnnspec.source import Span
-from cnnspec.values import UNKNOWN, EvalError, Ref, ShapeValue, evaluate, show, type_name
+from cnnspec.values import (
+    MAX_WORK,
+    UNKNOWN,
+    EvalError,
+    Ref,
+    ShapeValue,
+    charge,
+    deep_size,
+    evaluate,
+    reset_work,
+    show,
+    type_name,
+)
 
 JOINS = ("concat", "add", "mul")
 
@@ -36,9 +48,16 @@ JOINS = ("concat", "add", "mul")
 class Limits:
     """Bounds that keep any spec from exhausting the machine."""
 
+    #: Block instances nested in one another.
     max_depth: int = 64
+    #: Bodies nested in one another (blocks, groups, joins, loops together). With
+    #: a handful of Python frames per level this stays far below the recursion
+    #: limit that deep_recursion sets, so no spec can overflow the stack.
+    max_nesting: int = 400
     max_nodes: int = 2_000_000
     max_repeat: int = 1_000_000
+    #: Statements run plus list items built (values.MAX_WORK).
+    max_work: int = MAX_WORK
 
 
 @dataclass
@@ -135,6 +154,10 @@ class Elaborator:
         self.graph: Graph | None = None
         self.used_blocks: set[str] = set()
         self._too_big = False
+        self._nesting = 0
+        # For W003 (shortcut never built) and W004 (let never used).
+        self._shortcuts_seen: dict[int, ast.Shortcut] = {}
+        self._shortcuts_built: set[int] = set()
         self._templates: dict[tuple[Any, ...], _Template] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
         self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
@@ -146,12 +169,14 @@ class Elaborator:
         self, name: str, overrides: Mapping[str, Any], input_shape: tuple[int, ...] | None = None
     ) -> Graph | None:
         """Elaborate a network with parameter overrides; None when it has errors."""
+        reset_work(self.limits.max_work)
         item = self.program.networks[name]
         bound: dict[str, Any] = {}
         if isinstance(item, ast.NetworkAlias):
             target = self.program.networks.get(item.target)
             if not isinstance(target, ast.NetworkDef):
-                hint = suggest(item.target, [n for n, v in self.program.networks.items() if isinstance(v, ast.NetworkDef)])
+                defined = [n for n, v in self.program.networks.items() if isinstance(v, ast.NetworkDef)]
+                hint = suggest(item.target, defined)
                 self.diags.error(
                     "E501",
                     f"`{item.target}` is not a network defined with a body",
@@ -177,6 +202,8 @@ class Elaborator:
         ctx = replace(ctx, block_input=ShapeValue(cur.shape) if cur.shape else None)
         cur = self._body(body, cur, ctx, top=True)
         graph.output = cur.node
+        if not self.diags.has_errors:
+            self._shortcut_warnings()
         return graph
 
     def _network_params(
@@ -284,12 +311,34 @@ class Elaborator:
     # ---------------------------------------------------------- statements
 
     def _body(self, stmts: list[ast.Stmt], cur: _Value, ctx: _Ctx, top: bool = False) -> _Value:
-        for stmt in stmts:
-            if isinstance(stmt, ast.LetStmt):
-                ctx = replace(ctx, env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})
-                continue
-            cur = self._stmt(stmt, cur, ctx, top)
-        return cur
+        if self._nesting >= self.limits.max_nesting:
+            if not self._too_big:
+                self.diags.error(
+                    "E603",
+                    f"blocks and groups are nested more than {self.limits.max_nesting} deep",
+                    stmts[0].span if stmts else None,
+                    trace=ctx.trace,
+                )
+            self._too_big = True
+            return _Value(cur.node, None)
+        self._nesting += 1
+        try:
+            for stmt in stmts:
+                if self._too_big:
+                    return _Value(cur.node, None)
+                try:
+                    charge(1, stmt.span)
+                except EvalError as e:
+                    self._eval_error(e, ctx.trace)
+                    self._too_big = True
+                    return _Value(cur.node, None)
+                if isinstance(stmt, ast.LetStmt):
+                    ctx = replace(ctx, env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})
+                    continue
+                cur = self._stmt(stmt, cur, ctx, top)
+            return cur
+        finally:
+            self._nesting -= 1
 
     def _stmt(self, stmt: ast.Stmt, cur: _Value, ctx: _Ctx, top: bool = False) -> _Value:
         if self._too_big:
@@ -311,7 +360,7 @@ class Elaborator:
                 self._init(stmt, ctx)
             else:
                 self.diags.error(
-                    "E215",
+                    "E406",
                     "`init` belongs at the top level of a network",
                     stmt.span,
                     help=["move it into the network's body; it applies to every layer of that kind"],
@@ -321,7 +370,7 @@ class Elaborator:
             return self._aux(stmt, cur, ctx)
         if isinstance(stmt, ast.LetStmt):
             self.diags.error(
-                "E225",
+                "E409",
                 "`let` cannot be a branch of a join",
                 stmt.span,
                 help=["put the `let` before the join, or inside a branch's `{ ... }`"],
@@ -329,7 +378,7 @@ class Elaborator:
             return cur
         if isinstance(stmt, ast.InputStmt):
             self.diags.error(
-                "E216",
+                "E407",
                 "`input` may only open a network's body",
                 stmt.span,
                 help=["a block takes its input from the statement before it"],
@@ -384,7 +433,12 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         if count > self.limits.max_repeat:
-            self.diags.error("E601", f"repeating {count} times exceeds the limit of {self.limits.max_repeat}", stmt.repeat.span)
+            self.diags.error(
+                "E601",
+                f"repeating {count:,} times exceeds the limit of {self.limits.max_repeat:,}",
+                stmt.repeat.span,
+                trace=ctx.trace,
+            )
             return _Value(cur.node, None)
         if label is not None and label.is_template:
             names = self._template_names(label, count)
@@ -522,7 +576,9 @@ class Elaborator:
         return attrs if ok else None
 
     def _shape_error(self, e: ShapeError, span: Span, ctx: _Ctx, cur: _Value) -> None:
-        self.diags.error(e.code, str(e), span, help=[e.help] if e.help else [], trace=ctx.trace)
+        self.diags.error(
+            e.code, str(e), span, notes=[Note(n) for n in e.notes], help=[e.help] if e.help else [], trace=ctx.trace
+        )
 
     def _node(
         self,
@@ -631,6 +687,8 @@ class Elaborator:
     def _memo_key(self, block: ast.BlockDef, env: Mapping[str, Any], shape: tuple[int, ...] | None) -> tuple | None:
         if shape is None:
             return None
+        if sum(deep_size(v, 1000) for v in env.values()) > 1000:
+            return None  # freezing large list arguments would cost more than the replay saves
         items = tuple((k, _freeze(v)) for k, v in env.items())
         try:
             hash(items)
@@ -763,7 +821,7 @@ class Elaborator:
         label = stmt.label
         if name is not None and label is not None:
             self.diags.error(
-                "E219",
+                "E408",
                 f"the group `{name}` already has a name; drop the label `{label.text}:`",
                 label.span,
             )
@@ -792,7 +850,7 @@ class Elaborator:
         assert kind is not None
         if len(stmt.body) < 2:
             self.diags.error(
-                "E105",
+                "E410",
                 f"`{stmt.name}` needs at least two branches, got {len(stmt.body)}",
                 stmt.span,
                 help=["each statement in the braces is one branch; group a branch's layers with `{ ... }`"],
@@ -800,7 +858,10 @@ class Elaborator:
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, None, "join", stmt.name)
         outs = [self._stmt(branch, cur, inner) for branch in stmt.body]
-        return self._join_node(kind, outs, stmt.span, inner, [], branch_spans=[b.span for b in stmt.body])
+        names = [_branch_name(b) for b in stmt.body]
+        return self._join_node(
+            kind, outs, stmt.span, inner, [], branch_spans=[b.span for b in stmt.body], branch_names=names
+        )
 
     def _join_node(
         self,
@@ -811,13 +872,19 @@ class Elaborator:
         skip: list[int],
         branch_spans: list[Span] | None = None,
         residual: bool = False,
+        branch_names: list[str] | None = None,
     ) -> _Value:
         shape: tuple[int, ...] | None = None
         if all(o.shape is not None for o in outs):
+            names = [n or f"branch {i + 1}" for i, n in enumerate(branch_names or [""] * len(outs))]
             try:
-                shape = kind.shape(Attrs(), tuple(o.shape for o in outs))  # type: ignore[misc]
+                shape = kind.shape(Attrs(branches=names), tuple(o.shape for o in outs))  # type: ignore[misc]
             except ShapeError as e:
-                notes = [Note(f"branch {i + 1} gives {fmt(o.shape)}", s) for i, (o, s) in enumerate(zip(outs, branch_spans or [], strict=False)) if o.shape]
+                notes = [
+                    Note(f"{n} gives {fmt(o.shape)}", s)
+                    for n, o, s in zip(names, outs, branch_spans or [], strict=False)
+                    if o.shape
+                ]
                 self.diags.error(e.code, str(e), span, notes=notes, help=[e.help] if e.help else [], trace=ctx.trace)
         name = ctx.scope.child(kind.name)
         return self._node(kind.name, name, False, outs, Attrs(residual=residual), shape, span, ctx, skip=skip)
@@ -830,12 +897,14 @@ class Elaborator:
         if body.shape is None or cur.shape is None:
             return _Value(body.node, None)
         if body.shape == cur.shape:
+            if stmt.shortcut is not None:
+                self._shortcuts_seen[id(stmt.shortcut)] = stmt.shortcut
             return self._join_node(add, [body, cur], stmt.span, inner, skip=[1], residual=True)
         sc = stmt.shortcut
         if sc is None:
             self.diags.error(
                 "E302",
-                f"residual: the body gives {fmt(body.shape)}, the input is {fmt(cur.shape)}, and there is no shortcut",
+                f"residual: body gives {fmt(body.shape)}, input is {fmt(cur.shape)}, and there is no shortcut",
                 stmt.span,
                 help=[
                     "add a projection used where identity cannot fit: "
@@ -844,6 +913,7 @@ class Elaborator:
                 trace=ctx.trace,
             )
             return _Value(body.node, None)
+        self._shortcuts_built.add(id(sc))
         sc_ctx = inner
         if sc.name is not None:
             path = self._name(inner.scope, ast.Label(sc.name, False, sc.span), sc.span)
@@ -869,7 +939,10 @@ class Elaborator:
         weight: Any = 1.0
         for a in stmt.args:
             if a.name not in (None, "weight"):
-                self.diags.error("E209", f"`aux` has no argument `{a.name}`", a.span, help=["signature: aux(weight = 1.0)"])
+                hint = ["did you mean `weight`?"] if suggest(a.name or "", ["weight"]) else []
+                self.diags.error(
+                    "E209", f"`aux` has no argument `{a.name}`", a.span, help=[*hint, "signature: aux(weight = 1.0)"]
+                )
                 continue
             weight = self._eval(a.value, ctx)
         if weight is not UNKNOWN and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
@@ -878,8 +951,16 @@ class Elaborator:
         inner = self._scoped(stmt, ctx, None, "aux", "aux")
         out = self._body(stmt.body, cur, inner)
         if out.node == cur.node and out.shape is not None:
-            self.diags.error("E105", "`aux` needs at least one layer", stmt.span)
+            self.diags.error("E411", "`aux` needs at least one layer", stmt.span, trace=ctx.trace)
         elif weight is not UNKNOWN:
+            if weight == 0:
+                self.diags.warning(
+                    "W005",
+                    "this auxiliary head has weight 0: its output is computed and ignored by the loss",
+                    stmt.span,
+                    help=["give it a positive weight, or remove the `aux` head"],
+                    trace=ctx.trace,
+                )
             name = stmt.label.text if stmt.label is not None else f"aux{len(self.graph.aux) + 1}"
             self.graph.aux.append(AuxOutput(name=name, node=out.node, weight=float(weight), span=stmt.span))
         return cur
@@ -940,7 +1021,7 @@ class Elaborator:
             if a.scheme not in SCHEMES:
                 hint = suggest(a.scheme, list(SCHEMES))
                 self.diags.error(
-                    "E223",
+                    "E108",
                     f"unknown initialisation `{a.scheme}`",
                     a.span,
                     help=([f"did you mean `{hint}`?"] if hint else []) + ["schemes: " + ", ".join(SCHEMES)],
@@ -957,9 +1038,21 @@ class Elaborator:
                     )
                     continue
                 args[arg.name] = self._eval(arg.value, ctx)
-            self.graph.init_rules.append(InitRule(kind=stmt.kind, target=a.target, scheme=a.scheme, args=args, span=a.span))
+            rule = InitRule(kind=stmt.kind, target=a.target, scheme=a.scheme, args=args, span=a.span)
+            self.graph.init_rules.append(rule)
 
     # --------------------------------------------------------------- helpers
+
+    def _shortcut_warnings(self) -> None:
+        for key, sc in self._shortcuts_seen.items():
+            if key not in self._shortcuts_built:
+                self.diags.warning(
+                    "W003",
+                    "this shortcut is never built: in every instance the body keeps the input's shape, "
+                    "so the identity is used",
+                    sc.span,
+                    help=["remove the shortcut, or check the body's channels and stride"],
+                )
 
     def _eval(self, e: ast.Expr, ctx: _Ctx) -> Any:
         try:
@@ -972,6 +1065,15 @@ class Elaborator:
 
     def _eval_error(self, e: EvalError, trace: tuple[Frame, ...]) -> None:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
+
+
+def _branch_name(stmt: ast.Stmt) -> str:
+    """A join branch's name for messages: its label, or the name of a named group."""
+    if stmt.label is not None:
+        return stmt.label.text
+    if isinstance(stmt, ast.GroupStmt) and stmt.name is not None:
+        return stmt.name
+    return ""
 
 
 def _param_text(p: ast.Param) -> str:
@@ -995,3 +1097,103 @@ def deep_recursion(limit: int = 20_000) -> Iterator[None]:
         yield
     finally:
         sys.setrecursionlimit(old)
+
+
+# ------------------------------------------------------------ static warnings
+
+
+def _names_used(node: Any, out: set[str]) -> set[str]:
+    """Every name an AST subtree reads: variables, and callees (a parameter may be called)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list):
+            stack.extend(n)
+            continue
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.CallStmt):
+            out.add(n.name)
+        if hasattr(n, "__dataclass_fields__"):
+            for f in n.__dataclass_fields__:
+                v = getattr(n, f)
+                if isinstance(v, list) or hasattr(v, "__dataclass_fields__"):
+                    stack.append(v)
+    return out
+
+
+def _unused_lets(body: list[ast.Stmt], diags: Diagnostics) -> None:
+    """W004 for every `let` of a body (and the bodies inside it) that nothing after it reads."""
+    later: set[str] = set()
+    for stmt in reversed(body):
+        if isinstance(stmt, ast.LetStmt) and stmt.name not in later and not stmt.name.startswith("_"):
+            diags.warning(
+                "W004",
+                f"`let {stmt.name}` is never used",
+                stmt.span,
+                help=["remove it, or start its name with `_` to keep it"],
+            )
+        _names_used(stmt, later)
+        for inner in _bodies(stmt):
+            _unused_lets(inner, diags)
+
+
+def _bodies(stmt: ast.Stmt) -> list[list[ast.Stmt]]:
+    """The statement lists nested directly in a statement."""
+    if isinstance(stmt, ast.GroupStmt | ast.ForStmt | ast.AuxStmt):
+        return [stmt.body]
+    if isinstance(stmt, ast.ResidualStmt):
+        return [stmt.body] + ([stmt.shortcut.body] if stmt.shortcut is not None else [])
+    if isinstance(stmt, ast.IfStmt):
+        return [stmt.then] + ([stmt.orelse] if stmt.orelse is not None else [])
+    return []
+
+
+def static_warnings(program: Program, diags: Diagnostics) -> None:
+    """Warnings that need no elaboration, for the main file's definitions.
+
+    W001: a block nothing refers to. W002: a block or network parameter its
+    body never reads (a leading `_` says that is intended). W004: a `let`
+    nothing after it reads.
+    """
+    referenced: set[str] = set()
+    for item in [*program.blocks.values(), *program.networks.values()]:
+        if isinstance(item, ast.NetworkAlias):
+            referenced.add(item.target)
+            _names_used(item.args, referenced)
+        else:
+            # A block's own body does not count: a block that only calls itself is unused too.
+            inner = _names_used([item.body, [p.default for p in item.params if p.default is not None]], set())
+            referenced |= inner - ({item.name} if isinstance(item, ast.BlockDef) else set())
+    # A network parameter that takes a block (`unit = Bottleneck`) may be given any
+    # block with --set, so in such a family file no block is unused.
+    block_params = any(
+        isinstance(p.default, ast.Name) and p.default.id in program.blocks
+        for n in program.main_networks
+        if isinstance(d := program.networks[n], ast.NetworkDef)
+        for p in d.params
+    )
+    for name in [] if block_params else program.main_blocks:
+        if name not in referenced:
+            block = program.blocks[name]
+            diags.warning(
+                "W001",
+                f"block `{name}` is never used",
+                block.name_span,
+                help=["remove it, or use it in a network"],
+            )
+    defs = [program.blocks[n] for n in program.main_blocks if n in referenced]  # unused: W001 says enough
+    defs += [d for n in program.main_networks if isinstance(d := program.networks[n], ast.NetworkDef)]
+    for d in defs:
+        used = _names_used(d.body, set())
+        for i, p in enumerate(d.params):
+            later = {n for q in d.params[i + 1 :] if q.default is not None for n in _names_used(q.default, set())}
+            if p.name not in used and p.name not in later and not p.name.startswith("_"):
+                what = "block" if isinstance(d, ast.BlockDef) else "network"
+                diags.warning(
+                    "W002",
+                    f"parameter `{p.name}` of {what} `{d.name}` is never used",
+                    p.span,
+                    help=[f"remove it, or rename it `_{p.name}` to keep it in the signature"],
+                )
+        _unused_lets(d.body, diags)

@@ -20,8 +20,57 @@ from cnnspec.source import Span
 
 #: Largest integer magnitude an expression may produce.
 MAX_INT = 2**62
-#: Longest list an expression may build.
+#: Longest list (or string) an expression may build.
 MAX_LIST = 1_000_000
+#: Work one elaboration may do: statements run plus list items built, compared
+#: or passed to built-ins. It bounds both the time and the memory of any spec.
+MAX_WORK = 5_000_000
+
+
+class _Work:
+    """The work counter of the current elaboration (see MAX_WORK)."""
+
+    spent = 0
+    limit = MAX_WORK
+
+
+_work = _Work()
+
+
+def reset_work(limit: int = MAX_WORK) -> None:
+    """Start counting work afresh, up to limit (the elaborator calls this per network)."""
+    _work.spent = 0
+    _work.limit = limit
+
+
+def charge(n: int, span: Span | None) -> None:
+    """Count n units of work; past the limit, stop with E608."""
+    _work.spent += n
+    if _work.spent > _work.limit:
+        raise EvalError(
+            f"evaluating the spec takes more than {_work.limit:,} steps",
+            span,  # type: ignore[arg-type]
+            "E608",
+            help="look for loops that build no layers, or large lists built again and again",
+        )
+
+
+def work_spent() -> int:
+    """Work counted since the last reset_work."""
+    return _work.spent
+
+
+def deep_size(v: Any, cap: int) -> int:
+    """The number of items in v, nested lists included, counting up to at most cap + 1."""
+    if not isinstance(v, list):
+        return 1
+    n, stack = 0, [v]
+    while stack and n <= cap:
+        for x in stack.pop():
+            n += 1
+            if isinstance(x, list):
+                stack.append(x)
+    return n
 
 
 class _Unknown:
@@ -37,7 +86,7 @@ UNKNOWN: Any = _Unknown()
 class EvalError(Exception):
     """An expression cannot be evaluated; carries the span to point at."""
 
-    def __init__(self, message: str, span: Span, code: str = "E201", help: str | None = None) -> None:
+    def __init__(self, message: str, span: Span, code: str = "E204", help: str | None = None) -> None:
         super().__init__(message)
         self.span = span
         self.code = code
@@ -90,18 +139,28 @@ def type_name(v: Any) -> str:
     return type(v).__name__
 
 
-def show(v: Any) -> str:
-    """A value as the spec language writes it."""
+def show(v: Any, limit: int = 60) -> str:
+    """A value as the spec language writes it, cut to about limit characters."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return f'"{v}"'
+        return f'"{v}"' if len(v) <= limit else f'"{v[:limit]}…"'
     if isinstance(v, list):
-        return "[" + ", ".join(show(x) for x in v) + "]"
+        parts: list[str] = []
+        used = 2
+        for x in v:
+            if used > limit:
+                parts.append(f"… {len(v) - len(parts)} more")
+                break
+            parts.append(show(x, max(8, limit - used)))
+            used += len(parts[-1]) + 2
+        return "[" + ", ".join(parts) + "]"
     if isinstance(v, ShapeValue):
         return "×".join(map(str, v.dims))
     if isinstance(v, Ref):
         return v.name
+    if isinstance(v, int) and abs(v) >= 10**18:
+        return f"{v:.3e}"
     return repr(v) if isinstance(v, float) else str(v)
 
 
@@ -150,11 +209,16 @@ BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
 
 def _check_size(v: Any, span: Span) -> Any:
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
-        raise EvalError(f"the number {v:.3e} is too large", span, "E604")
+        raise EvalError(f"the number {v:.3e} is too large (the limit is 2^62)", span, "E604")
     if isinstance(v, float) and not math.isfinite(v):
         raise EvalError("the result is not a finite number", span, "E203")
-    if isinstance(v, list) and len(v) > MAX_LIST:
-        raise EvalError(f"a list of {len(v)} items is longer than the limit of {MAX_LIST}", span, "E604")
+    if isinstance(v, (list, str)) and len(v) > MAX_LIST:
+        what = "list" if isinstance(v, list) else "string"
+        raise EvalError(f"a {what} of {len(v):,} items is longer than the limit of {MAX_LIST:,}", span, "E604")
+    if isinstance(v, list):
+        # Building a list costs its items, nested lists included, so that no
+        # spec can build (or later compare) structures larger than MAX_WORK.
+        charge(deep_size(v, _work.limit), span)
     return v
 
 
@@ -181,20 +245,18 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | None | _Unknown = None) -> Any:
+def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unknown | None = None) -> Any:
     """The value of an expression, or EvalError pointing at the offending part."""
     if isinstance(e, ast.Num | ast.Str | ast.Bool):
         return e.value
     if isinstance(e, ast.Name):
         if e.id in env:
             return env[e.id]
-        from cnnspec.layers.registry import suggest
-
-        hint = suggest(e.id, list(env))
+        hint = _suggest(e.id, list(env))
         raise EvalError(
             f"unknown name `{e.id}`",
             e.span,
-            "E202",
+            "E102",
             help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
         )
     if isinstance(e, ast.BlockInput):
@@ -213,8 +275,12 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | None
             v = obj.attribute(e.name)
             if v is None:
                 valid = "channels, height, width" if len(obj.dims) == 3 else "features"
+                hint = _suggest(e.name, [*valid.split(", "), "rank", "shape"])
                 raise EvalError(
-                    f"the shape {show(obj)} has no `{e.name}`", e.span, "E202", help=f"use one of {valid}, rank, shape"
+                    f"the shape {show(obj)} has no `{e.name}`",
+                    e.span,
+                    "E107",
+                    help=(f"did you mean `{hint}`? " if hint else "") + f"use one of {valid}, rank, shape",
                 )
             return v
         raise EvalError(f"a {type_name(obj)} has no attribute `{e.name}`", e.span, "E204")
@@ -299,6 +365,7 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
         return UNKNOWN
     if e.op in _COMPARE:
         if e.op in ("==", "!="):
+            charge(deep_size(a, _work.limit) + deep_size(b, _work.limit), e.span)
             return _COMPARE[e.op](a, b)
         if not (_is_num(a) and _is_num(b)) and not (isinstance(a, str) and isinstance(b, str)):
             raise EvalError(f"cannot compare a {type_name(a)} with a {type_name(b)}", e.span, "E204")
@@ -306,6 +373,7 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
     if e.op == "+" and isinstance(a, list) and isinstance(b, list):
         return _check_size(a + b, e.span)
     if e.op == "+" and isinstance(a, str) and isinstance(b, str):
+        charge(len(a) + len(b), e.span)
         return _check_size(a + b, e.span)
     if not (_is_num(a) and _is_num(b)):
         raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, "E204")
@@ -318,13 +386,11 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
 
 def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
     if e.func not in BUILTINS:
-        from cnnspec.layers.registry import suggest
-
-        hint = suggest(e.func, list(BUILTINS))
+        hint = _suggest(e.func, list(BUILTINS))
         raise EvalError(
             f"unknown function `{e.func}`",
             e.span,
-            "E206",
+            "E105",
             help=(f"did you mean `{hint}`? " if hint else "") + "functions: " + ", ".join(sorted(BUILTINS)),
         )
     fn, sig = BUILTINS[e.func]
@@ -334,13 +400,30 @@ def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
         v = evaluate(a.value, env, block_input)
         if v is UNKNOWN:
             return UNKNOWN
+        # A built-in walks its arguments (sum, max, len of nested lists): charge them.
+        charge(deep_size(v, _work.limit), a.span)
         if a.name is None:
             args.append(v)
         else:
             kwargs[a.name] = v
+    odd = [v for v in [*args, *kwargs.values()] if isinstance(v, (ShapeValue, Ref))]
+    if odd:
+        raise EvalError(f"{e.func} cannot take a {type_name(odd[0])}", e.span, "E226", help=f"signature: {sig}")
     try:
         return _check_size(fn(*args, **kwargs), e.span)
     except EvalError:
         raise
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise EvalError(f"{e.func}: {exc}", e.span, "E207", help=f"signature: {sig}") from None
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+        raise EvalError(f"{e.func}: {_plain(exc)}", e.span, "E226", help=f"signature: {sig}") from None
+
+
+def _plain(exc: Exception) -> str:
+    """A Python exception's message in the spec's words (no Python type names where they leak)."""
+    text = str(exc) or type(exc).__name__
+    return text.replace("'list' object", "a list").replace("'str'", "string").replace("'int'", "int")
+
+
+def _suggest(name: str, candidates: list[str]) -> str | None:
+    from cnnspec.layers.registry import suggest
+
+    return suggest(name, candidates)

@@ -18,8 +18,8 @@ from cnnspec.layers.registry import (
     ShapeError,
     boolean,
     choice,
-    number,
     nonneg_int,
+    number,
     optional,
     padding,
     pair,
@@ -46,14 +46,16 @@ def _need_map(kind: str, x: Shape) -> None:
         raise ShapeError(
             f"{kind} needs a C×H×W feature map but gets flat features of size {fmt(x)}",
             help="move this layer before `flatten`, or use a layer for flat inputs",
+            code="E304",
         )
 
 
 def _need_flat(kind: str, x: Shape) -> None:
     if len(x) != 1:
         raise ShapeError(
-            f"{kind} needs a flat input but gets {fmt(x)}",
-            help=f"add `flatten` (or `adaptive_avgpool(1)` then `flatten`) before {kind}",
+            f"{kind} needs a flat input but gets {fmt(x)}; add `flatten` before it",
+            help="for a feature map, `adaptive_avgpool(1)` then `flatten` gives one feature per channel",
+            code="E304",
         )
 
 
@@ -61,16 +63,16 @@ def _same(a: Attrs, x: Shape) -> Shape:
     return x
 
 
-def _window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool, kind: str, dim: str) -> int:
+def _pair_text(p: tuple[int, int]) -> str:
+    return str(p[0]) if p[0] == p[1] else f"[{p[0]}, {p[1]}]"
+
+
+def _window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int | None:
+    """The output size of one dimension, or None when the window does not fit."""
     eff = d * (k - 1) + 1
     span = size + 2 * p
     if span < eff:
-        kdesc = f"a kernel of {k}" + (f" with dilation {d}" if d != 1 else "")
-        raise ShapeError(
-            f"{kind}: {kdesc} and padding {p} does not fit the input {dim} of {size} "
-            f"({size} + 2×{p} = {span} < {eff})",
-            help="use a smaller kernel or more padding, or check the input size with --input",
-        )
+        return None
     if ceil:
         out = -(-(span - eff) // s) + 1
         # The last window must start inside the input or the left padding.
@@ -89,12 +91,34 @@ def _window_shape(a: Attrs, x: Shape, kind: str, ceil: bool = False, dilation: t
         return (c, h, w)
     if p == "valid":
         p = (0, 0)
-    oh = _window_out(h, k[0], s[0], p[0], dilation[0], ceil, kind, "height")
-    ow = _window_out(w, k[1], s[1], p[1], dilation[1], ceil, kind, "width")
+    oh = _window_out(h, k[0], s[0], p[0], dilation[0], ceil)
+    ow = _window_out(w, k[1], s[1], p[1], dilation[1], ceil)
+    if oh is None or ow is None:
+        what = "kernel" if kind == "conv" else "window"
+        dil = f", dilation {_pair_text(dilation)}" if dilation != (1, 1) else ""
+        notes: list[str] = []
+        for dim, size, kk, pp, dd in (("height", h, k[0], p[0], dilation[0]), ("width", w, k[1], p[1], dilation[1])):
+            eff = dd * (kk - 1) + 1
+            if size + 2 * pp < eff:
+                ktext = f"the {what}'s {kk}" if dd == 1 else f"the dilated {what}'s {eff}"
+                notes.append(f"{dim}: {size} + 2×{pp} padding = {size + 2 * pp}, less than {ktext}")
+        if len(notes) == 2 and notes[0].split(": ", 1)[1] == notes[1].split(": ", 1)[1]:
+            notes = ["height and width: " + notes[0].split(": ", 1)[1]]
+        raise ShapeError(
+            f"{'' if kind == 'conv' else kind + ': '}a {k[0]}×{k[1]} {what}{dil} with padding {_pair_text(p)} "
+            f"does not fit the {h}×{w} input",
+            help="use a smaller kernel or more padding, or check the input size with --input",
+            notes=notes,
+        )
     return (c, oh, ow)
 
 
 # ------------------------------------------------------------------- conv
+
+
+def _divisors(n: int) -> str:
+    small = [d for d in range(1, min(n, 10_000) + 1) if n % d == 0]
+    return ", ".join(map(str, small[:12])) + (", …" if len(small) > 12 else "")
 
 
 def _conv_shape(a: Attrs, x: Shape) -> Shape:
@@ -103,15 +127,21 @@ def _conv_shape(a: Attrs, x: Shape) -> Shape:
     if cin % a.groups:
         raise ShapeError(
             f"groups={a.groups} does not divide {cin} input channels",
-            help=f"choose groups among the divisors of {cin}",
+            help=f"choose groups among the divisors of {cin}: {_divisors(cin)}",
+            code="E305",
         )
     if a.out % a.groups:
         raise ShapeError(
             f"groups={a.groups} does not divide {a.out} output channels",
-            help=f"choose groups among the divisors of {a.out}",
+            help=f"choose groups among the divisors of {a.out}: {_divisors(a.out)}",
+            code="E305",
         )
     if a.padding == "same" and a.stride != (1, 1):
-        raise ShapeError('padding "same" needs stride 1', help="give the padding as a number instead")
+        raise ShapeError(
+            f'padding "same" needs stride 1, but the stride is {_pair_text(a.stride)}',
+            help="give the padding as a number instead, e.g. padding = kernel // 2",
+            code="E306",
+        )
     _, h, w = _window_shape(a, x, "conv", dilation=a.dilation)
     return (a.out, h, w)
 
@@ -196,7 +226,8 @@ def _gn_shape(a: Attrs, x: Shape) -> Shape:
     if x[0] % a.groups:
         raise ShapeError(
             f"groupnorm: {a.groups} groups do not divide {x[0]} channels",
-            help=f"choose groups among the divisors of {x[0]}",
+            help=f"choose groups among the divisors of {x[0]}: {_divisors(x[0])}",
+            code="E305",
         )
     return x
 
@@ -315,6 +346,7 @@ def _pool_shape(kind: str, with_dilation: bool) -> Any:
                 raise ShapeError(
                     f"{kind}: padding {b.padding[i]} is more than half the kernel {b.kernel[i]}",
                     help="torch only pads pooling windows by at most half the kernel",
+                    code="E306",
                 )
         return _window_shape(b, x, kind, ceil=b.ceil_mode, dilation=b.dilation if with_dilation else (1, 1))
 
@@ -425,12 +457,18 @@ register(
 # ------------------------------------------------------------------ joins
 
 
+def _branch(a: Attrs, i: int) -> str:
+    """A branch's name for messages: its label (branch1) when it has one, else its position."""
+    names = a.get("branches") or ()
+    return names[i] if i < len(names) and names[i] else f"branch {i + 1}"
+
+
 def _add_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     first = xs[0]
     for i, s in enumerate(xs[1:], start=1):
         if s != first:
             raise ShapeError(
-                f"add: branch {i + 1} gives {fmt(s)} but branch 1 gives {fmt(first)}",
+                f"add: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(first)}",
                 help="every branch of `add` must give the same shape",
                 code="E303",
             )
@@ -441,11 +479,13 @@ def _broadcast(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     out = list(xs[0])
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(out):
-            raise ShapeError(f"mul: branch {i + 1} gives {fmt(s)} but branch 1 gives {fmt(tuple(out))}", code="E303")
+            raise ShapeError(
+                f"mul: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(tuple(out))}", code="E303"
+            )
         for d, (p, q) in enumerate(zip(out, s, strict=True)):
             if p != q and 1 not in (p, q):
                 raise ShapeError(
-                    f"mul: branch {i + 1} gives {fmt(s)}, which does not broadcast against {fmt(tuple(out))}",
+                    f"mul: {_branch(a, i)} gives {fmt(s)}, which does not broadcast against {fmt(tuple(out))}",
                     help="each dimension must be equal, or 1 in one of the branches",
                     code="E303",
                 )
@@ -460,18 +500,27 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     first = xs[0]
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(first):
-            raise ShapeError(f"concat: branch {i + 1} gives {fmt(s)} but branch 1 gives {fmt(first)}", code="E303")
+            raise ShapeError(
+                f"concat: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(first)}",
+                help="concat joins feature maps along channels, or flat features with flat features",
+                code="E303",
+            )
         for d in range(1, len(first)):
             if s[d] != first[d]:
                 raise ShapeError(
-                    f"concat branches disagree in {_DIMS[d]}: {first[d]} (branch 1) and {s[d]} (branch {i + 1})",
+                    f"concat branches disagree in {_DIMS[d]}: "
+                    f"{first[d]} ({_branch(a, 0)}) and {s[d]} ({_branch(a, i)})",
                     help="concat joins along channels; every branch must keep the same height and width",
                     code="E303",
                 )
     return (sum(s[0] for s in xs), *first[1:])
 
 
-register(LayerKind(name="add", doc="Sums its branches (same shapes).", shape=_add_shape, function="operator.add", arity="many"))
+register(
+    LayerKind(
+        name="add", doc="Sums its branches (same shapes).", shape=_add_shape, function="operator.add", arity="many"
+    )
+)
 register(
     LayerKind(
         name="mul",

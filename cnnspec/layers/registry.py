@@ -21,10 +21,13 @@ Shape = tuple[int, ...]
 class ShapeError(Exception):
     """A layer cannot accept its input shape; the message shows the arithmetic."""
 
-    def __init__(self, message: str, help: str | None = None, code: str = "E301") -> None:
+    def __init__(
+        self, message: str, help: str | None = None, code: str = "E301", notes: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
         self.help = help
         self.code = code
+        self.notes = list(notes)
 
 
 class ArgError(Exception):
