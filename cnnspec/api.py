@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.diagnostics import Diagnostic, Diagnostics
-from cnnspec.elaborate import Elaborator, Limits, deep_recursion, select_network
+from cnnspec.elaborate import Elaborator, Limits, deep_recursion, select_network, static_warnings
 from cnnspec.ir import Graph
 from cnnspec.loader import Program, load
 from cnnspec.passes import Analysis, analyze
@@ -41,28 +42,63 @@ def analyse(
 ) -> Checked:
     """Load, elaborate and run the passes; raise SpecError with every diagnostic."""
     sources = SourceMap()
-    with deep_recursion():
-        program = load(spec, sources)
-        diags = Diagnostics(sources)
-        name = select_network(program, network, diags)
-        diags.raise_if_errors()
-        assert name is not None
-        elab = Elaborator(program, diags, limits)
-        graph = elab.network(name, params, input_shape)
-        diags.raise_if_errors()
-        assert graph is not None
-        analysis = analyze(graph)
-        if analysis.trainable_params > MAX_PARAMS:
-            diags.error(
-                "E605",
-                f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
-                program.networks[name].span,
-            )
+    diags = Diagnostics(sources)
+    try:
+        with deep_recursion():
+            program = load(spec, sources)
+            name = select_network(program, network, diags)
+            static_warnings(program, diags)
             diags.raise_if_errors()
+            assert name is not None
+            elab = Elaborator(program, diags, limits)
+            graph = elab.network(name, params, input_shape)
+            diags.raise_if_errors()
+            assert graph is not None
+            analysis = analyze(graph)
+            if analysis.trainable_params > MAX_PARAMS:
+                diags.error(
+                    "E605",
+                    f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
+                    program.networks[name].name_span,
+                    help=["check the layer widths and repetition counts"],
+                )
+                diags.raise_if_errors()
+            _rename_warnings(graph, diags)
+    except RecursionError:
+        # The limits keep nesting far below the recursion limit; this is the last line of defence.
+        diags.error("E603", "the spec is nested too deeply to check", None, help=["flatten the deepest nesting"])
+        diags.raise_if_errors()
+    if _warning_handler is not None and diags.warnings:
+        _warning_handler(diags.warnings, sources)
     return Checked(program, graph, analysis, diags.warnings)
 
 
-def check(spec: str | Path, network: str | None = None, *, input_shape: tuple[int, ...] | None = None, **params: Any) -> Report:
+#: Called with the warnings of every successful analyse (the command line prints them).
+_warning_handler: Callable[[list[Diagnostic], SourceMap], None] | None = None
+
+
+def set_warning_handler(handler: Callable[[list[Diagnostic], SourceMap], None] | None) -> None:
+    """Have handler(warnings, sources) called whenever analyse succeeds with warnings."""
+    global _warning_handler
+    _warning_handler = handler
+
+
+def _rename_warnings(graph: Graph, diags: Diagnostics) -> None:
+    """W006 for each module name that torch cannot take as it is (see backends.fx.safe_paths)."""
+    from cnnspec.backends.fx import renamed_modules
+
+    for node, old, new in renamed_modules(graph):
+        diags.warning(
+            "W006",
+            f"the module name `{old}` cannot be a torch attribute; it is compiled as `{new}`",
+            node.span,
+            help=["rename it in the spec to keep the state_dict keys as written"],
+        )
+
+
+def check(
+    spec: str | Path, network: str | None = None, *, input_shape: tuple[int, ...] | None = None, **params: Any
+) -> Report:
     """Check a spec statically and return its report (the data of `cnnspec check --json`).
 
     spec is a path to a .cnn file or the spec text; params override the

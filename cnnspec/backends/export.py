@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnspec.backends.fx import fx_name
+from cnnspec.backends.fx import fx_name, module_paths
 from cnnspec.ir import Graph
 
 if TYPE_CHECKING:
@@ -47,16 +47,21 @@ def python_source(gm: torch.fx.GraphModule, graph: Graph) -> str:
 
     extra_classes: dict[str, str] = {}
     lines = []
+    paths = module_paths(graph)
     for node in graph.layers():
         if not node.has_module:
             continue
-        module = gm.get_submodule(node.path)
+        path = paths[node.path]
+        module = gm.get_submodule(path)
         cls = type(module)
         if getattr(torch.nn, cls.__name__, None) is not cls:
             extra_classes[cls.__name__] = inspect.getsource(cls)
-        lines.append(f"        _add(self, {node.path!r}, {_constructor(module)})")
+        lines.append(f"        _add(self, {path!r}, {_constructor(module)})")
     forward = gm.code.strip("\n")
     name = fx_name(graph.network)
+    # The class must not shadow a name the module itself uses.
+    while name in {"torch", "nn", "math", "operator", "_add", *extra_classes}:
+        name += "_"
     parts = [_HEADER.format(name=name, file=graph.input.span.file)]
     parts += [src for src in extra_classes.values()]
     parts.append(
