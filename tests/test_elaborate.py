@@ -462,7 +462,7 @@ def test_a_missing_import_and_a_name_defined_twice(tmp_path: Path) -> None:
         ("    conv(8, 40)", "E", 4, 5, "does not fit"),
         ("    conv(8, 3, groups = 2)", "E", 4, 5, "groups=2"),
         ("    conv(8, 3, stride = 0)", "E", 4, 25, "stride"),
-        ("    conv(8, width)", "E202", 4, 13, "unknown name `width`"),
+        ("    conv(8, width)", "E102", 4, 13, "unknown name `width`"),
         ("    relu * -1", "E217", 4, 12, "repetition count"),
         ("    if 3 { relu }", "E220", 4, 8, "true or false"),
         ("    for v in 3 { relu }", "E221", 4, 14, "list"),
