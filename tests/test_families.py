@@ -185,11 +185,9 @@ def test_efficientnet_b0_and_b3_from_one_family_file() -> None:
         ("efficientnet_b0.cnn", 1.0, 1.0, 224, 5_288_548),
         ("efficientnet_b3.cnn", 1.2, 1.4, 300, 12_233_232),
     ):
-        assert "import \"efficientnet.cnn\"" in (SPECS / stock).read_text()
+        assert 'import "efficientnet.cnn"' in (SPECS / stock).read_text()
         stock_report = cnnspec.check(SPECS / stock)
-        family = cnnspec.check(
-            SPECS / "efficientnet.cnn", width_mult=width, depth_mult=depth, resolution=res
-        )
+        family = cnnspec.check(SPECS / "efficientnet.cnn", width_mult=width, depth_mult=depth, resolution=res)
         assert stock_report.total_params == family.total_params == params
         assert stock_report.input_shape == family.input_shape == [3, res, res]
 
@@ -210,7 +208,7 @@ def test_efficientnet_stochastic_depth_grows_with_block_index() -> None:
 
 def test_resnext_from_the_resnet_family() -> None:
     text = (SPECS / "resnext50_32x4d.cnn").read_text()
-    assert "import \"resnet.cnn\"" in text and "block " not in text
+    assert 'import "resnet.cnn"' in text and "block " not in text
     family = cnnspec.check(SPECS / "resnet.cnn", layers=[3, 4, 6, 3], groups=32, width_per_group=4)
     assert family.total_params == cnnspec.check(SPECS / "resnext50_32x4d.cnn").total_params == 25_028_904
     # The same file with its defaults is still ResNet-50.
