@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -63,9 +64,34 @@ def setup(device: str = "auto") -> DistEnv:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(
             backend="nccl" if use_cuda else "gloo",
+            store=_store(rank, world),
+            rank=rank,
+            world_size=world,
             device_id=dev if use_cuda else None,
         )
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, local_world_size=local_world, device=dev)
+
+
+def _store(rank: int, world: int) -> dist.Store:
+    """The rendezvous store of this attempt, from MASTER_ADDR/MASTER_PORT.
+
+    torchrun's c10d rendezvous keeps one agent store for all restarts of a job,
+    and init_process_group would use its keys unprefixed, so a restarted worker
+    can read the address of a dead peer from the previous attempt and fail to
+    connect. A prefix per restart keeps the attempts apart.
+    """
+    try:
+        host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    except (KeyError, ValueError):
+        raise UsageError(
+            "WORLD_SIZE > 1 but MASTER_ADDR/MASTER_PORT are not set; start workers with torchrun"
+        ) from None
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        host, port, world_size=world, is_master=rank == 0 and not agent_hosts, timeout=timedelta(minutes=30)
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"cnnspec/attempt{attempt}", store)
 
 
 def teardown() -> None:
