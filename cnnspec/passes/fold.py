@@ -7,6 +7,13 @@ arguments and shapes) fold into one item: ResNet-152's `layer3.1` ..
 `layer3.35` become "Bottleneck ×35". An instance that differs, such as the
 first of a stage with its stride and downsample projection, stays apart,
 so a fold never hides a difference.
+
+A looser fold covers instances that have the same structure (ops,
+arguments, wiring, spatial shapes) and differ only in their channel counts:
+DenseNet's `denselayer1` .. `denselayer6` each read 32 more channels than
+the one before, so none is identical to the next, yet they read as one
+"DenseLayer ×6 (channels vary)". It is marked as such wherever it is shown,
+and used only where the identical fold does not cover the whole run.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ class Item:
     children: list[Item] = field(default_factory=list)
     #: For a fold: the folded group items, in order.
     instances: list[Item] = field(default_factory=list)
+    #: For a fold: whether the instances are identical (False: they differ in channel counts).
+    identical: bool = True
 
     @property
     def node_ids(self) -> list[int]:
@@ -77,8 +86,18 @@ def _relative(path: str, prefix: str) -> str:
     return path[len(prefix) + 1 :] if path.startswith(prefix + ".") else path
 
 
-def signature(item: Item, graph: Graph) -> tuple:
-    """What must match for two group instances to fold: ops, arguments, shapes, wiring."""
+def _no_channels(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape with its channel count (the first dimension; a flat size) left out."""
+    return shape[1:]
+
+
+def signature(item: Item, graph: Graph, *, loose: bool = False) -> tuple:
+    """What must match for two group instances to fold: ops, arguments, shapes, wiring.
+
+    loose: leave the channel counts of the shapes out. Arguments (a conv's
+    width, a dropout's p) still count, so only what the instance is given
+    may vary, not what it is asked to do.
+    """
     ids = item.node_ids
     index = {nid: i for i, nid in enumerate(ids)}
     sig = []
@@ -86,26 +105,60 @@ def signature(item: Item, graph: Graph) -> tuple:
         n = graph.nodes[nid]
         wiring = tuple(index.get(i, -1) for i in n.inputs)
         attrs = tuple(sorted((k, repr(v)) for k, v in n.attrs.items()))
-        shapes = (tuple(n.in_shapes), n.out_shape)
+        if loose:
+            shapes = (tuple(_no_channels(s) for s in n.in_shapes), _no_channels(n.out_shape))
+        else:
+            shapes = (tuple(n.in_shapes), n.out_shape)
         sig.append((n.kind, _relative(n.path, item.path), attrs, shapes, wiring, tuple(n.skip)))
     return tuple(sig)
 
 
+def _fold_path(first: str, last: str) -> str:
+    """layer3.1-35, and features.denseblock1.denselayer1-6 rather than ...denselayer1-denselayer6."""
+    a, z = first.rsplit(".", 1)[-1], last.rsplit(".", 1)[-1]
+    stem = a.rstrip("0123456789")
+    if stem and z.startswith(stem) and z[len(stem) :].isdigit():
+        z = z[len(stem) :]
+    return f"{first}-{z}"
+
+
+def _fold(run: list[Item], identical: bool) -> Item:
+    return Item("fold", _fold_path(run[0].path, run[-1].path), instances=list(run), identical=identical)
+
+
+def _follows(prev: Item, item: Item, graph: Graph) -> bool:
+    """Whether item reads only prev's output from outside itself: a chain, not parallel branches.
+
+    Two branches of a join can be instances of one block, identical and next
+    to each other in the tree (Inception-v3's branch1x1 and branch7x7_1 are
+    both a 1×1 conv to 192 channels of the same input); "×2" would read as
+    one after the other.
+    """
+    inside = set(item.node_ids)
+    last = prev.last
+    return all(src in inside or src == last for nid in item.node_ids for src in graph.nodes[nid].inputs)
+
+
 def _fold_runs(items: list[Item], graph: Graph) -> list[Item]:
+    """Fold runs of consecutive block instances: identically where the whole run is identical,
+    loosely (channels vary) where it differs only in channel counts."""
     out: list[Item] = []
     run: list[Item] = []
     run_sig: tuple | None = None
 
     def flush() -> None:
-        if len(run) >= 2:
-            out.append(Item("fold", f"{run[0].path}-{run[-1].path.rsplit('.', 1)[-1]}", instances=list(run)))
-        else:
+        if len(run) < 2:
             out.extend(run)
+            return
+        # The whole run folds as one, so that a dense block is one "DenseLayer ×6 (channels
+        # vary)" rather than a patchwork of small identical folds; the mark says what differs.
+        first = signature(run[0], graph)
+        out.append(_fold(run, all(signature(i, graph) == first for i in run[1:])))
 
     for item in items:
         if item.kind == "group" and item.group is not None and item.group.kind == "block":
-            sig = (item.group.name, signature(item, graph))
-            if run and sig == run_sig:
+            sig = (item.group.name, signature(item, graph, loose=True))
+            if run and sig == run_sig and _follows(run[-1], item, graph):
                 run.append(item)
                 continue
             flush()
@@ -200,7 +253,7 @@ def describe(item: Item) -> str:
     if item.kind == "layer":
         return item.name
     if item.kind == "fold":
-        return f"{item.name} ×{item.count}"
+        return f"{item.name} ×{item.count}" + ("" if item.identical else " (channels vary)")
     kids = item.children
     same = all(
         k.kind in ("group", "fold") and k.name == kids[0].name and (k.group is None or k.group.kind == "block")
