@@ -43,6 +43,8 @@ class LayerRow(BaseModel):
     scope: str
     inputs: list[str]
     skip: list[int]
+    #: The aux output whose head this layer belongs to ("" on the main path).
+    aux: str = ""
     file: str
     line: int
     col: int
@@ -64,7 +66,11 @@ class GroupRow(BaseModel):
 
 
 class FoldRow(BaseModel):
-    """A run of identical consecutive block instances shown as one ("Bottleneck ×35")."""
+    """A run of consecutive block instances shown as one ("Bottleneck ×35").
+
+    identical: the instances match layer for layer; False for a fold whose
+    instances differ in channel counts only ("DenseLayer ×6 (channels vary)").
+    """
 
     path: str
     block: str
@@ -73,6 +79,7 @@ class FoldRow(BaseModel):
     params: int
     macs: int
     output_shape: list[int]
+    identical: bool = True
 
 
 class TableRow(BaseModel):
@@ -88,10 +95,33 @@ class TableRow(BaseModel):
     macs: int
     receptive_field: list[int]
     activation_bytes: int
+    #: The aux output whose head this row lies in ("" on the main path).
+    aux: str = ""
+
+
+class AuxRow(BaseModel):
+    """An auxiliary output: returned in training mode only, weighted in the loss."""
+
+    name: str
+    #: The module path of the layer whose output it is.
+    node: str
+    output_shape: list[int]
+    weight: float
+    #: Totals over the layers of its head (the layers only it depends on).
+    layers: int
+    params: int
+    macs: int
+    file: str
+    line: int
+    col: int
 
 
 class StageRow(BaseModel):
-    """A run of consecutive layers at one spatial resolution (the head: flat features)."""
+    """A run of consecutive layers at one spatial resolution (the head: flat features).
+
+    The layers of an aux head are left out of the main path's runs and make
+    one row of their own, whose resolution is "aux1 head" and `aux` its name.
+    """
 
     resolution: str
     first: str
@@ -101,6 +131,7 @@ class StageRow(BaseModel):
     params: int
     macs: int
     activation_bytes: int
+    aux: str = ""
 
 
 class Report(BaseModel):
@@ -125,6 +156,11 @@ class Report(BaseModel):
     groups: list[GroupRow] = []
     folds: list[FoldRow] = []
     stages: list[StageRow] = []
+    #: Auxiliary outputs in declaration order; their heads' parameters and MACs are in the totals.
+    aux_outputs: list[AuxRow] = []
+    #: The parts of total_params and macs that lie in aux heads (used in training only).
+    aux_params: int = 0
+    aux_macs: int = 0
     #: The table as shown: groups opened `depth` levels (None: all), folds opened when `expanded`.
     depth: int | None = None
     expanded: bool = False
@@ -139,15 +175,26 @@ class Report(BaseModel):
         return format_report(self)
 
 
-def _stages(graph: Graph, analysis: Analysis, batch: int) -> list[StageRow]:
+def _stages(graph: Graph, analysis: Analysis, batch: int, owner: dict[int, str]) -> list[StageRow]:
     rows: list[StageRow] = []
+    heads: dict[str, StageRow] = {}
     for node in graph.layers():
         shape = node.out_shape
+        aux = owner.get(node.id, "")
         res = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
         saved = analysis.saved.get(node.id)
         act = saved.at(batch) if saved else 0
         params = analysis.params.get(node.id, (0, 0))[0]
         macs = analysis.macs.get(node.id, 0)
+        # An aux head would cut the main path's run at its resolution in two: it gets a row apart.
+        if aux:
+            if aux not in heads:
+                heads[aux] = StageRow(resolution=f"{aux} head", first=node.path, last=node.path, layers=0,
+                                      output_shape=list(shape), params=0, macs=0, activation_bytes=0, aux=aux)
+            r = heads[aux]
+            r.last, r.layers, r.output_shape = node.path, r.layers + 1, list(shape)
+            r.params, r.macs, r.activation_bytes = r.params + params, r.macs + macs, r.activation_bytes + act
+            continue
         if rows and rows[-1].resolution == res:
             r = rows[-1]
             r.last, r.layers, r.output_shape = node.path, r.layers + 1, list(shape)
@@ -155,7 +202,7 @@ def _stages(graph: Graph, analysis: Analysis, batch: int) -> list[StageRow]:
         else:
             rows.append(StageRow(resolution=res, first=node.path, last=node.path, layers=1, output_shape=list(shape),
                                  params=params, macs=macs, activation_bytes=act))
-    return rows
+    return rows + list(heads.values())
 
 
 def build_report(
@@ -173,7 +220,10 @@ def build_report(
     (the default) opens as many as fit in MAX_ROWS rows. expand: show every
     instance of a fold. batch: the batch size of the activation memory.
     """
+    from cnnspec.passes.aux import aux_heads
     from cnnspec.passes.fold import Item, auto_depth, build_tree, describe, visible
+
+    owner = aux_heads(graph)
 
     def act(nid: int) -> int:
         s = analysis.saved.get(nid)
@@ -204,6 +254,7 @@ def build_report(
                 scope=node.scope,
                 inputs=[graph.nodes[i].path for i in node.inputs],
                 skip=list(node.skip),
+                aux=owner.get(node.id, ""),
                 file=node.span.file,
                 line=node.span.line,
                 col=node.span.col,
@@ -229,7 +280,8 @@ def build_report(
                 p, _, m, _ = totals(item)
                 folds.append(FoldRow(path=item.path, block=item.name, count=item.count,
                                      instances=[i.path for i in item.instances], params=p, macs=m,
-                                     output_shape=list(graph.nodes[item.last].out_shape)))
+                                     output_shape=list(graph.nodes[item.last].out_shape),
+                                     identical=item.identical))
                 collect(item.instances)
             elif item.kind == "group":
                 assert item.group is not None
@@ -244,6 +296,11 @@ def build_report(
 
     if depth == -1:
         depth = None if expand else auto_depth(tree, expand, MAX_ROWS)
+    def head_of(item: Item) -> str:
+        """The aux head every node of the item lies in, or "" (a main-path or mixed item)."""
+        heads = {owner.get(i, "") for i in item.node_ids}
+        return heads.pop() if len(heads) == 1 else ""
+
     table = []
     for shown in visible(tree, depth, expand):
         item = shown.item
@@ -254,6 +311,17 @@ def build_report(
             output_shape=list(graph.nodes[item.last].out_shape),
             params=0 if shown.opened else p, macs=0 if shown.opened else m,
             receptive_field=rf(item.last), activation_bytes=0 if shown.opened else a,
+            aux=head_of(item),
+        ))
+
+    aux_rows = []
+    for out in graph.aux:
+        ids = [i for i, name in owner.items() if name == out.name]
+        node = graph.nodes[out.node]
+        aux_rows.append(AuxRow(
+            name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight, layers=len(ids),
+            params=sum(analysis.params.get(i, (0, 0))[0] for i in ids), macs=sum(analysis.macs.get(i, 0) for i in ids),
+            file=out.span.file, line=out.span.line, col=out.span.col,
         ))
 
     trainable = analysis.trainable_params
@@ -275,7 +343,10 @@ def build_report(
         layers=rows,
         groups=groups,
         folds=folds,
-        stages=_stages(graph, analysis, batch),
+        stages=_stages(graph, analysis, batch, owner),
+        aux_outputs=aux_rows,
+        aux_params=sum(r.params for r in aux_rows),
+        aux_macs=sum(r.macs for r in aux_rows),
         depth=depth,
         expanded=expand,
         table=table,

@@ -48,7 +48,9 @@ def _cells(r: TableRow) -> tuple[str, ...]:
     blank = r.kind == "open"  # an opened group's numbers are its rows'
     return (
         indent + r.path,
-        r.op,
+        # The head's own path need not say "aux" (GoogLeNet's is "aux1", an unnamed head's layers
+        # sit at the top level), so the op column says which output a row feeds.
+        f"{r.op} [{r.aux}]" if r.aux else r.op,
         shape_text(r.output_shape),
         "" if blank else (f"{r.params:,}" if r.params else "-"),
         "" if blank else (human(r.macs) if r.macs else "-"),
@@ -64,8 +66,12 @@ def _view_note(report: Report) -> str:
     how = []
     if report.depth is not None:
         how.append(f"groups opened {report.depth} level{'s' if report.depth != 1 else ''} deep")
-    if folds:
+    shown = {r.path for r in report.table if r.kind == "fold"}
+    loose = shown & {f.path for f in report.folds if not f.identical}
+    if shown - loose:
         how.append("identical consecutive blocks folded (×N)")
+    if loose:
+        how.append("consecutive blocks differing only in channel counts folded (×N, channels vary)")
     return f"({'; '.join(how)}: --depth N or --expand to open)"
 
 
@@ -87,15 +93,41 @@ def _table_lines(report: Report) -> list[str]:
 def totals_lines(report: Report) -> list[str]:
     """The totals under the table: parameters, memory, MACs/FLOPs with their convention, activations."""
     b = report.batch
+    aux = []
+    if report.aux_outputs:
+        # Aux heads hold real parameters (torchvision counts them too) but only train: say how
+        # much of each total is theirs and what is left for inference.
+        p, m = report.aux_params, report.aux_macs
+        aux = [
+            f"aux heads:     {p:,} of the parameters ({human(p)}) and {human(m)} of the MACs, training only; "
+            f"without them {report.total_params - p:,} parameters, {human(report.macs - m)} MACs"
+        ]
     return [
         f"parameters:    {report.total_params:,} trainable ({human(report.total_params)}), "
         f"{report.buffers:,} buffer elements",
         f"param memory:  {nbytes(report.param_bytes_fp32)} fp32, {nbytes(report.param_bytes_bf16)} bf16",
         f"MACs:          {report.macs:,} ({human(report.macs)}) per sample; FLOPs {human(report.flops)}",
+        *aux,
         f"activations:   {nbytes(report.activation_bytes)} for a training step at batch {b} (--batch B)",
         f"convention:    {report.mac_convention};",
         f"               activations are {report.activation_convention}; RF = receptive field in input pixels",
     ]
+
+
+def aux_lines(report: Report) -> list[str]:
+    """The auxiliary outputs: name, the layer whose output it is, shape, loss weight, what its head holds."""
+    if not report.aux_outputs:
+        return []
+    header = ("aux output", "layer", "output", "weight", "layers", "params", "MACs")
+    rows = [
+        (a.name, a.node, shape_text(a.output_shape), f"{a.weight:g}", str(a.layers), f"{a.params:,}",
+         human(a.macs) if a.macs else "-")
+        for a in report.aux_outputs
+    ]
+    n = len(report.aux_outputs)
+    intro = (f"auxiliary outputs ({n}; returned in training mode only, weighted in the loss; "
+             "rows marked [name] are their heads):")
+    return [intro, *align(header, rows, {3, 4, 5, 6})]
 
 
 def stage_lines(report: Report) -> list[str]:
@@ -120,6 +152,9 @@ def format_report(report: Report) -> str:
     out += _table_lines(report)
     out.append("")
     out += totals_lines(report)
+    if report.aux_outputs:
+        out.append("")
+        out += aux_lines(report)
     out.append("")
     out.append("stages (runs of layers at one resolution):")
     out += stage_lines(report)
@@ -129,6 +164,7 @@ def format_report(report: Report) -> str:
 def format_rich(report: Report, file: Any = None) -> None:
     """Print the report with rich: the same table with folds highlighted and nesting as indentation."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=file or sys.stdout)
@@ -138,11 +174,18 @@ def format_rich(report: Report, file: Any = None) -> None:
         table.add_column(h, justify="right" if i in RIGHT else "left", no_wrap=True)
     for r in report.table:
         style = "bold cyan" if r.kind == "fold" else ("bold" if r.kind in ("open", "group") else None)
-        table.add_row(*_cells(r), style=style)
+        if r.aux:
+            style = f"{style or ''} magenta".strip()
+        # escape: "[aux1]" would otherwise be read as a rich markup tag and vanish.
+        table.add_row(*(escape(c) for c in _cells(r)), style=style)
     console.print(table)
     console.print()
     for line in totals_lines(report):
         console.print(line, highlight=False)
+    if report.aux_outputs:
+        console.print()
+        for line in aux_lines(report):
+            console.print(line, highlight=False, markup=False)
     console.print()
     console.print("stages (runs of layers at one resolution):")
     for line in stage_lines(report):

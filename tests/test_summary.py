@@ -21,25 +21,28 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "summaries"
 
-CASES = {
-    "lenet5": ("lenet5.cnn", {}),
-    "alexnet": ("alexnet.cnn", {}),
-    "googlenet": ("googlenet.cnn", {}),
-    "resnet18-depth2": ("resnet18.cnn", {"depth": 2}),
-    "resnet152": ("resnet152.cnn", {}),
-    "resnet50-batch32": ("resnet50.cnn", {"batch": 32}),
+#: name: (spec, network parameters, view).
+CASES: dict[str, tuple[str, dict[str, object], dict[str, object]]] = {
+    "lenet5": ("lenet5.cnn", {}, {}),
+    "alexnet": ("alexnet.cnn", {}, {}),
+    "googlenet": ("googlenet.cnn", {}, {}),
+    "googlenet2014-aux": ("googlenet2014.cnn", {"aux_logits": True}, {}),
+    "densenet121": ("densenet121.cnn", {}, {}),
+    "resnet18-depth2": ("resnet18.cnn", {}, {"depth": 2}),
+    "resnet152": ("resnet152.cnn", {}, {}),
+    "resnet50-batch32": ("resnet50.cnn", {}, {"batch": 32}),
 }
 
 
-def report_for(spec: str, **view: object) -> Report:
-    c = analyse(SPECS / spec)
+def report_for(spec: str, params: dict[str, object] | None = None, **view: object) -> Report:
+    c = analyse(SPECS / spec, **(params or {}))
     return build_report(c.graph, c.analysis, c.warnings, **view)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_summary(case: str) -> None:
-    spec, view = CASES[case]
-    text = format_report(report_for(spec, **view)) + "\n"
+    spec, params, view = CASES[case]
+    text = format_report(report_for(spec, params, **view)) + "\n"
     path = GOLDEN / f"{case}.txt"
     if os.environ.get("CNNSPEC_UPDATE_GOLDEN") == "1":
         path.write_text(text, encoding="utf-8")
@@ -81,12 +84,105 @@ def test_expand_shows_every_layer_and_depth_zero_only_the_top() -> None:
 def test_blocks_with_different_arguments_do_not_fold() -> None:
     text = """block B(c) { conv(c, 3, padding = 1); relu }
 network N { input: 3 x 8 x 8
-  a: B(4); b: B(4); c: B(8); d: B(8); e: B(8) }"""
+  a: B(4); b: B(8); c: B(16); d: B(16); e: B(16) }"""
     c = analyse(text)
     r = build_report(c.graph, c.analysis, depth=None)
     ops = [(row.path, row.op) for row in r.table if row.level == 0]
-    # a (3 → 4 channels) differs from b (4 → 4), c (4 → 8) from d and e (8 → 8): only d and e fold.
-    assert ops == [("a", "B"), ("b", "B"), ("c", "B"), ("d-e", "B ×2")]
+    # Each width is an argument, so a, b and c stay apart; c (8 → 16 channels) differs from d and e
+    # (16 → 16) only in its input channels, so c-e fold loosely and say so.
+    assert ops == [("a", "B"), ("b", "B"), ("c-e", "B ×3 (channels vary)")]
+    assert [(f.path, f.identical) for f in r.folds] == [("c-e", False)]
+
+
+def test_identical_runs_keep_the_strict_fold() -> None:
+    text = """block B(c) { conv(c, 3, padding = 1); relu }
+network N { input: 8 x 8 x 8
+  a: B(8); b: B(8); c: B(8) }"""
+    c = analyse(text)
+    r = build_report(c.graph, c.analysis, depth=None)
+    assert [(row.path, row.op) for row in r.table] == [("a-c", "B ×3")]
+    assert r.folds[0].identical
+
+
+def test_densenet_folds_each_dense_block_loosely_and_says_so() -> None:
+    r = report_for("densenet121.cnn", depth=None)
+    folds = {f.path: f for f in r.folds}
+    assert {p: (f.count, f.identical) for p, f in folds.items()} == {
+        f"features.denseblock{b}.denselayer1-{n}": (n, False) for b, n in ((1, 6), (2, 12), (3, 24), (4, 16))
+    }
+    fold = folds["features.denseblock1.denselayer1-6"]
+    inside = [x for x in r.layers if x.path.startswith("features.denseblock1.")]
+    assert len(inside) == 6 * 8  # identity, norm1, relu1, conv1, norm2, relu2, conv2, concat
+    assert (fold.params, fold.macs) == (sum(x.params for x in inside), sum(x.macs for x in inside))
+    # The output of the last instance: 64 + 6 · 32 channels.
+    assert fold.output_shape == [256, 56, 56]
+    rows = {row.path: row for row in r.table}
+    assert rows["features.denseblock1.denselayer1-6"].op == "DenseLayer ×6 (channels vary)"
+    assert rows["features.denseblock1"].op == "DenseBlock: DenseLayer ×6"
+    text = format_report(r)
+    assert "channels vary" in text.splitlines()[1]  # the view note explains the mark
+    assert "identical consecutive blocks" not in text.splitlines()[1]  # and claims no identical fold
+    expanded = report_for("densenet121.cnn", depth=None, expand=True)
+    assert "channels vary" not in format_report(expanded)
+
+
+def test_parallel_branches_never_fold() -> None:
+    # Two identical branches of one concat are siblings in the tree but not one after the other.
+    text = """block B(c) { conv(c, 1); relu }
+network N { input: 8 x 8 x 8
+  concat { a: B(4); b: B(4); c: B(4) } }"""
+    c = analyse(text)
+    r = build_report(c.graph, c.analysis, depth=None)
+    assert not r.folds
+    assert [row.path for row in r.table if row.level == 0] == ["a", "b", "c", "concat"]
+
+
+def test_aux_outputs_in_report_summary_and_totals() -> None:
+    r = report_for("googlenet2014.cnn", {"aux_logits": True})
+    plain = report_for("googlenet2014.cnn")
+    assert [(a.name, a.node, a.output_shape, a.weight, a.layers) for a in r.aux_outputs] == [
+        ("aux1", "aux1.fc2", [1000], 0.3, 8), ("aux2", "aux2.fc2", [1000], 0.3, 8)
+    ]
+    # The heads' parameters count in the totals; without them the network is the one without aux.
+    assert r.aux_params == sum(a.params for a in r.aux_outputs) == 6_379_728
+    assert r.total_params == 13_378_280 and r.total_params - r.aux_params == plain.total_params
+    assert r.macs - r.aux_macs == plain.macs
+    assert {x.aux for x in r.layers if x.path.startswith("aux1.")} == {"aux1"}
+    assert all(x.aux == "" for x in r.layers if not x.path.startswith("aux"))
+    # Stages: the heads get rows of their own instead of cutting the main path's 14×14 run in two.
+    assert [s.resolution for s in r.stages][-2:] == ["aux1 head", "aux2 head"]
+    assert [s.resolution for s in r.stages].count("14×14") == 1
+    assert sum(s.macs for s in r.stages) == r.macs and sum(s.params for s in r.stages) == r.total_params
+    rows = {row.path: row for row in r.table}
+    assert (rows["aux1"].aux, rows["inception4a"].aux) == ("aux1", "")
+    text = format_report(r)
+    assert "AuxHead [aux1]" in text and "Inception [" not in text
+    assert "aux heads:     6,379,728 of the parameters" in text and "without them 6,998,552 parameters" in text
+    assert "auxiliary outputs (2; returned in training mode only" in text
+    assert "aux heads" not in format_report(plain) and "auxiliary outputs" not in format_report(plain)
+    buf = io.StringIO()
+    format_rich(r, file=buf)
+    assert "auxiliary outputs" in buf.getvalue() and "AuxHead [aux2]" in buf.getvalue()
+    assert "rows marked [name]" in " ".join(buf.getvalue().split())  # text, not read as a markup tag
+
+
+def test_googlenet_aux_parameters_match_torchvision() -> None:
+    # torchvision.models.googlenet(aux_logits=True) has 13,004,888 parameters, 6,624,904 without the heads.
+    r = report_for("googlenet.cnn", {"aux_logits": True})
+    assert (r.total_params, r.total_params - r.aux_params) == (13_004_888, 6_624_904)
+
+
+def test_unnamed_aux_head_is_found_by_its_wiring() -> None:
+    text = """network N { input: 3 x 16 x 16
+  c1: conv(8, 3, padding = 1); relu
+  aux(weight = 0.5) { adaptive_avgpool(1); flatten; linear(10) }
+  c2: conv(8, 3); adaptive_avgpool(1); flatten; fc: linear(10) }"""
+    c = analyse(text)
+    r = build_report(c.graph, c.analysis)
+    assert [(a.name, a.layers, a.params, a.weight) for a in r.aux_outputs] == [("aux1", 3, 90, 0.5)]
+    assert [x.path for x in r.layers if x.aux] == ["2", "3", "4"]
+    assert [x.op for x in r.table if x.aux] == ["adaptive_avgpool", "flatten", "linear"]
+    assert "linear [aux1]" in format_report(r)
 
 
 def test_totals_state_memory_flops_and_the_convention_once() -> None:
@@ -112,6 +208,18 @@ def test_json_report_carries_everything(capsys: pytest.CaptureFixture[str]) -> N
         assert key in layer, key
     assert data["batch"] == 2
     assert data["macs"] == 1498376192
+    assert data["aux_outputs"] == [] and data["aux_params"] == 0
+
+
+def test_json_report_lists_aux_outputs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(SPECS / "googlenet2014.cnn"), "--set", "aux_logits=true", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [{k: a[k] for k in ("name", "node", "output_shape", "weight")} for a in data["aux_outputs"]] == [
+        {"name": "aux1", "node": "aux1.fc2", "output_shape": [1000], "weight": 0.3},
+        {"name": "aux2", "node": "aux2.fc2", "output_shape": [1000], "weight": 0.3},
+    ]
+    assert data["aux_params"] == 6_379_728
+    assert data["aux_outputs"][0]["line"] == 42
 
 
 def test_cli_depth_and_expand(capsys: pytest.CaptureFixture[str]) -> None:
