@@ -5,21 +5,23 @@ from __future__ import annotations
 import re
 import shutil
 import struct
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from cnnspec.api import analyse
-from cnnspec.backends.diagram import Diagram, to_dot
+from cnnspec.backends.diagram import AUX_COLOUR, Diagram, to_dot
 from cnnspec.cli import main
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 
 
-def diagram(spec: str, **kw: object) -> Diagram:
-    c = analyse(SPECS / spec)
+def diagram(spec: str, net: dict[str, object] | None = None, **kw: object) -> Diagram:
+    """The diagram of a spec, with network parameters `net` and to_dot's keywords."""
+    c = analyse(SPECS / spec, **(net or {}))
     return to_dot(c.graph, c.analysis, **kw)  # type: ignore[arg-type]
 
 
@@ -28,7 +30,21 @@ def dot_nodes(dot: str) -> list[str]:
 
 
 def dot_edges(dot: str) -> list[str]:
-    return re.findall(r"^\s*n\d+ -> n\d+ \[.*\];$", dot, flags=re.M)
+    """The drawn edges (not the invisible ones that hold branches in order)."""
+    return [e for e in re.findall(r"^\s*n\d+ -> n\d+ \[.*\];$", dot, flags=re.M) if "style=invis" not in e]
+
+
+def label_of(dot: str, node: str) -> str:
+    """The text of a node's label, tags stripped."""
+    m = re.search(rf"^\s*{node} \[label=<(.*?)>, shape", dot, flags=re.M)
+    assert m, node
+    return re.sub(r"<[^>]+>", " ", m.group(1))
+
+
+def plain_x(dot: str) -> dict[str, float]:
+    """Where Graphviz puts each node: x of its centre, from `dot -Tplain`."""
+    done = subprocess.run(["dot", "-Tplain"], input=dot.encode(), capture_output=True, check=True)
+    return {p[1]: float(p[2]) for p in (ln.split() for ln in done.stdout.decode().splitlines()) if p[0] == "node"}
 
 
 #: (spec, folded nodes, expanded nodes) -- expanded is every layer plus the input.
@@ -40,6 +56,7 @@ COUNTS = [
     ("resnet18.cnn", 28, 70),
     ("resnet50.cnn", 30, 176),
     ("resnet152.cnn", 30, 516),
+    ("densenet121.cnn", 21, 486),
 ]
 
 
@@ -79,10 +96,17 @@ def test_edges_carry_the_shapes_of_the_ir() -> None:
     assert labels == want
 
 
-def test_googlenet_branches_are_clusters_of_one_module() -> None:
+def test_googlenet_branches_sit_in_spec_order() -> None:
     d = diagram("googlenet.cnn")
-    for i in range(1, 5):
-        assert f"inception3a.branch{i}" in d.dot
+    # Nine Inception modules framed; their branches are columns held in one row, not clusters.
+    assert d.clusters == 9
+    rows = re.findall(r"\{rank=same; ((?:n\d+; ?)+)\}", d.dot)
+    assert len(rows) == 9
+    for row in rows:
+        ids = [i.strip(";") for i in row.split()]
+        paths = [re.search(r"\.(branch\d)\b", label_of(d.dot, n)).group(1) for n in ids]  # type: ignore[union-attr]
+        assert paths == ["branch1", "branch2", "branch3", "branch4"]
+        assert f"{' -> '.join(ids)} [style=invis];" in d.dot
     # Every inception's concat has four incoming edges.
     concats = re.findall(r"^\s*(n\d+) \[label=<<b>concat</b>", d.dot, flags=re.M)
     assert len(concats) == 9
@@ -91,11 +115,76 @@ def test_googlenet_branches_are_clusters_of_one_module() -> None:
     assert d.skip_edges == 0
 
 
+@needs_dot
+def test_googlenet_branches_are_drawn_left_to_right() -> None:
+    for spec in ("googlenet.cnn", "googlenet2014.cnn"):
+        d = diagram(spec)
+        x = plain_x(d.dot)
+        rows = re.findall(r"\{rank=same; ((?:n\d+; ?)+)\}", d.dot)
+        assert len(rows) == 9
+        for row in rows:
+            ids = [i.strip(";") for i in row.split()]
+            xs = [x[i] for i in ids]
+            assert xs == sorted(xs), (spec, ids, xs)
+
+
 def test_depth_collapses_groups_into_single_nodes() -> None:
     d = diagram("googlenet.cnn", depth=0)
     assert d.clusters == 0
     assert d.nodes == 21  # input + the 20 rows of the top level
     assert "Inception" in d.dot
+
+
+def test_aux_heads_are_framed_apart_with_their_own_output_nodes() -> None:
+    plain = diagram("googlenet2014.cnn")
+    d = diagram("googlenet2014.cnn", {"aux_logits": True})
+    assert "aux" not in plain.dot and plain.aux_outputs == 0
+    # Each head: avgpool, conv·relu, flatten, linear·relu, dropout, linear; then the aux and main outputs.
+    assert (d.aux_outputs, d.nodes) == (2, plain.nodes + 2 * 6 + 2 + 1)
+    assert d.clusters == plain.clusters + 2
+    assert "aux1: AuxHead (aux head, ×0.3)" in d.dot and "aux2: AuxHead (aux head, ×0.3)" in d.dot
+    outputs = re.findall(r"^\s*(n\d+) \[label=<<b>(aux\d output 1000|output 1000)</b>", d.dot, flags=re.M)
+    assert [t for _, t in outputs] == ["aux1 output 1000", "aux2 output 1000", "output 1000"]
+    assert "loss weight 0.3, training only" in d.dot and "main output" in d.dot
+    # The aux frames are dashed and hold their head's layers and the output node.
+    blocks = re.findall(r"subgraph (cluster_\d+) \{\n\s*label=<<b>(aux\d): AuxHead.*?style=\"([^\"]*)\"", d.dot)
+    assert [(name, "dashed" in style) for _, name, style in blocks] == [("aux1", True), ("aux2", True)]
+    # Edges into a head and to its output are drawn in the aux colour; the main path's are not.
+    aux_edges = [e for e in dot_edges(d.dot) if AUX_COLOUR in e]
+    assert len(aux_edges) == 2 * (6 + 1)
+    fc_to_output = [e for e in dot_edges(d.dot) if e.split(" -> ")[1].startswith(outputs[2][0] + " ")]
+    assert len(fc_to_output) == 1 and AUX_COLOUR not in fc_to_output[0]
+
+
+def test_unnamed_aux_head_gets_a_frame_of_its_own() -> None:
+    text = """network N { input: 3 x 16 x 16
+  c1: conv(8, 3, padding = 1); relu
+  aux(weight = 0.5) { adaptive_avgpool(1); flatten; linear(10) }
+  c2: conv(8, 3); adaptive_avgpool(1); flatten; fc: linear(10) }"""
+    c = analyse(text)
+    d = to_dot(c.graph, c.analysis)
+    assert d.clusters == 1 and d.aux_outputs == 1
+    assert "aux1: aux head (×0.5)" in d.dot and "aux1 output 10" in d.dot
+    frame = d.dot[d.dot.index("subgraph cluster_1") :]
+    frame = frame[: frame.index("\n  }")]
+    assert frame.count("[label=") == 4  # the head's three layers and its output node
+    assert "c2" not in frame
+
+
+def test_depth_zero_keeps_the_aux_head_apart() -> None:
+    d = diagram("googlenet2014.cnn", {"aux_logits": True}, depth=0)
+    assert d.clusters == 2 and d.aux_outputs == 2
+    assert re.search(r"<b>AuxHead</b>.*aux1 →", d.dot)
+
+
+def test_densenet_dense_blocks_fold_into_one_node_each() -> None:
+    d = diagram("densenet121.cnn")
+    folds = re.findall(r"<b>(DenseLayer ×\d+ \(channels vary\))</b>", d.dot)
+    assert folds == [f"DenseLayer ×{n} (channels vary)" for n in (6, 12, 24, 16)]
+    assert "features.denseblock1.denselayer1-6: 64×56×56 → 256×56×56" in d.dot
+    assert "each: batchnorm · relu · conv 1×1, 128 · batchnorm · relu ·" in d.dot
+    assert d.dot.count("peripheries=2") == 4
+    assert "channels vary" not in diagram("densenet121.cnn", expand=True).dot
 
 
 def test_params_are_optional() -> None:

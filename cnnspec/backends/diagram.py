@@ -7,11 +7,17 @@ block instances and named groups are clusters; residual shortcuts (the IR's
 `Node.skip`) are dashed red edges that do not pull on the layout.
 
 Two things keep big networks readable. Identical consecutive block
-instances fold into one node marked "×35" (cnnspec.passes.fold), and a
-normalisation or activation that directly follows its only producer is
-drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
+instances fold into one node marked "×35" (cnnspec.passes.fold), instances
+that differ only in channel counts into one marked "×6 (channels vary)",
+and a normalisation or activation that directly follows its only producer
+is drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
 `expand=True` turns both off and draws every layer; `depth=N` draws groups
 deeper than N levels as single nodes.
+
+The branches of a join (an Inception module's four) sit left to right in
+spec order. An auxiliary head (`aux(weight = 0.3) { ... }`) is a dashed
+orange cluster ending in an output node of its own, "aux1 output 1000";
+the main output then gets one too, so that the sinks say which is which.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 
 from cnnspec.ir import Graph, Node
 from cnnspec.passes import Analysis
+from cnnspec.passes.aux import aux_heads
 from cnnspec.passes.fold import Item, build_tree, describe
 
 #: Output suffixes and the `dot -T` format that writes them (None: the DOT text itself).
@@ -50,6 +57,10 @@ _COLOURS = {
     "flatten": "#eeeeee",
 }
 _JOINS = {"add", "concat", "mul"}
+#: Auxiliary heads: frame, fill, and the colour of the edges into and inside them.
+AUX_COLOUR = "#d9822b"
+_AUX_FILL = "#fff6ec"
+_OUTPUT_FILL = "#ffe0b8"
 _ACTIVATIONS = _POST_OPS - {"batchnorm", "groupnorm", "layernorm", "lrn"}
 SKIP_COLOUR = "#d62728"
 
@@ -113,6 +124,18 @@ def op_text(node: Node) -> str:
     return k
 
 
+def _wrap(prefix: str, ops: list[str], width: int = 60) -> list[str]:
+    """ops joined by " · " after prefix, in lines of about `width` characters."""
+    lines = [prefix.rstrip()]
+    for op in ops:
+        if lines[-1] != prefix.rstrip() and len(lines[-1]) + 3 + len(op) > width:
+            lines[-1] += " ·"
+            lines.append(op)
+        else:
+            lines[-1] += (" · " if lines[-1] != prefix.rstrip() else " ") + op
+    return lines
+
+
 def _where(node: Node) -> str:
     """The node's module path and a space, or nothing for a display name like "9" (flatten, joins)."""
     if not node.has_module and node.path.rsplit(".", 1)[-1].isdigit():
@@ -144,6 +167,15 @@ class _Cluster:
     dot_id: str
     label: str
     items: list[_Unit | _Cluster] = field(default_factory=list)
+    style: str = "rounded"
+    colour: str = "#9a9a9a"
+    fill: str = ""
+    #: Units held side by side in this order (the first node of each branch of a join).
+    row: list[str] = field(default_factory=list)
+
+    def node_ids(self) -> list[int]:
+        """The graph nodes drawn inside, at any depth."""
+        return [i for it in self.items for i in (it.node_ids if isinstance(it, _Unit) else it.node_ids())]
 
 
 @dataclass
@@ -155,6 +187,8 @@ class Diagram:
     clusters: int
     edges: int
     skip_edges: int
+    #: Output nodes drawn for auxiliary outputs (the main output's node is not counted here).
+    aux_outputs: int = 0
 
 
 class _Builder:
@@ -164,6 +198,9 @@ class _Builder:
         self.unit_of: dict[int, str] = {}
         self.n_units = 0
         self.n_clusters = 0
+        #: Aux head of each node off the main path, and the output node drawn for each aux output.
+        self.owner = aux_heads(graph)
+        self.aux_out: dict[str, str] = {}
 
     # ------------------------------------------------------------ units
 
@@ -200,10 +237,19 @@ class _Builder:
     def _block_unit(self, item: Item) -> _Unit:
         ids = item.node_ids
         last = self.graph.nodes[ids[-1]]
+        if item.kind == "fold" and not item.identical:
+            # No instance is drawn to stand for the others, so the node says how the channels run
+            # from first to last and what each instance does.
+            first = self.graph.nodes[ids[0]]
+            title = describe(item)
+            where = f"{item.path}: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}"
+            each = _wrap("each: ", [op_text(self.graph.nodes[i]) for i in item.instances[0].node_ids
+                                    if self.graph.nodes[i].kind != "identity"])
+            return self._unit(ids, [title, where, *each, *self._stats_line(ids)], fill="#d8ecd6", peripheries=2)
         if item.kind == "fold":
-            first = item.instances[0].path
+            first_path = item.instances[0].path
             title = f"{item.name} ×{item.count}"
-            where = f"{item.path} (each like {first}) → {shape_text(last.out_shape)}"
+            where = f"{item.path} (each like {first_path}) → {shape_text(last.out_shape)}"
             return self._unit(ids, [title, where, *self._stats_line(ids)], fill="#cfe3f7", peripheries=2)
         return self._unit(ids, [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],
                           fill="#f7f1e3", shape="box3d", style="filled")
@@ -224,9 +270,15 @@ class _Builder:
         last = self.graph.nodes[item.last]
         return last.kind in _JOINS and len(last.inputs) > 2
 
-    def items(self, items: list[Item], level: int, branches: bool = False) -> list[_Unit | _Cluster]:
-        """The drawn nodes and clusters of a list of items; branches: frame even one-node groups,
-        so that Graphviz lays a join's branches side by side in their order."""
+    def items(self, items: list[Item], level: int, branches: bool = False, head: str = "") -> list[_Unit | _Cluster]:
+        """The drawn nodes and clusters of a list of items.
+
+        branches: the items are the branches of a join; a branch drawn as
+        plain nodes is not framed, so that its first node can be held in a
+        row with the other branches' (Graphviz cannot order clusters, nor
+        rank nodes of different clusters together). head: the aux head the
+        caller is already framing.
+        """
         out: list[_Unit | _Cluster] = []
         chain: list[Node] = []
 
@@ -246,17 +298,70 @@ class _Builder:
                 continue
             flush()
             if item.kind == "fold" and self.expand:
-                out.extend(self.items(item.instances, level))
+                out.extend(self.items(item.instances, level, head=head))
             elif item.kind == "fold" or (self.depth is not None and level >= self.depth):
                 out.append(self._block_unit(item))
             else:
-                out.append(self._cluster(item, level, branches))
+                drawn = self._cluster(item, level, head)
+                if branches and isinstance(drawn, _Cluster) and all(isinstance(x, _Unit) for x in drawn.items) \
+                        and not drawn.fill:
+                    # Every node's label names its branch (inception3a.branch2.0.conv), so the frame can go.
+                    out.extend(drawn.items)
+                else:
+                    out.append(drawn)
         flush()
+        return self._frame_aux(out, head)
+
+    def _head_of(self, ids: list[int]) -> str:
+        """The aux head all of these nodes lie in, or ""."""
+        heads = {self.owner.get(i, "") for i in ids}
+        return heads.pop() if len(heads) == 1 else ""
+
+    def _frame_aux(self, drawn: list[_Unit | _Cluster], head: str) -> list[_Unit | _Cluster]:
+        """Frame each run of drawn items that lies in one aux head (other than `head`, framed above)."""
+        if not self.owner:
+            return drawn
+        out: list[_Unit | _Cluster] = []
+        i = 0
+        while i < len(drawn):
+            name = self._head_of(drawn[i].node_ids if isinstance(drawn[i], _Unit) else drawn[i].node_ids())
+            if not name or name == head:
+                out.append(drawn[i])
+                i += 1
+                continue
+            j = i + 1
+            while j < len(drawn) and self._head_of(
+                drawn[j].node_ids if isinstance(drawn[j], _Unit) else drawn[j].node_ids()
+            ) == name:
+                j += 1
+            out.append(self._aux_cluster(name, drawn[i:j]))
+            i = j
         return out
 
-    def _cluster(self, item: Item, level: int, branch: bool = False) -> _Unit | _Cluster:
-        inner = self.items(item.children, level + 1, branches=self._joins_branches(item))
-        if len(inner) == 1 and isinstance(inner[0], _Unit) and not branch:
+    def _aux_cluster(self, name: str, run: list[_Unit | _Cluster]) -> _Cluster:
+        """An aux head's frame: its drawn items, then the output node of its aux output."""
+        aux = next(a for a in self.graph.aux if a.name == name)
+        shape = shape_text(self.graph.nodes[aux.node].out_shape)
+        out = self._unit([], [f"{name} output {shape}", f"auxiliary, loss weight {aux.weight:g}, training only"],
+                         fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold")
+        self.aux_out[name] = out.dot_id
+        if len(run) == 1 and isinstance(run[0], _Cluster):
+            # The head is one group (GoogLeNet's aux1: AuxHead): restyle its frame rather than nest one.
+            frame = run[0]
+            frame.label = f"{frame.label} (aux head, ×{aux.weight:g})"
+        else:
+            self.n_clusters += 1
+            frame = _Cluster(f"cluster_{self.n_clusters}", f"{name}: aux head (×{aux.weight:g})", list(run))
+        frame.style, frame.colour, frame.fill = "rounded,dashed,filled", AUX_COLOUR, _AUX_FILL
+        frame.items.append(out)
+        return frame
+
+    def _cluster(self, item: Item, level: int, head: str = "") -> _Unit | _Cluster:
+        # A group wholly inside one aux head is framed as that head by the caller: do not frame it twice.
+        own = self._head_of(item.node_ids) or head
+        joins = self._joins_branches(item)
+        inner = self.items(item.children, level + 1, branches=joins, head=own)
+        if len(inner) == 1 and isinstance(inner[0], _Unit):
             # A group drawn as one node needs no frame around it; its node says where it is.
             unit = inner[0]
             if not unit.lines[1].startswith(item.path):
@@ -265,7 +370,21 @@ class _Builder:
         assert item.group is not None
         self.n_clusters += 1
         label = item.path if item.group.kind != "block" else f"{item.path}: {describe(item)}"
-        return _Cluster(f"cluster_{self.n_clusters}", label, inner)
+        cluster = _Cluster(f"cluster_{self.n_clusters}", label, inner)
+        if joins:
+            cluster.row = self._branch_row(item, inner)
+        return cluster
+
+    def _branch_row(self, item: Item, inner: list[_Unit | _Cluster]) -> list[str]:
+        """The units that start a branch of the group's join, in spec order (the order drawn)."""
+        inside = set(item.node_ids)
+        row = []
+        for unit in inner:
+            if isinstance(unit, _Unit) and unit.node_ids:
+                first = self.graph.nodes[unit.node_ids[0]]
+                if any(i not in inside for i in first.inputs):
+                    row.append(unit.dot_id)
+        return row if len(row) > 1 else []
 
 
 def _unit_dot(u: _Unit, indent: str) -> str:
@@ -277,15 +396,26 @@ def _unit_dot(u: _Unit, indent: str) -> str:
     )
 
 
-def _emit(items: list[_Unit | _Cluster], indent: str, out: list[str]) -> None:
+def _emit(items: list[_Unit | _Cluster], indent: str, out: list[str]) -> int:
+    """Append the DOT lines of the items; returns how many clusters they hold."""
+    clusters = 0
     for it in items:
         if isinstance(it, _Unit):
             out.append(_unit_dot(it, indent))
         else:
+            fill = f' fillcolor="{it.fill}";' if it.fill else ""
+            label = f"<<b>{_esc(it.label)}</b>>"
             out.append(f"{indent}subgraph {it.dot_id} {{")
-            out.append(f'{indent}  label=<<b>{_esc(it.label)}</b>>; labeljust=l; style="rounded"; color="#9a9a9a";')
-            _emit(it.items, indent + "  ", out)
+            out.append(f'{indent}  label={label}; labeljust=l; style="{it.style}"; color="{it.colour}";{fill}')
+            clusters += 1 + _emit(it.items, indent + "  ", out)
+            if it.row:
+                # One rank, and invisible edges between neighbours, which dot draws left to right:
+                # the branches keep the spec's order whatever the crossing heuristic prefers.
+                ids = " ".join(f"{u};" for u in it.row)
+                out.append(f"{indent}  {{rank=same; {ids}}}")
+                out.append(f"{indent}  {' -> '.join(it.row)} [style=invis];")
             out.append(f"{indent}}}")
+    return clusters
 
 
 def to_dot(
@@ -306,6 +436,9 @@ def to_dot(
         b._unit([inp.id], [f"input {shape_text(inp.out_shape)}"], fill="#ffffff", shape="box", style="rounded")
     ]
     top += b.items(build_tree(graph), 0)
+    if graph.aux:
+        top.append(b._unit([], [f"output {shape_text(graph.output_shape)}", "main output"],
+                           fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold"))
 
     out = [
         f"digraph {_dot_id(graph.network)} {{",
@@ -315,7 +448,7 @@ def to_dot(
         '  node [fontname="Helvetica", fontsize=11, margin="0.12,0.04", height=0.3];',
         '  edge [fontname="Helvetica", fontsize=8, color="#555555", fontcolor="#555555", arrowsize=0.6];',
     ]
-    _emit(top, "  ", out)
+    n_clusters = _emit(top, "  ", out)
 
     # One edge per pair of drawn nodes; shapes come from the producing node's out_shape. A pair
     # is a skip edge only when every edge it stands for is one: into a fold, the main path wins.
@@ -330,10 +463,21 @@ def to_dot(
             key = (a, z)
             seen[key] = seen.get(key, True) and skip
             labels[key] = shape_text(graph.nodes[src].out_shape)
+    aux_units = {b.unit_of[i] for i in b.owner}
+    if graph.aux:
+        # Edges to the output nodes: from the unit of each output's last node.
+        for aux in graph.aux:
+            key = (b.unit_of[aux.node], b.aux_out[aux.name])
+            seen[key], labels[key] = False, shape_text(graph.nodes[aux.node].out_shape)
+            aux_units.add(key[1])
+        key = (b.unit_of[graph.output], top[-1].dot_id)  # type: ignore[union-attr]
+        seen[key], labels[key] = False, shape_text(graph.output_shape)
     n_skip = 0
     for (a, z), skip in seen.items():
         label = _esc(labels[(a, z)])
-        if skip:
+        if z in aux_units:
+            out.append(f'  {a} -> {z} [xlabel="{label}", color="{AUX_COLOUR}", fontcolor="{AUX_COLOUR}"];')
+        elif skip:
             n_skip += 1
             out.append(
                 f'  {a} -> {z} [xlabel="{label}", style=dashed, color="{SKIP_COLOUR}", '
@@ -342,7 +486,7 @@ def to_dot(
         else:
             out.append(f'  {a} -> {z} [xlabel="{label}"];')
     out.append("}")
-    return Diagram("\n".join(out) + "\n", b.n_units, b.n_clusters, len(seen), n_skip)
+    return Diagram("\n".join(out) + "\n", b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out))
 
 
 def _dot_id(name: str) -> str:
