@@ -1102,6 +1102,19 @@ def deep_recursion(limit: int = 20_000) -> Iterator[None]:
 # ------------------------------------------------------------ static warnings
 
 
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an AST class that may hold AST nodes (not spans, labels or plain values)."""
+    fields = _CHILD_FIELDS.get(cls)
+    if fields is None:
+        skip = {"span", "label", "name_span", "kind_span", "target_span"}
+        fields = tuple(f for f in getattr(cls, "__dataclass_fields__", {}) if f not in skip)
+        _CHILD_FIELDS[cls] = fields
+    return fields
+
+
 def _names_used(node: Any, out: set[str]) -> set[str]:
     """Every name an AST subtree reads: variables, and callees (a parameter may be called)."""
     stack = [node]
@@ -1112,13 +1125,13 @@ def _names_used(node: Any, out: set[str]) -> set[str]:
             continue
         if isinstance(n, ast.Name):
             out.add(n.id)
-        elif isinstance(n, ast.CallStmt):
+            continue
+        if isinstance(n, ast.CallStmt):
             out.add(n.name)
-        if hasattr(n, "__dataclass_fields__"):
-            for f in n.__dataclass_fields__:
-                v = getattr(n, f)
-                if isinstance(v, list) or hasattr(v, "__dataclass_fields__"):
-                    stack.append(v)
+        for f in _child_fields(type(n)):
+            v = getattr(n, f)
+            if isinstance(v, list | ast.Expr | ast.Stmt | ast.Arg | ast.Shortcut | ast.Param | ast.InitAssign):
+                stack.append(v)
     return out
 
 

@@ -7,12 +7,13 @@ once, however many files import it.
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Note, SpecError
-from cnnspec.parse import parse
+from cnnspec.parse import MAX_SOURCE, parse
 from cnnspec.source import SourceMap, Span, display_name
 
 #: How many files one program may pull in through imports.
@@ -37,7 +38,10 @@ def is_path(spec: str | Path) -> bool:
     """Whether a spec argument names a file rather than holding spec text."""
     if isinstance(spec, Path):
         return True
-    return "\n" not in spec and "{" not in spec and (spec.endswith(".cnn") or Path(spec).is_file())
+    # Spec text always has one of these (a network has a body, an import a string,
+    # an alias a call); a path has none, so `/dev/zero` or `typo.cnm` is read as a
+    # path and reported as one.
+    return not any(c in spec for c in '\n{("=;\x00')
 
 
 def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
@@ -48,7 +52,10 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
         path = Path(spec)
         name = display_name(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_spec(path)
+        except _TooLarge as e:
+            diags.error("E607", f"{name} is {e.size:,} bytes, more than the limit of {MAX_SOURCE:,}", None)
+            raise SpecError(diags.items, sources) from None
         except (OSError, UnicodeDecodeError) as e:
             diags.error("E401", f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
             raise SpecError(diags.items, sources) from None
@@ -62,7 +69,38 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
     return program
 
 
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+class _NotAFile(OSError):
+    pass
+
+
+def read_spec(path: Path) -> str:
+    """The text of a spec file; refuses what is not a regular file or is larger than MAX_SOURCE.
+
+    Checked before reading, so that `/dev/zero` or a huge file cannot exhaust the memory.
+    """
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(str(path))
+        raise _NotAFile(str(path))
+    if st.st_size > MAX_SOURCE:
+        raise _TooLarge(st.st_size)
+    with path.open("rb") as f:
+        data = f.read(MAX_SOURCE + 1)
+    if len(data) > MAX_SOURCE:
+        raise _TooLarge(len(data))
+    return data.decode("utf-8")
+
+
 def _reason(e: Exception) -> str:
+    if isinstance(e, _NotAFile):
+        return "it is not a regular file"
     if isinstance(e, FileNotFoundError):
         return "no such file"
     if isinstance(e, IsADirectoryError):
@@ -110,10 +148,15 @@ class _Loader:
         if target in self.done:
             return
         if len(self.done) >= MAX_FILES:
-            self.diags.error("E604", f"more than {MAX_FILES} files are imported", item.span)
+            self.diags.error("E607", f"more than {MAX_FILES} files are imported", item.span)
             return
         try:
-            text = target.read_text(encoding="utf-8")
+            text = read_spec(target)
+        except _TooLarge as e:
+            self.diags.error(
+                "E607", f'cannot import "{item.path}": it is {e.size:,} bytes, more than {MAX_SOURCE:,}', item.span
+            )
+            return
         except (OSError, UnicodeDecodeError) as e:
             self.diags.error(
                 "E401",

@@ -7,7 +7,7 @@ expected in words.
 
 from __future__ import annotations
 
-import ast as pyast
+import math
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
@@ -20,6 +20,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
 from cnnspec.source import SourceMap, Span
+from cnnspec.values import MAX_INT
+
 
 def grammar_text() -> str:
     """The grammar shipped with the package (grammar/cnnspec.lark in the source tree)."""
@@ -29,29 +31,68 @@ def grammar_text() -> str:
         return (Path(__file__).resolve().parent.parent / "grammar" / "cnnspec.lark").read_text()
 
 
+#: Deepest nesting of brackets and of the parse tree (expressions, statements)
+#: the parser accepts. Real specs stay below 20; the limit keeps the recursive
+#: tree builder and evaluator far from Python's recursion limit on any input.
+MAX_NESTING = 200
+#: Largest spec text, in characters (about 16 MiB).
+MAX_SOURCE = 16 * 1024 * 1024
+#: Syntax errors reported per file before giving up.
+MAX_SYNTAX_ERRORS = 10
+
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSERS = {v: k for k, v in _OPENERS.items()}
+
+
+class _TooDeep(Exception):
+    """Brackets nested deeper than MAX_NESTING; carries the bracket that went too deep."""
+
+    def __init__(self, tok: Token) -> None:
+        super().__init__("too deep")
+        self.tok = tok
+
+
 class _Separators:
     """Post-lexer: newlines inside () and [] are not separators; runs of them fold into one.
 
     It also drops separators right after `{`, so a body may open on its own
     line. Tokens are never held back: the contextual lexer lexes each token in
-    the parser state that the previous one left.
+    the parser state that the previous one left. It keeps the stack of open
+    brackets and the previous token, which syntax-error recovery reads.
     """
 
     always_accept = ("_SEP",)
 
+    def __init__(self) -> None:
+        self.stack: list[Token] = []
+        self.last: Token | None = None
+
+    def reset(self) -> None:
+        """Forget the previous text. Not done in process(): Lark restarts the token
+        stream after each recovered syntax error, and the brackets stay open."""
+        self.stack, self.last = [], None
+
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
-        last: str | None = None
         for tok in stream:
             if tok.type == "_SEP":
-                if depth > 0 or last in (None, "LBRACE", "_SEP"):
+                top = self.stack[-1].type if self.stack else None
+                if top in ("LPAR", "LSQB") or (self.last is None or self.last.type in ("LBRACE", "_SEP")):
                     continue
-            elif tok.type in ("LPAR", "LSQB"):
-                depth += 1
-            elif tok.type in ("RPAR", "RSQB"):
-                depth = max(0, depth - 1)
+            elif tok.type in _OPENERS:
+                self.stack.append(tok)
+                if len(self.stack) > MAX_NESTING:
+                    raise _TooDeep(tok)
+            elif tok.type in _CLOSERS:
+                # Pop to the matching opener; a stray closer leaves the stack alone.
+                for i in range(len(self.stack) - 1, -1, -1):
+                    if self.stack[i].type == _CLOSERS[tok.type]:
+                        del self.stack[i:]
+                        break
+            self.last = tok
             yield tok
-            last = tok.type
+
+
+_POSTLEX = _Separators()
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +102,7 @@ def _parser() -> Lark:
         start=["start", "expr"],
         parser="lalr",
         lexer="contextual",
-        postlex=_Separators(),
+        postlex=_POSTLEX,
         propagate_positions=True,
         maybe_placeholders=True,
         cache=True,  # a pickled parser in the temp dir: saves ~0.2 s at every start
@@ -89,27 +130,170 @@ def parse(text: str, file: str, sources: SourceMap | None = None) -> ast.Module:
 
 
 def _parse_uncached(text: str, file: str, sources: SourceMap | None) -> ast.Module:
-    try:
-        tree = _parser().parse(text, start="start")
-    except UnexpectedInput as e:
-        raise SpecError([syntax_diagnostic(e, text, file)], sources) from None
-    try:
-        return _Builder(file).transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, SpecError):
-            raise SpecError(e.orig_exc.diagnostics, sources) from None
-        raise
+    tree = _parse_tree(text, file, "start", sources)
+    return _build(tree, file, sources)
 
 
 def parse_expr(text: str, file: str = "<--set>") -> ast.Expr:
     """Parse one expression, e.g. the value of `--set layers=[3, 4, 6, 3]`; raises SpecError."""
     sources = SourceMap()
     sources.add(file, text)
+    tree = _parse_tree(text, file, "expr", sources)
+    return _build(tree, file, sources)
+
+
+def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
+    """The Lark tree of text, or SpecError with every independent syntax error."""
+    if len(text) > MAX_SOURCE:
+        span = Span(file, 1, 1, 1, 2)
+        raise SpecError(
+            [Diagnostic("E607", f"{file} has {len(text):,} characters, more than the limit of {MAX_SOURCE:,}", span)],
+            sources,
+        )
+    recovery = _Recovery(text, file, _POSTLEX)
+    _POSTLEX.reset()
+    tree = None
     try:
-        tree = _parser().parse(text, start="expr")
+        tree = _parser().parse(text, start=start, on_error=recovery.handle)
+    except _TooDeep as e:
+        recovery.diags.append(_too_deep(file, e.tok.line or 1, e.tok.column or 1, "brackets are"))
     except UnexpectedInput as e:
-        raise SpecError([syntax_diagnostic(e, text, file)], sources) from None
-    return _Builder(file).transform(tree)
+        if not recovery.diags:
+            recovery.diags.append(syntax_diagnostic(e, text, file))
+    except Exception:
+        # Recovery itself failed on a strange input; what was found so far stands.
+        if not recovery.diags:
+            raise
+    if recovery.diags:
+        raise SpecError(recovery.diags, sources)
+    deep = _too_deep_tree(tree)
+    if deep is not None:
+        raise SpecError([_too_deep(file, deep[0], deep[1], "the statements and expressions are")], sources)
+    return tree
+
+
+def _build(tree: Any, file: str, sources: SourceMap | None) -> Any:
+    builder = _Builder(file)
+    try:
+        result = builder.transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, SpecError):
+            raise SpecError(e.orig_exc.diagnostics, sources) from None
+        raise
+    if builder.errors:
+        raise SpecError(builder.errors, sources)
+    return result
+
+
+def _too_deep(file: str, line: int, col: int, what: str) -> Diagnostic:
+    return Diagnostic(
+        "E606",
+        f"{what} nested more than {MAX_NESTING} levels deep here",
+        Span(file, line, col, line, col + 1),
+        help=["no hand-written spec nests this deep; split the expression or the statement with `let` or blocks"],
+    )
+
+
+def _too_deep_tree(tree: Any) -> tuple[int, int] | None:
+    """The position of the first node nested deeper than MAX_NESTING, or None (iterative walk)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            return (getattr(meta, "line", 1), getattr(meta, "column", 1))
+        for child in node.children:
+            if hasattr(child, "children"):
+                stack.append((child, depth + 1))
+    return None
+
+
+class _Recovery:
+    """Lark's on_error handler: reports a syntax error, then resumes at the next line.
+
+    After an error inside a line, the rest of that line is skipped (its errors
+    are not reported: they are echoes of the first). At a line end or a `}`
+    the parser's stack is unwound to a state that accepts it, so the next
+    statement parses normally. A bracket left open when a new line starts a
+    statement is reported at the bracket (E003) and closed.
+    """
+
+    def __init__(self, text: str, file: str, post: _Separators) -> None:
+        self.text = text
+        self.file = file
+        self.post = post
+        self.diags: list[Diagnostic] = []
+        self.lines: set[int] = set()
+
+    def _record(self, d: Diagnostic) -> None:
+        line = d.span.line if d.span else 0
+        if line not in self.lines:
+            self.lines.add(line)
+            self.diags.append(d)
+
+    def handle(self, e: UnexpectedInput) -> bool:
+        """Record e; return whether parsing should go on."""
+        if len(self.diags) >= MAX_SYNTAX_ERRORS:
+            return False
+        if isinstance(e, UnexpectedCharacters):
+            self._record(syntax_diagnostic(e, self.text, self.file))
+            return True  # Lark skips the character
+        if not isinstance(e, UnexpectedToken) or e.token.type == "$END":
+            self._record(syntax_diagnostic(e, self.text, self.file))
+            return False
+        tok = e.token
+        ip = e.interactive_parser
+        post = self.post
+        opener = post.stack[-1] if post.stack and post.stack[-1].type in ("LPAR", "LSQB") else None
+        pos = tok.start_pos or 0
+        new_line = self.text[self.text.rfind("\n", 0, pos) + 1 : pos].strip() == ""
+        if opener is not None and (new_line or tok.type in ("LBRACE", "RBRACE")):
+            self._record(_unclosed(opener, tok, self.file))
+            while post.stack and post.stack[-1].type in ("LPAR", "LSQB"):
+                post.stack.pop()
+            if _unwind_feed(ip, Token.new_borrow_pos("_SEP", "\n", tok)):
+                _unwind_feed(ip, tok, pop=False)  # the token starts the next statement
+                return True
+            return False
+        self._record(syntax_diagnostic(e, self.text, self.file))
+        if tok.type in ("_SEP", "RBRACE"):
+            return _unwind_feed(ip, tok)
+        return True  # drop the token; the rest of the line follows
+
+
+def _unwind_feed(ip: Any, tok: Token, pop: bool = True) -> bool:
+    """Feed tok to the parser, first popping states (the statement in error) until it fits.
+
+    Each try runs on a copy, so a failed feed leaves no half-done reductions
+    behind. False when no state on the stack takes tok.
+    """
+    state = ip.parser_state
+    while state.state_stack:
+        trial = state.copy(deepcopy_values=False)
+        try:
+            trial.feed_token(tok)
+        except UnexpectedInput:
+            if not pop or len(state.state_stack) <= 1:
+                return False
+            state.state_stack.pop()
+            if state.value_stack:
+                state.value_stack.pop()
+            continue
+        ip.parser_state = trial
+        return True
+    return False
+
+
+def _unclosed(opener: Token, tok: Token, file: str) -> Diagnostic:
+    close = {"LPAR": ")", "LSQB": "]"}[opener.type]
+    line, col = opener.line or 1, opener.column or 1
+    return Diagnostic(
+        "E003",
+        f"this `{opener}` is never closed",
+        Span(file, line, col, line, col + 1),
+        notes=[Note(f"expected `{close}` before {_token_text(tok)}", _tok_span(file, tok))],
+        help=[f"add `{close}` at the end of line {line}"],
+    )
 
 
 # ------------------------------------------------------------ syntax errors
@@ -130,6 +314,7 @@ _WORDS = {
     "STAR": "`*`",
     "DOT": "`.`",
     "_SEP": "a new line",
+    "_POW": "`**`",
     "COMP_OP": "a comparison",
     "ADD_OP": "`+` or `-`",
     "MUL_OP": "`*` or `/`",
@@ -144,18 +329,31 @@ def _word(term: str) -> str:
     return f"`{term.lower()}`"
 
 
+#: Tokens that continue an expression; listing them all after every operand is noise.
+_OPERATORS = {"ADD_OP", "MUL_OP", "MINUS", "COMP_OP", "_POW", "AND", "OR", "IF", "DOT", "LSQB", "FOR", "STAR"}
+_EXPR_START = {"NUMBER", "NAME", "STRING", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "IN", "NOT"}
+
+
 def _describe_expected(expected: set[str]) -> str:
-    exp = set(expected)
+    """What the parser expected, in words a person uses."""
+    exp = {t for t in expected if not t.startswith("__ANON")}
     if {"NAME", "RBRACE"} <= exp and ("RESIDUAL" in exp or "LBRACE" in exp):
         return "expected a layer, a block call or `}`"
     if {"BLOCK", "NETWORK", "IMPORT"} <= exp:
         return "expected `block`, `network` or `import`"
     if "NUMBER" in exp and "NAME" in exp:
-        rest = sorted(exp - {"NUMBER", "NAME", "STRING", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "IN", "NOT"})
-        words = ["an expression"] + [_word(t) for t in rest]
-        return "expected " + _join(words)
-    words = sorted(_word(t) for t in exp)
-    return "expected " + _join(words)
+        rest = sorted(exp - _EXPR_START)
+        return "expected " + _join(["an expression"] + [_word(t) for t in rest])
+    plain = exp - _OPERATORS
+    if plain and plain != exp:
+        # After an operand: name what ends it (`,`, `)`, a new line), not every operator.
+        return "expected " + _join(sorted(_word(t) for t in plain))
+    return "expected " + _join(sorted(_word(t) for t in exp))
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of text as Lark counts them (only \\n ends a line)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _join(words: list[str]) -> str:
@@ -179,41 +377,42 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         span = Span(file, e.line, e.column, e.line, e.column + 1)
-        msg = f"unexpected character `{ch}`"
+        shown = f"`{ch}`" if ch.isprintable() and ch.strip() else f"U+{ord(ch):04X}" if ch else "end of input"
+        msg = f"unexpected character {shown}"
         if ch == "=":
             helps.append("compare with `==`; `=` only sets a keyword argument or a default")
         elif ch in "'":
             helps.append('strings use double quotes: "..."')
         return Diagnostic("E001", msg, span, help=helps)
-    if isinstance(e, UnexpectedEOF):
-        lines = text.splitlines() or [""]
+    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+        lines = _lines(text)
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()  # point at the end of the last line that has text
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         opener = _unclosed_opener(text, file)
-        msg = f"unexpected end of file; {_describe_expected(set(e.expected))}"
         if opener is not None:
-            notes.append(Note("this bracket is never closed", opener))
-            helps.append("add the missing closing bracket")
-        return Diagnostic("E002", msg, span, notes=notes, help=helps)
+            ch = lines[opener.line - 1][opener.col - 1]
+            close = {"(": ")", "[": "]", "{": "}"}[ch]
+            return Diagnostic(
+                "E003",
+                f"this `{ch}` is never closed",
+                opener,
+                notes=[Note("the file ends here", span)],
+                help=[f"add the missing `{close}`"],
+            )
+        expected = set(e.expected) if isinstance(e, UnexpectedEOF) else set(e.accepts or e.expected)
+        return Diagnostic("E002", f"unexpected end of file; {_describe_expected(expected)}", span)
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     line = tok.line or e.line
     col = tok.column or e.column
     if tok.type == "$END":
-        lines = text.splitlines() or [""]
+        lines = _lines(text)
         line, col = len(lines), len(lines[-1]) + 1
     end_col = (tok.end_column or col + 1) if tok.type not in ("_SEP", "$END") else col + 1
     span = Span(file, line, col, line, max(end_col, col + 1))
     expected = set(e.accepts or e.expected)
-    if tok.type == "$END":
-        opener = _unclosed_opener(text, file)
-        if opener is not None:
-            notes.append(Note("this bracket is never closed", opener))
-            helps.append("add the missing closing bracket")
-    msg = (
-        f"unexpected end of file; {_describe_expected(expected)}"
-        if tok.type == "$END"
-        else f"unexpected {_token_text(tok)}; {_describe_expected(expected)}"
-    )
+    msg = f"unexpected {_token_text(tok)}; {_describe_expected(expected)}"
     if tok.type == "EQUAL" and "COLON" in expected:
         helps.append("name a layer with `:`, as in `conv1: conv(64, 3)`; `=` sets keyword arguments")
     elif tok.type == "COLON" and "EQUAL" in expected:
@@ -270,6 +469,8 @@ class _Builder(Transformer):
     def __init__(self, file: str) -> None:
         super().__init__()
         self.file = file
+        #: Errors in literals (bad escapes, numbers out of range), all reported together.
+        self.errors: list[Diagnostic] = []
 
     def _span(self, meta: Any) -> Span:
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -284,8 +485,22 @@ class _Builder(Transformer):
     def start(self, meta: Any, *items: Any) -> ast.Module:
         return ast.Module(self.file, [i for i in items if i is not None])
 
+    def _unquote(self, tok: Token) -> str:
+        try:
+            return _unquote(tok)
+        except (ValueError, SyntaxError):
+            self.errors.append(
+                Diagnostic(
+                    "E004",
+                    f"the string {tok} has an escape sequence the language does not know",
+                    _tok_span(self.file, tok),
+                    help=['strings allow \\\\, \\", \\n and \\t; write a backslash as \\\\'],
+                )
+            )
+            return ""
+
     def import_stmt(self, meta: Any, path: Token) -> ast.Import:
-        return ast.Import(_unquote(path), self._span(meta))
+        return ast.Import(self._unquote(path), self._span(meta))
 
     def block_def(self, meta: Any, name: Token, params: list | None, body: list) -> ast.BlockDef:
         return ast.BlockDef(str(name), params or [], body, self._span(meta), _tok_span(self.file, name))
@@ -294,9 +509,8 @@ class _Builder(Transformer):
         return ast.NetworkDef(str(name), params or [], body, self._span(meta), _tok_span(self.file, name))
 
     def network_alias(self, meta: Any, name: Token, target: Token, args: list | None) -> ast.NetworkAlias:
-        return ast.NetworkAlias(
-            str(name), str(target), _tok_span(self.file, target), args or [], self._span(meta), _tok_span(self.file, name)
-        )
+        target_span, name_span = _tok_span(self.file, target), _tok_span(self.file, name)
+        return ast.NetworkAlias(str(name), str(target), target_span, args or [], self._span(meta), name_span)
 
     def params(self, meta: Any, *params: ast.Param) -> list[ast.Param]:
         return list(params)
@@ -324,7 +538,7 @@ class _Builder(Transformer):
 
     def label(self, meta: Any, tok: Token) -> ast.Label:
         if tok.type == "STRING":
-            return ast.Label(_unquote(tok), True, self._span(meta))
+            return ast.Label(self._unquote(tok), True, self._span(meta))
         return ast.Label(str(tok), False, self._span(meta))
 
     def call_stmt(self, meta: Any, name: Token, args: list | None, repeat: ast.Expr | None) -> ast.CallStmt:
@@ -402,11 +616,28 @@ class _Builder(Transformer):
 
     def number(self, meta: Any, tok: Token) -> ast.Num:
         s = str(tok)
-        value: int | float = float(s) if any(c in s for c in ".eE") else int(s)
+        value: int | float
+        if any(c in s for c in ".eE"):
+            value = float(s)
+            ok = math.isfinite(value)
+        else:
+            # Python refuses to convert ints of more than 4300 digits; 2^62 is the language's limit anyway.
+            value = int(s) if len(s) <= 19 else 0
+            ok = len(s) <= 19 and value <= MAX_INT
+        if not ok:
+            self.errors.append(
+                Diagnostic(
+                    "E005",
+                    f"the number {s if len(s) <= 24 else s[:20] + '…'} is out of range",
+                    self._span(meta),
+                    help=["numbers may be at most 2^62 (ints) or about 1.8e308 (floats)"],
+                )
+            )
+            value = 0
         return ast.Num(self._span(meta), value)
 
     def string(self, meta: Any, tok: Token) -> ast.Str:
-        return ast.Str(self._span(meta), _unquote(tok))
+        return ast.Str(self._span(meta), self._unquote(tok))
 
     def true(self, meta: Any) -> ast.Bool:
         return ast.Bool(self._span(meta), True)
@@ -430,6 +661,28 @@ class _Builder(Transformer):
         return ast.ListComp(self._span(meta), item, str(var), it)
 
 
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
+
+
 def _unquote(tok: Token | str) -> str:
-    # The STRING terminal only admits simple escapes, which Python's literal rules read the same way.
-    return str(pyast.literal_eval(str(tok)))
+    """The value of a string literal; ValueError for an escape other than \\\\ \\" \\n \\t.
+
+    Decoded by hand, not with Python's literal rules, so that no Python escape
+    (\\N{...}, \\x, octal) means anything in a spec.
+    """
+    text = str(tok)[1:-1]
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            nxt = text[i + 1 : i + 2]
+            if nxt not in _ESCAPES:
+                raise ValueError(f"unknown escape \\{nxt}")
+            out.append(_ESCAPES[nxt])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
