@@ -319,7 +319,7 @@ def test_integer_arithmetic_is_pythons(text: str) -> None:
         ("network N {\n  input: 3 x 8 x 8\n  conv(64, 3, stride: 2)\n}\n", 3, 21, "`=`"),
         ("network N {\n  input: 3 x 8 x 8\n  @relu\n}\n", 3, 3, "`@`"),
         ("network N {\n  input: 3 x 8 x 8\n  conv(64, 'a')\n}\n", 3, 12, "double quotes"),
-        ("block B(c) {\n  conv(c, 3)\n", 2, 13, "end of file"),
+        ("block B(c) {\n  conv(c, 3)\n", 1, 12, "never closed"),
         ("netwrk N { relu }\n", 1, 1, "`block`, `network` or `import`"),
     ],
 )
@@ -332,9 +332,9 @@ def test_syntax_errors_point_at_the_token(text: str, line: int, col: int, words:
 
 def test_unclosed_bracket_note_points_at_the_opener() -> None:
     d = syntax_error("network N {\n  input: 3 x 8 x 8\n  conv(64,\n")
-    assert d.message.startswith("unexpected end of file")
-    assert d.notes and d.notes[0].span is not None
-    assert (d.notes[0].span.line, d.notes[0].span.col) == (3, 7)
+    assert d.code == "E003" and "never closed" in d.message
+    assert (d.span.line, d.span.col) == (3, 7)
+    assert d.notes and d.notes[0].message == "the file ends here"
 
 
 def test_a_syntax_error_in_an_imported_file_names_that_file(tmp_path: Path) -> None:
