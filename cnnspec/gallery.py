@@ -5,7 +5,9 @@
 Every .cnn file whose network elaborates with its defaults gets <name>.svg
 and <name>.txt; family files whose networks need parameters (resnet.cnn,
 vgg.cnn) and files that fail are listed in the index with the reason.
-The gallery is regenerated as a whole, so its files are overwritten.
+VARIANTS adds drawings with parameters set (GoogLeNet with its auxiliary
+classifiers, as <name>-aux.svg). The gallery is regenerated as a whole,
+so its files are overwritten.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnspec.diagnostics import SpecError
+
+#: Spec file -> (name suffix, network parameters) of extra drawings: features the defaults leave off.
+VARIANTS: dict[str, list[tuple[str, dict[str, object]]]] = {
+    "googlenet.cnn": [("aux", {"aux_logits": True})],
+    "googlenet2014.cnn": [("aux", {"aux_logits": True})],
+}
 
 
 @dataclass
@@ -29,6 +37,8 @@ class Entry:
     layers: int = 0
     nodes: int = 0
     skipped: str = ""
+    #: The file names' stem: the spec's, or with a variant's suffix.
+    stem: str = ""
 
 
 def _write(path: Path, text: str) -> None:
@@ -37,23 +47,28 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def build_one(spec: Path, out: Path) -> Entry:
-    """Draw one spec and write its summary; an Entry with `skipped` set when it cannot be."""
+def build_one(spec: Path, out: Path, params: dict[str, object] | None = None, suffix: str = "") -> Entry:
+    """Draw one spec and write its summary; an Entry with `skipped` set when it cannot be.
+
+    params: network parameters to set; suffix: added to the file names ("googlenet-aux").
+    """
     from cnnspec.api import analyse
     from cnnspec.backends.diagram import render, to_dot
     from cnnspec.report import build_report
     from cnnspec.summary import format_report
 
-    entry = Entry(spec.name)
+    label = spec.name + (" " + " ".join(f"--set {k}={str(v).lower()}" for k, v in params.items()) if params else "")
+    entry = Entry(label)
+    stem = spec.stem + (f"-{suffix}" if suffix else "")
     try:
-        checked = analyse(spec)
+        checked = analyse(spec, **(params or {}))
     except SpecError as e:
         first = e.diagnostics[0].message if e.diagnostics else str(e)
         entry.skipped = first
         return entry
     report = build_report(checked.graph, checked.analysis, checked.warnings)
     diagram = to_dot(checked.graph, checked.analysis)
-    stem = spec.stem
+    entry.stem = stem
     _write(out / f"{stem}.txt", format_report(report) + "\n")
     tmp = out / f".{stem}.svg.tmp"
     render(diagram.dot, tmp, "svg")
@@ -80,7 +95,7 @@ def index_text(entries: list[Entry]) -> str:
         "|---|---|---:|---:|---:|---|---|",
     ]
     for e in drawn:
-        stem = Path(e.spec).stem
+        stem = e.stem
         lines.append(
             f"| `{e.spec}` | {e.network} | {e.layers} | {e.params:,} | {human(e.macs)} "
             f"| [{stem}.svg]({stem}.svg) ({e.nodes} nodes) | [{stem}.txt]({stem}.txt) |"
@@ -90,7 +105,7 @@ def index_text(entries: list[Entry]) -> str:
         lines += [f"- `{e.spec}`: {e.skipped}" for e in skipped]
     lines += [""]
     for e in drawn:
-        stem = Path(e.spec).stem
+        stem = e.stem
         lines += [f"## {e.network} (`{e.spec}`)", "", f"![{e.network}]({stem}.svg)", ""]
     return "\n".join(lines)
 
@@ -115,10 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for spec in sorted(specs.glob("*.cnn")):
-        entry = build_one(spec, out)
-        entries.append(entry)
-        status = f"skipped: {entry.skipped}" if entry.skipped else f"{entry.nodes} nodes"
-        print(f"{spec.name}: {status}")
+        runs = [("", None), *VARIANTS.get(spec.name, [])]
+        for suffix, params in runs:
+            entry = build_one(spec, out, params, suffix)
+            entries.append(entry)
+            status = f"skipped: {entry.skipped}" if entry.skipped else f"{entry.nodes} nodes"
+            print(f"{entry.spec}: {status}")
     _write(out / "index.md", index_text(entries))
     print(f"wrote {out / 'index.md'} ({sum(not e.skipped for e in entries)} networks)")
     return 0

@@ -54,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
     except RuntimeError as e:
         raise UsageError(f"cannot render {out}: {e}") from None
-    print(f"wrote {out}: {diagram.nodes} nodes, {diagram.clusters} clusters, {diagram.skip_edges} skip edges")
+    aux = f", {diagram.aux_outputs} aux outputs" if diagram.aux_outputs else ""
+    print(f"wrote {out}: {diagram.nodes} nodes, {diagram.clusters} clusters, {diagram.skip_edges} skip edges{aux}")
     return 0
