@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec_args(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.add_argument("--insist", action="store_true", help="compile even when the network looks too big for the memory")
     add_view_args(p)
     p.set_defaults(run=run)
 
@@ -37,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         if out.exists() and not args.force:
             raise UsageError(f"{out} exists; pass --force to overwrite it")
     checked = analyse(args.spec, **spec_kwargs(args))
+    if not args.insist:
+        from cnnspec.api import ensure_fits
+
+        ensure_fits(checked, batch=2 if out is not None and out.suffix != ".py" else 0)  # E609 before allocating
     from cnnspec.backends.fx import to_graph_module
 
     gm = to_graph_module(checked.graph)
