@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,65 @@ def analyse(
     if _warning_handler is not None and diags.warnings:
         _warning_handler(diags.warnings, sources)
     return Checked(program, graph, analysis, diags.warnings)
+
+
+def available_memory() -> int:
+    """Bytes of memory available now: MemAvailable, or free pages where /proc is missing.
+
+    CNNSPEC_AVAILABLE_MEMORY (bytes) overrides it, for tests and for machines
+    whose limit is a cgroup's rather than the kernel's.
+    """
+    override = os.environ.get("CNNSPEC_AVAILABLE_MEMORY")
+    if override and override.isdigit():
+        return int(override)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**62  # unknown: do not refuse
+
+
+def memory_needed(checked: Checked, batch: int = 0) -> int:
+    """Bytes that building the module needs, from the static check.
+
+    fp32 parameters and buffers, twice (torch's initialisation draws into
+    temporaries), plus the activations of a forward pass at batch when the
+    output format runs one (.pt2 and .onnx trace with a batch of 2).
+    """
+    weights = 4 * (checked.analysis.trainable_params + checked.analysis.buffers)
+    return 2 * weights + (checked.analysis.activation_bytes(batch) if batch else 0)
+
+
+def ensure_fits(checked: Checked, batch: int = 0) -> None:
+    """Raise SpecError E609 when compiling the network would not fit in the memory available."""
+    need, have = memory_needed(checked, batch), available_memory()
+    if need <= have:
+        return
+    sources = SourceMap()
+    diags = Diagnostics(sources)
+    item = checked.program.networks[checked.graph.network]
+    diags.error(
+        "E609",
+        f"compiling `{checked.graph.network}` needs about {_gib(need)} "
+        f"({checked.analysis.trainable_params:,} parameters), but only {_gib(have)} is available",
+        item.name_span,
+        help=["check the widths and repetition counts, or pass --insist to compile anyway"],
+    )
+    sources.texts.update(checked.program.sources.texts)
+    diags.raise_if_errors()
+
+
+def _gib(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} bytes"
 
 
 #: Called with the warnings of every successful analyse (the command line prints them).
