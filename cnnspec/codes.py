@@ -466,9 +466,9 @@ CODES: dict[str, Code] = {
         Code(
             "E602",
             "too many layers",
-            "The unrolled network has more layers than the limit (2,000,000). Check the repetition counts "
+            "The unrolled network has more layers than the limit (1,000,000). Check the repetition counts "
             "and loops.",
-            _N + "    for i in range(1000) { relu * 5000 }\n}\n",
+            _N + "    for i in range(1000) { relu * 2000 }\n}\n",
             _N + "    for i in range(10) { relu * 5 }\n}\n",
         ),
         Code(

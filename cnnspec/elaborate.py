@@ -42,6 +42,8 @@ from cnnspec.values import (
 )
 
 JOINS = ("concat", "add", "mul")
+#: Work units one statement costs (values.MAX_WORK counts list items as 1).
+STATEMENT_WORK = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Limits:
     #: a handful of Python frames per level this stays far below the recursion
     #: limit that deep_recursion sets, so no spec can overflow the stack.
     max_nesting: int = 400
-    max_nodes: int = 2_000_000
+    max_nodes: int = 1_000_000
     max_repeat: int = 1_000_000
     #: Statements run plus list items built (values.MAX_WORK).
     max_work: int = MAX_WORK
@@ -327,7 +329,9 @@ class Elaborator:
                 if self._too_big:
                     return _Value(cur.node, None)
                 try:
-                    charge(1, stmt.span)
+                    # A statement costs far more than a list item: weigh it so that
+                    # MAX_WORK bounds loops that build nothing to seconds, not minutes.
+                    charge(STATEMENT_WORK, stmt.span)
                 except EvalError as e:
                     self._eval_error(e, ctx.trace)
                     self._too_big = True
