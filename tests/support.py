@@ -50,13 +50,20 @@ def stock_specs() -> tuple[Path, ...]:
     return tuple(p for p in sorted(SPECS.glob("*.cnn")) if not _is_family(p))
 
 
-def stock_params() -> list[Any]:
-    """pytest parameters for the stock specs, with their stem as id; the big ones marked slow."""
-    return [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in BIG else []) for p in stock_specs()]
+def stock_params(*, exclude: frozenset[str] | set[str] = frozenset()) -> list[Any]:
+    """pytest parameters for the stock specs (less those excluded), with their stem as id; big ones marked slow."""
+    return [
+        pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in BIG else [])
+        for p in stock_specs()
+        if p.stem not in exclude
+    ]
 
 
-#: Stock networks whose forward pass costs seconds on two cores.
-BIG = frozenset({"vgg11", "vgg13", "vgg16", "vgg16_d", "vgg19", "resnet101", "resnet152"})
+#: Stock networks whose forward pass costs seconds on two cores (marked slow; CI still runs them).
+BIG = frozenset({
+    "vgg11", "vgg13", "vgg16", "vgg16_d", "vgg19", "resnet101", "resnet152",
+    "densenet", "densenet121", "densenet169", "efficientnet_b3", "inception_v3",
+})
 
 
 @dataclass(frozen=True)
@@ -143,3 +150,41 @@ def spec_file(tmp_path: Path, text: str, name: str = "net.cnn") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
+
+
+def observed_shapes(gm: Any, x: Any) -> tuple[dict[tuple[str, int, int], tuple[int, ...]], Any]:
+    """Run gm on x under fx's ShapeProp; return {(spec path, line, col): output shape without batch}, and the output.
+
+    Every fx node the backend emits carries its layer's spec path and span in
+    node.meta; the span tells apart joins that share a display path (nested
+    unlabelled joins in one scope). For a join of more than two branches the
+    last fx node of the chain finishes the layer, and wins.
+    """
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.no_grad():
+        out = ShapeProp(gm).propagate(x)
+    shapes: dict[tuple[str, int, int], tuple[int, ...]] = {}
+    for node in gm.graph.nodes:
+        path = node.meta.get("cnnspec_path")
+        if path is not None:
+            meta = node.meta["tensor_meta"]
+            assert meta.shape[0] == x.shape[0], (path, meta.shape)
+            span = node.meta["cnnspec_span"]
+            shapes[(path, span.line, span.col)] = tuple(meta.shape[1:])
+    return shapes, out
+
+
+def assert_static_shapes(report: cnnspec.Report, gm: Any, x: Any) -> Any:
+    """Assert that every layer's static output shape is the one x takes through gm; return gm's output."""
+    shapes, out = observed_shapes(gm, x)
+    mismatched = [
+        (row.path, row.output_shape, shapes.get((row.path, row.line, row.col)))
+        for row in report.layers
+        if shapes.get((row.path, row.line, row.col)) != tuple(row.output_shape)
+    ]
+    assert not mismatched, f"static vs observed (path, static, observed): {mismatched[:10]}"
+    main = out[0] if isinstance(out, tuple) else out
+    assert tuple(main.shape) == (x.shape[0], *report.output_shape)
+    return out

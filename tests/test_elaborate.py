@@ -490,3 +490,14 @@ def test_an_error_inside_a_block_names_the_instance() -> None:
     d = errs[0]
     assert d.span is not None and d.span.line == 1  # the conv inside the block
     assert d.trace and d.trace[-1].path == "late"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an unlabelled join is named `<scope>.concat` (`.add`, `.mul`), so nested unlabelled joins in one "
+    "scope share a path: Inception-v3's Mixed_7b has three layers named `Mixed_7b.concat` in the report",
+)
+def test_layer_paths_are_unique_even_for_nested_joins() -> None:
+    body = "concat {\n  conv(4, 1)\n  { conv(2, 1); concat { conv(3, 1); conv(5, 1) } }\n}"
+    paths = [row.path for row in cnnspec.check(net(body)).layers]
+    assert len(paths) == len(set(paths)), paths

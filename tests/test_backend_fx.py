@@ -1,0 +1,232 @@
+"""Stage 4, the torch.fx backend: the compiled GraphModule against the static analysis.
+
+For every stock spec the compiled module has exactly the statically counted
+parameters and buffers, and the shapes the elaborator inferred are the
+shapes a real tensor takes through it (observed with fx's ShapeProp, node
+by node). The module keeps the spec's names and spans, trains (backward),
+runs under torch.compile(fullgraph=True), and moves to CUDA when there is one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.fx
+from support import CANON, SPECS, assert_static_shapes, stock_params
+
+import cnnspec
+from cnnspec.api import analyse
+from cnnspec.backends.fx import to_graph_module
+from cnnspec.nn import AuxOutputsGraphModule
+from cnnspec.source import Span
+
+
+@pytest.mark.parametrize("spec", stock_params())
+def test_compiled_parameter_count_equals_the_static_count(spec: Path) -> None:
+    report = cnnspec.check(spec)
+    gm = cnnspec.compile(spec)
+    assert sum(p.numel() for p in gm.parameters()) == report.total_params
+    assert sum(p.numel() for p in gm.parameters() if p.requires_grad) == report.trainable_params
+    assert sum(b.numel() for b in gm.buffers()) == report.buffers
+    for row in report.layers:
+        if row.params or row.buffers:
+            module = gm.get_submodule(row.path)
+            assert sum(p.numel() for p in module.parameters()) == row.params, row.path
+            assert sum(b.numel() for b in module.buffers()) == row.buffers, row.path
+
+
+# The canon's shapes are checked the same way by test_parity.py, on the forward pass it runs anyway.
+@pytest.mark.parametrize("spec", stock_params(exclude=set(CANON)))
+def test_static_shapes_are_the_shapes_of_a_real_tensor(spec: Path) -> None:
+    report = cnnspec.check(spec)
+    gm = cnnspec.compile(spec)
+    gm.train(isinstance(gm, AuxOutputsGraphModule))  # aux heads run only in training mode
+    assert_static_shapes(report, gm, torch.randn(2, *report.input_shape))
+
+
+@pytest.mark.parametrize("name", ["googlenet2014", "inception_v3"])
+def test_static_shapes_of_auxiliary_heads(name: str) -> None:
+    spec = SPECS / f"{name}.cnn"
+    if not spec.exists():
+        pytest.skip(f"no {spec.name}")
+    report = cnnspec.check(spec, aux_logits=True)
+    gm = cnnspec.compile(spec, aux_logits=True).train()
+    out = assert_static_shapes(report, gm, torch.randn(2, *report.input_shape))
+    assert isinstance(out, tuple) and len(out) == 1 + len(gm.aux_names)
+
+
+def test_shapes_at_an_overridden_input_and_head() -> None:
+    spec = SPECS / "resnet50.cnn"
+    report = cnnspec.check(spec, input_shape=(3, 97, 131), num_classes=7)
+    gm = cnnspec.compile(spec, input_shape=(3, 97, 131), num_classes=7).eval()
+    assert_static_shapes(report, gm, torch.randn(2, 3, 97, 131))
+    assert report.layers[-1].output_shape == [7]
+
+
+# ------------------------------------------------------------ names and spans
+
+
+def test_module_paths_and_spans_follow_the_spec() -> None:
+    graph = analyse(SPECS / "resnet18.cnn").graph
+    gm = to_graph_module(graph)
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_module"]
+    assert targets == [n.path for n in graph.layers() if n.has_module]
+    assert {n.path for n in graph.layers() if not n.has_module} == {
+        n.meta["cnnspec_path"] for n in gm.graph.nodes if n.op == "call_function"
+    }
+    lines = (SPECS / "resnet.cnn").read_text().splitlines()
+    for node in gm.graph.nodes:
+        if node.op == "output":
+            continue
+        span = node.meta["cnnspec_span"]
+        assert isinstance(span, Span), node
+        if node.op == "call_module" and node.target.endswith("conv1") and node.target.startswith("layer"):
+            assert span.file.endswith("resnet.cnn")
+            assert lines[span.line - 1].strip().startswith("conv1: conv(planes, 3")
+    by_target = {n.target: n for n in gm.graph.nodes}
+    assert by_target["fc"].meta["cnnspec_span"].line == lines.index(
+        next(line for line in lines if line.strip().startswith("fc:"))
+    ) + 1
+
+
+def test_state_dict_keys_are_the_spec_paths() -> None:
+    text = """
+block Unit(c) { conv: conv(c, 3, padding = 1); bn: batchnorm; relu }
+network Named {
+    input: 3 x 16 x 16
+    stem: conv(8, 3)
+    "unit{1}": Unit(8) * 2
+    head: { flatten; fc: linear(4) }
+}
+"""
+    gm = cnnspec.compile(text)
+    assert type(gm).__name__ == "Named"
+    keys = set(gm.state_dict())
+    assert {"stem.weight", "stem.bias", "unit1.conv.weight", "unit2.bn.running_mean", "head.fc.weight"} <= keys
+    assert not any(k.startswith("unit0") or k.startswith("unit3") for k in keys)
+
+
+def test_activations_run_in_place_only_where_it_is_safe() -> None:
+    gm = cnnspec.compile(SPECS / "resnet18.cnn")
+    assert gm.get_submodule("2").inplace  # after bn1, read by nothing else
+    text = """
+network Fork {
+    input: 3 x 8 x 8
+    c: conv(4, 1)
+    concat { relu; identity }
+}
+"""
+    fork = cnnspec.compile(text)
+    assert not fork.get_submodule("1").inplace  # the conv output is also read by the other branch
+    x = torch.randn(2, 3, 8, 8)
+    y = fork(x)
+    c = fork.c(x)
+    assert torch.equal(y[:, 4:], c)  # the identity branch saw the conv output unchanged
+    assert torch.equal(y[:, :4], c.relu())
+
+
+# ------------------------------------------------------------------ training
+
+
+@pytest.mark.parametrize(("name", "shape"), [("lenet5", (1, 32, 32)), ("resnet18", (3, 64, 64))])
+def test_backward_reaches_every_parameter(name: str, shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    gm = cnnspec.compile(SPECS / f"{name}.cnn", input_shape=shape).train()
+    x = torch.randn(2, *shape)
+    out = gm(x)
+    loss = torch.nn.functional.cross_entropy(out, torch.tensor([0, 1]))
+    loss.backward()
+    for pname, p in gm.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+    assert sum(p.grad.abs().sum().item() for p in gm.parameters() if p.grad is not None) > 0
+
+
+def test_a_few_optimiser_steps_fit_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    gm = cnnspec.compile(SPECS / "lenet5.cnn").train()
+    x, y = torch.randn(8, 1, 32, 32), torch.arange(8) % 10
+    opt = torch.optim.Adam(gm.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(gm(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_auxiliary_outputs_in_training_and_eval() -> None:
+    spec = SPECS / "googlenet2014.cnn"
+    report = cnnspec.check(spec, aux_logits=True, num_classes=10)
+    gm = cnnspec.compile(spec, aux_logits=True, num_classes=10)
+    assert isinstance(gm, AuxOutputsGraphModule)
+    assert gm.aux_names == ["aux1", "aux2"] and gm.aux_weights == [0.3, 0.3]
+    assert sum(p.numel() for p in gm.parameters()) == report.total_params
+    assert report.total_params > cnnspec.check(spec, num_classes=10).total_params
+    x = torch.randn(2, 3, 224, 224)
+    gm.train()
+    main, aux1, aux2 = gm(x)
+    assert main.shape == aux1.shape == aux2.shape == (2, 10)
+    loss = sum(w * torch.nn.functional.cross_entropy(o, torch.tensor([1, 2]))
+               for w, o in zip([1.0, *gm.aux_weights], (main, aux1, aux2), strict=True))
+    loss.backward()
+    assert gm.get_submodule("aux1.fc2").weight.grad is not None
+    gm.eval()
+    with torch.no_grad():
+        out = gm(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 10)
+    called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
+    assert not any(str(t).startswith("aux") for t in called)  # eval does not compute the heads
+
+
+def test_dropout_is_off_in_eval_and_on_in_training() -> None:
+    gm = cnnspec.compile(SPECS / "alexnet.cnn", input_shape=(3, 64, 64))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        gm.eval()
+        assert torch.equal(gm(x), gm(x))
+        gm.train()
+        assert not torch.equal(gm(x), gm(x))
+
+
+def test_compiling_is_deterministic_under_a_seed() -> None:
+    torch.manual_seed(3)
+    a = cnnspec.compile(SPECS / "resnet18.cnn").state_dict()
+    torch.manual_seed(3)
+    b = cnnspec.compile(SPECS / "resnet18.cnn").state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_to_graph_module_of_an_analysed_graph() -> None:
+    checked = analyse(SPECS / "lenet5.cnn")
+    gm = to_graph_module(checked.graph)
+    assert gm(torch.randn(3, 1, 32, 32)).shape == (3, 10)
+
+
+# -------------------------------------------------------- torch.compile, CUDA
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "shape"), [("lenet5", (1, 32, 32)), ("resnet18", (3, 64, 64))])
+def test_runs_under_torch_compile_fullgraph(name: str, shape: tuple[int, ...]) -> None:
+    gm = cnnspec.compile(SPECS / f"{name}.cnn", input_shape=shape).eval()
+    compiled = torch.compile(gm, fullgraph=True)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        expected = gm(x)
+        got = compiled(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_moves_to_cuda_and_trains_there() -> None:
+    gm = cnnspec.compile(SPECS / "resnet18.cnn", input_shape=(3, 64, 64)).cuda().train()
+    assert all(p.is_cuda for p in gm.parameters()) and all(b.is_cuda for b in gm.buffers())
+    x = torch.randn(2, 3, 64, 64, device="cuda")
+    loss = gm(x).square().mean()
+    loss.backward()
+    assert all(p.grad is not None and p.grad.is_cuda for p in gm.parameters())
