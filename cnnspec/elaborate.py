@@ -62,6 +62,10 @@ class Limits:
     max_work: int = MAX_WORK
 
 
+#: The limits analyse uses when none are given.
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass
 class _Scope:
     """A module namespace: a block instance, a named group or the network."""
@@ -152,7 +156,7 @@ class Elaborator:
     def __init__(self, program: Program, diags: Diagnostics, limits: Limits | None = None) -> None:
         self.program = program
         self.diags = diags
-        self.limits = limits or Limits()
+        self.limits = limits or DEFAULT_LIMITS
         self.graph: Graph | None = None
         self.used_blocks: set[str] = set()
         self._too_big = False
@@ -246,9 +250,10 @@ class Elaborator:
                 if expected is not None and not _same_type(expected, value):
                     self.diags.error(
                         "E505",
-                        f"--set {p.name}: expected a {type_name(expected)} like {show(expected)}, "
-                        f"got a {type_name(value)} ({show(value)})",
+                        f"--set {p.name}: expected {_a(type_name(expected))} like {show(expected)}, "
+                        f"got {_a(type_name(value))} ({show(value)})",
                         p.span,
+                        help=[f"the default of `{p.name}` is {show(expected)}; give a value of the same type"],
                     )
                     ok = False
                 env[p.name] = value
@@ -395,6 +400,15 @@ class Elaborator:
         name = label.text if label is not None else str(scope.counter)
         scope.counter += 1
         where = label.span if label is not None else span
+        if not name or "." in name:
+            # `.` separates module paths: "a.b" would silently nest a module in another.
+            self.diags.error(
+                "E218",
+                f'the name "{name}" cannot name a module: it is empty or has a `.`',
+                where,
+                help=["use letters, digits and `_`"],
+            )
+            name = f"_{scope.counter - 1}"
         if name in scope.names:
             self.diags.error(
                 "E404",
@@ -542,7 +556,13 @@ class Elaborator:
                     ok = False
                     continue
             if name in values:
-                self.diags.error("E208", f"argument `{name}` is given twice", a.span, trace=ctx.trace)
+                self.diags.error(
+                    "E208",
+                    f"argument `{name}` is given twice",
+                    a.span,
+                    help=[f"signature: {kind.signature()}"],
+                    trace=ctx.trace,
+                )
                 ok = False
                 continue
             values[name] = self._eval(a.value, ctx)
@@ -1069,6 +1089,10 @@ class Elaborator:
 
     def _eval_error(self, e: EvalError, trace: tuple[Frame, ...]) -> None:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 def _branch_name(stmt: ast.Stmt) -> str:
