@@ -48,7 +48,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         try:
             out[name] = parse_expr(value.strip(), f"--set {name}")
         except SpecError as e:
-            raise UsageError(f"--set {name}: cannot read the value {value.strip()!r}: {e.diagnostics[0].message}") from None
+            why = e.diagnostics[0].message
+            raise UsageError(f"--set {name}: cannot read the value {value.strip()!r}: {why}") from None
     return out
 
 
