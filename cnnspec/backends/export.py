@@ -1,4 +1,4 @@
-"""Writing a compiled network out: standalone Python source, or a torch.export program."""
+"""Writing a compiled network out: standalone Python source, a torch.export program, or ONNX."""
 
 from __future__ import annotations
 
@@ -91,3 +91,44 @@ def write_pt2(gm: torch.fx.GraphModule, graph: Graph, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(gm, example, dynamic_shapes=({0: batch},))
     torch.export.save(program, str(path))
+
+
+#: ONNX keeps a model in one protobuf, which cannot exceed 2 GiB.
+ONNX_MAX_BYTES = 2**31 - 1
+
+
+class ExportError(ValueError):
+    """A network that a format cannot hold (the command line reports it as a usage error)."""
+
+
+def write_onnx(gm: torch.fx.GraphModule, graph: Graph, path: Path) -> None:
+    """Write an ONNX model through torch's exporter (torch.export based; eval mode, batch dimension dynamic).
+
+    The graph is the eval-mode one, so a network with auxiliary outputs exports
+    its main output only. The input is named "x", the output "y"; weights are
+    stored inside the file. onnxscript must be installed (torch's exporter
+    needs it). Raises ExportError for a network whose weights exceed ONNX's 2 GiB.
+    """
+    import torch
+
+    size = sum(t.numel() * t.element_size() for t in [*gm.parameters(), *gm.buffers()])
+    if size > ONNX_MAX_BYTES:
+        raise ExportError(f"{graph.network} holds {size / 2**30:.1f} GiB of weights; an ONNX file holds at most 2 GiB")
+    was_training = gm.training
+    gm.eval()
+    try:
+        example = (torch.randn(2, *graph.input_shape),)
+        batch = torch.export.Dim("batch", min=1, max=65536)
+        program = torch.onnx.export(
+            gm,
+            example,
+            dynamo=True,
+            dynamic_shapes=({0: batch},),
+            input_names=["x"],
+            output_names=["y"],
+            verbose=False,
+        )
+        assert program is not None
+        program.save(str(path), external_data=False)
+    finally:
+        gm.train(was_training)

@@ -12,6 +12,7 @@ from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs, writ
 FORMATS = {
     ".py": "standalone PyTorch source (imports only torch)",
     ".pt2": "torch.export ExportedProgram",
+    ".onnx": "ONNX model through torch's exporter (eval mode, dynamic batch)",
 }
 
 
@@ -54,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if out is not None:
         from cnnspec.backends import export
 
-        writer = {".py": export.write_python, ".pt2": export.write_pt2}[out.suffix]
-        write_new(out, args.force, lambda tmp: writer(gm, checked.graph, tmp))
+        writer = {".py": export.write_python, ".pt2": export.write_pt2, ".onnx": export.write_onnx}[out.suffix]
+        try:
+            write_new(out, args.force, lambda tmp: writer(gm, checked.graph, tmp))
+        except export.ExportError as e:  # a network the format cannot hold (ONNX's 2 GiB)
+            raise UsageError(str(e)) from None
         print(f"wrote:       {out} ({FORMATS[out.suffix]})")
     return 0
