@@ -48,7 +48,7 @@ class TrainConfig(BaseModel):
     )
 
     # Length and batch.
-    epochs: int = Field(30, ge=1, description="epochs of the whole schedule")
+    epochs: int = Field(20, ge=1, description="epochs of the whole schedule")
     stop_after: int | None = Field(
         None, ge=1, description="stop after this many epochs in total (resume later with --resume)"
     )

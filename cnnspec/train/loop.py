@@ -66,19 +66,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
 
-    # ----- model -----------------------------------------------------------
-    torch.manual_seed(config.seed)  # same initial weights on every worker
-    raw_model: nn.Module = source.build().to(device)
-    if config.channels_last:
-        raw_model = raw_model.to(memory_format=torch.channels_last)
-    if config.sync_bn and env.distributed:
-        raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
-    model: nn.Module = torch.compile(raw_model) if config.compile else raw_model
-    if env.distributed:
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    n_params = sum(p.numel() for p in raw_model.parameters())
-
-    # ----- data ------------------------------------------------------------
+    # ----- data (first: a mismatch with the spec is refused before any work) ---
     ds = data.load(
         config.data,
         input_shape=source.input_shape,
@@ -118,6 +106,18 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         sampler=ShardSampler(ds.val, num_replicas=world, rank=rank),
         **loader_kw,
     )
+
+    # ----- model -----------------------------------------------------------
+    torch.manual_seed(config.seed)  # same initial weights on every worker
+    raw_model: nn.Module = source.build().to(device)
+    if config.channels_last:
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    if config.sync_bn and env.distributed:
+        raw_model = nn.SyncBatchNorm.convert_sync_batchnorm(raw_model)
+    model: nn.Module = torch.compile(raw_model) if config.compile else raw_model
+    if env.distributed:
+        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    n_params = sum(p.numel() for p in raw_model.parameters())
 
     # ----- optimisation ----------------------------------------------------
     schedule = build_schedule(config, global_batch=global_batch, steps_per_epoch=steps_per_epoch)
@@ -295,7 +295,9 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         # ----- end of epoch: aggregate, evaluate, record, checkpoint --------
         totals = torch.tensor([loss_sum.item(), float(seen)], dtype=torch.float64, device=device)
         distributed.all_reduce(totals)
-        val = evaluate(model, val_loader, device, memory_format, autocast)
+        # Evaluate the module inside DDP: DDP's forward could start collectives
+        # (buffer broadcasts), and workers may hold different numbers of val batches.
+        val = evaluate(model.module if env.distributed else model, val_loader, device, memory_format, autocast)
         epoch += 1
         record = {
             "epoch": epoch,

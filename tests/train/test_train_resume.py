@@ -9,11 +9,36 @@ import pytest
 import torch
 from train_helpers import load_weights, run_cli
 
-from cnnspec.train import checkpoint
+from cnnspec.train import checkpoint, cli
 
 pytestmark = pytest.mark.slow
 
 COMMON = ("--data", "digits", "--epochs", "3", "--batch-size", "64", "--progress", "off", "--seed", "1")
+
+
+class Result:
+    """Exit status and output of an in-process ``cnnspec train`` (same code path as the CLI)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def train(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``cnnspec train ARGS`` in this process, optionally with a fault injected."""
+
+    def run(*args: str, fault: str | None = None) -> Result:
+        capsys.readouterr()
+        with monkeypatch.context() as m:
+            if fault:
+                m.setenv("CNNSPEC_FAULT", fault)
+            else:
+                m.delenv("CNNSPEC_FAULT", raising=False)
+            code = cli.main(list(args))
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
 
 
 def _history(out: Path) -> list[dict]:
@@ -29,25 +54,25 @@ def _same_run(a: Path, b: Path) -> None:
     assert [{k: h[k] for k in keys} for h in _history(a)] == [{k: h[k] for k in keys} for h in _history(b)]
 
 
-def test_resume_is_bit_identical(tmp_path: Path, lenet: Path) -> None:
-    full = run_cli(str(lenet), *COMMON, "--out", str(tmp_path / "full"))
+def test_resume_is_bit_identical(tmp_path: Path, lenet: Path, train) -> None:
+    full = train(str(lenet), *COMMON, "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
 
     # Stopped at the end of epoch 1, then resumed.
-    part = run_cli(str(lenet), *COMMON, "--out", str(tmp_path / "part"), "--stop-after", "1")
+    part = train(str(lenet), *COMMON, "--out", str(tmp_path / "part"), "--stop-after", "1")
     assert part.returncode == 0, part.stderr
     assert len(_history(tmp_path / "part")) == 1
-    resumed = run_cli("--resume", "--out", str(tmp_path / "part"))  # spec and options come from the run
+    resumed = train("--resume", "--out", str(tmp_path / "part"))  # spec and options come from the run
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from step00000022-epoch0001.pt" in resumed.stdout
     _same_run(tmp_path / "full", tmp_path / "part")
 
-    # Interrupted mid-epoch 2 (as by Ctrl-C), then resumed.
-    stopped = run_cli(str(lenet), *COMMON, "--out", str(tmp_path / "int"), env={"CNNSPEC_FAULT": "sigint@step:30"})
+    # Interrupted mid-epoch 2 by a real SIGINT (as from Ctrl-C), then resumed.
+    stopped = train(str(lenet), *COMMON, "--out", str(tmp_path / "int"), fault="sigint@step:30")
     assert stopped.returncode == 130, stopped.stderr
     assert "stopped by SIGINT" in stopped.stdout
     assert checkpoint.latest_checkpoint(tmp_path / "int").name == "step00000031-epoch0001.pt"
-    resumed = run_cli(str(lenet), "--resume", "--out", str(tmp_path / "int"))
+    resumed = train(str(lenet), "--resume", "--out", str(tmp_path / "int"))
     assert resumed.returncode == 0, resumed.stderr
     _same_run(tmp_path / "full", tmp_path / "int")
 
@@ -59,9 +84,9 @@ def test_resume_is_bit_identical(tmp_path: Path, lenet: Path) -> None:
     assert {"model", "optimizer", "scheduler", "scaler", "rng", "epoch", "step_in_epoch"} <= state.keys()
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, lenet: Path) -> None:
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, lenet: Path, train) -> None:
     out = tmp_path / "nan"
-    res = run_cli(str(lenet), *COMMON, "--out", str(out), env={"CNNSPEC_FAULT": "nan@step:30"})
+    res = train(str(lenet), *COMMON, "--out", str(out), fault="nan@step:30")
     assert res.returncode == 1
     assert "non-finite loss" in res.stderr and "Traceback" not in res.stderr
     assert "step00000022-epoch0001.pt" in res.stderr  # names the checkpoint it kept
@@ -70,7 +95,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, lenet: Pa
     state = checkpoint.load(checkpoint.latest_checkpoint(out))
     assert all(torch.isfinite(t).all() for t in state["model"].values())
     # And the run can go on from there.
-    resumed = run_cli("--resume", "--out", str(out))
+    resumed = train("--resume", "--out", str(out))
     assert resumed.returncode == 0, resumed.stderr
     assert len(_history(out)) == 3
 
