@@ -5,7 +5,7 @@ Both train ResNet-50 (the compiled ``specs/resnet50.cnn`` versus torchvision's
 precision. Runs alternate (cnnspec, plain, cnnspec, plain, ...) so drift in
 the machine's speed hits both alike; medians are reported.
 
-    python benchmarks/bench_train.py [--batch 8] [--steps 4] [--repeats 3] [--precision fp32]
+    python benchmarks/bench_train.py [--batch 8] [--steps 4] [--repeats 3] [--precision fp32] [--split]
 
 Each repeat does ``steps`` warm-up steps and then ``steps`` timed steps; for
 cnnspec that is two epochs of ``steps`` steps and the figure is the second
@@ -54,12 +54,12 @@ def cnnspec_images_per_s(batch: int, steps: int, size: int, precision: str) -> f
     return result.history[-1]["images_per_s"]
 
 
-def plain_images_per_s(batch: int, steps: int, size: int, precision: str) -> float:
-    """images/s of a hand-written loop on torchvision's ResNet-50, after as many warm-up steps."""
+def plain_images_per_s(batch: int, steps: int, size: int, precision: str, model: nn.Module | None = None) -> float:
+    """images/s of a hand-written loop (torchvision's ResNet-50 unless ``model``), after as many warm-up steps."""
     import torchvision
 
     torch.manual_seed(0)
-    model = torchvision.models.resnet50()
+    model = model if model is not None else torchvision.models.resnet50()
     data = synthetic((3, size, size), 1000, size=batch * steps, seed=0).train
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -88,14 +88,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--split", action="store_true",
+                        help="also time the plain loop on the compiled spec, to separate loop and module")
     args = parser.parse_args()
     size = 224  # the spec's input
 
-    ours, theirs = [], []
+    ours, theirs, mixed = [], [], []
     for i in range(args.repeats):
         ours.append(cnnspec_images_per_s(args.batch, args.steps, size, args.precision))
         theirs.append(plain_images_per_s(args.batch, args.steps, size, args.precision))
-        print(f"repeat {i + 1}: cnnspec train {ours[-1]:.2f} img/s, plain loop {theirs[-1]:.2f} img/s", flush=True)
+        if args.split:
+            # The plain loop on the compiled spec separates trainer overhead from module speed.
+            compiled = cnnspec.compile(str(SPEC))
+            mixed.append(plain_images_per_s(args.batch, args.steps, size, args.precision, model=compiled))
+        extra = f", plain loop on compiled spec {mixed[-1]:.2f} img/s" if mixed else ""
+        print(f"repeat {i + 1}: cnnspec train {ours[-1]:.2f} img/s, plain loop {theirs[-1]:.2f} img/s{extra}",
+              flush=True)
     a, b = statistics.median(ours), statistics.median(theirs)
     cpu = _cpu_model()
     print(f"\nResNet-50, batch {args.batch}, {args.precision}, {size}x{size}, synthetic data, "
@@ -103,6 +111,11 @@ def main() -> None:
     print(f"cnnspec train (median of {args.repeats}): {a:.2f} img/s")
     print(f"plain PyTorch loop (median of {args.repeats}): {b:.2f} img/s")
     print(f"ratio: {a / b:.3f} (target >= 0.97)")
+    if mixed:
+        c = statistics.median(mixed)
+        print(f"plain loop on the compiled spec (median of {args.repeats}): {c:.2f} img/s")
+        print(f"  trainer overhead ratio (cnnspec train / plain loop, same module): {a / c:.3f}")
+        print(f"  module ratio (compiled spec / torchvision, same plain loop): {c / b:.3f}")
 
 
 def _cpu_model() -> str:
