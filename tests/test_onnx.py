@@ -1,0 +1,138 @@
+"""ONNX export: every stock spec through torch's exporter, run in onnxruntime, against the compiled module.
+
+Every spec in specs/ that checks with its defaults is exported with
+cnnspec.backends.export.write_onnx (what `cnnspec compile -o model.onnx`
+writes) and run in onnxruntime at batch 2; its output must match the
+compiled module's in eval mode within 1e-4, after batch-norm statistics are
+calibrated on a random batch (see _calibrate_norms). Family files without defaults
+(resnet.cnn, vgg.cnn) are listed in FAMILY_FILES and tested to need
+parameters, so no spec drops out unnoticed. Two specs whose compiled modules
+are identical (densenet.cnn and densenet121.cnn, efficientnet.cnn and
+efficientnet_b0.cnn) share one export, which still runs against each one's
+own module. Exporting is slow (torch.export traces every op), so all but the
+smallest specs are marked slow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import cnnspec
+from cnnspec.api import analyse
+from cnnspec.backends.export import write_onnx
+from cnnspec.backends.fx import to_graph_module
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")  # torch's ONNX exporter needs it
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+#: Family files whose networks need parameters; each is tested to need them.
+FAMILY_FILES = {"resnet.cnn": "layers", "vgg.cnn": "cfg"}
+#: Specs quick enough to export in the default run.
+FAST = {"lenet5.cnn"}
+
+STOCK = sorted(p.name for p in SPECS.glob("*.cnn") if p.name not in FAMILY_FILES)
+
+
+def _fingerprint(gm: torch.fx.GraphModule) -> str:
+    """Identical for two modules with the same graph, submodules and parameter shapes."""
+    parts = [gm.code, repr(gm), *(f"{k}:{tuple(v.shape)}" for k, v in gm.state_dict().items())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def exports() -> dict[str, tuple[Path, dict[str, Any]]]:
+    """ONNX files already written in this run, by module fingerprint, with the weights they hold."""
+    return {}
+
+
+def _calibrate_norms(gm: torch.fx.GraphModule, shape: tuple[int, ...]) -> None:
+    """Set every batch norm's running statistics from one random batch, as training would.
+
+    Freshly initialised running statistics (mean 0, variance 1) normalise
+    nothing in eval mode, and outputs grow with depth (ResNet-152 reaches 1e8,
+    Inception-v3 1e12), where float32 rounding alone exceeds any absolute
+    tolerance. Calibrated, the outputs stay near 1 as a trained network's do.
+    """
+    norms = [m for m in gm.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, exactly its statistics
+    gm.train()
+    with torch.no_grad():
+        gm(torch.randn(4, *shape, generator=torch.Generator().manual_seed(2)))
+    for m in norms:
+        m.momentum = 0.1
+
+
+def _session(path: Path) -> Any:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in FAST else [pytest.mark.slow]) for n in STOCK])
+def test_onnx_matches_compiled_module(
+    name: str, tmp_path_factory: pytest.TempPathFactory, exports: dict[str, tuple[Path, dict[str, Any]]]
+) -> None:
+    checked = analyse(SPECS / name)
+    torch.manual_seed(0)
+    gm = to_graph_module(checked.graph)
+    _calibrate_norms(gm, checked.graph.input_shape)  # leaves it in training mode
+    key = _fingerprint(gm)
+    if key in exports:
+        path, weights = exports[key]
+        gm.load_state_dict(weights, strict=True)
+    else:
+        path = tmp_path_factory.mktemp("onnx") / f"{Path(name).stem}.onnx"
+        write_onnx(gm, checked.graph, path)
+        assert gm.training, "write_onnx exports in eval mode and restores the mode it found"
+        exports[key] = (path, gm.state_dict())
+    gm.eval()
+    session = _session(path)
+    [inp] = session.get_inputs()
+    assert inp.name == "x" and inp.shape[0] == "batch"
+    assert [o.name for o in session.get_outputs()] == ["y"]
+    g = torch.Generator().manual_seed(1)
+    for batch in (2, 1) if name in FAST else (2,):  # the batch dimension is dynamic
+        x = torch.randn(batch, *checked.graph.input_shape, generator=g)
+        [got] = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            want = gm(x).numpy()
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_FILES))
+def test_family_files_need_parameters(name: str) -> None:
+    with pytest.raises(cnnspec.SpecError, match=FAMILY_FILES[name]):
+        cnnspec.check(SPECS / name)
+
+
+@pytest.mark.slow
+def test_onnx_of_a_network_with_aux_outputs_holds_the_main_output(tmp_path: Path) -> None:
+    checked = analyse(SPECS / "googlenet.cnn", aux_logits=True)
+    gm = to_graph_module(checked.graph)
+    write_onnx(gm, checked.graph, tmp_path / "googlenet.onnx")
+    gm.eval()
+    session = _session(tmp_path / "googlenet.onnx")
+    assert len(session.get_outputs()) == 1
+    x = torch.randn(2, *checked.graph.input_shape)
+    [got] = session.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        assert np.abs(got - gm(x).numpy()).max() <= 1e-4
+
+
+def test_compile_command_writes_onnx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnspec.cli import main
+
+    out = tmp_path / "lenet5.onnx"
+    assert main(["compile", str(SPECS / "lenet5.cnn"), "-o", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert "ONNX" in capsys.readouterr().out
+    assert _session(out).get_inputs()[0].shape == ["batch", 1, 32, 32]
