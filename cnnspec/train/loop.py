@@ -126,6 +126,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    aux_weights = [float(w) for w in getattr(raw_model, "aux_weights", [])]
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
 
     def autocast() -> contextlib.AbstractContextManager:
@@ -237,8 +238,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
                 sync = model.no_sync() if accumulating else contextlib.nullcontext()
                 with sync:
                     with autocast():
-                        logits = model(x)
-                        loss = criterion(logits, y)
+                        loss = training_loss(model(x), y, criterion, aux_weights)
                     if fault is not None and fault.kind == "nan" and fault.fires(global_step, rank):
                         loss = loss * float("nan")
                     scaler.scale(loss / config.accum_steps).backward()
@@ -340,6 +340,30 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             tb.close()
     distributed.barrier()
     return TrainResult(out=out, epochs_done=epoch, history=history, model_path=model_path, checkpoint_path=last_ckpt)
+
+
+def training_loss(
+    out: torch.Tensor | tuple[torch.Tensor, ...],
+    y: torch.Tensor,
+    criterion: nn.Module,
+    aux_weights: list[float],
+) -> torch.Tensor:
+    """The loss to minimise: the main output's, plus each auxiliary output's times its weight.
+
+    A spec with auxiliary heads (GoogLeNet's, Inception-v3's) compiles to a
+    module that returns (main, *aux) in training mode; their weights come from
+    the spec's `aux(weight = w)`.
+    """
+    if not aux_weights:
+        return criterion(out, y)
+    if not isinstance(out, (tuple, list)) or len(out) != 1 + len(aux_weights):
+        got = f"{len(out)} outputs" if isinstance(out, (tuple, list)) else "one output"
+        raise TrainError(f"the model declares {len(aux_weights)} auxiliary outputs but returned {got} in training")
+    main, *aux = out
+    loss = criterion(main, y)
+    for w, a in zip(aux_weights, aux, strict=True):
+        loss = loss + w * criterion(a, y)
+    return loss
 
 
 @torch.no_grad()
