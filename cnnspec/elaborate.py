@@ -73,9 +73,17 @@ class _Scope:
     path: str
     counter: int = 0
     names: dict[str, Span] = field(default_factory=dict)
+    #: The joins named in this scope, in the order written: [kind, node id once built].
+    joins: list[list[Any]] = field(default_factory=list)
 
     def child(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
+
+    def join(self, kind: str) -> list[Any]:
+        """Reserve a join's place in the scope's order of joins; the node id is filled in when built."""
+        entry: list[Any] = [kind, None]
+        self.joins.append(entry)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,7 @@ class Elaborator:
             return None
         ctx = replace(ctx, block_input=ShapeValue(cur.shape) if cur.shape else None)
         cur = self._body(body, cur, ctx, top=True)
+        self._close(scope)
         graph.output = cur.node
         if not self.diags.has_errors:
             self._shortcut_warnings()
@@ -420,6 +429,33 @@ class Elaborator:
         scope.names[name] = where
         return scope.child(name)
 
+    def _close(self, scope: _Scope) -> None:
+        """Name the scope's joins, now that every label in it is known.
+
+        A join takes no position (its siblings keep theirs) and holds no
+        parameters; it is named by its kind, numbered in the order the joins
+        are written when the scope has several (`concat`, `concat_1`, ...),
+        skipping any name a label or position of the scope already took.
+        """
+        if not scope.joins:
+            return
+        graph = self.graph
+        assert graph is not None
+        taken = set(scope.names)
+        count: dict[str, int] = {}
+        for kind, node_id in scope.joins:
+            if node_id is None:
+                continue
+            n = count.get(kind, 0)
+            name = kind if n == 0 else f"{kind}_{n}"
+            while name in taken:
+                n += 1
+                name = f"{kind}_{n}"
+            count[kind] = n + 1
+            taken.add(name)
+            graph.nodes[node_id].path = scope.child(name)
+        scope.joins.clear()
+
     def _call_stmt(self, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx) -> _Value:
         bound = ctx.env.get(stmt.name)
         name = bound.name if isinstance(bound, Ref) else stmt.name
@@ -473,6 +509,8 @@ class Elaborator:
             ctx = replace(ctx, scope=scope)
         for _ in range(count):
             cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span))
+        if label is not None:
+            self._close(ctx.scope)
         return cur
 
     def _template_names(self, label: ast.Label, count: int) -> list[str] | None:
@@ -517,9 +555,7 @@ class Elaborator:
                 out = kind.shape(attrs, cur.shape)
             except ShapeError as e:
                 self._shape_error(e, stmt.span, ctx, cur)
-        return self._node(
-            kind.name, path, kind.module is not None, [cur], attrs or Attrs(), out, stmt.span, ctx
-        )
+        return self._node(kind.name, path, kind.module is not None, [cur], attrs or Attrs(), out, stmt.span, ctx)
 
     def _layer_args(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
         values: dict[str, Any] = {}
@@ -694,6 +730,7 @@ class Elaborator:
             return self._replay(template, cur, ctx, frame)
         n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.nodes), len(graph.aux)
         out = self._body(block.body, cur, inner)
+        self._close(inner.scope)
         clean = len(self.diags.items) == n_diags and len(graph.aux) == n_aux and not self._too_big
         if key is not None and clean and out.shape is not None:
             prefix = path + "."
@@ -866,7 +903,14 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, stmt.name, "group", stmt.name or (stmt.label.text if stmt.label else ""))
-        return self._body(stmt.body, cur, inner)
+        out = self._body(stmt.body, cur, inner)
+        self._closed(inner, ctx)
+        return out
+
+    def _closed(self, inner: _Ctx, outer: _Ctx) -> None:
+        """Close the scope a labelled statement opened (an unlabelled one shares its enclosing scope)."""
+        if inner.scope is not outer.scope:
+            self._close(inner.scope)
 
     def _join(self, stmt: ast.GroupStmt, cur: _Value, ctx: _Ctx) -> _Value:
         assert stmt.name is not None
@@ -881,11 +925,14 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, None, "join", stmt.name)
+        entry = inner.scope.join(kind.name)  # named in the order written: before the joins in its branches
         outs = [self._stmt(branch, cur, inner) for branch in stmt.body]
         names = [_branch_name(b) for b in stmt.body]
-        return self._join_node(
-            kind, outs, stmt.span, inner, [], branch_spans=[b.span for b in stmt.body], branch_names=names
+        out = self._join_node(
+            kind, outs, stmt.span, inner, [], branch_spans=[b.span for b in stmt.body], branch_names=names, entry=entry
         )
+        self._closed(inner, ctx)
+        return out
 
     def _join_node(
         self,
@@ -897,6 +944,7 @@ class Elaborator:
         branch_spans: list[Span] | None = None,
         residual: bool = False,
         branch_names: list[str] | None = None,
+        entry: list[Any] | None = None,
     ) -> _Value:
         shape: tuple[int, ...] | None = None
         if all(o.shape is not None for o in outs):
@@ -910,12 +958,26 @@ class Elaborator:
                     if o.shape
                 ]
                 self.diags.error(e.code, str(e), span, notes=notes, help=[e.help] if e.help else [], trace=ctx.trace)
-        name = ctx.scope.child(kind.name)
-        return self._node(kind.name, name, False, outs, Attrs(residual=residual), shape, span, ctx, skip=skip)
+        graph = self.graph
+        assert graph is not None
+        n_nodes = len(graph.nodes)
+        # The path is provisional: the scope names its joins when it closes (_close).
+        out = self._node(
+            kind.name, ctx.scope.child(kind.name), False, outs, Attrs(residual=residual), shape, span, ctx, skip=skip
+        )
+        if entry is not None and len(graph.nodes) > n_nodes:
+            entry[1] = out.node
+        return out
 
     def _residual(self, stmt: ast.ResidualStmt, cur: _Value, ctx: _Ctx) -> _Value:
         inner = self._scoped(stmt, ctx, None, "residual", "residual")
-        body = self._body(stmt.body, cur, inner)
+        out = self._residual_join(stmt, cur, inner)
+        self._closed(inner, ctx)
+        return out
+
+    def _residual_join(self, stmt: ast.ResidualStmt, cur: _Value, ctx: _Ctx) -> _Value:
+        entry = ctx.scope.join("add")  # named in the order written: before the joins in its body
+        body = self._body(stmt.body, cur, ctx)
         add = lookup("add")
         assert add is not None
         if body.shape is None or cur.shape is None:
@@ -923,7 +985,7 @@ class Elaborator:
         if body.shape == cur.shape:
             if stmt.shortcut is not None:
                 self._shortcuts_seen[id(stmt.shortcut)] = stmt.shortcut
-            return self._join_node(add, [body, cur], stmt.span, inner, skip=[1], residual=True)
+            return self._join_node(add, [body, cur], stmt.span, ctx, skip=[1], residual=True, entry=entry)
         sc = stmt.shortcut
         if sc is None:
             self.diags.error(
@@ -938,12 +1000,13 @@ class Elaborator:
             )
             return _Value(body.node, None)
         self._shortcuts_built.add(id(sc))
-        sc_ctx = inner
+        sc_ctx = ctx
         if sc.name is not None:
-            path = self._name(inner.scope, ast.Label(sc.name, False, sc.span), sc.span)
+            path = self._name(ctx.scope, ast.Label(sc.name, False, sc.span), sc.span)
             self._group_info(path, "group", sc.name, sc.span)
-            sc_ctx = replace(inner, scope=_Scope(path))
+            sc_ctx = replace(ctx, scope=_Scope(path))
         proj = self._body(sc.body, cur, sc_ctx)
+        self._closed(sc_ctx, ctx)
         if proj.shape is None:
             return _Value(body.node, None)
         if proj.shape != body.shape:
@@ -956,7 +1019,7 @@ class Elaborator:
                 trace=ctx.trace,
             )
             return _Value(body.node, None)
-        return self._join_node(add, [body, proj], stmt.span, inner, skip=[1], residual=True)
+        return self._join_node(add, [body, proj], stmt.span, ctx, skip=[1], residual=True, entry=entry)
 
     def _aux(self, stmt: ast.AuxStmt, cur: _Value, ctx: _Ctx) -> _Value:
         assert self.graph is not None
@@ -974,6 +1037,7 @@ class Elaborator:
             weight = UNKNOWN
         inner = self._scoped(stmt, ctx, None, "aux", "aux")
         out = self._body(stmt.body, cur, inner)
+        self._closed(inner, ctx)
         if out.node == cur.node and out.shape is not None:
             self.diags.error("E411", "`aux` needs at least one layer", stmt.span, trace=ctx.trace)
         elif weight is not UNKNOWN:

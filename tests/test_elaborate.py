@@ -205,8 +205,14 @@ def test_a_labelled_repetition_is_a_scope_like_nn_sequential() -> None:
 def test_naming_templates() -> None:
     got = layers(net('"denselayer{1}": Unit(2) * 3\n"x{0}y": relu * 2', blocks=BLOCK))
     assert list(got) == [
-        "denselayer1.conv", "denselayer1.1", "denselayer2.conv", "denselayer2.1",
-        "denselayer3.conv", "denselayer3.1", "x0y", "x1y",
+        "denselayer1.conv",
+        "denselayer1.1",
+        "denselayer2.conv",
+        "denselayer2.1",
+        "denselayer3.conv",
+        "denselayer3.1",
+        "x0y",
+        "x1y",
     ]
 
 
@@ -492,12 +498,60 @@ def test_an_error_inside_a_block_names_the_instance() -> None:
     assert d.trace and d.trace[-1].path == "late"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unlabelled join is named `<scope>.concat` (`.add`, `.mul`), so nested unlabelled joins in one "
-    "scope share a path: Inception-v3's Mixed_7b has three layers named `Mixed_7b.concat` in the report",
-)
 def test_layer_paths_are_unique_even_for_nested_joins() -> None:
     body = "concat {\n  conv(4, 1)\n  { conv(2, 1); concat { conv(3, 1); conv(5, 1) } }\n}"
     paths = [row.path for row in cnnspec.check(net(body)).layers]
     assert len(paths) == len(set(paths)), paths
+    # Joins are numbered in the order written (the outer one first) and take no position.
+    assert paths == ["0", "1", "2", "3", "concat_1", "concat"]
+
+
+def test_joins_are_named_by_kind_in_the_order_written() -> None:
+    body = (
+        "stem: conv(4, 1)\n"
+        "residual { conv(4, 1); residual { conv(4, 1) } }\n"
+        "for i in range(2) { add { conv(4, 1); identity } }\n"
+        "mul { identity; sigmoid }\n"
+        "head: conv(4, 1)\n"
+    )
+    got = {path: op for path, (op, _) in layers(net(body)).items()}
+    assert list(got) == [
+        "stem", "1", "2", "add_1", "add",        # the residual written first is `add`
+        "3", "4", "add_2", "5", "6", "add_3",    # each loop's add, numbered on
+        "7", "8", "mul",
+        "head",
+    ]  # fmt: skip
+    assert [op for path, op in got.items() if path.startswith(("add", "mul"))] == ["add"] * 4 + ["mul"]
+
+
+def test_join_names_skip_the_names_labels_take_and_keep_to_their_scope() -> None:
+    body = (
+        "concat { a: conv(2, 1); concat_1: conv(2, 1) }\n"
+        "concat { b: conv(2, 1); c: conv(2, 1) }\n"
+        "concat: conv(4, 1)\n"  # a label written after the joins still keeps its name
+        "g: concat { conv(2, 1); concat { conv(1, 1); conv(1, 1) } }\n"
+    )
+    paths = [row.path for row in cnnspec.check(net(body)).layers]
+    assert paths == [
+        "a", "concat_1", "concat_2",
+        "b", "c", "concat_3",
+        "concat",
+        "g.0", "g.1", "g.2", "g.concat_1", "g.concat",
+    ]  # fmt: skip
+
+
+def test_nested_joins_of_a_replayed_block_keep_their_names() -> None:
+    blocks = "block E() { concat { conv(2, 1); concat { conv(1, 1); conv(1, 1) }; concat { conv(1, 1); conv(1, 1) } } }"
+    got = [row.path for row in cnnspec.check(net("first: E()\nsecond: E()", blocks=blocks)).layers]
+    first = [p.removeprefix("first.") for p in got if p.startswith("first.")]
+    assert first == ["0", "1", "2", "concat_1", "3", "4", "concat_2", "concat"]
+    assert [p.removeprefix("second.") for p in got if p.startswith("second.")] == first
+
+
+def test_inception_v3_joins_have_one_path_each() -> None:
+    got = layers(SPECS / "inception_v3.cnn")
+    assert [p for p in got if p.startswith("Mixed_7b.concat")] == [
+        "Mixed_7b.concat_1", "Mixed_7b.concat_2", "Mixed_7b.concat"
+    ]  # fmt: skip
+    assert got["Mixed_7b.concat"] == ("concat", (2048, 8, 8))
+    assert got["Mixed_7b.concat_1"] == got["Mixed_7b.concat_2"] == ("concat", (768, 8, 8))
