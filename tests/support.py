@@ -60,10 +60,22 @@ def stock_params(*, exclude: frozenset[str] | set[str] = frozenset()) -> list[An
 
 
 #: Stock networks whose forward pass costs seconds on two cores (marked slow; CI still runs them).
-BIG = frozenset({
-    "vgg11", "vgg13", "vgg16", "vgg16_d", "vgg19", "resnet101", "resnet152",
-    "densenet", "densenet121", "densenet169", "efficientnet_b3", "inception_v3",
-})
+BIG = frozenset(
+    {
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg16_d",
+        "vgg19",
+        "resnet101",
+        "resnet152",
+        "densenet",
+        "densenet121",
+        "densenet169",
+        "efficientnet_b3",
+        "inception_v3",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -156,9 +168,9 @@ def observed_shapes(gm: Any, x: Any) -> tuple[dict[tuple[str, int, int], tuple[i
     """Run gm on x under fx's ShapeProp; return {(spec path, line, col): output shape without batch}, and the output.
 
     Every fx node the backend emits carries its layer's spec path and span in
-    node.meta; the span tells apart joins that share a display path (nested
-    unlabelled joins in one scope). For a join of more than two branches the
-    last fx node of the chain finishes the layer, and wins.
+    node.meta; the paths are unique, and the span must match too. For a join
+    of more than two branches the last fx node of the chain finishes the
+    layer, and wins.
     """
     import torch
     from torch.fx.passes.shape_prop import ShapeProp

@@ -18,7 +18,7 @@ from support import CANON, SPECS, assert_static_shapes, stock_params
 
 import cnnspec
 from cnnspec.api import analyse
-from cnnspec.backends.fx import to_graph_module
+from cnnspec.backends.fx import fx_name, to_graph_module
 from cnnspec.nn import AuxOutputsGraphModule
 from cnnspec.source import Span
 
@@ -84,9 +84,10 @@ def test_module_paths_and_spans_follow_the_spec() -> None:
             assert span.file.endswith("resnet.cnn")
             assert lines[span.line - 1].strip().startswith("conv1: conv(planes, 3")
     by_target = {n.target: n for n in gm.graph.nodes}
-    assert by_target["fc"].meta["cnnspec_span"].line == lines.index(
-        next(line for line in lines if line.strip().startswith("fc:"))
-    ) + 1
+    assert (
+        by_target["fc"].meta["cnnspec_span"].line
+        == lines.index(next(line for line in lines if line.strip().startswith("fc:"))) + 1
+    )
 
 
 def test_state_dict_keys_are_the_spec_paths() -> None:
@@ -104,6 +105,24 @@ network Named {
     keys = set(gm.state_dict())
     assert {"stem.weight", "stem.bias", "unit1.conv.weight", "unit2.bn.running_mean", "head.fc.weight"} <= keys
     assert not any(k.startswith("unit0") or k.startswith("unit3") for k in keys)
+
+
+def test_function_nodes_are_named_after_their_unique_layer_paths() -> None:
+    graph = analyse(SPECS / "inception_v3.cnn").graph
+    gm = to_graph_module(graph)
+    functions = [n for n in gm.graph.nodes if n.op == "call_function"]
+    paths = [n.meta["cnnspec_path"] for n in functions]
+    assert len(paths) == len(set(paths)) == len([n for n in graph.layers() if not n.has_module])
+    assert [n.name for n in functions] == [fx_name(p) for p in paths]
+    assert {"Mixed_7b_concat", "Mixed_7b_concat_1", "Mixed_7b_concat_2"} <= {n.name for n in functions}
+
+
+def test_a_join_of_three_branches_names_its_partial_results_apart() -> None:
+    text = "network Three {\n input: 3 x 8 x 8\n add { conv(4, 1); conv(4, 1); conv(4, 1) }\n relu\n}\n"
+    gm = cnnspec.compile(text)
+    names = [n.name for n in gm.graph.nodes if n.op == "call_function"]
+    assert names == ["add_partial", "add"]
+    assert gm(torch.randn(2, 3, 8, 8)).shape == (2, 4, 8, 8)
 
 
 def test_activations_run_in_place_only_where_it_is_safe() -> None:
@@ -169,8 +188,10 @@ def test_auxiliary_outputs_in_training_and_eval() -> None:
     gm.train()
     main, aux1, aux2 = gm(x)
     assert main.shape == aux1.shape == aux2.shape == (2, 10)
-    loss = sum(w * torch.nn.functional.cross_entropy(o, torch.tensor([1, 2]))
-               for w, o in zip([1.0, *gm.aux_weights], (main, aux1, aux2), strict=True))
+    loss = sum(
+        w * torch.nn.functional.cross_entropy(o, torch.tensor([1, 2]))
+        for w, o in zip([1.0, *gm.aux_weights], (main, aux1, aux2), strict=True)
+    )
     loss.backward()
     assert gm.get_submodule("aux1.fc2").weight.grad is not None
     gm.eval()

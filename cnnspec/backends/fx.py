@@ -2,8 +2,9 @@
 
 Each layer becomes a call_module whose target is the spec's module path, so
 the GraphModule's hierarchy and state_dict keys follow the spec's names.
-Flatten and joins become call_function nodes. Every fx node carries its
-spec span in node.meta["cnnspec_span"].
+Flatten and joins become call_function nodes named after their layer's
+path. Every fx node carries its spec span in node.meta["cnnspec_span"], and
+its layer's path in node.meta["cnnspec_path"].
 """
 
 from __future__ import annotations
@@ -216,19 +217,23 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
         args = [values[i] for i in node.inputs]
         kind = lookup(node.kind)
         assert kind is not None
+        # A function node is named after its layer's path, as fx names a call_module after its
+        # target; the paths are unique, and fx makes the names unique where flattening collides.
+        name = fx_name(node.path)
         if node.has_module:
             out = fxg.call_module(paths[node.path], (args[0],))
         elif node.kind == "concat":
-            out = fxg.call_function(torch.cat, (args, 1))
+            out = fxg.call_function(torch.cat, (args, 1), name=name)
         elif kind.arity == "many":
             fn = _function(kind.function or "")
             out = args[0]
-            for other in args[1:]:
-                out = fxg.call_function(fn, (out, other))
+            for i, other in enumerate(args[1:], 2):
+                # add { a; b; c } is ((a + b) + c): the partial sums are named apart from the layer.
+                out = fxg.call_function(fn, (out, other), name=name if i == len(args) else f"{name}_partial")
                 out.meta["cnnspec_span"] = node.span
         else:
             fn = _function(kind.function or "")
-            out = fxg.call_function(fn, (args[0], *kind.function_args(Attrs(node.attrs))))
+            out = fxg.call_function(fn, (args[0], *kind.function_args(Attrs(node.attrs))), name=name)
         out.meta["cnnspec_span"] = node.span
         out.meta["cnnspec_path"] = node.path
         values[node.id] = out
