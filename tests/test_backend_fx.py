@@ -107,6 +107,24 @@ network Named {
     assert not any(k.startswith("unit0") or k.startswith("unit3") for k in keys)
 
 
+def test_state_dict_follows_the_spec_order_not_the_nesting_depth() -> None:
+    text = """
+network Ordered {
+    input: 3 x 8 x 8
+    stem: conv(4, 3, padding = 1)
+    body { a: conv(4, 1); inner { b: conv(4, 1) } }
+    adaptive_avgpool(1)
+    flatten
+    fc: linear(2)
+}
+"""
+    gm = cnnspec.compile(text)
+    assert [k for k in gm.state_dict() if k.endswith("weight")] == [
+        "stem.weight", "body.a.weight", "body.inner.b.weight", "fc.weight"
+    ]  # fmt: skip
+    assert [n for n, _ in gm.named_children()] == ["stem", "body", "2", "fc"]
+
+
 def test_function_nodes_are_named_after_their_unique_layer_paths() -> None:
     graph = analyse(SPECS / "inception_v3.cnn").graph
     gm = to_graph_module(graph)
@@ -123,6 +141,23 @@ def test_a_join_of_three_branches_names_its_partial_results_apart() -> None:
     names = [n.name for n in gm.graph.nodes if n.op == "call_function"]
     assert names == ["add_partial", "add"]
     assert gm(torch.randn(2, 3, 8, 8)).shape == (2, 4, 8, 8)
+
+
+def test_compiles_on_the_default_device() -> None:
+    text = """
+network Meta {
+    input: 3 x 8 x 8
+    init conv: weight = kaiming_normal(mode = "fan_out"), bias = zeros
+    conv(4, 3)
+    batchnorm
+    flatten
+    linear(2)
+}
+"""
+    # The conv's init rules cover all its parameters, so it is allocated without default init.
+    with torch.device("meta"):
+        gm = cnnspec.compile(text)
+    assert {t.device.type for t in gm.state_dict().values()} == {"meta"}
 
 
 def test_activations_run_in_place_only_where_it_is_safe() -> None:

@@ -1,10 +1,10 @@
 """The torch.fx backend: an fx.Graph built directly from the IR, then a GraphModule.
 
 Each layer becomes a call_module whose target is the spec's module path, so
-the GraphModule's hierarchy and state_dict keys follow the spec's names.
-Flatten and joins become call_function nodes named after their layer's
-path. Every fx node carries its spec span in node.meta["cnnspec_span"], and
-its layer's path in node.meta["cnnspec_path"].
+the GraphModule's hierarchy and state_dict keys follow the spec's names, in
+the spec's order. Flatten and joins become call_function nodes named after
+their layer's path. Every fx node carries its spec span in
+node.meta["cnnspec_span"], and its layer's path in node.meta["cnnspec_path"].
 """
 
 from __future__ import annotations
@@ -144,10 +144,12 @@ def build_modules(graph: Graph) -> dict[str, nn.Module]:
     A module whose every parameter an `init` rule will overwrite (and that has
     no buffers) is allocated without torch's default initialisation, which
     would only be thrown away: drawing ResNet-152's weights twice costs more
-    than building the rest of it.
+    than building the rest of it. Modules are built on torch's default device
+    (`with torch.device("meta"):` builds the structure without memory).
     """
     import torch
 
+    device = torch.empty(0).device  # the default device (torch.get_default_device() needs torch 2.3)
     paths = module_paths(graph)
     rules: dict[str, list[Any]] = {}
     for rule in graph.init_rules:
@@ -168,7 +170,7 @@ def build_modules(graph: Graph) -> dict[str, nn.Module]:
                 shell = kind.module(attrs, x, inplace)
             names = {n for n, _ in shell.named_parameters()}
             if names and names <= targets and next(shell.buffers(), None) is None:
-                module = shell.to_empty(device="cpu")
+                module = shell.to_empty(device=device)
         if module is None:
             module = kind.module(attrs, x, inplace)
         for rule in node_rules:
@@ -177,6 +179,31 @@ def build_modules(graph: Graph) -> dict[str, nn.Module]:
                 inits.apply(tensor, rule.scheme, rule.args)
         modules[paths[node.path]] = module
     return modules
+
+
+def module_tree(modules: dict[str, nn.Module]) -> nn.Module:
+    """A module holding each of modules at its path, every container registered in the order first needed.
+
+    GraphModule(module, graph) copies the modules the graph calls in the
+    graph's order, so its named_modules() and state_dict() follow the spec's
+    order (torchvision's definition order: conv1, bn1, ..., layer4, fc), where
+    GraphModule(dict, graph) would assign them sorted by nesting depth (fc and
+    avgpool before layer1.0.conv1).
+    """
+    from torch import nn
+
+    root = nn.Module()
+    for path, module in modules.items():
+        *parents, leaf = path.split(".")
+        parent = root
+        for name in parents:
+            if name not in parent._modules:
+                parent.add_module(name, nn.Module())
+            child = parent._modules[name]
+            assert child is not None
+            parent = child
+        parent.add_module(leaf, module)
+    return root
 
 
 def fx_name(path: str) -> str:
@@ -254,7 +281,7 @@ def to_graph_module(graph: Graph) -> torch.fx.GraphModule:
     """
     import torch.fx
 
-    modules = build_modules(graph)
+    modules = module_tree(build_modules(graph))
     name = fx_name(graph.network)
     if not graph.aux:
         return torch.fx.GraphModule(modules, to_fx_graph(graph), class_name=name)
