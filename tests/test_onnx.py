@@ -4,7 +4,9 @@ Every spec in specs/ that checks with its defaults is exported with
 cnnspec.backends.export.write_onnx (what `cnnspec compile -o model.onnx`
 writes) and run in onnxruntime at batch 2; its output must match the
 compiled module's in eval mode within 1e-4, after batch-norm statistics are
-calibrated on a random batch (see _calibrate_norms). Family files without defaults
+calibrated on a random batch (see _calibrate_norms), wherever float32
+arithmetic can reach that (see _assert_matches: both are also measured
+against the module run in float64). Family files without defaults
 (resnet.cnn, vgg.cnn) are listed in FAMILY_FILES and tested to need
 parameters, so no spec drops out unnoticed. Two specs whose compiled modules
 are identical (densenet.cnn and densenet121.cnn, efficientnet.cnn and
@@ -15,6 +17,7 @@ smallest specs are marked slow.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -37,21 +40,10 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 FAMILY_FILES = {"resnet.cnn": "layers", "vgg.cnn": "cfg"}
 #: Specs quick enough to export in the default run.
 FAST = {"lenet5.cnn"}
-#: Known to exceed 1e-4 (measured with onnxruntime 1.32, torch 2.14.1, CPU): the deepest
-#: ResNets drift by 2.3e-4 (ResNet-101) and 1.0e-3 (ResNet-152) on outputs near 1.
-#: Open question for the lead (onnxruntime's fused conv/batch-norm kernels are the suspect);
-#: strict, so a fix shows up as an unexpected pass.
-DRIFT = {
-    "resnet101.cnn": "onnxruntime differs by 2.3e-4 on outputs near 1",
-    "resnet152.cnn": "onnxruntime differs by 1.0e-3 on outputs near 1",
-}
 
 
 def _marks(name: str) -> list[Any]:
-    marks: list[Any] = [] if name in FAST else [pytest.mark.slow]
-    if name in DRIFT:
-        marks.append(pytest.mark.xfail(reason=DRIFT[name], strict=True, raises=AssertionError))
-    return marks
+    return [] if name in FAST else [pytest.mark.slow]
 
 
 STOCK = sorted(p.name for p in SPECS.glob("*.cnn") if p.name not in FAMILY_FILES)
@@ -92,6 +84,42 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def _assert_matches(got: np.ndarray, want: np.ndarray, exact: np.ndarray) -> None:
+    """onnxruntime's output (got) against the compiled module's (want) and the exact result.
+
+    exact is the compiled module run in float64 on the same weights and input.
+    The tolerance is 1e-4, relative to the outputs' scale where it exceeds 1:
+    float32 keeps about 7 digits, and a network without batch norm (vgg16_d.cnn)
+    reaches 1e8. Where torch's own float32 output is further than that from
+    the exact one, two float32 implementations cannot agree to 1e-4 either, and
+    onnxruntime must instead be no less accurate than torch, within a factor of 2.
+
+    That is the case for the deepest ResNets. Measured at batch 2 (onnxruntime
+    1.32, torch 2.14.1, CPU), with outputs near 1, as max |difference|:
+
+        spec        torch32-exact  ort-exact  ort-torch32  exact(input rounded)-exact
+        resnet50    3.4e-5         2.5e-5     4.4e-5       4.7e-6
+        resnet101   1.7e-4         1.3e-4     2.3e-4       2.5e-5
+        resnet152   8.8e-4         6.2e-4     1.0e-3       1.2e-4
+
+    The last column is the float64 network given its input perturbed by one
+    float32 rounding (relative 2**-24): ResNet-152, randomly initialised,
+    amplifies a perturbation thousands-fold through its 50 residual blocks,
+    so rounding in each of them leaves torch's float32 result 8.8e-4 from the
+    exact one (8.2e-4 with torch's oneDNN kernels switched off). onnxruntime
+    is closer to it than torch is, with its graph optimisations (conv/batch-norm
+    fusion) or without them (6.1e-4 with ORT_DISABLE_ALL), and torchvision's
+    resnet152 exported the same way gives the same figures (torch 7.8e-4,
+    onnxruntime 5.5e-4): accumulation-order noise, not an export error.
+    """
+    assert got.shape == want.shape == exact.shape
+    tol = 1e-4 * max(1.0, float(np.abs(exact).max()))
+    noise = float(np.abs(want - exact).max())  # torch's own float32 rounding error
+    assert np.abs(got - exact).max() <= max(tol, 2 * noise)
+    # Parity with the compiled module: 1e-4 wherever torch's own error leaves room for it.
+    assert np.abs(got - want).max() <= max(tol, 3 * noise)
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in STOCK])
 def test_onnx_matches_compiled_module(
     name: str, tmp_path_factory: pytest.TempPathFactory, exports: dict[str, tuple[Path, dict[str, Any]]]
@@ -114,16 +142,15 @@ def test_onnx_matches_compiled_module(
     [inp] = session.get_inputs()
     assert inp.name == "x" and inp.shape[0] == "batch"
     assert [o.name for o in session.get_outputs()] == ["y"]
+    gm64 = copy.deepcopy(gm).double()
     g = torch.Generator().manual_seed(1)
     for batch in (2, 1) if name in FAST else (2,):  # the batch dimension is dynamic
         x = torch.randn(batch, *checked.graph.input_shape, generator=g)
         [got] = session.run(None, {"x": x.numpy()})
         with torch.no_grad():
             want = gm(x).numpy()
-        assert got.shape == want.shape
-        # 1e-4, relative to the outputs' scale where it exceeds 1: float32 keeps about
-        # 7 digits, and a network without batch norm (vgg16_d.cnn) reaches 1e8.
-        assert np.abs(got - want).max() <= 1e-4 * max(1.0, float(np.abs(want).max()))
+            exact = gm64(x.double()).numpy()
+        _assert_matches(got, want, exact)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY_FILES))
