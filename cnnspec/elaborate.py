@@ -199,6 +199,8 @@ class Elaborator:
                 )
                 return None
             bound = self._bind(target.name, target.params, item.args, item.span, self.refs, None, kind="network")
+            if bound is None:  # the arguments were wrong, and said so
+                return None
             definition = target
         else:
             definition = item
