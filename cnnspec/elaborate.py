@@ -500,17 +500,23 @@ class Elaborator:
             names = self._template_names(label, count)
             if names is None:
                 return _Value(cur.node, None)
-            for name in names:
+            before = len(self.graph.nodes) if self.graph is not None else 0
+            for i, name in enumerate(names):
                 path = self._name(ctx.scope, ast.Label(name, False, label.span), stmt.span)
                 cur = self._emit(kind, block, stmt, cur, ctx, path)
+                if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
+                    break
             return cur
         if label is not None:
             path = self._name(ctx.scope, label, stmt.span)
             self._group_info(path, "repeat", stmt.name, stmt.span)
             scope = _Scope(path)
             ctx = replace(ctx, scope=scope)
-        for _ in range(count):
+        before = len(self.graph.nodes) if self.graph is not None else 0
+        for i in range(count):
             cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span))
+            if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
+                break
         if label is not None:
             self._close(ctx.scope)
         return cur
@@ -1086,11 +1092,34 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, None, "group", "for")
-        for item in items:
+        before = len(self.graph.nodes) if self.graph is not None else 0
+        for i, item in enumerate(items):
             cur = self._body(stmt.body, cur, replace(inner, env={**inner.env, stmt.var: item}))
-            if self._too_big:
+            if self._too_big or (i == 0 and self._overflows(before, len(items) - 1, stmt.span, ctx)):
                 break
         return cur
+
+    def _overflows(self, before: int, copies_left: int, span: Span, ctx: _Ctx) -> bool:
+        """After the first copy of a repetition: E602 now if the rest would pass max_nodes.
+
+        Copies usually have the size of the first, so a million-fold repetition
+        fails at once instead of after building a million layers.
+        """
+        assert self.graph is not None
+        per_copy = len(self.graph.nodes) - before
+        total = len(self.graph.nodes) + per_copy * copies_left
+        if per_copy == 0 or total <= self.limits.max_nodes:
+            return False
+        self.diags.error(
+            "E602",
+            f"the network has more than {self.limits.max_nodes:,} layers: {copies_left + 1:,} copies of "
+            f"{per_copy:,} layer{'s' if per_copy != 1 else ''} would make {total:,}",
+            span,
+            help=["check the repetition counts"],
+            trace=ctx.trace,
+        )
+        self._too_big = True
+        return True
 
     def _init(self, stmt: ast.InitStmt, ctx: _Ctx) -> None:
         assert self.graph is not None
