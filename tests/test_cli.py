@@ -260,3 +260,16 @@ def test_the_console_script_is_installed() -> None:
     p = subprocess.run([exe, "check", str(SPECS / "lenet5.cnn"), "--json"], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0 and json.loads(p.stdout)["total_params"] == 61_706
+
+
+def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    """The temporary file is private (mkstemp); the file it becomes follows the umask like any other."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    from cnnspec.commands.common import write_new
+
+    out = tmp_path / "model.dot"
+    write_new(out, force=False, writer=lambda p: p.write_text("digraph {}\n"))
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -68,6 +68,12 @@ def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"network": args.network, "input_shape": parse_input(args.input), **parse_sets(args.sets)}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_new(path: Path, force: bool, writer: Callable[[Path], None]) -> None:
     """Write a file atomically through writer(tmp); refuse to replace one unless force."""
     if path.exists() and not force:
@@ -81,6 +87,7 @@ def write_new(path: Path, force: bool, writer: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         writer(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the user's group
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
