@@ -54,12 +54,14 @@ def repeated(n: int) -> str:
 
 #: The child: `cnnspec check --json` through the real command line, then its own peak RSS (KiB) on stderr.
 _CHILD = """
-import resource, sys
+import sys
 from cnnspec.cli import main
 try:
     code = main(["check", sys.argv[1], "--json"])
 finally:
-    print("maxrss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec.
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+    print("maxrss_kib", hwm.split()[1], file=sys.stderr)
 sys.exit(code)
 """
 
