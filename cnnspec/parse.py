@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
@@ -174,12 +174,7 @@ def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> 
 
 def _build(tree: Any, file: str, sources: SourceMap | None) -> Any:
     builder = _Builder(file)
-    try:
-        result = builder.transform(tree)
-    except VisitError as e:
-        if isinstance(e.orig_exc, SpecError):
-            raise SpecError(e.orig_exc.diagnostics, sources) from None
-        raise
+    result = builder.build(tree)
     if builder.errors:
         raise SpecError(builder.errors, sources)
     return result
@@ -462,25 +457,38 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or tok.line or 0, tok.end_column or 0)
 
 
-@v_args(meta=True, inline=True)
-class _Builder(Transformer):
-    """Builds cnnspec.ast nodes from the parse tree; nothing more."""
+class _Builder:
+    """Builds cnnspec.ast nodes from the parse tree; nothing more.
+
+    Each rule's method takes the node's meta and its children, built bottom
+    up. A plain recursive walk, not lark.Transformer: the transformer's
+    per-node dispatch (a v_args wrapper made anew for every node) cost more
+    than building the nodes.
+    """
 
     def __init__(self, file: str) -> None:
-        super().__init__()
         self.file = file
         #: Errors in literals (bad escapes, numbers out of range), all reported together.
         self.errors: list[Diagnostic] = []
+        self._rules: dict[str, Any] = {}
+
+    def build(self, tree: Tree) -> Any:
+        """The AST of a parse tree (nesting is bounded by MAX_NESTING, so recursion is safe)."""
+        children = [self.build(c) if isinstance(c, Tree) else c for c in tree.children]
+        rule = self._rules.get(tree.data)
+        if rule is None:
+            rule = self._rules[tree.data] = getattr(self, tree.data, self._default)
+        return rule(tree.meta, *children)
+
+    def _default(self, meta: Any, *children: Any) -> Any:
+        # An `expr` start whose rule is inlined arrives here as a one-child tree.
+        assert len(children) == 1, children
+        return children[0]
 
     def _span(self, meta: Any) -> Span:
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     # items
-    def __default__(self, data: Any, children: Any, meta: Any) -> Any:
-        # An `expr` start whose rule is inlined arrives here as a one-child tree.
-        if data == "expr" and len(children) == 1:
-            return children[0]
-        return super().__default__(data, children, meta)
 
     def start(self, meta: Any, *items: Any) -> ast.Module:
         return ast.Module(self.file, [i for i in items if i is not None])
