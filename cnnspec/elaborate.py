@@ -1238,6 +1238,10 @@ def _child_fields(cls: type) -> tuple[str, ...]:
     return fields
 
 
+#: What a field holding AST nodes holds (a tuple: isinstance is much slower with a `|` union).
+_AST_CHILD = (list, ast.Expr, ast.Stmt, ast.Arg, ast.Shortcut, ast.Param, ast.InitAssign)
+
+
 def _names_used(node: Any, out: set[str]) -> set[str]:
     """Every name an AST subtree reads: variables, and callees (a parameter may be called)."""
     stack = [node]
@@ -1253,15 +1257,18 @@ def _names_used(node: Any, out: set[str]) -> set[str]:
             out.add(n.name)
         for f in _child_fields(type(n)):
             v = getattr(n, f)
-            if isinstance(v, list | ast.Expr | ast.Stmt | ast.Arg | ast.Shortcut | ast.Param | ast.InitAssign):
+            if isinstance(v, _AST_CHILD):
                 stack.append(v)
     return out
 
 
 def _unused_lets(body: list[ast.Stmt], diags: Diagnostics) -> None:
     """W004 for every `let` of a body (and the bodies inside it) that nothing after it reads."""
+    # Only what follows a `let` can read it: statements up to the first one need no walk.
+    first_let = next((i for i, stmt in enumerate(body) if isinstance(stmt, ast.LetStmt)), len(body))
     later: set[str] = set()
-    for stmt in reversed(body):
+    for i in range(len(body) - 1, -1, -1):
+        stmt = body[i]
         if isinstance(stmt, ast.LetStmt) and stmt.name not in later and not stmt.name.startswith("_"):
             diags.warning(
                 "W004",
@@ -1269,7 +1276,8 @@ def _unused_lets(body: list[ast.Stmt], diags: Diagnostics) -> None:
                 stmt.span,
                 help=["remove it, or start its name with `_` to keep it"],
             )
-        _names_used(stmt, later)
+        if i > first_let:
+            _names_used(stmt, later)
         for inner in _bodies(stmt):
             _unused_lets(inner, diags)
 
