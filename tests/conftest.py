@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from support import SPECS
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n N` each worker gets one intra-op thread, so N workers do not fight over N cores.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
