@@ -36,15 +36,22 @@ class Item:
     instances: list[Item] = field(default_factory=list)
     #: For a fold: whether the instances are identical (False: they differ in channel counts).
     identical: bool = True
+    #: node_ids, once asked for (folding keeps them: a fold holds the items it replaces).
+    _ids: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def node_ids(self) -> list[int]:
-        """Every node inside, in topological order."""
-        if self.node is not None:
-            return [self.node.id]
-        if self.kind == "fold":
-            return [i for inst in self.instances for i in inst.node_ids]
-        return [i for child in self.children for i in child.node_ids]
+        """Every node inside, in topological order (the same list each time: do not change it)."""
+        ids = self._ids
+        if ids is None:
+            if self.node is not None:
+                ids = [self.node.id]
+            else:
+                ids = []
+                for kid in self.instances if self.kind == "fold" else self.children:
+                    ids += kid.node_ids
+            self._ids = ids
+        return ids
 
     @property
     def last(self) -> int:
@@ -82,34 +89,35 @@ def _chain(graph: Graph, scope: str) -> list[str]:
     return [p for p in (".".join(parts[: i + 1]) for i in range(len(parts))) if p in graph.groups]
 
 
-def _relative(path: str, prefix: str) -> str:
-    return path[len(prefix) + 1 :] if path.startswith(prefix + ".") else path
-
-
-def _no_channels(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A shape with its channel count (the first dimension; a flat size) left out."""
-    return shape[1:]
-
-
-def signature(item: Item, graph: Graph, *, loose: bool = False) -> tuple:
+def signature(item: Item, graph: Graph, *, loose: bool = False, attrs_seen: dict[int, tuple] | None = None) -> tuple:
     """What must match for two group instances to fold: ops, arguments, shapes, wiring.
 
     loose: leave the channel counts of the shapes out. Arguments (a conv's
     width, a dropout's p) still count, so only what the instance is given
-    may vary, not what it is asked to do.
+    may vary, not what it is asked to do. attrs_seen: the arguments' part,
+    by the id of a node's attrs dict, kept between calls on one graph
+    (replayed block instances share their attrs dicts).
     """
     ids = item.node_ids
     index = {nid: i for i, nid in enumerate(ids)}
+    seen: dict[int, tuple] = {} if attrs_seen is None else attrs_seen
+    prefix = item.path + "."
+    cut = len(prefix)
+    nodes = graph.nodes
     sig = []
     for nid in ids:
-        n = graph.nodes[nid]
-        wiring = tuple(index.get(i, -1) for i in n.inputs)
-        attrs = tuple(sorted((k, repr(v)) for k, v in n.attrs.items()))
-        if loose:
-            shapes = (tuple(_no_channels(s) for s in n.in_shapes), _no_channels(n.out_shape))
-        else:
-            shapes = (tuple(n.in_shapes), n.out_shape)
-        sig.append((n.kind, _relative(n.path, item.path), attrs, shapes, wiring, tuple(n.skip)))
+        n = nodes[nid]
+        wiring = tuple([index.get(i, -1) for i in n.inputs])
+        a = n.attrs
+        attrs = seen.get(id(a))
+        if attrs is None:
+            attrs = seen[id(a)] = (tuple(sorted([(k, repr(v)) for k, v in a.items()])), a)
+        # loose: without the channel counts, a shape's first dimension (a flat size).
+        shapes = (
+            (tuple([s[1:] for s in n.in_shapes]), n.out_shape[1:]) if loose else (tuple(n.in_shapes), n.out_shape)
+        )
+        path = n.path
+        sig.append((n.kind, path[cut:] if path.startswith(prefix) else path, attrs[0], shapes, wiring, tuple(n.skip)))
     return tuple(sig)
 
 
@@ -139,7 +147,7 @@ def _follows(prev: Item, item: Item, graph: Graph) -> bool:
     return all(src in inside or src == last for nid in item.node_ids for src in graph.nodes[nid].inputs)
 
 
-def _fold_runs(items: list[Item], graph: Graph) -> list[Item]:
+def _fold_runs(items: list[Item], graph: Graph, attrs_seen: dict[int, tuple]) -> list[Item]:
     """Fold runs of consecutive block instances: identically where the whole run is identical,
     loosely (channels vary) where it differs only in channel counts."""
     out: list[Item] = []
@@ -152,12 +160,12 @@ def _fold_runs(items: list[Item], graph: Graph) -> list[Item]:
             return
         # The whole run folds as one, so that a dense block is one "DenseLayer ×6 (channels
         # vary)" rather than a patchwork of small identical folds; the mark says what differs.
-        first = signature(run[0], graph)
-        out.append(_fold(run, all(signature(i, graph) == first for i in run[1:])))
+        first = signature(run[0], graph, attrs_seen=attrs_seen)
+        out.append(_fold(run, all(signature(i, graph, attrs_seen=attrs_seen) == first for i in run[1:])))
 
     for item in items:
         if item.kind == "group" and item.group is not None and item.group.kind == "block":
-            sig = (item.group.name, signature(item, graph, loose=True))
+            sig = (item.group.name, signature(item, graph, loose=True, attrs_seen=attrs_seen))
             if run and sig == run_sig and _follows(run[-1], item, graph):
                 run.append(item)
                 continue
@@ -188,10 +196,15 @@ def build_tree(graph: Graph) -> list[Item]:
             stack.append(item)
         stack[-1].children.append(Item("layer", node.path, node=node))
 
+    attrs_seen: dict[int, tuple] = {}
+
     def fold(item: Item) -> None:
-        for child in item.children:
+        kids = item.children
+        if not kids:
+            return
+        for child in kids:
             fold(child)
-        item.children = _fold_runs(item.children, graph)
+        item.children = _fold_runs(kids, graph, attrs_seen)
 
     fold(root)
     return root.children
