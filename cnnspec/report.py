@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -175,34 +176,64 @@ class Report(BaseModel):
         return format_report(self)
 
 
+def _row(cls: type[_M], **fields: Any) -> _M:
+    """A row from values the passes already computed with the row's types, without validation.
+
+    Like Node.unchecked: pydantic's validation cost as much as the rest of the
+    report for ResNet-152's 500 layers. Fields left out take their defaults.
+    """
+    for name, default in _DEFAULTS[cls]:
+        if name not in fields:
+            fields[name] = default
+    row = cls.__new__(cls)
+    object.__setattr__(row, "__dict__", fields)
+    object.__setattr__(row, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(row, "__pydantic_extra__", None)
+    object.__setattr__(row, "__pydantic_private__", None)
+    return row
+
+
+_M = TypeVar("_M", bound=BaseModel)
+#: Per row model: the (name, default) of each field with a plain (immutable) default.
+_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {
+    cls: [(name, f.default) for name, f in cls.model_fields.items() if not f.is_required()]
+    for cls in (LayerRow, GroupRow, FoldRow, TableRow, AuxRow, StageRow)
+}
+
+
 def _stages(graph: Graph, analysis: Analysis, batch: int, owner: dict[int, str]) -> list[StageRow]:
-    rows: list[StageRow] = []
-    heads: dict[str, StageRow] = {}
+    # Plain lists while summing (a pydantic model's __setattr__ is slow), rows at the end:
+    # [resolution, first, last, layers, shape, params, macs, activation_bytes, aux].
+    rows: list[list[Any]] = []
+    heads: dict[str, list[Any]] = {}
+    saved_of, params_of, macs_of = analysis.saved.get, analysis.params.get, analysis.macs.get
     for node in graph.layers():
+        nid = node.id
         shape = node.out_shape
-        aux = owner.get(node.id, "")
-        res = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
-        saved = analysis.saved.get(node.id)
+        aux = owner.get(nid, "")
+        saved = saved_of(nid)
         act = saved.at(batch) if saved else 0
-        params = analysis.params.get(node.id, (0, 0))[0]
-        macs = analysis.macs.get(node.id, 0)
+        params = params_of(nid, (0, 0))[0]
+        macs = macs_of(nid, 0)
         # An aux head would cut the main path's run at its resolution in two: it gets a row apart.
         if aux:
-            if aux not in heads:
-                heads[aux] = StageRow(resolution=f"{aux} head", first=node.path, last=node.path, layers=0,
-                                      output_shape=list(shape), params=0, macs=0, activation_bytes=0, aux=aux)
-            r = heads[aux]
-            r.last, r.layers, r.output_shape = node.path, r.layers + 1, list(shape)
-            r.params, r.macs, r.activation_bytes = r.params + params, r.macs + macs, r.activation_bytes + act
-            continue
-        if rows and rows[-1].resolution == res:
-            r = rows[-1]
-            r.last, r.layers, r.output_shape = node.path, r.layers + 1, list(shape)
-            r.params, r.macs, r.activation_bytes = r.params + params, r.macs + macs, r.activation_bytes + act
+            r = heads.get(aux)
+            if r is None:
+                r = heads[aux] = [f"{aux} head", node.path, node.path, 0, shape, 0, 0, 0, aux]
         else:
-            rows.append(StageRow(resolution=res, first=node.path, last=node.path, layers=1, output_shape=list(shape),
-                                 params=params, macs=macs, activation_bytes=act))
-    return rows + list(heads.values())
+            res = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
+            if rows and rows[-1][0] == res:
+                r = rows[-1]
+            else:
+                r = [res, node.path, node.path, 0, shape, 0, 0, 0, ""]
+                rows.append(r)
+        r[2], r[3], r[4] = node.path, r[3] + 1, shape
+        r[5], r[6], r[7] = r[5] + params, r[6] + macs, r[7] + act
+    return [
+        _row(StageRow, resolution=r[0], first=r[1], last=r[2], layers=r[3], output_shape=list(r[4]), params=r[5],
+             macs=r[6], activation_bytes=r[7], aux=r[8])
+        for r in rows + list(heads.values())
+    ]
 
 
 def build_report(
@@ -224,22 +255,38 @@ def build_report(
     from cnnspec.passes.fold import Item, auto_depth, build_tree, describe, visible
 
     owner = aux_heads(graph)
-
-    def act(nid: int) -> int:
-        s = analysis.saved.get(nid)
-        return s.at(batch) if s else 0
+    saved_of, params_of, macs_of, receptive_of = (
+        analysis.saved.get, analysis.params.get, analysis.macs.get, analysis.receptive.get
+    )
 
     def rf(nid: int) -> list[int]:
-        r = analysis.receptive.get(nid)
+        r = receptive_of(nid)
         return list(r.rf) if r else [1, 1]
 
+    # Running sums over the nodes in id (topological) order: an item's nodes are a run of
+    # consecutive ids, so its totals are a difference of two sums rather than a loop.
+    nodes = graph.nodes
+    cum_p, cum_b, cum_m, cum_a = [0], [0], [0], [0]
+    p = b = m = a = 0
     rows = []
-    for node in graph.layers():
-        params, buffers = analysis.params.get(node.id, (0, 0))
-        macs = analysis.macs.get(node.id, 0)
-        r = analysis.receptive.get(node.id)
+    for node in nodes:
+        nid = node.id
+        params, buffers = params_of(nid, (0, 0))
+        macs = macs_of(nid, 0)
+        s = saved_of(nid)
+        act = s.at(batch) if s else 0
+        p, b, m, a = p + params, b + buffers, m + macs, a + act
+        cum_p.append(p)
+        cum_b.append(b)
+        cum_m.append(m)
+        cum_a.append(a)
+        if nid == 0:
+            continue  # the input: not a layer
+        r = receptive_of(nid)
+        span = node.span
         rows.append(
-            LayerRow(
+            _row(
+                LayerRow,
                 path=node.path,
                 op=node.kind,
                 output_shape=list(node.out_shape),
@@ -249,25 +296,33 @@ def build_report(
                 flops=2 * macs,
                 receptive_field=list(r.rf) if r else [1, 1],
                 jump=list(r.jump) if r else [1, 1],
-                activation_bytes=act(node.id),
+                activation_bytes=act,
                 output_bytes=4 * batch * math.prod(node.out_shape),
                 scope=node.scope,
-                inputs=[graph.nodes[i].path for i in node.inputs],
+                inputs=[nodes[i].path for i in node.inputs],
                 skip=list(node.skip),
-                aux=owner.get(node.id, ""),
-                file=node.span.file,
-                line=node.span.line,
-                col=node.span.col,
+                aux=owner.get(nid, ""),
+                file=span.file,
+                line=span.line,
+                col=span.col,
             )
         )
 
     def totals(item: Item) -> tuple[int, int, int, int]:
         ids = item.node_ids
-        return (
-            sum(analysis.params.get(i, (0, 0))[0] for i in ids),
-            sum(analysis.params.get(i, (0, 0))[1] for i in ids),
-            sum(analysis.macs.get(i, 0) for i in ids),
-            sum(act(i) for i in ids),
+        first, last = ids[0], ids[-1]
+        if last - first + 1 == len(ids):
+            return (
+                cum_p[last + 1] - cum_p[first],
+                cum_b[last + 1] - cum_b[first],
+                cum_m[last + 1] - cum_m[first],
+                cum_a[last + 1] - cum_a[first],
+            )
+        return (  # not a run (no spec makes one so far): add them up
+            sum(cum_p[i + 1] - cum_p[i] for i in ids),
+            sum(cum_b[i + 1] - cum_b[i] for i in ids),
+            sum(cum_m[i + 1] - cum_m[i] for i in ids),
+            sum(cum_a[i + 1] - cum_a[i] for i in ids),
         )
 
     tree = build_tree(graph)
@@ -278,18 +333,18 @@ def build_report(
         for item in items:
             if item.kind == "fold":
                 p, _, m, _ = totals(item)
-                folds.append(FoldRow(path=item.path, block=item.name, count=item.count,
-                                     instances=[i.path for i in item.instances], params=p, macs=m,
-                                     output_shape=list(graph.nodes[item.last].out_shape),
-                                     identical=item.identical))
+                folds.append(_row(FoldRow, path=item.path, block=item.name, count=item.count,
+                                  instances=[i.path for i in item.instances], params=p, macs=m,
+                                  output_shape=list(nodes[item.last].out_shape),
+                                  identical=item.identical))
                 collect(item.instances)
             elif item.kind == "group":
                 assert item.group is not None
                 p, b, m, a = totals(item)
-                groups.append(GroupRow(path=item.path, kind=item.group.kind, name=item.name,
-                                       layers=len(item.node_ids), params=p, buffers=b, macs=m,
-                                       output_shape=list(graph.nodes[item.last].out_shape),
-                                       receptive_field=rf(item.last), activation_bytes=a))
+                groups.append(_row(GroupRow, path=item.path, kind=item.group.kind, name=item.name,
+                                   layers=len(item.node_ids), params=p, buffers=b, macs=m,
+                                   output_shape=list(nodes[item.last].out_shape),
+                                   receptive_field=rf(item.last), activation_bytes=a))
                 collect(item.children)
 
     collect(tree)
@@ -298,6 +353,8 @@ def build_report(
         depth = None if expand else auto_depth(tree, expand, MAX_ROWS)
     def head_of(item: Item) -> str:
         """The aux head every node of the item lies in, or "" (a main-path or mixed item)."""
+        if not owner:
+            return ""
         heads = {owner.get(i, "") for i in item.node_ids}
         return heads.pop() if len(heads) == 1 else ""
 
@@ -305,22 +362,24 @@ def build_report(
     for shown in visible(tree, depth, expand):
         item = shown.item
         p, _, m, a = totals(item)
-        kind = "open" if shown.opened else item.kind
-        table.append(TableRow(
-            level=shown.level, kind=kind, path=item.path, op=describe(item), count=item.count,
-            output_shape=list(graph.nodes[item.last].out_shape),
-            params=0 if shown.opened else p, macs=0 if shown.opened else m,
-            receptive_field=rf(item.last), activation_bytes=0 if shown.opened else a,
+        opened = shown.opened
+        table.append(_row(
+            TableRow,
+            level=shown.level, kind="open" if opened else item.kind, path=item.path, op=describe(item),
+            count=item.count, output_shape=list(nodes[item.last].out_shape),
+            params=0 if opened else p, macs=0 if opened else m,
+            receptive_field=rf(item.last), activation_bytes=0 if opened else a,
             aux=head_of(item),
         ))
 
     aux_rows = []
     for out in graph.aux:
         ids = [i for i, name in owner.items() if name == out.name]
-        node = graph.nodes[out.node]
-        aux_rows.append(AuxRow(
+        node = nodes[out.node]
+        aux_rows.append(_row(
+            AuxRow,
             name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight, layers=len(ids),
-            params=sum(analysis.params.get(i, (0, 0))[0] for i in ids), macs=sum(analysis.macs.get(i, 0) for i in ids),
+            params=sum(params_of(i, (0, 0))[0] for i in ids), macs=sum(macs_of(i, 0) for i in ids),
             file=out.span.file, line=out.span.line, col=out.span.col,
         ))
 
