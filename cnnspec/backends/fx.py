@@ -93,21 +93,28 @@ def safe_paths(paths: Iterable[str]) -> dict[str, str]:
     among its siblings, kept names included (`x_2` when `x_` is taken).
     """
     paths = list(dict.fromkeys(paths))
+    # Check each distinct name once: a network of 10,000 layers has a few dozen.
+    unsafe = {part for part in set(".".join(paths).split(".")) if not safe_name(part)}
+    if not unsafe:
+        return {path: path for path in paths}
     kept: dict[str, set[str]] = {}
     for path in paths:
         parts = path.split(".")
         for i, part in enumerate(parts):
-            if safe_name(part):
+            if part not in unsafe:
                 kept.setdefault(".".join(parts[:i]), set()).add(part)
     assigned: dict[tuple[str, str], str] = {}
     taken = {k: set(v) for k, v in kept.items()}
     out: dict[str, str] = {}
     for path in paths:
         parts = path.split(".")
+        if unsafe.isdisjoint(parts):
+            out[path] = path
+            continue
         new = []
         for i, part in enumerate(parts):
             parent = ".".join(parts[:i])
-            if safe_name(part):
+            if part not in unsafe:
                 new.append(part)
                 continue
             key = (parent, part)
