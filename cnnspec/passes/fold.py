@@ -130,6 +130,39 @@ def _fold_path(first: str, last: str) -> str:
     return f"{first}-{z}"
 
 
+def _loose_and_channels(item: Item, graph: Graph, attrs_seen: dict[int, tuple]) -> tuple[tuple, tuple]:
+    """signature(item, loose=True), and the channel counts it leaves out, in one pass.
+
+    Two items' signatures are equal exactly when both parts are: a shape is
+    its channel count (shape[:1]) followed by the rest (shape[1:]).
+    """
+    ids = item.node_ids
+    index = {nid: i for i, nid in enumerate(ids)}
+    prefix = item.path + "."
+    cut = len(prefix)
+    nodes = graph.nodes
+    sig = []
+    channels = []
+    for nid in ids:
+        n = nodes[nid]
+        a = n.attrs
+        attrs = attrs_seen.get(id(a))
+        if attrs is None:
+            attrs = attrs_seen[id(a)] = (tuple(sorted([(k, repr(v)) for k, v in a.items()])), a)
+        path = n.path
+        in_shapes, out_shape = n.in_shapes, n.out_shape
+        sig.append((
+            n.kind,
+            path[cut:] if path.startswith(prefix) else path,
+            attrs[0],
+            (tuple([s[1:] for s in in_shapes]), out_shape[1:]),
+            tuple([index.get(i, -1) for i in n.inputs]),
+            tuple(n.skip),
+        ))
+        channels.append((tuple([s[:1] for s in in_shapes]), out_shape[:1]))
+    return tuple(sig), tuple(channels)
+
+
 def _fold(run: list[Item], identical: bool) -> Item:
     return Item("fold", _fold_path(run[0].path, run[-1].path), instances=list(run), identical=identical)
 
@@ -152,7 +185,11 @@ def _fold_runs(items: list[Item], graph: Graph, attrs_seen: dict[int, tuple]) ->
     loosely (channels vary) where it differs only in channel counts."""
     out: list[Item] = []
     run: list[Item] = []
+    # The run's block name and node count, and (computed only once a second instance may
+    # join: signatures are the costly part) its loose signature and each instance's channels.
+    run_key: tuple | None = None
     run_sig: tuple | None = None
+    run_channels: list[tuple] = []
 
     def flush() -> None:
         if len(run) < 2:
@@ -160,20 +197,32 @@ def _fold_runs(items: list[Item], graph: Graph, attrs_seen: dict[int, tuple]) ->
             return
         # The whole run folds as one, so that a dense block is one "DenseLayer ×6 (channels
         # vary)" rather than a patchwork of small identical folds; the mark says what differs.
-        first = signature(run[0], graph, attrs_seen=attrs_seen)
-        out.append(_fold(run, all(signature(i, graph, attrs_seen=attrs_seen) == first for i in run[1:])))
+        # The instances' loose signatures match, so their signatures match where their
+        # channel counts do.
+        first = run_channels[0]
+        out.append(_fold(run, all(c == first for c in run_channels[1:])))
 
     for item in items:
         if item.kind == "group" and item.group is not None and item.group.kind == "block":
-            sig = (item.group.name, signature(item, graph, loose=True, attrs_seen=attrs_seen))
-            if run and sig == run_sig and _follows(run[-1], item, graph):
-                run.append(item)
+            # Instances with different names or node counts cannot have the same signature.
+            key = (item.group.name, len(item.node_ids))
+            if run and key == run_key and _follows(run[-1], item, graph):
+                if run_sig is None:
+                    run_sig, channels = _loose_and_channels(run[0], graph, attrs_seen)
+                    run_channels = [channels]
+                sig, channels = _loose_and_channels(item, graph, attrs_seen)
+                if sig == run_sig:
+                    run.append(item)
+                    run_channels.append(channels)
+                    continue
+                flush()
+                run, run_key, run_sig, run_channels = [item], key, sig, [channels]
                 continue
             flush()
-            run, run_sig = [item], sig
+            run, run_key, run_sig, run_channels = [item], key, None, []
         else:
             flush()
-            run, run_sig = [], None
+            run, run_key, run_sig, run_channels = [], None, None, []
             out.append(item)
     flush()
     return out
@@ -183,8 +232,11 @@ def build_tree(graph: Graph) -> list[Item]:
     """The top-level items of a graph, groups nested and identical instances folded."""
     root = Item("group", "")
     stack: list[Item] = [root]
+    chains: dict[str, list[str]] = {}
     for node in graph.layers():
-        chain = _chain(graph, node.scope)
+        chain = chains.get(node.scope)
+        if chain is None:
+            chain = chains[node.scope] = _chain(graph, node.scope)
         # Close the open groups that do not enclose this node, then open the ones that do.
         depth = 0
         while depth < len(chain) and depth + 1 < len(stack) and stack[depth + 1].path == chain[depth]:
