@@ -9,10 +9,16 @@ from cnnspec.layers.registry import Attrs, lookup
 def count_macs(graph: Graph) -> dict[int, int]:
     """MACs of every node for one input sample."""
     out: dict[int, int] = {}
+    # Replayed block instances share their attrs dict: count each (op, attrs, shapes) once.
+    seen: dict[tuple, int] = {}
     for node in graph.layers():
         kind = lookup(node.kind)
         if kind is None:
             continue
         x = node.in_shapes[0] if kind.arity == "one" else tuple(node.in_shapes)
-        out[node.id] = kind.macs(Attrs(node.attrs), x, node.out_shape)
+        key = (node.kind, id(node.attrs), x, node.out_shape)
+        macs = seen.get(key)
+        if macs is None:
+            macs = seen[key] = kind.macs(Attrs(node.attrs), x, node.out_shape)
+        out[node.id] = macs
     return out
