@@ -39,7 +39,8 @@ LOADER = textwrap.dedent(
     sys.meta_path.insert(0, NoCnnspec())
     import torch
 
-    source, cls, weights, data = sys.argv[1:5]
+    source, cls, weights, data, threads = sys.argv[1:6]
+    torch.set_num_threads(int(threads))  # the parent's: another split of the sums rounds differently
     spec = importlib.util.spec_from_file_location("generated", source)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -75,7 +76,7 @@ def _roundtrip(
     cls = type(gm).__name__
     p = subprocess.run(
         [sys.executable, str(tmp_path / "load.py"), str(source), cls, str(tmp_path / "weights.pt"),
-         str(tmp_path / "data.pt")],
+         str(tmp_path / "data.pt"), str(torch.get_num_threads())],
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )
     assert p.returncode == 0, p.stderr
