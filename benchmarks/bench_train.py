@@ -48,6 +48,11 @@ def cnnspec_images_per_s(batch: int, steps: int, size: int, precision: str) -> f
             batch_size=batch,
             precision=precision,
             warmup_epochs=0,
+            # The plain loop's optimizer: lr 0.1 throughout (no scaling, no decay), so both
+            # runs see the same weights' magnitudes (tiny learning rates breed denormals).
+            base_lr=0.1,
+            base_batch=batch,
+            schedule="constant",
             progress="off",
             num_workers=0,
         )
