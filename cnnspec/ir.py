@@ -7,7 +7,7 @@ layer, join or the input; `inputs` keeps the order of a node's operands
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,23 @@ if TYPE_CHECKING:
     import networkx as nx
 
 Shape = tuple[int, ...]
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def construct_unchecked(cls: type[_Model], fields: dict[str, Any]) -> _Model:
+    """An instance of a pydantic model holding fields as given: no validation, no defaults filled in.
+
+    For values the pipeline already checked (nodes, report rows), where
+    validation would cost as much as the work that made them.
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Node(BaseModel):
@@ -49,12 +66,7 @@ class Node(BaseModel):
         pydantic's own model_construct costs three times as much, and a
         network of 100,000 layers builds 100,000 nodes.
         """
-        node = cls.__new__(cls)
-        object.__setattr__(node, "__dict__", fields)
-        object.__setattr__(node, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(node, "__pydantic_extra__", None)
-        object.__setattr__(node, "__pydantic_private__", None)
-        return node
+        return construct_unchecked(cls, fields)
 
 
 class Group(BaseModel):

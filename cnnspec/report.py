@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from cnnspec.diagnostics import Diagnostic
-from cnnspec.ir import Graph
+from cnnspec.ir import Graph, construct_unchecked
 from cnnspec.passes import Analysis
 
 #: Stated once in every summary and report: what one MAC and one FLOP are.
@@ -185,12 +185,7 @@ def _row(cls: type[_M], **fields: Any) -> _M:
     for name, default in _DEFAULTS[cls]:
         if name not in fields:
             fields[name] = default
-    row = cls.__new__(cls)
-    object.__setattr__(row, "__dict__", fields)
-    object.__setattr__(row, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(row, "__pydantic_extra__", None)
-    object.__setattr__(row, "__pydantic_private__", None)
-    return row
+    return construct_unchecked(cls, fields)
 
 
 _M = TypeVar("_M", bound=BaseModel)
