@@ -22,7 +22,7 @@ from typing import Any
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS
-from cnnspec.ir import AuxOutput, Graph, Group, InitRule, Node
+from cnnspec.ir import AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -97,7 +97,11 @@ class _Ctx:
     blocks: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+#: One node of a template as _replay needs it (see _Template.recipe).
+_Step = tuple[Node, str, str, list[int], tuple[tuple[str, str, Span], ...]]
+
+
+@dataclass
 class _Template:
     """The nodes one block instance produced, to replay for an identical instance."""
 
@@ -108,6 +112,35 @@ class _Template:
     depth: int
     out_node: int
     out_shape: tuple[int, ...]
+    #: The node the instance read (its block input).
+    input_node: int
+    #: Per node: path and scope below the instance's path, inputs as offsets from base_id
+    #: (-1: the block input), and the frames of nested blocks as (block, path below, span).
+    #: Made on the first replay (most templates are never replayed); False: cannot replay.
+    recipe: list[_Step] | bool | None = None
+
+
+def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Step] | None:
+    """What _replay needs of each node, relative to the instance; None if a path lies outside it."""
+    cut = len(path)
+    prefix = path + "."
+
+    def inside(p: str) -> bool:
+        return p == path or p.startswith(prefix)
+
+    out: list[_Step] = []
+    for n in nodes:
+        frames = n.trace[depth + 1 :]
+        if not (inside(n.path) and inside(n.scope) and all(inside(f.path) for f in frames)):
+            return None
+        out.append((
+            n,
+            n.path[cut:],
+            n.scope[cut:],
+            [i - base_id if i >= base_id else -1 for i in n.inputs],
+            tuple((f.block, f.path[cut:], f.span) for f in frames),
+        ))
+    return out
 
 
 def _freeze(v: Any) -> Any:
@@ -496,6 +529,7 @@ class Elaborator:
                 trace=ctx.trace,
             )
             return _Value(cur.node, None)
+        memo: dict[str, Any] = {}
         if label is not None and label.is_template:
             names = self._template_names(label, count)
             if names is None:
@@ -503,7 +537,7 @@ class Elaborator:
             before = len(self.graph.nodes) if self.graph is not None else 0
             for i, name in enumerate(names):
                 path = self._name(ctx.scope, ast.Label(name, False, label.span), stmt.span)
-                cur = self._emit(kind, block, stmt, cur, ctx, path)
+                cur = self._emit(kind, block, stmt, cur, ctx, path, memo)
                 if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
                     break
             return cur
@@ -514,7 +548,7 @@ class Elaborator:
             ctx = replace(ctx, scope=scope)
         before = len(self.graph.nodes) if self.graph is not None else 0
         for i in range(count):
-            cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span))
+            cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span), memo)
             if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
                 break
         if label is not None:
@@ -546,17 +580,33 @@ class Elaborator:
         self.diags.error("E101", f"unknown layer or block `{stmt.name}`", stmt.name_span, help=helps)
 
     def _emit(
-        self, kind: LayerKind | None, block: ast.BlockDef | None, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str
+        self,
+        kind: LayerKind | None,
+        block: ast.BlockDef | None,
+        stmt: ast.CallStmt,
+        cur: _Value,
+        ctx: _Ctx,
+        path: str,
+        memo: dict[str, Any] | None = None,
     ) -> _Value:
+        """One call of a layer or block. memo: shared by the copies of a repetition, whose arguments
+        are evaluated in the same context and so evaluate alike: the first copy's are reused."""
         if kind is not None:
-            return self._layer(kind, stmt, cur, ctx, path)
+            return self._layer(kind, stmt, cur, ctx, path, memo)
         assert block is not None
-        return self._block(block, stmt, cur, ctx, path)
+        return self._block(block, stmt, cur, ctx, path, memo)
 
     # ---------------------------------------------------------------- layers
 
-    def _layer(self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
-        attrs = self._layer_args(kind, stmt, ctx)
+    def _layer(
+        self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str, memo: dict[str, Any] | None = None
+    ) -> _Value:
+        attrs = memo.get("attrs") if memo else None
+        if attrs is None:
+            n_diags = len(self.diags.items)
+            attrs = self._layer_args(kind, stmt, ctx)
+            if memo is not None and attrs is not None and len(self.diags.items) == n_diags:
+                memo["attrs"] = attrs
         out: tuple[int, ...] | None = None
         if attrs is not None and cur.shape is not None:
             try:
@@ -692,7 +742,15 @@ class Elaborator:
 
     # ---------------------------------------------------------------- blocks
 
-    def _block(self, block: ast.BlockDef, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
+    def _block(
+        self,
+        block: ast.BlockDef,
+        stmt: ast.CallStmt,
+        cur: _Value,
+        ctx: _Ctx,
+        path: str,
+        memo: dict[str, Any] | None = None,
+    ) -> _Value:
         self.used_blocks.add(block.name)
         if block.name in ctx.blocks:
             cycle = " -> ".join(ctx.blocks[ctx.blocks.index(block.name) :] + (block.name,))
@@ -712,9 +770,14 @@ class Elaborator:
                 trace=ctx.trace,
             )
             return _Value(cur.node, None)
-        env = self._bind(block.name, block.params, stmt.args, stmt.span, ctx.env, ctx, kind="block")
+        env = memo.get("env") if memo else None
         if env is None:
-            return _Value(cur.node, None)
+            n_diags = len(self.diags.items)
+            env = self._bind(block.name, block.params, stmt.args, stmt.span, ctx.env, ctx, kind="block")
+            if env is None:
+                return _Value(cur.node, None)
+            if memo is not None and len(self.diags.items) == n_diags:
+                memo["env"], memo["items"] = env, self._memo_items(env)
         self._group_info(path, "block", block.name, stmt.span, env)
         frame = Frame(block.name, path, stmt.span)
         inner = _Ctx(
@@ -730,11 +793,14 @@ class Elaborator:
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
-        key = self._memo_key(block, env, cur.shape)
+        items = memo["items"] if memo and "items" in memo else self._memo_items(env)
+        key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
         graph = self.graph
         assert graph is not None
         template = self._templates.get(key) if key is not None else None
-        if template is not None and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
+        if template is not None and template.recipe is None:
+            template.recipe = _recipe(template.nodes, template.path, template.base_id, template.depth) or False
+        if template is not None and template.recipe and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
             return self._replay(template, cur, ctx, frame)
         n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.nodes), len(graph.aux)
         out = self._body(block.body, cur, inner)
@@ -750,12 +816,12 @@ class Elaborator:
                 depth=len(ctx.trace),
                 out_node=out.node,
                 out_shape=out.shape,
+                input_node=cur.node,
             )
         return out
 
-    def _memo_key(self, block: ast.BlockDef, env: Mapping[str, Any], shape: tuple[int, ...] | None) -> tuple | None:
-        if shape is None:
-            return None
+    def _memo_items(self, env: Mapping[str, Any]) -> tuple | None:
+        """The arguments' part of a block instance's memo key; None when they cannot be one."""
         if sum(deep_size(v, 1000) for v in env.values()) > 1000:
             return None  # freezing large list arguments would cost more than the replay saves
         items = tuple((k, _freeze(v)) for k, v in env.items())
@@ -765,42 +831,50 @@ class Elaborator:
             return None
         if any(v is UNKNOWN for _, v in items):
             return None
-        return (id(block), items, shape)
+        return items
 
     def _replay(self, t: _Template, cur: _Value, ctx: _Ctx, frame: Frame) -> _Value:
         graph = self.graph
         assert graph is not None and cur.shape is not None
-        offset = len(graph.nodes) - t.base_id
-        old, new = t.path, frame.path
-
-        def move(p: str) -> str:
-            return new + p[len(old) :] if p == old or p.startswith(old + ".") else p
-
-        def node_id(i: int) -> int:
-            # Anything made before the template's block is its input.
-            return i + offset if i >= t.base_id else cur.node
-
+        nodes, users = graph.nodes, graph._users
+        start = len(nodes)
+        new = frame.path
+        source_input = cur.node
         head = ctx.trace + (frame,)
-        for n in t.nodes:
-            graph.add(
-                Node.unchecked(
-                    id=n.id + offset,
-                    kind=n.kind,
-                    path=move(n.path),
-                    has_module=n.has_module,
-                    inputs=[node_id(i) for i in n.inputs],
-                    attrs=n.attrs,
-                    in_shapes=n.in_shapes,
-                    out_shape=n.out_shape,
-                    span=n.span,
-                    trace=head + tuple(Frame(f.block, move(f.path), f.span) for f in n.trace[t.depth + 1 :]),
-                    scope=move(n.scope),
-                    skip=n.skip,
-                )
-            )
+        for n, path, scope, inputs, frames in t.recipe:
+            nid = len(nodes)
+            ins = [start + i if i >= 0 else source_input for i in inputs]
+            nodes.append(construct_unchecked(Node, {
+                "id": nid,
+                "kind": n.kind,
+                "path": new + path,
+                "has_module": n.has_module,
+                "inputs": ins,
+                "attrs": n.attrs,
+                "in_shapes": n.in_shapes,
+                "out_shape": n.out_shape,
+                "span": n.span,
+                "trace": head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head,
+                "scope": new + scope,
+                "skip": n.skip,
+            }))
+            # Graph.add, inlined: this loop runs once per replayed layer.
+            users[nid] = []
+            for src in ins:
+                u = users[src]
+                if nid not in u:
+                    u.append(nid)
+        graph._nx = None
+        graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node))
+        sources = graph.group_sources
+        sources[new] = sources.get(t.path, t.path)
+        cut = len(t.path)
         for g in t.groups:
-            graph.groups[move(g.path)] = g.model_copy(update={"path": move(g.path)})
-        return _Value(node_id(t.out_node), t.out_shape)
+            path = new + g.path[cut:]
+            graph.groups[path] = g.model_copy(update={"path": path})
+            sources[path] = sources.get(g.path, g.path)
+        out = t.out_node - t.base_id + start if t.out_node >= t.base_id else source_input
+        return _Value(out, t.out_shape)
 
     def _bind(
         self,

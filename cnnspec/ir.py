@@ -7,6 +7,7 @@ layer, join or the input; `inputs` keeps the order of a node's operands
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,12 +30,20 @@ def construct_unchecked(cls: type[_Model], fields: dict[str, Any]) -> _Model:
     For values the pipeline already checked (nodes, report rows), where
     validation would cost as much as the work that made them.
     """
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, set(fields))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
+
+
+# The slot setters of BaseModel, looked up once: construct_unchecked runs once per node and row.
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 class Node(BaseModel):
@@ -104,6 +113,24 @@ class AuxOutput(BaseModel):
     span: Span
 
 
+@dataclass(frozen=True)
+class Copy:
+    """A run of nodes that replays an earlier block instance node for node.
+
+    Node `start + k` has the kind, arguments and shapes of node `source + k`;
+    its inputs are the source's shifted by `start - source`, except that
+    whatever the source instance read from outside itself (its block input,
+    `source_input`) the copy reads from `input`. Passes use this to compute a
+    copy's figures from its source's instead of afresh.
+    """
+
+    start: int
+    source: int
+    count: int
+    input: int
+    source_input: int
+
+
 class Graph:
     """A fully elaborated network."""
 
@@ -117,6 +144,11 @@ class Graph:
         self.init_rules: list[InitRule] = []
         self.aux: list[AuxOutput] = []
         self.output: int = -1
+        #: Replayed block instances, in id order (see Copy).
+        self.copies: list[Copy] = []
+        #: Group path of each replayed block instance (and the groups inside it) -> the path
+        #: of the instance first elaborated, which the copies are identical to.
+        self.group_sources: dict[str, str] = {}
 
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
@@ -164,6 +196,13 @@ class Graph:
     def users(self, node_id: int) -> list[int]:
         """The nodes that consume node_id's output."""
         return list(self._users[node_id])
+
+    def origins(self) -> list[int]:
+        """For each node id, the id of the node it replays (through any chain of copies), else itself."""
+        origin = list(range(len(self.nodes)))
+        for c in self.copies:
+            origin[c.start : c.start + c.count] = origin[c.source : c.source + c.count]
+        return origin
 
     def layers(self) -> list[Node]:
         """Every node but the input, in topological order."""
