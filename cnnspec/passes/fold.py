@@ -180,9 +180,24 @@ def _follows(prev: Item, item: Item, graph: Graph) -> bool:
     return all(src in inside or src == last for nid in item.node_ids for src in graph.nodes[nid].inputs)
 
 
-def _fold_runs(items: list[Item], graph: Graph, attrs_seen: dict[int, tuple]) -> list[Item]:
+def _fold_runs(
+    items: list[Item], graph: Graph, attrs_seen: dict[int, tuple], sigs: dict[str, tuple[tuple, tuple]]
+) -> list[Item]:
     """Fold runs of consecutive block instances: identically where the whole run is identical,
-    loosely (channels vary) where it differs only in channel counts."""
+    loosely (channels vary) where it differs only in channel counts.
+
+    sigs: _loose_and_channels by instance; a replayed instance (Graph.group_sources) has its
+    source's, being the same node for node.
+    """
+    sources = graph.group_sources
+
+    def loose_and_channels(item: Item) -> tuple[tuple, tuple]:
+        key = sources.get(item.path, item.path)
+        got = sigs.get(key)
+        if got is None:
+            got = sigs[key] = _loose_and_channels(item, graph, attrs_seen)
+        return got
+
     out: list[Item] = []
     run: list[Item] = []
     # The run's block name and node count, and (computed only once a second instance may
@@ -208,9 +223,9 @@ def _fold_runs(items: list[Item], graph: Graph, attrs_seen: dict[int, tuple]) ->
             key = (item.group.name, len(item.node_ids))
             if run and key == run_key and _follows(run[-1], item, graph):
                 if run_sig is None:
-                    run_sig, channels = _loose_and_channels(run[0], graph, attrs_seen)
+                    run_sig, channels = loose_and_channels(run[0])
                     run_channels = [channels]
-                sig, channels = _loose_and_channels(item, graph, attrs_seen)
+                sig, channels = loose_and_channels(item)
                 if sig == run_sig:
                     run.append(item)
                     run_channels.append(channels)
@@ -249,6 +264,7 @@ def build_tree(graph: Graph) -> list[Item]:
         stack[-1].children.append(Item("layer", node.path, node=node))
 
     attrs_seen: dict[int, tuple] = {}
+    sigs: dict[str, tuple[tuple, tuple]] = {}
 
     def fold(item: Item) -> None:
         kids = item.children
@@ -256,7 +272,7 @@ def build_tree(graph: Graph) -> list[Item]:
             return
         for child in kids:
             fold(child)
-        item.children = _fold_runs(kids, graph, attrs_seen)
+        item.children = _fold_runs(kids, graph, attrs_seen, sigs)
 
     fold(root)
     return root.children
