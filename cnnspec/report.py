@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr, computed_field
 
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.ir import Graph, construct_unchecked
 from cnnspec.passes import Analysis
+
+if TYPE_CHECKING:
+    from cnnspec.passes.fold import Item
 
 #: Stated once in every summary and report: what one MAC and one FLOP are.
 MAC_CONVENTION = (
@@ -136,7 +140,15 @@ class StageRow(BaseModel):
 
 
 class Report(BaseModel):
-    """What `cnnspec check` knows about a network without running it."""
+    """What `cnnspec check` knows about a network without running it.
+
+    The totals are fields; the rows (layers, groups, folds, stages, aux
+    outputs, the table) are computed fields built from the checked graph on
+    first use and kept: every figure in them comes from the passes, which
+    have all run by the time the report exists, and a caller that wants only
+    the totals does not pay for 500 row objects. They serialise in this order,
+    after the fields, like any field.
+    """
 
     network: str
     params: dict[str, object]
@@ -153,20 +165,73 @@ class Report(BaseModel):
     batch: int = 1
     activation_bytes: int = 0
     activation_convention: str = ACTIVATION_CONVENTION
-    layers: list[LayerRow]
-    groups: list[GroupRow] = []
-    folds: list[FoldRow] = []
-    stages: list[StageRow] = []
-    #: Auxiliary outputs in declaration order; their heads' parameters and MACs are in the totals.
-    aux_outputs: list[AuxRow] = []
-    #: The parts of total_params and macs that lie in aux heads (used in training only).
-    aux_params: int = 0
-    aux_macs: int = 0
-    #: The table as shown: groups opened `depth` levels (None: all), folds opened when `expanded`.
-    depth: int | None = None
-    expanded: bool = False
-    table: list[TableRow] = []
-    warnings: list[dict[str, object]] = []
+    _views: _Views = PrivateAttr()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def layers(self) -> list[LayerRow]:
+        """One row per layer and join, in topological order."""
+        return self._views.layers
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def groups(self) -> list[GroupRow]:
+        """Block instances and named groups, with the totals of the layers inside."""
+        return self._views.groups_and_folds[0]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def folds(self) -> list[FoldRow]:
+        """Runs of identical (or channels-only different) block instances shown as one."""
+        return self._views.groups_and_folds[1]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def stages(self) -> list[StageRow]:
+        """Runs of consecutive layers at one spatial resolution."""
+        return self._views.stages
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def aux_outputs(self) -> list[AuxRow]:
+        """Auxiliary outputs in declaration order; their heads' parameters and MACs are in the totals."""
+        return self._views.aux_rows
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def aux_params(self) -> int:
+        """The part of total_params that lies in aux heads (used in training only)."""
+        return sum(r.params for r in self.aux_outputs)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def aux_macs(self) -> int:
+        """The part of macs that lies in aux heads."""
+        return sum(r.macs for r in self.aux_outputs)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def depth(self) -> int | None:
+        """How many levels of groups the table opens (None: all)."""
+        return self._views.depth
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def expanded(self) -> bool:
+        """Whether the table shows every instance of a fold."""
+        return self._views.expand
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def table(self) -> list[TableRow]:
+        """The summary table's rows as shown at `depth`."""
+        return self._views.table
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[dict[str, object]]:
+        """The checker's warnings, as --diagnostics json gives them."""
+        return self._views.warnings
 
     @property
     def summary(self) -> str:
@@ -246,64 +311,78 @@ def build_report(
     (the default) opens as many as fit in MAX_ROWS rows. expand: show every
     instance of a fold. batch: the batch size of the activation memory.
     """
-    from cnnspec.passes.aux import aux_heads
-    from cnnspec.passes.fold import Item, auto_depth, build_tree, describe, visible
-
-    owner = aux_heads(graph)
-    saved_of, params_of, macs_of, receptive_of = (
-        analysis.saved.get, analysis.params.get, analysis.macs.get, analysis.receptive.get
+    trainable = analysis.trainable_params
+    macs = analysis.total_macs
+    report = Report(
+        network=graph.network,
+        params={k: v for k, v in graph.params.items() if isinstance(v, (int, float, str, bool, list))},
+        input_shape=list(graph.input_shape),
+        output_shape=list(graph.output_shape),
+        total_params=trainable,
+        trainable_params=trainable,
+        buffers=analysis.buffers,
+        param_bytes_fp32=4 * trainable,
+        param_bytes_bf16=2 * trainable,
+        macs=macs,
+        flops=2 * macs,
+        batch=batch,
+        activation_bytes=analysis.activation_bytes(batch),
     )
+    report._views = _Views(graph, analysis, [d.to_dict() for d in warnings or []], depth, expand, batch)
+    return report
 
-    def rf(nid: int) -> list[int]:
-        r = receptive_of(nid)
+
+class _Views:
+    """The rows of a report, each list built from the graph and the pass results when first asked for."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        analysis: Analysis,
+        warnings: list[dict[str, object]],
+        depth: int | None,
+        expand: bool,
+        batch: int,
+    ) -> None:
+        self.graph, self.analysis, self.warnings = graph, analysis, warnings
+        self.requested_depth, self.expand, self.batch = depth, expand, batch
+
+    @cached_property
+    def owner(self) -> dict[int, str]:
+        """The aux head each node lies in (cnnspec.passes.aux)."""
+        from cnnspec.passes.aux import aux_heads
+
+        return aux_heads(self.graph)
+
+    def rf(self, nid: int) -> list[int]:
+        r = self.analysis.receptive.get(nid)
         return list(r.rf) if r else [1, 1]
 
-    # Running sums over the nodes in id (topological) order: an item's nodes are a run of
-    # consecutive ids, so its totals are a difference of two sums rather than a loop.
-    nodes = graph.nodes
-    cum_p, cum_b, cum_m, cum_a = [0], [0], [0], [0]
-    p = b = m = a = 0
-    rows = []
-    for node in nodes:
-        nid = node.id
-        params, buffers = params_of(nid, (0, 0))
-        macs = macs_of(nid, 0)
-        s = saved_of(nid)
-        act = s.at(batch) if s else 0
-        p, b, m, a = p + params, b + buffers, m + macs, a + act
-        cum_p.append(p)
-        cum_b.append(b)
-        cum_m.append(m)
-        cum_a.append(a)
-        if nid == 0:
-            continue  # the input: not a layer
-        r = receptive_of(nid)
-        span = node.span
-        rows.append(
-            _row(
-                LayerRow,
-                path=node.path,
-                op=node.kind,
-                output_shape=list(node.out_shape),
-                params=params,
-                buffers=buffers,
-                macs=macs,
-                flops=2 * macs,
-                receptive_field=list(r.rf) if r else [1, 1],
-                jump=list(r.jump) if r else [1, 1],
-                activation_bytes=act,
-                output_bytes=4 * batch * math.prod(node.out_shape),
-                scope=node.scope,
-                inputs=[nodes[i].path for i in node.inputs],
-                skip=list(node.skip),
-                aux=owner.get(nid, ""),
-                file=span.file,
-                line=span.line,
-                col=span.col,
-            )
-        )
+    @cached_property
+    def sums(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Running sums of parameters, buffers, MACs and activation bytes over the nodes in id order.
 
-    def totals(item: Item) -> tuple[int, int, int, int]:
+        An item's nodes are a run of consecutive ids, so its totals are a
+        difference of two sums rather than a loop.
+        """
+        analysis, batch = self.analysis, self.batch
+        saved_of, params_of, macs_of = analysis.saved.get, analysis.params.get, analysis.macs.get
+        cum_p, cum_b, cum_m, cum_a = [0], [0], [0], [0]
+        p = b = m = a = 0
+        for node in self.graph.nodes:
+            nid = node.id
+            params, buffers = params_of(nid, (0, 0))
+            s = saved_of(nid)
+            p, b, m, a = p + params, b + buffers, m + macs_of(nid, 0), a + (s.at(batch) if s else 0)
+            cum_p.append(p)
+            cum_b.append(b)
+            cum_m.append(m)
+            cum_a.append(a)
+        return cum_p, cum_b, cum_m, cum_a
+
+    def totals(self, item: Item) -> tuple[int, int, int, int]:
+        """Parameters, buffers, MACs and activation bytes of the nodes of an item."""
+        cum_p, cum_b, cum_m, cum_a = self.sums
         ids = item.node_ids
         first, last = ids[0], ids[-1]
         if last - first + 1 == len(ids):
@@ -320,90 +399,145 @@ def build_report(
             sum(cum_a[i + 1] - cum_a[i] for i in ids),
         )
 
-    tree = build_tree(graph)
-    groups: list[GroupRow] = []
-    folds: list[FoldRow] = []
+    @cached_property
+    def layers(self) -> list[LayerRow]:
+        graph, analysis, batch, owner = self.graph, self.analysis, self.batch, self.owner
+        saved_of, params_of, macs_of, receptive_of = (
+            analysis.saved.get, analysis.params.get, analysis.macs.get, analysis.receptive.get
+        )
+        nodes = graph.nodes
+        origin = graph.origins()
+        rows: list[LayerRow] = []
+        for node in nodes[1:]:  # the input is not a layer
+            nid = node.id
+            s = saved_of(nid)
+            act = s.at(batch) if s else 0
+            r = receptive_of(nid)
+            o = origin[nid]
+            if o != nid:
+                # A replayed layer: what depends on its place in the network is all that differs
+                # from its source's row (rows[i - 1] is node i's).
+                fields = rows[o - 1].__dict__.copy()
+                fields["path"] = node.path
+                fields["output_shape"] = list(node.out_shape)
+                fields["receptive_field"] = list(r.rf) if r else [1, 1]
+                fields["jump"] = list(r.jump) if r else [1, 1]
+                fields["activation_bytes"] = act
+                fields["scope"] = node.scope
+                fields["inputs"] = [nodes[i].path for i in node.inputs]
+                fields["skip"] = list(node.skip)
+                fields["aux"] = owner.get(nid, "")
+                rows.append(construct_unchecked(LayerRow, fields))
+                continue
+            params, buffers = params_of(nid, (0, 0))
+            macs = macs_of(nid, 0)
+            span = node.span
+            rows.append(construct_unchecked(LayerRow, {
+                "path": node.path,
+                "op": node.kind,
+                "output_shape": list(node.out_shape),
+                "params": params,
+                "buffers": buffers,
+                "macs": macs,
+                "flops": 2 * macs,
+                "receptive_field": list(r.rf) if r else [1, 1],
+                "jump": list(r.jump) if r else [1, 1],
+                "activation_bytes": act,
+                "output_bytes": 4 * batch * math.prod(node.out_shape),
+                "scope": node.scope,
+                "inputs": [nodes[i].path for i in node.inputs],
+                "skip": list(node.skip),
+                "aux": owner.get(nid, ""),
+                "file": span.file,
+                "line": span.line,
+                "col": span.col,
+            }))
+        return rows
 
-    def collect(items: list[Item]) -> None:
-        for item in items:
-            if item.kind == "fold":
-                p, _, m, _ = totals(item)
-                folds.append(_row(FoldRow, path=item.path, block=item.name, count=item.count,
-                                  instances=[i.path for i in item.instances], params=p, macs=m,
-                                  output_shape=list(nodes[item.last].out_shape),
-                                  identical=item.identical))
-                collect(item.instances)
-            elif item.kind == "group":
-                assert item.group is not None
-                p, b, m, a = totals(item)
-                groups.append(_row(GroupRow, path=item.path, kind=item.group.kind, name=item.name,
-                                   layers=len(item.node_ids), params=p, buffers=b, macs=m,
-                                   output_shape=list(nodes[item.last].out_shape),
-                                   receptive_field=rf(item.last), activation_bytes=a))
-                collect(item.children)
+    @cached_property
+    def tree(self) -> list[Item]:
+        from cnnspec.passes.fold import build_tree
 
-    collect(tree)
+        return build_tree(self.graph)
 
-    if depth == -1:
-        depth = None if expand else auto_depth(tree, expand, MAX_ROWS)
-    def head_of(item: Item) -> str:
-        """The aux head every node of the item lies in, or "" (a main-path or mixed item)."""
-        if not owner:
-            return ""
-        heads = {owner.get(i, "") for i in item.node_ids}
-        return heads.pop() if len(heads) == 1 else ""
+    @cached_property
+    def groups_and_folds(self) -> tuple[list[GroupRow], list[FoldRow]]:
+        nodes = self.graph.nodes
+        groups: list[GroupRow] = []
+        folds: list[FoldRow] = []
 
-    table = []
-    for shown in visible(tree, depth, expand):
-        item = shown.item
-        p, _, m, a = totals(item)
-        opened = shown.opened
-        table.append(_row(
-            TableRow,
-            level=shown.level, kind="open" if opened else item.kind, path=item.path, op=describe(item),
-            count=item.count, output_shape=list(nodes[item.last].out_shape),
-            params=0 if opened else p, macs=0 if opened else m,
-            receptive_field=rf(item.last), activation_bytes=0 if opened else a,
-            aux=head_of(item),
-        ))
+        def collect(items: list[Item]) -> None:
+            for item in items:
+                if item.kind == "fold":
+                    p, _, m, _ = self.totals(item)
+                    folds.append(_row(FoldRow, path=item.path, block=item.name, count=item.count,
+                                      instances=[i.path for i in item.instances], params=p, macs=m,
+                                      output_shape=list(nodes[item.last].out_shape),
+                                      identical=item.identical))
+                    collect(item.instances)
+                elif item.kind == "group":
+                    assert item.group is not None
+                    p, b, m, a = self.totals(item)
+                    groups.append(_row(GroupRow, path=item.path, kind=item.group.kind, name=item.name,
+                                       layers=len(item.node_ids), params=p, buffers=b, macs=m,
+                                       output_shape=list(nodes[item.last].out_shape),
+                                       receptive_field=self.rf(item.last), activation_bytes=a))
+                    collect(item.children)
 
-    aux_rows = []
-    for out in graph.aux:
-        ids = [i for i, name in owner.items() if name == out.name]
-        node = nodes[out.node]
-        aux_rows.append(_row(
-            AuxRow,
-            name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight, layers=len(ids),
-            params=sum(params_of(i, (0, 0))[0] for i in ids), macs=sum(macs_of(i, 0) for i in ids),
-            file=out.span.file, line=out.span.line, col=out.span.col,
-        ))
+        collect(self.tree)
+        return groups, folds
 
-    trainable = analysis.trainable_params
-    macs = analysis.total_macs
-    return Report(
-        network=graph.network,
-        params={k: v for k, v in graph.params.items() if isinstance(v, (int, float, str, bool, list))},
-        input_shape=list(graph.input_shape),
-        output_shape=list(graph.output_shape),
-        total_params=trainable,
-        trainable_params=trainable,
-        buffers=analysis.buffers,
-        param_bytes_fp32=4 * trainable,
-        param_bytes_bf16=2 * trainable,
-        macs=macs,
-        flops=2 * macs,
-        batch=batch,
-        activation_bytes=analysis.activation_bytes(batch),
-        layers=rows,
-        groups=groups,
-        folds=folds,
-        stages=_stages(graph, analysis, batch, owner),
-        aux_outputs=aux_rows,
-        aux_params=sum(r.params for r in aux_rows),
-        aux_macs=sum(r.macs for r in aux_rows),
-        depth=depth,
-        expanded=expand,
-        table=table,
-        warnings=[d.to_dict() for d in warnings or []],
-    )
+    @cached_property
+    def depth(self) -> int | None:
+        from cnnspec.passes.fold import auto_depth
 
+        if self.requested_depth != -1:
+            return self.requested_depth
+        return None if self.expand else auto_depth(self.tree, self.expand, MAX_ROWS)
+
+    @cached_property
+    def table(self) -> list[TableRow]:
+        from cnnspec.passes.fold import describe, visible
+
+        nodes, owner = self.graph.nodes, self.owner
+
+        def head_of(item: Item) -> str:
+            """The aux head every node of the item lies in, or "" (a main-path or mixed item)."""
+            if not owner:
+                return ""
+            heads = {owner.get(i, "") for i in item.node_ids}
+            return heads.pop() if len(heads) == 1 else ""
+
+        table = []
+        for shown in visible(self.tree, self.depth, self.expand):
+            item = shown.item
+            p, _, m, a = self.totals(item)
+            opened = shown.opened
+            table.append(_row(
+                TableRow,
+                level=shown.level, kind="open" if opened else item.kind, path=item.path, op=describe(item),
+                count=item.count, output_shape=list(nodes[item.last].out_shape),
+                params=0 if opened else p, macs=0 if opened else m,
+                receptive_field=self.rf(item.last), activation_bytes=0 if opened else a,
+                aux=head_of(item),
+            ))
+        return table
+
+    @cached_property
+    def aux_rows(self) -> list[AuxRow]:
+        params_of, macs_of = self.analysis.params.get, self.analysis.macs.get
+        rows = []
+        for out in self.graph.aux:
+            ids = [i for i, name in self.owner.items() if name == out.name]
+            node = self.graph.nodes[out.node]
+            rows.append(_row(
+                AuxRow,
+                name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight,
+                layers=len(ids), params=sum(params_of(i, (0, 0))[0] for i in ids),
+                macs=sum(macs_of(i, 0) for i in ids), file=out.span.file, line=out.span.line, col=out.span.col,
+            ))
+        return rows
+
+    @cached_property
+    def stages(self) -> list[StageRow]:
+        return _stages(self.graph, self.analysis, self.batch, self.owner)
