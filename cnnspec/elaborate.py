@@ -194,8 +194,12 @@ def select_network(program: Program, name: str | None, diags: Diagnostics) -> st
 class Elaborator:
     """Builds the IR graph of one network, collecting diagnostics."""
 
-    def __init__(self, program: Program, diags: Diagnostics, limits: Limits | None = None) -> None:
+    def __init__(
+        self, program: Program, diags: Diagnostics, limits: Limits | None = None, *, replay: bool = True
+    ) -> None:
+        """replay=False elaborates every block instance afresh (the tests compare the two ways)."""
         self.program = program
+        self.replay = replay
         self.diags = diags
         self.limits = limits or DEFAULT_LIMITS
         self.graph: Graph | None = None
@@ -619,7 +623,7 @@ class Elaborator:
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
-        names = [a.name for a in kind.args]
+        names, defaults = _arg_table(kind)
         positional = [a for a in stmt.args if a.name is None]
         if len(positional) > len(kind.args):
             self.diags.error(
@@ -674,7 +678,7 @@ class Elaborator:
                     )
                     ok = False
                     continue
-                attrs[spec.name] = spec.default if spec.default is None else spec.check(spec.default)
+                attrs[spec.name] = defaults[spec.name]
                 continue
             value = values[spec.name]
             if value is UNKNOWN:
@@ -722,23 +726,29 @@ class Elaborator:
                 )
             self._too_big = True
             return _Value(inputs[0].node, None)
-        known = out is not None and all(i.shape is not None for i in inputs)
-        node = Node.unchecked(
-            id=len(graph.nodes),
-            kind=kind,
-            path=path,
-            has_module=has_module,
-            inputs=[i.node for i in inputs],
-            attrs=dict(attrs),
-            in_shapes=[i.shape for i in inputs] if known else [],
-            out_shape=out if known else (),
-            span=span,
-            trace=ctx.trace,
-            scope=ctx.scope.path,
-            skip=skip or [],
-        )
-        graph.add(node)
-        return _Value(node.id, out if known else None)
+        if len(inputs) == 1:
+            x = inputs[0]
+            ids, in_shapes = [x.node], [x.shape]
+            known = out is not None and x.shape is not None
+        else:
+            ids, in_shapes = [i.node for i in inputs], [i.shape for i in inputs]
+            known = out is not None and None not in in_shapes
+        nid = len(graph.nodes)
+        graph.add(construct_unchecked(Node, {
+            "id": nid,
+            "kind": kind,
+            "path": path,
+            "has_module": has_module,
+            "inputs": ids,
+            "attrs": dict(attrs),
+            "in_shapes": in_shapes if known else [],
+            "out_shape": out if known else (),
+            "span": span,
+            "trace": ctx.trace,
+            "scope": ctx.scope.path,
+            "skip": skip or [],
+        }))
+        return _Value(nid, out if known else None)
 
     # ---------------------------------------------------------------- blocks
 
@@ -797,7 +807,7 @@ class Elaborator:
         key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
         graph = self.graph
         assert graph is not None
-        template = self._templates.get(key) if key is not None else None
+        template = self._templates.get(key) if key is not None and self.replay else None
         if template is not None and template.recipe is None:
             template.recipe = _recipe(template.nodes, template.path, template.base_id, template.depth) or False
         if template is not None and template.recipe and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
@@ -836,34 +846,25 @@ class Elaborator:
     def _replay(self, t: _Template, cur: _Value, ctx: _Ctx, frame: Frame) -> _Value:
         graph = self.graph
         assert graph is not None and cur.shape is not None
-        nodes, users = graph.nodes, graph._users
+        nodes = graph.nodes
         start = len(nodes)
         new = frame.path
         source_input = cur.node
         head = ctx.trace + (frame,)
+        assert isinstance(t.recipe, list)
         for n, path, scope, inputs, frames in t.recipe:
-            nid = len(nodes)
-            ins = [start + i if i >= 0 else source_input for i in inputs]
-            nodes.append(construct_unchecked(Node, {
-                "id": nid,
-                "kind": n.kind,
-                "path": new + path,
-                "has_module": n.has_module,
-                "inputs": ins,
-                "attrs": n.attrs,
-                "in_shapes": n.in_shapes,
-                "out_shape": n.out_shape,
-                "span": n.span,
-                "trace": head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head,
-                "scope": new + scope,
-                "skip": n.skip,
-            }))
-            # Graph.add, inlined: this loop runs once per replayed layer.
-            users[nid] = []
-            for src in ins:
-                u = users[src]
-                if nid not in u:
-                    u.append(nid)
+            # The source's fields, then what differs; copying its dict is the cheap way to a node.
+            fields = n.__dict__.copy()
+            fields["id"] = len(nodes)
+            fields["path"] = new + path
+            fields["scope"] = new + scope
+            if len(inputs) == 1:
+                i = inputs[0]
+                fields["inputs"] = [start + i if i >= 0 else source_input]
+            else:
+                fields["inputs"] = [start + i if i >= 0 else source_input for i in inputs]
+            fields["trace"] = head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head
+            nodes.append(construct_unchecked(Node, fields))
         graph._nx = None
         graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node))
         sources = graph.group_sources
@@ -957,7 +958,9 @@ class Elaborator:
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: Mapping[str, Any] | None = None) -> None:
         assert self.graph is not None
         simple = {k: v for k, v in (args or {}).items() if v is not UNKNOWN and not isinstance(v, ShapeValue)}
-        self.graph.groups[path] = Group(path=path, kind=kind, name=name, span=span, args=simple)
+        self.graph.groups[path] = construct_unchecked(
+            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": simple}
+        )
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
         """A new module scope when the statement is named; otherwise the same scope."""
@@ -1248,6 +1251,14 @@ class Elaborator:
                 )
 
     def _eval(self, e: ast.Expr, ctx: _Ctx) -> Any:
+        # Literals and plain names (most arguments) need neither the combined scope nor a walk.
+        t = type(e)
+        if t in _LITERALS:
+            return e.value  # type: ignore[attr-defined]
+        if t is ast.Name:
+            v = ctx.env.get(e.id, _MISSING)  # type: ignore[attr-defined]
+            if v is not _MISSING:
+                return v
         try:
             return evaluate(
                 e, ChainMap(dict(ctx.env), self.refs), ctx.block_input if ctx.block_input is not None else UNKNOWN
@@ -1258,6 +1269,22 @@ class Elaborator:
 
     def _eval_error(self, e: EvalError, trace: tuple[Frame, ...]) -> None:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
+
+
+#: Expression types whose value is written in the spec.
+_LITERALS = frozenset({ast.Num, ast.Str, ast.Bool})
+_MISSING = object()
+#: Per layer kind (by id, with the kind to tell a reused id): its argument names and checked defaults.
+_ARG_TABLES: dict[int, tuple[LayerKind, list[str], dict[str, Any]]] = {}
+
+
+def _arg_table(kind: LayerKind) -> tuple[list[str], dict[str, Any]]:
+    """A layer kind's argument names, and its optional arguments' defaults already checked."""
+    got = _ARG_TABLES.get(id(kind))
+    if got is None or got[0] is not kind:
+        defaults = {a.name: a.default if a.default is None else a.check(a.default) for a in kind.args if not a.required}
+        got = _ARG_TABLES[id(kind)] = (kind, [a.name for a in kind.args], defaults)
+    return got[1], got[2]
 
 
 def _a(word: str) -> str:

@@ -68,15 +68,6 @@ class Node(BaseModel):
     #: Positions in `inputs` that are residual shortcuts (skip edges).
     skip: list[int] = Field(default_factory=list)
 
-    @classmethod
-    def unchecked(cls, **fields: Any) -> Node:
-        """A node from fields the elaborator already checked, without validation.
-
-        pydantic's own model_construct costs three times as much, and a
-        network of 100,000 layers builds 100,000 nodes.
-        """
-        return construct_unchecked(cls, fields)
-
 
 class Group(BaseModel):
     """A module scope: a block instance or a named group."""
@@ -138,7 +129,8 @@ class Graph:
         self.network = network
         self.params = params
         self.nodes: list[Node] = []
-        self._users: dict[int, list[int]] = {}
+        #: Built when first asked for (users()), with the node count it was built at.
+        self._users: tuple[int, dict[int, list[int]]] | None = None
         self._nx: nx.DiGraph | None = None
         self.groups: dict[str, Group] = {}
         self.init_rules: list[InitRule] = []
@@ -149,14 +141,11 @@ class Graph:
         #: Group path of each replayed block instance (and the groups inside it) -> the path
         #: of the instance first elaborated, which the copies are identical to.
         self.group_sources: dict[str, str] = {}
+        self._origins: tuple[tuple[int, int], list[int]] | None = None
 
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
         self.nodes.append(node)
-        self._users[node.id] = []
-        for src in node.inputs:
-            if node.id not in self._users[src]:
-                self._users[src].append(node.id)
         self._nx = None
         return node
 
@@ -195,14 +184,28 @@ class Graph:
 
     def users(self, node_id: int) -> list[int]:
         """The nodes that consume node_id's output."""
-        return list(self._users[node_id])
+        if self._users is None or self._users[0] != len(self.nodes):
+            users: dict[int, list[int]] = {n.id: [] for n in self.nodes}
+            for n in self.nodes:
+                for src in n.inputs:
+                    u = users[src]
+                    if n.id not in u:
+                        u.append(n.id)
+            self._users = (len(self.nodes), users)
+        return list(self._users[1][node_id])
 
     def origins(self) -> list[int]:
-        """For each node id, the id of the node it replays (through any chain of copies), else itself."""
-        origin = list(range(len(self.nodes)))
-        for c in self.copies:
-            origin[c.start : c.start + c.count] = origin[c.source : c.source + c.count]
-        return origin
+        """For each node id, the id of the node it replays (through any chain of copies), else itself.
+
+        The same list each time while the graph does not change: do not modify it.
+        """
+        key = (len(self.nodes), len(self.copies))
+        if self._origins is None or self._origins[0] != key:
+            origin = list(range(len(self.nodes)))
+            for c in self.copies:
+                origin[c.start : c.start + c.count] = origin[c.source : c.source + c.count]
+            self._origins = (key, origin)
+        return self._origins[1]
 
     def layers(self) -> list[Node]:
         """Every node but the input, in topological order."""

@@ -244,7 +244,7 @@ class Report(BaseModel):
 def _row(cls: type[_M], **fields: Any) -> _M:
     """A row from values the passes already computed with the row's types, without validation.
 
-    Like Node.unchecked: pydantic's validation cost as much as the rest of the
+    Like the elaborator's nodes: pydantic's validation cost as much as the rest of the
     report for ResNet-152's 500 layers. Fields left out take their defaults.
     """
     for name, default in _DEFAULTS[cls]:

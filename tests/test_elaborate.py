@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SPECS, spec_file
+from support import SPECS, spec_file, stock_specs
 
 import cnnspec
 from cnnspec.api import analyse
 from cnnspec.ir import Graph
+from cnnspec.report import build_report
 
 
 def layers(spec: str | Path, **params: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -555,3 +556,56 @@ def test_inception_v3_joins_have_one_path_each() -> None:
     ]  # fmt: skip
     assert got["Mixed_7b.concat"] == ("concat", (2048, 8, 8))
     assert got["Mixed_7b.concat_1"] == got["Mixed_7b.concat_2"] == ("concat", (768, 8, 8))
+
+
+# ---------------------------------------------------------------- replay
+
+NODE_FIELDS = (
+    "kind", "path", "has_module", "inputs", "attrs", "in_shapes", "out_shape", "span", "trace", "scope", "skip"
+)  # fmt: skip
+
+
+def _elaborate(spec: Path, replay: bool, **params: Any) -> tuple[Graph, Any]:
+    from cnnspec.diagnostics import Diagnostics
+    from cnnspec.elaborate import Elaborator, select_network
+    from cnnspec.loader import load
+    from cnnspec.passes import analyze
+    from cnnspec.source import SourceMap
+
+    sources = SourceMap()
+    diags = Diagnostics(sources)
+    program = load(spec, sources)
+    name = select_network(program, None, diags)
+    assert name is not None
+    g = Elaborator(program, diags, replay=replay).network(name, params)
+    diags.raise_if_errors()
+    assert g is not None
+    return g, analyze(g)
+
+
+@pytest.mark.parametrize(
+    ("spec", "params"),
+    [(p, {}) for p in stock_specs()]
+    + [(SPECS / "googlenet.cnn", {"aux_logits": True}), (SPECS / "googlenet2014.cnn", {"aux_logits": True})],
+    ids=lambda v: v.stem if isinstance(v, Path) else ",".join(v),
+)
+def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params: dict[str, Any]) -> None:
+    """Replay copies a block instance's nodes and the passes shift its figures (receptive fields,
+    saved tensors): nodes, analysis and report must be what elaborating every instance gives."""
+    fresh, fresh_analysis = _elaborate(spec, replay=False, **params)
+    replayed, analysis = _elaborate(spec, replay=True, **params)
+    assert not fresh.copies
+    assert [[getattr(n, f) for f in NODE_FIELDS] for n in replayed.nodes] == [
+        [getattr(n, f) for f in NODE_FIELDS] for n in fresh.nodes
+    ]
+    assert replayed.groups == fresh.groups
+    assert analysis == fresh_analysis
+    assert build_report(replayed, analysis).model_dump() == build_report(fresh, fresh_analysis).model_dump()
+
+
+def test_replay_happens_where_instances_repeat() -> None:
+    g, _ = _elaborate(SPECS / "resnet152.cnn", replay=True)
+    # 50 bottlenecks, 8 distinct: the other 42 are copies of 10 or 11 nodes.
+    assert len(g.copies) == 42
+    assert sum(c.count for c in g.copies) > 400
+    assert g.group_sources["layer3.35"] == "layer3.1"
