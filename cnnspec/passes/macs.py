@@ -11,7 +11,15 @@ def count_macs(graph: Graph) -> dict[int, int]:
     out: dict[int, int] = {}
     # Replayed block instances share their attrs dict: count each (op, attrs, shapes) once.
     seen: dict[tuple, int] = {}
+    origin = graph.origins()
     for node in graph.layers():
+        nid = node.id
+        o = origin[nid]
+        if o != nid:  # a replayed layer does what its source does
+            macs = out.get(o)
+            if macs is not None:
+                out[nid] = macs
+            continue
         kind = lookup(node.kind)
         if kind is None:
             continue
@@ -20,5 +28,5 @@ def count_macs(graph: Graph) -> dict[int, int]:
         macs = seen.get(key)
         if macs is None:
             macs = seen[key] = kind.macs(Attrs(node.attrs), x, node.out_shape)
-        out[node.id] = macs
+        out[nid] = macs
     return out

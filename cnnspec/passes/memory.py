@@ -17,7 +17,7 @@ and tests/test_analysis.py check the sum against what autograd really saves.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cnnspec.ir import Graph, Node
 
@@ -32,8 +32,7 @@ _SAVES_NOTHING = {"add", "concat", "identity", "flatten"}
 _VIEWS = {"flatten", "identity"}
 
 
-@dataclass(frozen=True)
-class Saved:
+class Saved(NamedTuple):
     """Bytes one node makes autograd keep: per sample (scales with B) and fixed."""
 
     per_sample: int
@@ -95,18 +94,28 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> dict[int, Saved]:
     storage: dict[int, int] = {}  # node id -> id of the node whose storage its output is
     kept: set[int] = set()
     out: dict[int, Saved] = {}
-    for node in graph.nodes:
-        storage[node.id] = storage[node.inputs[0]] if node.kind in _VIEWS and node.inputs else node.id
-        if node.kind == "input":
+    nodes = graph.nodes
+    origin = graph.origins()
+    # What a node keeps depends on its op and shapes only: a replayed layer's is its source's.
+    local: dict[int, tuple[list[int], int, int]] = {}
+    for node in nodes:
+        nid, kind, inputs = node.id, node.kind, node.inputs
+        storage[nid] = storage[inputs[0]] if kind in _VIEWS and inputs else nid
+        if kind == "input":
             continue
-        positions, per_sample, fixed = _saves(node, device)
+        o = origin[nid]
+        saves = local.get(o)
+        if saves is None:
+            saves = local[o] = _saves(node, device)
+        positions, per_sample, fixed = saves
         for pos in positions:
-            key = storage[node.id] if pos == -1 else storage[node.inputs[pos]]
+            key = storage[nid] if pos == -1 else storage[inputs[pos]]
             if key in kept:
                 continue
             kept.add(key)
-            per_sample += _numel(graph.nodes[key].out_shape) * F32
-        out[node.id] = Saved(per_sample, fixed)
+            per_sample += _numel(nodes[key].out_shape) * F32
+        prev = out.get(o)
+        out[nid] = prev if prev is not None and prev == (per_sample, fixed) else Saved(per_sample, fixed)
     return out
 
 

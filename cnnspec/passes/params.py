@@ -11,7 +11,15 @@ def count_params(graph: Graph) -> dict[int, tuple[int, int]]:
     out: dict[int, tuple[int, int]] = {}
     # Replayed block instances share their attrs dict: count each (op, attrs, input shape) once.
     seen: dict[tuple, tuple[int, int]] = {}
+    origin = graph.origins()
     for node in graph.layers():
+        nid = node.id
+        o = origin[nid]
+        if o != nid:  # a replayed layer counts what its source counts
+            counted = out.get(o)
+            if counted is not None:
+                out[nid] = counted
+            continue
         kind = lookup(node.kind)
         if kind is None or not node.has_module:
             continue
@@ -19,5 +27,5 @@ def count_params(graph: Graph) -> dict[int, tuple[int, int]]:
         counted = seen.get(key)
         if counted is None:
             counted = seen[key] = kind.count(Attrs(node.attrs), node.in_shapes[0])
-        out[node.id] = counted
+        out[nid] = counted
     return out

@@ -16,15 +16,14 @@ the whole map. Values are not clipped to the image: ResNet-50's last layer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from cnnspec.ir import Graph, Node
+from cnnspec.ir import Copy, Graph, Node
 
 Pair = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Receptive:
+class Receptive(NamedTuple):
     """Receptive field (height, width) in input pixels and the jump between adjacent outputs."""
 
     rf: Pair
@@ -94,6 +93,40 @@ def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
 def receptive_fields(graph: Graph) -> dict[int, Receptive]:
     """Receptive field and jump of every node, the input included (rf 1, jump 1)."""
     out: dict[int, Receptive] = {}
-    for node in graph.nodes:
-        out[node.id] = node_receptive(node, [out[i] for i in node.inputs])
+    nodes = graph.nodes
+    copies = {c.start: c for c in graph.copies}
+    i, n = 0, len(nodes)
+    while i < n:
+        c = copies.get(i)
+        if c is not None:
+            _shift(c, out)
+            i += c.count
+            continue
+        node = nodes[i]
+        out[i] = node_receptive(node, [out[j] for j in node.inputs])
+        i += 1
     return out
+
+
+def _shift(c: Copy, out: dict[int, Receptive]) -> None:
+    """A replayed block instance's receptive fields, from its source's.
+
+    Inside an instance every node's field is affine in what its input sees:
+    rf = rf_in + a · jump_in and jump = s · jump_in, with a and s fixed by the
+    instance's ops and shapes (windows add d·(k − 1) times a jump that is a
+    multiple of jump_in; joins take the widest branch, which scaling by a
+    positive jump_in does not change). So a copy reading (rf', jump') has
+    rf' + (rf − rf_in) / jump_in · jump' where its source had rf.
+    """
+    (r0h, r0w), (j0h, j0w) = out[c.source_input]
+    (r1h, r1w), (j1h, j1w) = out[c.input]
+    src, dst = c.source, c.start
+    if (r0h, r0w, j0h, j0w) == (r1h, r1w, j1h, j1w):
+        for k in range(c.count):
+            out[dst + k] = out[src + k]
+        return
+    for k in range(c.count):
+        (rh, rw), (jh, jw) = out[src + k]
+        out[dst + k] = Receptive(
+            (r1h + (rh - r0h) // j0h * j1h, r1w + (rw - r0w) // j0w * j1w), (jh // j0h * j1h, jw // j0w * j1w)
+        )
