@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +47,7 @@ def analyse(
     sources = SourceMap()
     diags = Diagnostics(sources)
     try:
-        with deep_recursion():
+        with deep_recursion(), _gc_paused():
             program = load(spec, sources)
             name = select_network(program, network, diags)
             static_warnings(program, diags)
@@ -72,6 +74,24 @@ def analyse(
     if _warning_handler is not None and diags.warnings:
         _warning_handler(diags.warnings, sources)
     return Checked(program, graph, analysis, diags.warnings)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cycle collector off while checking, back to its state after.
+
+    Nearly everything a check allocates (AST walks aside) lives on in the
+    graph and the analysis, so a collection during the check scans objects
+    that cannot be garbage: a tenth of ResNet-152's check time. The few
+    cycles it makes are collected at the next collection after it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def available_memory() -> int:

@@ -139,6 +139,9 @@ def module_paths(graph: Graph) -> dict[str, str]:
 
 def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     """(node, spec path, compiled path) for every module whose path had to change."""
+    names = {part for part in ".".join([n.path for n in graph.nodes if n.has_module]).split(".")}
+    if all(safe_name(name) for name in names):
+        return  # the common case, decided from the few distinct names alone
     paths = module_paths(graph)
     for node in graph.layers():
         if node.has_module and paths[node.path] != node.path:
