@@ -144,10 +144,13 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
 
 
 def _freeze(v: Any) -> Any:
-    """A hashable stand-in for a spec value (lists become tuples); UNKNOWN stays unhashable-marked."""
+    """A hashable stand-in for a spec value, for memo keys: lists become tuples, and scalars carry
+    their type, since 1, 1.0 and true are equal as Python keys but not as arguments."""
     if isinstance(v, list):
-        return tuple(_freeze(x) for x in v)
-    return v
+        return tuple([_freeze(x) for x in v])
+    if v is UNKNOWN:
+        return v
+    return (v.__class__, v)
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,10 @@ class Elaborator:
         self._shortcuts_seen: dict[int, ast.Shortcut] = {}
         self._shortcuts_built: set[int] = set()
         self._templates: dict[tuple[Any, ...], _Template] = {}
+        # A layer statement's checked arguments, by the statement and the values of the names
+        # its arguments read: the same statement in another instance of its block usually
+        # reads the same values (layer2.0 and layer2.1 differ in stride only).
+        self._attrs_seen: dict[tuple[Any, ...], Attrs] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
         self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
         self.refs.update({k: Ref(k, "block") for k in program.blocks})
@@ -607,10 +614,16 @@ class Elaborator:
     ) -> _Value:
         attrs = memo.get("attrs") if memo else None
         if attrs is None:
-            n_diags = len(self.diags.items)
-            attrs = self._layer_args(kind, stmt, ctx)
-            if memo is not None and attrs is not None and len(self.diags.items) == n_diags:
-                memo["attrs"] = attrs
+            key = _args_key(kind, stmt, ctx)
+            attrs = self._attrs_seen.get(key) if key is not None else None
+            if attrs is None:
+                n_diags = len(self.diags.items)
+                attrs = self._layer_args(kind, stmt, ctx)
+                if attrs is not None and len(self.diags.items) == n_diags:
+                    if key is not None:
+                        self._attrs_seen[key] = attrs
+                    if memo is not None:
+                        memo["attrs"] = attrs
         out: tuple[int, ...] | None = None
         if attrs is not None and cur.shape is not None:
             try:
@@ -790,16 +803,6 @@ class Elaborator:
                 memo["env"], memo["items"] = env, self._memo_items(env)
         self._group_info(path, "block", block.name, stmt.span, env)
         frame = Frame(block.name, path, stmt.span)
-        inner = _Ctx(
-            env=env,
-            scope=_Scope(path),
-            block_input=ShapeValue(cur.shape) if cur.shape is not None else None,
-            trace=ctx.trace + (frame,),
-            blocks=ctx.blocks + (block.name,),
-        )
-        if cur.shape is None:
-            inner = replace(inner, block_input=None)
-            # With an unknown input, still walk the body for errors that do not depend on shapes.
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
@@ -812,6 +815,14 @@ class Elaborator:
             template.recipe = _recipe(template.nodes, template.path, template.base_id, template.depth) or False
         if template is not None and template.recipe and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
             return self._replay(template, cur, ctx, frame)
+        inner = _Ctx(
+            env=env,
+            scope=_Scope(path),
+            # With an unknown input, still walk the body for errors that do not depend on shapes.
+            block_input=ShapeValue(cur.shape) if cur.shape is not None else None,
+            trace=ctx.trace + (frame,),
+            blocks=ctx.blocks + (block.name,),
+        )
         n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.nodes), len(graph.aux)
         out = self._body(block.body, cur, inner)
         self._close(inner.scope)
@@ -1269,6 +1280,46 @@ class Elaborator:
 
     def _eval_error(self, e: EvalError, trace: tuple[Frame, ...]) -> None:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
+
+
+#: Per call statement (by id, with the statement): the names its arguments read, and whether they read `in`.
+_ARG_NAMES: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
+
+
+def _args_key(kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> tuple[Any, ...] | None:
+    """What a layer statement's checked arguments depend on; None when it cannot be a dict key.
+
+    Arguments are expressions of the names they read (variables of the
+    scope, and block or layer names, which do not change within a check)
+    and of `in`; nothing else enters them.
+    """
+    got = _ARG_NAMES.get(id(stmt))
+    if got is None or got[0] is not stmt:
+        args = [a.value for a in stmt.args]
+        got = _ARG_NAMES[id(stmt)] = (stmt, tuple(sorted(_names_used(args, set()))), _reads_input(args))
+    _, names, reads_in = got
+    env = ctx.env
+    values = tuple([_freeze(env.get(n, _MISSING)) for n in names])
+    key = (id(stmt), kind.name, values, ctx.block_input.dims if reads_in and ctx.block_input is not None else None)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key if not any(v is UNKNOWN for v in values) else None
+
+
+def _reads_input(node: Any) -> bool:
+    """Whether an AST subtree reads `in`."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list):
+            stack.extend(n)
+        elif isinstance(n, ast.BlockInput):
+            return True
+        else:
+            stack.extend(v for f in _child_fields(type(n)) if isinstance(v := getattr(n, f), _AST_CHILD))
+    return False
 
 
 #: Expression types whose value is written in the spec.

@@ -207,6 +207,20 @@ class Graph:
             self._origins = (key, origin)
         return self._origins[1]
 
+    def runs(self) -> list[tuple[int, int, Copy | None]]:
+        """Every node id, in order, as runs (start, stop, copy): a replayed instance's nodes
+        with their Copy, the nodes between them (elaborated afresh) with None."""
+        out: list[tuple[int, int, Copy | None]] = []
+        i = 0
+        for c in self.copies:
+            if c.start > i:
+                out.append((i, c.start, None))
+            out.append((c.start, c.start + c.count, c))
+            i = c.start + c.count
+        if i < len(self.nodes):
+            out.append((i, len(self.nodes), None))
+        return out
+
     def layers(self) -> list[Node]:
         """Every node but the input, in topological order."""
         return self.nodes[1:]

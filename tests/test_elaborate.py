@@ -609,3 +609,14 @@ def test_replay_happens_where_instances_repeat() -> None:
     assert len(g.copies) == 42
     assert sum(c.count for c in g.copies) > 400
     assert g.group_sources["layer3.35"] == "layer3.1"
+
+
+def test_an_instance_is_not_replayed_for_an_argument_equal_only_as_a_python_key(tmp_path: Path) -> None:
+    # 1 == true in Python: memo keys must tell them apart, or `c` replays `b` unchecked.
+    body = "    input: 3 x 8 x 8\n    a: B(1)\n    b: B(1)\n    c: B(true)\n"
+    text = "block B(c) {\n    conv(c, 1)\n}\nnetwork n {\n" + body + "}\n"
+    spec = spec_file(tmp_path, text)
+    (err,) = errors(spec)
+    assert err.code == "E211"
+    assert "got a bool" in err.message
+    assert [f.path for f in err.trace] == ["c"]

@@ -49,9 +49,13 @@ def _pair(v: object, default: Pair) -> Pair:
 
 
 def _window(x: Receptive, kernel: Pair, stride: Pair, dilation: Pair) -> Receptive:
-    rf = tuple(r + d * (k - 1) * j for r, k, d, j in zip(x.rf, kernel, dilation, x.jump, strict=True))
-    jump = tuple(j * s for j, s in zip(x.jump, stride, strict=True))
-    return Receptive(rf, jump)  # type: ignore[arg-type]
+    (rh, rw), (jh, jw) = x
+    rf = (rh + dilation[0] * (kernel[0] - 1) * jh, rw + dilation[1] * (kernel[1] - 1) * jw)
+    return _make(Receptive, (rf, (jh * stride[0], jw * stride[1])))
+
+
+# Receptive(rf, jump) without the Python-level __new__ a NamedTuple adds: this pass makes one per node.
+_make = tuple.__new__
 
 
 def _adaptive(in_hw: Pair, out_hw: Pair) -> tuple[Pair, Pair]:
@@ -120,13 +124,16 @@ def _shift(c: Copy, out: dict[int, Receptive]) -> None:
     """
     (r0h, r0w), (j0h, j0w) = out[c.source_input]
     (r1h, r1w), (j1h, j1w) = out[c.input]
-    src, dst = c.source, c.start
+    source = [out[i] for i in range(c.source, c.source + c.count)]
+    targets = range(c.start, c.start + c.count)
     if (r0h, r0w, j0h, j0w) == (r1h, r1w, j1h, j1w):
-        for k in range(c.count):
-            out[dst + k] = out[src + k]
+        out.update(zip(targets, source, strict=True))
         return
-    for k in range(c.count):
-        (rh, rw), (jh, jw) = out[src + k]
-        out[dst + k] = Receptive(
-            (r1h + (rh - r0h) // j0h * j1h, r1w + (rw - r0w) // j0w * j1w), (jh // j0h * j1h, jw // j0w * j1w)
-        )
+    shifted = [
+        _make(Receptive, (
+            (r1h + (h - r0h) // j0h * j1h, r1w + (w - r0w) // j0w * j1w),
+            (sh // j0h * j1h, sw // j0w * j1w),
+        ))
+        for (h, w), (sh, sw) in source
+    ]
+    out.update(zip(targets, shifted, strict=True))
