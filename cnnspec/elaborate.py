@@ -875,9 +875,9 @@ class Elaborator:
             else:
                 fields["inputs"] = [start + i if i >= 0 else source_input for i in inputs]
             fields["trace"] = head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head
-            nodes.append(construct_unchecked(Node, fields))
+            nodes.append(construct_unchecked(Node, fields, n.__pydantic_fields_set__))
         graph._nx = None
-        graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node))
+        graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node, new))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)
@@ -1453,7 +1453,9 @@ def static_warnings(program: Program, diags: Diagnostics) -> None:
     nothing after it reads.
     """
     referenced: set[str] = set()
-    for item in [*program.blocks.values(), *program.networks.values()]:
+    # Only the main file's blocks can be reported unused: with none, nobody's references matter
+    # (resnet152.cnn is one network alias over resnet.cnn's blocks).
+    for item in [*program.blocks.values(), *program.networks.values()] if program.main_blocks else []:
         if isinstance(item, ast.NetworkAlias):
             referenced.add(item.target)
             _names_used(item.args, referenced)

@@ -24,15 +24,17 @@ Shape = tuple[int, ...]
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
-def construct_unchecked(cls: type[_Model], fields: dict[str, Any]) -> _Model:
+def construct_unchecked(cls: type[_Model], fields: dict[str, Any], fields_set: set[str] | None = None) -> _Model:
     """An instance of a pydantic model holding fields as given: no validation, no defaults filled in.
 
     For values the pipeline already checked (nodes, report rows), where
-    validation would cost as much as the work that made them.
+    validation would cost as much as the work that made them. fields_set:
+    the set of field names to share with another instance that has the same
+    ones (pydantic only ever adds names already in it, when a field is set).
     """
     obj = _new(cls)
     _set_dict(obj, fields)
-    _set_fields_set(obj, set(fields))
+    _set_fields_set(obj, set(fields) if fields_set is None else fields_set)
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
@@ -120,6 +122,8 @@ class Copy:
     count: int
     input: int
     source_input: int
+    #: The copy's group path (its block instance).
+    path: str
 
 
 class Graph:

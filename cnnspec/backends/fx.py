@@ -139,13 +139,17 @@ def module_paths(graph: Graph) -> dict[str, str]:
 
 def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     """(node, spec path, compiled path) for every module whose path had to change."""
-    names = {part for part in ".".join([n.path for n in graph.nodes if n.has_module]).split(".")}
+    # The names in module paths: those of the layers elaborated afresh, and the instance names
+    # of replayed blocks (the rest of a copy's paths repeats its source's).
+    origin = graph.origins()
+    paths = [n.path for n in graph.nodes if n.has_module and origin[n.id] == n.id]
+    names = set(".".join(paths + [c.path for c in graph.copies]).split("."))
     if all(safe_name(name) for name in names):
         return  # the common case, decided from the few distinct names alone
-    paths = module_paths(graph)
+    renamed = module_paths(graph)
     for node in graph.layers():
-        if node.has_module and paths[node.path] != node.path:
-            yield node, node.path, paths[node.path]
+        if node.has_module and renamed[node.path] != node.path:
+            yield node, node.path, renamed[node.path]
 
 
 def build_modules(graph: Graph) -> dict[str, nn.Module]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from operator import itemgetter
 
 from cnnspec.ir import Graph
 from cnnspec.passes.macs import count_macs
@@ -22,17 +24,17 @@ class Analysis:
     #: Bytes autograd keeps for backward, per node (see cnnspec.passes.memory).
     saved: dict[int, Saved] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def trainable_params(self) -> int:
         """Total trainable parameters."""
-        return sum(p for p, _ in self.params.values())
+        return sum(map(itemgetter(0), self.params.values()))
 
-    @property
+    @cached_property
     def buffers(self) -> int:
         """Total buffer elements (batch-norm running statistics and counters)."""
-        return sum(b for _, b in self.params.values())
+        return sum(map(itemgetter(1), self.params.values()))
 
-    @property
+    @cached_property
     def total_macs(self) -> int:
         """Total MACs for one sample."""
         return sum(self.macs.values())

@@ -17,6 +17,7 @@ and tests/test_analysis.py check the sum against what autograd really saves.
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from typing import NamedTuple
 
 from cnnspec.ir import Graph, Node
@@ -121,4 +122,5 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> dict[int, Saved]:
 
 def activation_bytes(saved: dict[int, Saved], batch: int) -> int:
     """Total activation memory of a training step at batch size `batch`."""
-    return sum(s.at(batch) for s in saved.values())
+    values = saved.values()
+    return sum(map(itemgetter(0), values)) * batch + sum(map(itemgetter(1), values))
