@@ -92,17 +92,19 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> dict[int, Saved]:
 
     device is "cpu" or "cuda"; they differ only in dropout's mask (float on CPU, bool on CUDA).
     """
-    storage: dict[int, int] = {}  # node id -> id of the node whose storage its output is
+    nodes = graph.nodes
+    storage = list(range(len(nodes)))  # node id -> id of the node whose storage its output is
     kept: set[int] = set()
     out: dict[int, Saved] = {}
-    nodes = graph.nodes
     origin = graph.origins()
+    prod, make = math.prod, tuple.__new__
     # What a node keeps depends on its op and shapes only: a replayed layer's is its source's.
     local: dict[int, tuple[list[int], int, int]] = {}
     for node in nodes:
         nid, kind, inputs = node.id, node.kind, node.inputs
-        storage[nid] = storage[inputs[0]] if kind in _VIEWS and inputs else nid
-        if kind == "input":
+        if kind in _VIEWS and inputs:
+            storage[nid] = storage[inputs[0]]
+        elif kind == "input":
             continue
         o = origin[nid]
         saves = local.get(o)
@@ -111,12 +113,14 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> dict[int, Saved]:
         positions, per_sample, fixed = saves
         for pos in positions:
             key = storage[nid] if pos == -1 else storage[inputs[pos]]
-            if key in kept:
-                continue
-            kept.add(key)
-            per_sample += _numel(nodes[key].out_shape) * F32
+            if key not in kept:
+                kept.add(key)
+                per_sample += prod(nodes[key].out_shape) * F32
         prev = out.get(o)
-        out[nid] = prev if prev is not None and prev == (per_sample, fixed) else Saved(per_sample, fixed)
+        if prev is not None and prev[0] == per_sample and prev[1] == fixed:
+            out[nid] = prev  # a replayed layer keeps what its source kept: share the value
+        else:
+            out[nid] = make(Saved, (per_sample, fixed))
     return out
 
 
