@@ -9,7 +9,7 @@ raises them together as one SpecError.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cnnspec.source import SourceMap, Span
 
@@ -32,9 +32,8 @@ class Note:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One block instantiation on the way to a diagnostic."""
+class Frame(NamedTuple):
+    """One block instantiation on the way to a diagnostic (a tuple: one is made per block instance)."""
 
     block: str
     path: str

@@ -17,12 +17,12 @@ from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS
-from cnnspec.ir import AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked
+from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -153,8 +153,7 @@ def _freeze(v: Any) -> Any:
     return (v.__class__, v)
 
 
-@dataclass(frozen=True)
-class _Value:
+class _Value(NamedTuple):
     """The tensor flowing between statements: its producing node and shape (None if unknown)."""
 
     node: int
@@ -863,6 +862,7 @@ class Elaborator:
         source_input = cur.node
         head = ctx.trace + (frame,)
         assert isinstance(t.recipe, list)
+        new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
         for n, path, scope, inputs, frames in t.recipe:
             # The source's fields, then what differs; copying its dict is the cheap way to a node.
             fields = n.__dict__.copy()
@@ -875,7 +875,13 @@ class Elaborator:
             else:
                 fields["inputs"] = [start + i if i >= 0 else source_input for i in inputs]
             fields["trace"] = head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head
-            nodes.append(construct_unchecked(Node, fields, n.__pydantic_fields_set__))
+            # construct_unchecked, inlined: this loop runs once per replayed layer.
+            node = new_object(Node)
+            set_dict(node, fields)
+            set_fields_set(node, n.__pydantic_fields_set__)
+            set_extra(node, None)
+            set_private(node, None)
+            nodes.append(node)
         graph._nx = None
         graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node, new))
         sources = graph.group_sources

@@ -7,8 +7,7 @@ layer, join or the input; `inputs` keeps the order of a node's operands
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,12 +39,16 @@ def construct_unchecked(cls: type[_Model], fields: dict[str, Any], fields_set: s
     return obj
 
 
-# The slot setters of BaseModel, looked up once: construct_unchecked runs once per node and row.
-_new = object.__new__
-_set_dict = BaseModel.__dict__["__dict__"].__set__
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+#: object.__new__ and the setters of a pydantic model's __dict__, fields-set, extra and private
+#: slots, looked up once: what construct_unchecked does, for a loop that inlines it.
+MODEL_SETTERS = (
+    object.__new__,
+    BaseModel.__dict__["__dict__"].__set__,
+    BaseModel.__dict__["__pydantic_fields_set__"].__set__,
+    BaseModel.__dict__["__pydantic_extra__"].__set__,
+    BaseModel.__dict__["__pydantic_private__"].__set__,
+)
+_new, _set_dict, _set_fields_set, _set_extra, _set_private = MODEL_SETTERS
 
 
 class Node(BaseModel):
@@ -106,8 +109,7 @@ class AuxOutput(BaseModel):
     span: Span
 
 
-@dataclass(frozen=True)
-class Copy:
+class Copy(NamedTuple):
     """A run of nodes that replays an earlier block instance node for node.
 
     Node `start + k` has the kind, arguments and shapes of node `source + k`;
