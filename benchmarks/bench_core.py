@@ -4,7 +4,7 @@
 
 Each comparison interleaves the two contenders and reports medians:
   1. cnnspec.check(ResNet-152) vs torchinfo.summary(torchvision resnet152)   target >= 100x faster
-     (also with every report row built: check(...).model_dump())
+     (also with every report row built: layers, groups, folds, stages, table)
   2. cnnspec.compile(ResNet-152) vs torchvision.models.resnet152()           target <= 1.1x the time
   3. forward+backward of compiled ResNet-50 vs torchvision's, same weights   target speed ratio >= 0.98
   4. `cnnspec check specs/resnet152.cnn` as a fresh process                  target < 1 s
@@ -57,7 +57,7 @@ def interleaved(a: Callable[[], object], b: Callable[[], object], repeats: int) 
 
 
 def bench_check(repeats: int) -> dict[str, float]:
-    """check() as the API returns it, and check() with every report row built (model_dump).
+    """check() as the API returns it, and check() with every report row built.
 
     The report builds its rows (one per layer, the folded tree, the table) on
     first use; every figure in them comes from passes that check() has run.
@@ -75,7 +75,8 @@ def bench_check(repeats: int) -> dict[str, float]:
         return cnnspec.check(spec)
 
     def ours_all_rows() -> object:
-        return cnnspec.check(spec).model_dump()
+        report = cnnspec.check(spec)
+        return report.layers, report.groups, report.folds, report.stages, report.aux_outputs, report.table
 
     def theirs() -> object:
         return torchinfo.summary(tv, input_size=(1, 3, 224, 224), verbose=0)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.diagnostics import Diagnostic, Diagnostics
 from cnnspec.elaborate import Elaborator, Limits, deep_recursion, select_network, static_warnings
+from cnnspec.gc_pause import gc_paused
 from cnnspec.ir import Graph
 from cnnspec.loader import Program, load
 from cnnspec.passes import Analysis, analyze
@@ -47,7 +46,7 @@ def analyse(
     sources = SourceMap()
     diags = Diagnostics(sources)
     try:
-        with deep_recursion(), _gc_paused():
+        with deep_recursion(), gc_paused():
             program = load(spec, sources)
             name = select_network(program, network, diags)
             static_warnings(program, diags)
@@ -74,24 +73,6 @@ def analyse(
     if _warning_handler is not None and diags.warnings:
         _warning_handler(diags.warnings, sources)
     return Checked(program, graph, analysis, diags.warnings)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cycle collector off while checking, back to its state after.
-
-    Nearly everything a check allocates (AST walks aside) lives on in the
-    graph and the analysis, so a collection during the check scans objects
-    that cannot be garbage: a tenth of ResNet-152's check time. The few
-    cycles it makes are collected at the next collection after it.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def available_memory() -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, PrivateAttr, computed_field
 
 from cnnspec.diagnostics import Diagnostic
+from cnnspec.gc_pause import gc_paused
 from cnnspec.ir import Graph, construct_unchecked
 from cnnspec.passes import Analysis
 
@@ -171,31 +172,31 @@ class Report(BaseModel):
     @cached_property
     def layers(self) -> list[LayerRow]:
         """One row per layer and join, in topological order."""
-        return self._views.layers
+        return self._views.built("layers")
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def groups(self) -> list[GroupRow]:
         """Block instances and named groups, with the totals of the layers inside."""
-        return self._views.groups_and_folds[0]
+        return self._views.built("groups_and_folds")[0]
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def folds(self) -> list[FoldRow]:
         """Runs of identical (or channels-only different) block instances shown as one."""
-        return self._views.groups_and_folds[1]
+        return self._views.built("groups_and_folds")[1]
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def stages(self) -> list[StageRow]:
         """Runs of consecutive layers at one spatial resolution."""
-        return self._views.stages
+        return self._views.built("stages")
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def aux_outputs(self) -> list[AuxRow]:
         """Auxiliary outputs in declaration order; their heads' parameters and MACs are in the totals."""
-        return self._views.aux_rows
+        return self._views.built("aux_rows")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -213,7 +214,7 @@ class Report(BaseModel):
     @property
     def depth(self) -> int | None:
         """How many levels of groups the table opens (None: all)."""
-        return self._views.depth
+        return self._views.built("depth")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -225,7 +226,7 @@ class Report(BaseModel):
     @cached_property
     def table(self) -> list[TableRow]:
         """The summary table's rows as shown at `depth`."""
-        return self._views.table
+        return self._views.built("table")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -346,6 +347,11 @@ class _Views:
     ) -> None:
         self.graph, self.analysis, self.warnings = graph, analysis, warnings
         self.requested_depth, self.expand, self.batch = depth, expand, batch
+
+    def built(self, name: str) -> Any:
+        """The view `name`, built with the cycle collector paused (the rows all live on)."""
+        with gc_paused():
+            return getattr(self, name)
 
     @cached_property
     def owner(self) -> dict[int, str]:

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-from cnnspec.ir import Graph
+from cnnspec.ir import Graph, Node
 from cnnspec.layers.registry import Attrs, lookup
+from cnnspec.passes.per_layer import per_layer
 
 
 def count_params(graph: Graph) -> dict[int, tuple[int, int]]:
     """(trainable parameters, buffer elements) of every node that owns a module."""
-    out: dict[int, tuple[int, int]] = {}
-    # Replayed block instances share their attrs dict: count each (op, attrs, input shape) once.
+    # Block instances share attrs dicts: count each (op, attrs, input shape) once.
     seen: dict[tuple, tuple[int, int]] = {}
-    origin = graph.origins()
-    for node in graph.layers():
-        nid = node.id
-        o = origin[nid]
-        if o != nid:  # a replayed layer counts what its source counts
-            counted = out.get(o)
-            if counted is not None:
-                out[nid] = counted
-            continue
+
+    def count(node: Node) -> tuple[int, int] | None:
         kind = lookup(node.kind)
         if kind is None or not node.has_module:
-            continue
+            return None
         key = (node.kind, id(node.attrs), node.in_shapes[0])
         counted = seen.get(key)
         if counted is None:
             counted = seen[key] = kind.count(Attrs(node.attrs), node.in_shapes[0])
-        out[nid] = counted
-    return out
+        return counted
+
+    return per_layer(graph, count)
