@@ -1,12 +1,13 @@
 """Machine instructions per `cnnspec.check` of a spec, counted by valgrind (deterministic).
 
-    python benchmarks/check_instructions.py [SPEC] [--calls N]
+    python benchmarks/check_instructions.py [SPEC] [--calls N] [--tree DIR] [--rows]
 
 Wall time on a shared machine moves by a factor of two from minute to
 minute; the instruction count does not, so it is what tells two versions
 apart. The script runs the check in a child under `valgrind --tool=cachegrind`
 twice, once with one call and once with N + 1, and divides the difference by
 N, so interpreter start-up, imports and the parser cache's first fill drop out.
+--tree counts another checkout's cnnspec (a `git worktree` of an older commit).
 Needs valgrind (`apt-get install -y valgrind`).
 """
 
@@ -26,15 +27,23 @@ CHILD = """
 import sys
 sys.path.insert(0, {root!r})
 import cnnspec
-cnnspec.check({spec!r})
+assert cnnspec.__file__.startswith({root!r}), cnnspec.__file__
+
+def check():
+    report = cnnspec.check({spec!r})
+    if {rows!r}:
+        report.layers, report.groups, report.folds, report.stages, report.table
+
+check()
 for _ in range({calls}):
-    cnnspec.check({spec!r})
+    check()
 """
 
 
-def instructions(spec: str, calls: int) -> int:
-    """Instructions valgrind counts for a child that checks spec once, then `calls` more times."""
-    code = CHILD.format(root=str(ROOT), spec=spec, calls=calls)
+def instructions(spec: str, calls: int, tree: Path = ROOT, rows: bool = False) -> int:
+    """Instructions valgrind counts for a child that checks spec once, then `calls` more times
+    (reading every row of the report after each check when rows)."""
+    code = CHILD.format(root=str(tree), spec=spec, calls=calls, rows=rows)
     env = dict(os.environ, PYTHONHASHSEED="0")
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
     run = subprocess.run([*valgrind, sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -49,12 +58,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", default=str(ROOT / "specs" / "resnet152.cnn"))
     parser.add_argument("--calls", type=int, default=5, help="checks counted (default 5)")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose cnnspec to count (default: this)")
+    parser.add_argument("--rows", action="store_true", help="also read every row list of each report")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: apt-get install -y valgrind", file=sys.stderr)
         return 2
-    per_call = (instructions(args.spec, args.calls) - instructions(args.spec, 0)) / args.calls
-    print(f"{Path(args.spec).name}: {per_call / 1e6:.1f} million instructions per check")
+    tree = args.tree.resolve()
+    counts = [instructions(args.spec, n, tree, args.rows) for n in (args.calls, 0)]
+    what = "check, every row read" if args.rows else "check"
+    print(f"{Path(args.spec).name}: {(counts[0] - counts[1]) / args.calls / 1e6:.1f} million instructions per {what}")
     return 0
 
 
