@@ -268,12 +268,13 @@ def _stages(graph: Graph, analysis: Analysis, batch: int, owner: dict[int, str])
     rows: list[list[Any]] = []
     heads: dict[str, list[Any]] = {}
     saved_of, params_of, macs_of = analysis.saved.get, analysis.params.get, analysis.macs.get
+    resolutions: dict[tuple[int, ...], str] = {}
     for node in graph.layers():
         nid = node.id
         shape = node.out_shape
         aux = owner.get(nid, "")
         saved = saved_of(nid)
-        act = saved.at(batch) if saved else 0
+        act = saved[0] * batch + saved[1] if saved else 0  # Saved.at, inlined
         params = params_of(nid, (0, 0))[0]
         macs = macs_of(nid, 0)
         # An aux head would cut the main path's run at its resolution in two: it gets a row apart.
@@ -282,7 +283,9 @@ def _stages(graph: Graph, analysis: Analysis, batch: int, owner: dict[int, str])
             if r is None:
                 r = heads[aux] = [f"{aux} head", node.path, node.path, 0, shape, 0, 0, 0, aux]
         else:
-            res = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
+            res = resolutions.get(shape)
+            if res is None:
+                res = resolutions[shape] = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
             if rows and rows[-1][0] == res:
                 r = rows[-1]
             else:
@@ -379,7 +382,7 @@ class _Views:
             nid = node.id
             params, buffers = params_of(nid, (0, 0))
             s = saved_of(nid)
-            p, b, m, a = p + params, b + buffers, m + macs_of(nid, 0), a + (s.at(batch) if s else 0)
+            p, b, m, a = p + params, b + buffers, m + macs_of(nid, 0), a + (s[0] * batch + s[1] if s else 0)
             cum_p.append(p)
             cum_b.append(b)
             cum_m.append(m)
@@ -417,7 +420,7 @@ class _Views:
         for node in nodes[1:]:  # the input is not a layer
             nid = node.id
             s = saved_of(nid)
-            act = s.at(batch) if s else 0
+            act = s[0] * batch + s[1] if s else 0  # Saved.at, inlined
             r = receptive_of(nid)
             o = origin[nid]
             if o != nid:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from cnnspec.ir import Graph, Group, Node
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """A layer, a group of items, or a fold of identical group instances."""
 
@@ -78,7 +78,7 @@ class Item:
         if self.kind == "layer":
             return 0
         kids = self.instances if self.kind == "fold" else self.children
-        return 1 + max((k.depth() for k in kids), default=0)
+        return 1 + max((k.depth() for k in kids if k.kind != "layer"), default=0)
 
 
 def _chain(graph: Graph, scope: str) -> list[str]:
@@ -236,8 +236,9 @@ def _fold_runs(
             flush()
             run, run_key, run_sig, run_channels = [item], key, None, []
         else:
-            flush()
-            run, run_key, run_sig, run_channels = [], None, None, []
+            if run:
+                flush()
+                run, run_key, run_sig, run_channels = [], None, None, []
             out.append(item)
     flush()
     return out
@@ -268,11 +269,13 @@ def build_tree(graph: Graph) -> list[Item]:
 
     def fold(item: Item) -> None:
         kids = item.children
-        if not kids:
-            return
+        groups = False
         for child in kids:
-            fold(child)
-        item.children = _fold_runs(kids, graph, attrs_seen, sigs)
+            if child.kind != "layer":
+                fold(child)
+                groups = True
+        if groups:  # only groups fold: a list of layers stays as it is
+            item.children = _fold_runs(kids, graph, attrs_seen, sigs)
 
     fold(root)
     return root.children
