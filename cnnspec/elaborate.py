@@ -216,6 +216,7 @@ class Elaborator:
         # its arguments read: the same statement in another instance of its block usually
         # reads the same values (layer2.0 and layer2.1 differ in stride only).
         self._attrs_seen: dict[tuple[Any, ...], Attrs] = {}
+        self._arg_names: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
         self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
         self.refs.update({k: Ref(k, "block") for k in program.blocks})
@@ -613,7 +614,7 @@ class Elaborator:
     ) -> _Value:
         attrs = memo.get("attrs") if memo else None
         if attrs is None:
-            key = _args_key(kind, stmt, ctx)
+            key = _args_key(kind, stmt, ctx, self._arg_names)
             attrs = self._attrs_seen.get(key) if key is not None else None
             if attrs is None:
                 n_diags = len(self.diags.items)
@@ -1288,21 +1289,20 @@ class Elaborator:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
 
 
-#: Per call statement (by id, with the statement): the names its arguments read, and whether they read `in`.
-_ARG_NAMES: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
-
-
-def _args_key(kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> tuple[Any, ...] | None:
+def _args_key(
+    kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx, seen: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]]
+) -> tuple[Any, ...] | None:
     """What a layer statement's checked arguments depend on; None when it cannot be a dict key.
 
     Arguments are expressions of the names they read (variables of the
     scope, and block or layer names, which do not change within a check)
-    and of `in`; nothing else enters them.
+    and of `in`; nothing else enters them. seen: per statement (by id, with the statement), the
+    names its arguments read and whether they read `in`.
     """
-    got = _ARG_NAMES.get(id(stmt))
+    got = seen.get(id(stmt))
     if got is None or got[0] is not stmt:
         args = [a.value for a in stmt.args]
-        got = _ARG_NAMES[id(stmt)] = (stmt, tuple(sorted(_names_used(args, set()))), _reads_input(args))
+        got = seen[id(stmt)] = (stmt, tuple(sorted(_names_used(args, set()))), _reads_input(args))
     _, names, reads_in = got
     env = ctx.env
     values = tuple([_freeze(env.get(n, _MISSING)) for n in names])
