@@ -753,7 +753,7 @@ class Elaborator:
             "path": path,
             "has_module": has_module,
             "inputs": ids,
-            "attrs": dict(attrs),
+            "attrs": attrs,  # shared: the memoised arguments of equal calls are one Attrs
             "in_shapes": in_shapes if known else [],
             "out_shape": out if known else (),
             "span": span,
