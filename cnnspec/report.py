@@ -234,6 +234,15 @@ class Report(BaseModel):
         """The checker's warnings, as --diagnostics json gives them."""
         return self._views.warnings
 
+    def __eq__(self, other: object) -> bool:
+        """Reports are equal when their data is (pydantic's own __eq__ would also compare the
+        private source of the rows, which two checks of one spec do not share)."""
+        if not isinstance(other, Report):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like any pydantic model
+
     @property
     def summary(self) -> str:
         """The human-readable table."""

@@ -207,6 +207,18 @@ def test_report_totals_are_the_sums_of_its_rows() -> None:
         assert report.output_shape == report.layers[-1].output_shape
 
 
+def test_report_rows_are_built_when_read_and_reports_compare_by_their_data() -> None:
+    spec = SPECS / "resnet18.cnn"
+    report = cnnspec.check(spec)
+    assert "layers" not in report.__dict__  # not built by check
+    rows = report.layers
+    assert report.layers is rows  # built once, kept
+    again = cnnspec.check(spec)
+    assert report == again  # one has its rows built, the other not yet
+    assert report.model_dump()["layers"] == [r.model_dump() for r in rows]
+    assert report != cnnspec.check(SPECS / "resnet34.cnn")
+
+
 def test_activation_memory_is_affine_in_the_batch() -> None:
     # Per-sample tensors scale with the batch; batch norm's saved statistics do not.
     c = analyse(SPECS / "resnet18.cnn")
