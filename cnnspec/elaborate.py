@@ -601,29 +601,23 @@ class Elaborator:
         memo: dict[str, Any] | None = None,
     ) -> _Value:
         """One call of a layer or block. memo: shared by the copies of a repetition, whose arguments
-        are evaluated in the same context and so evaluate alike: the first copy's are reused."""
+        are evaluated in the same context and so evaluate alike: a block's first binding is reused
+        (a layer's arguments are memoised for every call, by _args_key)."""
         if kind is not None:
-            return self._layer(kind, stmt, cur, ctx, path, memo)
+            return self._layer(kind, stmt, cur, ctx, path)
         assert block is not None
         return self._block(block, stmt, cur, ctx, path, memo)
 
     # ---------------------------------------------------------------- layers
 
-    def _layer(
-        self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str, memo: dict[str, Any] | None = None
-    ) -> _Value:
-        attrs = memo.get("attrs") if memo else None
+    def _layer(self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
+        key = _args_key(kind, stmt, ctx, self._arg_names)
+        attrs = self._attrs_seen.get(key) if key is not None else None
         if attrs is None:
-            key = _args_key(kind, stmt, ctx, self._arg_names)
-            attrs = self._attrs_seen.get(key) if key is not None else None
-            if attrs is None:
-                n_diags = len(self.diags.items)
-                attrs = self._layer_args(kind, stmt, ctx)
-                if attrs is not None and len(self.diags.items) == n_diags:
-                    if key is not None:
-                        self._attrs_seen[key] = attrs
-                    if memo is not None:
-                        memo["attrs"] = attrs
+            n_diags = len(self.diags.items)
+            attrs = self._layer_args(kind, stmt, ctx)
+            if attrs is not None and key is not None and len(self.diags.items) == n_diags:
+                self._attrs_seen[key] = attrs
         out: tuple[int, ...] | None = None
         if attrs is not None and cur.shape is not None:
             try:
@@ -1302,7 +1296,8 @@ def _args_key(
     got = seen.get(id(stmt))
     if got is None or got[0] is not stmt:
         args = [a.value for a in stmt.args]
-        got = seen[id(stmt)] = (stmt, tuple(sorted(_names_used(args, set()))), _reads_input(args))
+        names = _names_used(args, set())
+        got = seen[id(stmt)] = (stmt, tuple(sorted(names - {"in"})), "in" in names)
     _, names, reads_in = got
     env = ctx.env
     values = tuple([_freeze(env.get(n, _MISSING)) for n in names])
@@ -1312,20 +1307,6 @@ def _args_key(
     except TypeError:
         return None
     return key if not any(v is UNKNOWN for v in values) else None
-
-
-def _reads_input(node: Any) -> bool:
-    """Whether an AST subtree reads `in`."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, list):
-            stack.extend(n)
-        elif isinstance(n, ast.BlockInput):
-            return True
-        else:
-            stack.extend(v for f in _child_fields(type(n)) if isinstance(v := getattr(n, f), _AST_CHILD))
-    return False
 
 
 #: Expression types whose value is written in the spec.
@@ -1401,7 +1382,8 @@ _AST_CHILD = (list, ast.Expr, ast.Stmt, ast.Arg, ast.Shortcut, ast.Param, ast.In
 
 
 def _names_used(node: Any, out: set[str]) -> set[str]:
-    """Every name an AST subtree reads: variables, and callees (a parameter may be called)."""
+    """Every name an AST subtree reads: variables, callees (a parameter may be called), and
+    "in" where it reads the block input (a keyword, so no variable has that name)."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -1410,6 +1392,9 @@ def _names_used(node: Any, out: set[str]) -> set[str]:
             continue
         if isinstance(n, ast.Name):
             out.add(n.id)
+            continue
+        if isinstance(n, ast.BlockInput):
+            out.add("in")
             continue
         if isinstance(n, ast.CallStmt):
             out.add(n.name)

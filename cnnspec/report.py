@@ -271,21 +271,25 @@ _DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {
 }
 
 
-def _stages(graph: Graph, analysis: Analysis, batch: int, owner: dict[int, str]) -> list[StageRow]:
+#: Running sums over the nodes in id order of parameters, buffers, MACs and activation bytes
+#: (_Views.sums): node i's own figure is sums[k][i + 1] - sums[k][i].
+_Sums = tuple[list[int], list[int], list[int], list[int]]
+
+
+def _stages(graph: Graph, sums: _Sums, owner: dict[int, str]) -> list[StageRow]:
     # Plain lists while summing (a pydantic model's __setattr__ is slow), rows at the end:
     # [resolution, first, last, layers, shape, params, macs, activation_bytes, aux].
     rows: list[list[Any]] = []
     heads: dict[str, list[Any]] = {}
-    saved_of, params_of, macs_of = analysis.saved.get, analysis.params.get, analysis.macs.get
+    cum_p, _, cum_m, cum_a = sums
     resolutions: dict[tuple[int, ...], str] = {}
     for node in graph.layers():
         nid = node.id
         shape = node.out_shape
         aux = owner.get(nid, "")
-        saved = saved_of(nid)
-        act = saved[0] * batch + saved[1] if saved else 0  # Saved.at, inlined
-        params = params_of(nid, (0, 0))[0]
-        macs = macs_of(nid, 0)
+        act = cum_a[nid + 1] - cum_a[nid]
+        params = cum_p[nid + 1] - cum_p[nid]
+        macs = cum_m[nid + 1] - cum_m[nid]
         # An aux head would cut the main path's run at its resolution in two: it gets a row apart.
         if aux:
             r = heads.get(aux)
@@ -377,7 +381,7 @@ class _Views:
         return list(r.rf) if r else [1, 1]
 
     @cached_property
-    def sums(self) -> tuple[list[int], list[int], list[int], list[int]]:
+    def sums(self) -> _Sums:
         """Running sums of parameters, buffers, MACs and activation bytes over the nodes in id order.
 
         An item's nodes are a run of consecutive ids, so its totals are a
@@ -419,17 +423,15 @@ class _Views:
 
     @cached_property
     def layers(self) -> list[LayerRow]:
-        graph, analysis, batch, owner = self.graph, self.analysis, self.batch, self.owner
-        saved_of, params_of, macs_of, receptive_of = (
-            analysis.saved.get, analysis.params.get, analysis.macs.get, analysis.receptive.get
-        )
+        graph, batch, owner = self.graph, self.batch, self.owner
+        receptive_of = self.analysis.receptive.get
+        cum_p, cum_b, cum_m, cum_a = self.sums
         nodes = graph.nodes
         origin = graph.origins()
         rows: list[LayerRow] = []
         for node in nodes[1:]:  # the input is not a layer
             nid = node.id
-            s = saved_of(nid)
-            act = s[0] * batch + s[1] if s else 0  # Saved.at, inlined
+            act = cum_a[nid + 1] - cum_a[nid]
             r = receptive_of(nid)
             o = origin[nid]
             if o != nid:
@@ -447,8 +449,8 @@ class _Views:
                 fields["aux"] = owner.get(nid, "")
                 rows.append(construct_unchecked(LayerRow, fields))
                 continue
-            params, buffers = params_of(nid, (0, 0))
-            macs = macs_of(nid, 0)
+            params, buffers = cum_p[nid + 1] - cum_p[nid], cum_b[nid + 1] - cum_b[nid]
+            macs = cum_m[nid + 1] - cum_m[nid]
             span = node.span
             rows.append(construct_unchecked(LayerRow, {
                 "path": node.path,
@@ -558,4 +560,4 @@ class _Views:
 
     @cached_property
     def stages(self) -> list[StageRow]:
-        return _stages(self.graph, self.analysis, self.batch, self.owner)
+        return _stages(self.graph, self.sums, self.owner)

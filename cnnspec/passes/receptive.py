@@ -98,17 +98,12 @@ def receptive_fields(graph: Graph) -> dict[int, Receptive]:
     """Receptive field and jump of every node, the input included (rf 1, jump 1)."""
     out: dict[int, Receptive] = {}
     nodes = graph.nodes
-    copies = {c.start: c for c in graph.copies}
-    i, n = 0, len(nodes)
-    while i < n:
-        c = copies.get(i)
-        if c is not None:
-            _shift(c, out)
-            i += c.count
+    for start, stop, copy in graph.runs():
+        if copy is not None:
+            _shift(copy, out)
             continue
-        node = nodes[i]
-        out[i] = node_receptive(node, [out[j] for j in node.inputs])
-        i += 1
+        for node in nodes[start:stop]:
+            out[node.id] = node_receptive(node, [out[j] for j in node.inputs])
     return out
 
 
