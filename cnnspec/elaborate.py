@@ -143,6 +143,11 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
     return out
 
 
+def _group_args(env: Mapping[str, Any]) -> dict[str, Any]:
+    """A block instance's arguments as its Group records them: those with a known, plain value."""
+    return {k: v for k, v in env.items() if v is not UNKNOWN and not isinstance(v, ShapeValue)}
+
+
 def _freeze(v: Any) -> Any:
     """A hashable stand-in for a spec value, for memo keys: lists become tuples, and scalars carry
     their type, since 1, 1.0 and true are equal as Python keys but not as arguments."""
@@ -158,6 +163,12 @@ class _Value(NamedTuple):
 
     node: int
     shape: tuple[int, ...] | None
+
+
+#: _Value((node, shape)) without the generated __new__'s Python frame, for the per-layer path.
+_make_value = tuple.__new__
+#: Every field of a Node, as the fields-set of the nodes built here (they set them all).
+_NODE_FIELDS = set(Node.model_fields)
 
 
 def select_network(program: Program, name: str | None, diags: Diagnostics) -> str | None:
@@ -612,7 +623,10 @@ class Elaborator:
 
     def _layer(self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
         key = _args_key(kind, stmt, ctx, self._arg_names)
-        attrs = self._attrs_seen.get(key) if key is not None else None
+        try:
+            attrs = self._attrs_seen.get(key) if key is not None else None
+        except TypeError:  # an unhashable value: no memo
+            attrs = key = None
         if attrs is None:
             n_diags = len(self.diags.items)
             attrs = self._layer_args(kind, stmt, ctx)
@@ -741,7 +755,9 @@ class Elaborator:
             ids, in_shapes = [i.node for i in inputs], [i.shape for i in inputs]
             known = out is not None and None not in in_shapes
         nid = len(graph.nodes)
-        graph.add(construct_unchecked(Node, {
+        new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
+        node = new_object(Node)  # construct_unchecked, inlined: this runs once per layer
+        set_dict(node, {
             "id": nid,
             "kind": kind,
             "path": path,
@@ -754,8 +770,12 @@ class Elaborator:
             "trace": ctx.trace,
             "scope": ctx.scope.path,
             "skip": skip or [],
-        }))
-        return _Value(nid, out if known else None)
+        })
+        set_fields_set(node, _NODE_FIELDS)
+        set_extra(node, None)
+        set_private(node, None)
+        graph.nodes.append(node)
+        return _make_value(_Value, (nid, out if known else None))
 
     # ---------------------------------------------------------------- blocks
 
@@ -794,20 +814,34 @@ class Elaborator:
             if env is None:
                 return _Value(cur.node, None)
             if memo is not None and len(self.diags.items) == n_diags:
-                memo["env"], memo["items"] = env, self._memo_items(env)
-        self._group_info(path, "block", block.name, stmt.span, env)
+                memo["env"], memo["items"], memo["args"] = env, self._memo_items(env), _group_args(env)
+                memo["templates"] = {}
+        graph = self.graph
+        assert graph is not None
+        graph.groups[path] = construct_unchecked(Group, {
+            "path": path,
+            "kind": "block",
+            "name": block.name,
+            "span": stmt.span,
+            "args": memo["args"] if memo and "args" in memo else _group_args(env),
+        })
         frame = Frame(block.name, path, stmt.span)
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
-        items = memo["items"] if memo and "items" in memo else self._memo_items(env)
-        key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
-        graph = self.graph
-        assert graph is not None
-        template = self._templates.get(key) if key is not None and self.replay else None
+        # The copies of a repetition share one binding, so they keep their templates by input shape.
+        seen = memo.get("templates") if memo else None
+        template = seen.get(cur.shape) if seen is not None and self.replay else None
+        key = None
+        if template is None:
+            items = memo["items"] if memo and "items" in memo else self._memo_items(env)
+            key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
+            template = self._templates.get(key) if key is not None and self.replay else None
         if template is not None and template.recipe is None:
             template.recipe = _recipe(template.nodes, template.path, template.base_id, template.depth) or False
         if template is not None and template.recipe and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
+            if seen is not None:
+                seen[cur.shape] = template
             return self._replay(template, cur, ctx, frame)
         inner = _Ctx(
             env=env,
@@ -877,7 +911,6 @@ class Elaborator:
             set_extra(node, None)
             set_private(node, None)
             nodes.append(node)
-        graph._nx = None
         graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node, new))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
@@ -969,9 +1002,8 @@ class Elaborator:
 
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: Mapping[str, Any] | None = None) -> None:
         assert self.graph is not None
-        simple = {k: v for k, v in (args or {}).items() if v is not UNKNOWN and not isinstance(v, ShapeValue)}
         self.graph.groups[path] = construct_unchecked(
-            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": simple}
+            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": _group_args(args or {})}
         )
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
@@ -1286,27 +1318,27 @@ class Elaborator:
 def _args_key(
     kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx, seen: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]]
 ) -> tuple[Any, ...] | None:
-    """What a layer statement's checked arguments depend on; None when it cannot be a dict key.
+    """What a layer statement's checked arguments depend on; None when a value it reads is UNKNOWN.
 
     Arguments are expressions of the names they read (variables of the
     scope, and block or layer names, which do not change within a check)
     and of `in`; nothing else enters them. seen: per statement (by id, with the statement), the
-    names its arguments read and whether they read `in`.
+    names its arguments read and whether they read `in`. The key may be unhashable (a value
+    that is not), which the caller's dict lookup finds out.
     """
     got = seen.get(id(stmt))
     if got is None or got[0] is not stmt:
-        args = [a.value for a in stmt.args]
-        names = _names_used(args, set())
+        names = _names_used([a.value for a in stmt.args], set())
         got = seen[id(stmt)] = (stmt, tuple(sorted(names - {"in"})), "in" in names)
     _, names, reads_in = got
-    env = ctx.env
-    values = tuple([_freeze(env.get(n, _MISSING)) for n in names])
-    key = (id(stmt), kind.name, values, ctx.block_input.dims if reads_in and ctx.block_input is not None else None)
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key if not any(v is UNKNOWN for v in values) else None
+    if not names:
+        values: tuple[Any, ...] = ()
+    else:
+        env = ctx.env
+        values = tuple([_freeze(env.get(n, _MISSING)) for n in names])
+        if UNKNOWN in values:
+            return None
+    return (id(stmt), kind.name, values, ctx.block_input.dims if reads_in and ctx.block_input is not None else None)
 
 
 #: Expression types whose value is written in the spec.

@@ -137,7 +137,8 @@ class Graph:
         self.nodes: list[Node] = []
         #: Built when first asked for (users()), with the node count it was built at.
         self._users: tuple[int, dict[int, list[int]]] | None = None
-        self._nx: nx.DiGraph | None = None
+        #: Built when first asked for (g), with the node count it was built at.
+        self._nx: tuple[int, nx.DiGraph] | None = None
         self.groups: dict[str, Group] = {}
         self.init_rules: list[InitRule] = []
         self.aux: list[AuxOutput] = []
@@ -152,7 +153,6 @@ class Graph:
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
         self.nodes.append(node)
-        self._nx = None
         return node
 
     @property
@@ -162,7 +162,7 @@ class Graph:
         Built on first use: `check` never needs it, and importing networkx
         would cost a third of the command line's start-up time.
         """
-        if self._nx is None:
+        if self._nx is None or self._nx[0] != len(self.nodes):
             import networkx as nx
 
             g = nx.DiGraph()
@@ -170,8 +170,8 @@ class Graph:
                 g.add_node(node.id, node=node)
                 for i, src in enumerate(node.inputs):
                     g.add_edge(src, node.id, skip=i in node.skip)
-            self._nx = g
-        return self._nx
+            self._nx = (len(self.nodes), g)
+        return self._nx[1]
 
     @property
     def input(self) -> Node:

@@ -85,8 +85,7 @@ def _window_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int | 
 def _window_shape(a: Attrs, x: Shape, kind: str, ceil: bool = False, dilation: tuple[int, int] = (1, 1)) -> Shape:
     _need_map(kind, x)
     c, h, w = x
-    k, s = a.kernel, a.stride
-    p = a.padding
+    k, s, p = a["kernel"], a["stride"], a["padding"]
     if p == "same":
         return (c, h, w)
     if p == "valid":
@@ -124,26 +123,27 @@ def _divisors(n: int) -> str:
 def _conv_shape(a: Attrs, x: Shape) -> Shape:
     _need_map("conv", x)
     cin = x[0]
-    if cin % a.groups:
+    out, groups = a["out"], a["groups"]  # items, not attributes: this runs once per conv of a check
+    if cin % groups:
         raise ShapeError(
-            f"groups={a.groups} does not divide {cin} input channels",
+            f"groups={groups} does not divide {cin} input channels",
             help=f"choose groups among the divisors of {cin}: {_divisors(cin)}",
             code="E305",
         )
-    if a.out % a.groups:
+    if out % groups:
         raise ShapeError(
-            f"groups={a.groups} does not divide {a.out} output channels",
-            help=f"choose groups among the divisors of {a.out}: {_divisors(a.out)}",
+            f"groups={groups} does not divide {out} output channels",
+            help=f"choose groups among the divisors of {out}: {_divisors(out)}",
             code="E305",
         )
-    if a.padding == "same" and a.stride != (1, 1):
+    if a["padding"] == "same" and a["stride"] != (1, 1):
         raise ShapeError(
-            f'padding "same" needs stride 1, but the stride is {_pair_text(a.stride)}',
+            f'padding "same" needs stride 1, but the stride is {_pair_text(a["stride"])}',
             help="give the padding as a number instead, e.g. padding = kernel // 2",
             code="E306",
         )
-    _, h, w = _window_shape(a, x, "conv", dilation=a.dilation)
-    return (a.out, h, w)
+    _, h, w = _window_shape(a, x, "conv", dilation=a["dilation"])
+    return (out, h, w)
 
 
 def _conv_count(a: Attrs, x: Shape) -> tuple[int, int]:

@@ -130,8 +130,11 @@ def register(kind: LayerKind, *, replace: bool = False) -> LayerKind:
 
 def lookup(name: str) -> LayerKind | None:
     """The layer kind called name, or None."""
-    _ensure_builtins()
-    return _TABLE.get(name)
+    kind = _TABLE.get(name)
+    if kind is None and "conv" not in _TABLE:  # the built-ins register on first use
+        _ensure_builtins()
+        kind = _TABLE.get(name)
+    return kind
 
 
 def all_kinds() -> dict[str, LayerKind]:

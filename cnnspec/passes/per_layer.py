@@ -13,12 +13,13 @@ V = TypeVar("V")
 def per_layer(graph: Graph, compute: Callable[[Node], V | None]) -> dict[int, V]:
     """compute(node) for every layer elaborated afresh (None: no entry); a replayed layer
     (cnnspec.ir.Copy) has its source's entry, being the same op on the same shapes."""
-    out: dict[int, V] = {}
-    origin = graph.origins()
-    for node in graph.layers():
-        nid = node.id
-        o = origin[nid]
-        value = out.get(o) if o != nid else compute(node)
-        if value is not None:
-            out[nid] = value
-    return out
+    nodes = graph.nodes
+    values: list[V | None] = [None] * len(nodes)
+    for start, stop, copy in graph.runs():
+        if copy is not None:
+            # A copy's source precedes it, so its values are already here: copy them in one slice.
+            values[start:stop] = values[copy.source : copy.source + copy.count]
+        else:
+            first = max(start, 1)  # node 0 is the input: no entry
+            values[first:stop] = [compute(node) for node in nodes[first:stop]]
+    return {nid: v for nid, v in enumerate(values) if v is not None}

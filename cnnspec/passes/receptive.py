@@ -96,18 +96,18 @@ def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
 
 def receptive_fields(graph: Graph) -> dict[int, Receptive]:
     """Receptive field and jump of every node, the input included (rf 1, jump 1)."""
-    out: dict[int, Receptive] = {}
     nodes = graph.nodes
+    fields: list[Receptive] = [_ORIGIN] * len(nodes)  # by node id, which is the index
     for start, stop, copy in graph.runs():
         if copy is not None:
-            _shift(copy, out)
+            _shift(copy, fields)
             continue
         for node in nodes[start:stop]:
-            out[node.id] = node_receptive(node, [out[j] for j in node.inputs])
-    return out
+            fields[node.id] = node_receptive(node, [fields[j] for j in node.inputs])
+    return dict(enumerate(fields))
 
 
-def _shift(c: Copy, out: dict[int, Receptive]) -> None:
+def _shift(c: Copy, fields: list[Receptive]) -> None:
     """A replayed block instance's receptive fields, from its source's.
 
     Inside an instance every node's field is affine in what its input sees:
@@ -117,18 +117,16 @@ def _shift(c: Copy, out: dict[int, Receptive]) -> None:
     positive jump_in does not change). So a copy reading (rf', jump') has
     rf' + (rf − rf_in) / jump_in · jump' where its source had rf.
     """
-    (r0h, r0w), (j0h, j0w) = out[c.source_input]
-    (r1h, r1w), (j1h, j1w) = out[c.input]
-    source = [out[i] for i in range(c.source, c.source + c.count)]
-    targets = range(c.start, c.start + c.count)
+    (r0h, r0w), (j0h, j0w) = fields[c.source_input]
+    (r1h, r1w), (j1h, j1w) = fields[c.input]
+    source = fields[c.source : c.source + c.count]
     if (r0h, r0w, j0h, j0w) == (r1h, r1w, j1h, j1w):
-        out.update(zip(targets, source, strict=True))
+        fields[c.start : c.start + c.count] = source
         return
-    shifted = [
+    fields[c.start : c.start + c.count] = [
         _make(Receptive, (
             (r1h + (h - r0h) // j0h * j1h, r1w + (w - r0w) // j0w * j1w),
             (sh // j0h * j1h, sw // j0w * j1w),
         ))
         for (h, w), (sh, sw) in source
     ]
-    out.update(zip(targets, shifted, strict=True))
