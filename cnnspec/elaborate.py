@@ -28,6 +28,7 @@ from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_
 from cnnspec.loader import Program
 from cnnspec.source import Span
 from cnnspec.values import (
+    LITERALS,
     MAX_WORK,
     UNKNOWN,
     EvalError,
@@ -228,6 +229,8 @@ class Elaborator:
         # reads the same values (layer2.0 and layer2.1 differ in stride only).
         self._attrs_seen: dict[tuple[Any, ...], Attrs] = {}
         self._arg_names: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
+        #: Per variable environment (by id, kept alive with it): the names an expression can read.
+        self._scopes: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
         self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
         self.refs.update({k: Ref(k, "block") for k in program.blocks})
@@ -407,10 +410,13 @@ class Elaborator:
                     self._eval_error(e, ctx.trace)
                     self._too_big = True
                     return _Value(cur.node, None)
-                if isinstance(stmt, ast.LetStmt):
-                    ctx = replace(ctx, env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})
-                    continue
-                cur = self._stmt(stmt, cur, ctx, top)
+                t = type(stmt)
+                if t is ast.CallStmt:  # most statements: straight there, not through _stmt
+                    cur = self._call_stmt(stmt, cur, ctx)  # type: ignore[arg-type]
+                elif t is ast.LetStmt:
+                    ctx = replace(ctx, env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})  # type: ignore[attr-defined]
+                else:
+                    cur = self._stmt(stmt, cur, ctx, top)
             return cur
         finally:
             self._nesting -= 1
@@ -534,7 +540,9 @@ class Elaborator:
         label = stmt.label
         if stmt.repeat is None:
             path = self._name(ctx.scope, label, stmt.span)
-            return self._emit(kind, block, stmt, cur, ctx, path)
+            if kind is not None:
+                return self._layer(kind, stmt, cur, ctx, path)
+            return self._block(block, stmt, cur, ctx, path)  # type: ignore[arg-type]
         count = self._eval(stmt.repeat, ctx)
         if count is UNKNOWN:
             return _Value(cur.node, None)
@@ -971,7 +979,7 @@ class Elaborator:
                 ok = False
                 continue
             try:
-                values[pname] = evaluate(a.value, ChainMap(dict(env), self.refs), ctx.block_input if ctx else None)
+                values[pname] = evaluate(a.value, self._scope(env), ctx.block_input if ctx else None)
             except EvalError as e:
                 self._eval_error(e, ctx.trace if ctx else ())
                 values[pname] = UNKNOWN
@@ -1297,19 +1305,25 @@ class Elaborator:
     def _eval(self, e: ast.Expr, ctx: _Ctx) -> Any:
         # Literals and plain names (most arguments) need neither the combined scope nor a walk.
         t = type(e)
-        if t in _LITERALS:
+        if t in LITERALS:
             return e.value  # type: ignore[attr-defined]
         if t is ast.Name:
             v = ctx.env.get(e.id, _MISSING)  # type: ignore[attr-defined]
             if v is not _MISSING:
                 return v
         try:
-            return evaluate(
-                e, ChainMap(dict(ctx.env), self.refs), ctx.block_input if ctx.block_input is not None else UNKNOWN
-            )
+            return evaluate(e, self._scope(ctx.env), ctx.block_input if ctx.block_input is not None else UNKNOWN)
         except EvalError as err:
             self._eval_error(err, ctx.trace)
             return UNKNOWN
+
+    def _scope(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        """Block and layer names under the variables of env, as one dict (made once per env:
+        an environment is not changed once statements see it)."""
+        got = self._scopes.get(id(env))
+        if got is None or got[0] is not env:
+            got = self._scopes[id(env)] = (env, {**self.refs, **env})
+        return got[1]
 
     def _eval_error(self, e: EvalError, trace: tuple[Frame, ...]) -> None:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
@@ -1341,8 +1355,6 @@ def _args_key(
     return (id(stmt), kind.name, values, ctx.block_input.dims if reads_in and ctx.block_input is not None else None)
 
 
-#: Expression types whose value is written in the spec.
-_LITERALS = frozenset({ast.Num, ast.Str, ast.Bool})
 _MISSING = object()
 #: Per layer kind (by id, with the kind to tell a reused id): its argument names and checked defaults.
 _ARG_TABLES: dict[int, tuple[LayerKind, list[str], dict[str, Any]]] = {}

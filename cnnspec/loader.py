@@ -50,7 +50,8 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
     diags = Diagnostics(sources)
     if is_path(spec):
         path = Path(spec)
-        name = display_name(path)
+        base = path.resolve()
+        name = display_name(path, base)
         try:
             text = read_spec(path)
         except _TooLarge as e:
@@ -59,7 +60,6 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
         except (OSError, UnicodeDecodeError) as e:
             diags.error("E401", f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
             raise SpecError(diags.items, sources) from None
-        base = path.resolve()
     else:
         name, text, base = "<spec>", str(spec), Path.cwd() / "<spec>"
     program = Program(main_file=name, sources=sources)
@@ -165,7 +165,7 @@ class _Loader:
                 help=[f"imports are relative to the importing file; looked for {display_name(target)}"],
             )
             return
-        self.file(target, display_name(target), text, chain + ((importer, item.span),), main=False)
+        self.file(target, display_name(target, target), text, chain + ((importer, item.span),), main=False)
 
     def define(self, item: ast.BlockDef | ast.NetworkDef | ast.NetworkAlias, path: Path, main: bool) -> None:
         prog = self.program

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,9 +46,13 @@ class SourceMap:
         return "" if line == len(lines) + 1 else None
 
 
-def display_name(path: Path) -> str:
-    """A path as the user should see it: relative to the working directory when it can be."""
+def display_name(path: Path, resolved: Path | None = None) -> str:
+    """A path as the user should see it: relative to the working directory when it can be.
+
+    resolved: path.resolve(), when the caller has it (resolving walks every component).
+    """
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        # getcwd() is already free of symlinks, as resolve() would make it.
+        return str((resolved or path.resolve()).relative_to(os.getcwd()))
     except ValueError:
         return str(path)

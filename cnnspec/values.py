@@ -208,8 +208,10 @@ BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
 
 
 def _check_size(v: Any, span: Span) -> Any:
-    if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
-        raise EvalError(f"the number {v:.3e} is too large (the limit is 2^62)", span, "E604")
+    if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):  # the common case first
+        if abs(v) > MAX_INT:
+            raise EvalError(f"the number {v:.3e} is too large (the limit is 2^62)", span, "E604")
+        return v
     if isinstance(v, float) and not math.isfinite(v):
         raise EvalError("the result is not a finite number", span, "E203")
     if isinstance(v, (list, str)) and len(v) > MAX_LIST:
@@ -245,11 +247,18 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: Expression classes whose value is written in the spec.
+LITERALS = frozenset({ast.Num, ast.Str, ast.Bool})
+
+
 def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unknown | None = None) -> Any:
     """The value of an expression, or EvalError pointing at the offending part."""
-    if isinstance(e, ast.Num | ast.Str | ast.Bool):
-        return e.value
-    if isinstance(e, ast.Name):
+    # Dispatch on the exact class (the expression classes have no subclasses): a chain of
+    # isinstance checks costs more than the evaluation of most expressions.
+    t = type(e)
+    if t in LITERALS:
+        return e.value  # type: ignore[attr-defined]
+    if t is ast.Name:
         if e.id in env:
             return env[e.id]
         hint = _suggest(e.id, list(env))
@@ -259,15 +268,15 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
             "E102",
             help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
         )
-    if isinstance(e, ast.BlockInput):
+    if t is ast.BlockInput:
         if block_input is None:
             raise EvalError("`in` is only known once the network's input is given", e.span, "E202")
         return block_input
-    if isinstance(e, ast.ListExpr):
+    if t is ast.ListExpr:
         return _check_size([evaluate(i, env, block_input) for i in e.items], e.span)
-    if isinstance(e, ast.ListComp):
+    if t is ast.ListComp:
         return _list_comp(e, env, block_input)
-    if isinstance(e, ast.Attribute):
+    if t is ast.Attribute:
         obj = evaluate(e.obj, env, block_input)
         if obj is UNKNOWN:
             return UNKNOWN
@@ -284,7 +293,7 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
                 )
             return v
         raise EvalError(f"a {type_name(obj)} has no attribute `{e.name}`", e.span, "E204")
-    if isinstance(e, ast.Index):
+    if t is ast.Index:
         obj = evaluate(e.obj, env, block_input)
         idx = evaluate(e.index, env, block_input)
         if obj is UNKNOWN or idx is UNKNOWN:
@@ -298,7 +307,7 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
                 f"index {idx} is out of range for a list of {len(obj)} items", e.index.span, "E205"
             )
         return obj[idx]
-    if isinstance(e, ast.Unary):
+    if t is ast.Unary:
         v = evaluate(e.operand, env, block_input)
         if v is UNKNOWN:
             return UNKNOWN
@@ -309,16 +318,16 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
         if not _is_num(v):
             raise EvalError(f"cannot negate a {type_name(v)}", e.operand.span, "E204")
         return -v
-    if isinstance(e, ast.Binary):
+    if t is ast.Binary:
         return _binary(e, env, block_input)
-    if isinstance(e, ast.CondExpr):
+    if t is ast.CondExpr:
         cond = evaluate(e.cond, env, block_input)
         if cond is UNKNOWN:
             return UNKNOWN
         if not isinstance(cond, bool):
             raise EvalError(f"`if` needs true or false, got a {type_name(cond)}", e.cond.span, "E204")
         return evaluate(e.then if cond else e.orelse, env, block_input)
-    if isinstance(e, ast.FuncCall):
+    if t is ast.FuncCall:
         return _call(e, env, block_input)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
 

@@ -141,9 +141,12 @@ def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     """(node, spec path, compiled path) for every module whose path had to change."""
     # The names in module paths: those of the layers elaborated afresh, and the instance names
     # of replayed blocks (the rest of a copy's paths repeats its source's).
-    origin = graph.origins()
-    paths = [n.path for n in graph.nodes if n.has_module and origin[n.id] == n.id]
-    names = set(".".join(paths + [c.path for c in graph.copies]).split("."))
+    nodes = graph.nodes
+    paths = [c.path for c in graph.copies]
+    for start, stop, copy in graph.runs():
+        if copy is None:
+            paths += [n.path for n in nodes[start:stop] if n.has_module]
+    names = set(".".join(paths).split("."))
     if all(safe_name(name) for name in names):
         return  # the common case, decided from the few distinct names alone
     renamed = module_paths(graph)
