@@ -147,13 +147,14 @@ def _conv_shape(a: Attrs, x: Shape) -> Shape:
 
 
 def _conv_count(a: Attrs, x: Shape) -> tuple[int, int]:
-    kh, kw = a.kernel
-    return (a.out * (x[0] // a.groups) * kh * kw + (a.out if a.bias else 0), 0)
+    kh, kw = a["kernel"]
+    out = a["out"]
+    return (out * (x[0] // a["groups"]) * kh * kw + (out if a["bias"] else 0), 0)
 
 
 def _conv_macs(a: Attrs, x: Shape, y: Shape) -> int:
-    kh, kw = a.kernel
-    return y[0] * y[1] * y[2] * (x[0] // a.groups) * kh * kw
+    kh, kw = a["kernel"]
+    return y[0] * y[1] * y[2] * (x[0] // a["groups"]) * kh * kw
 
 
 def _conv_module(a: Attrs, x: Shape, inplace: bool) -> Any:
@@ -216,7 +217,7 @@ register(
         doc="Batch normalisation, 2-d on feature maps and 1-d on flat features.",
         args=(Arg("eps", positive_number, 1e-5), Arg("momentum", probability, 0.1), Arg("affine", boolean, True)),
         shape=_same,
-        count=lambda a, x: (2 * x[0] if a.affine else 0, 2 * x[0] + 1),
+        count=lambda a, x: (2 * x[0] if a["affine"] else 0, 2 * x[0] + 1),
         module=_bn_module,
     )
 )

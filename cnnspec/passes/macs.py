@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import Attrs, lookup
+from cnnspec.layers.registry import lookup
+from cnnspec.passes.per_layer import attrs_of as _attrs
 from cnnspec.passes.per_layer import per_layer
 
 
@@ -20,7 +21,7 @@ def count_macs(graph: Graph) -> dict[int, int]:
         key = (node.kind, id(node.attrs), x, node.out_shape)
         macs = seen.get(key)
         if macs is None:
-            macs = seen[key] = kind.macs(Attrs(node.attrs), x, node.out_shape)
+            macs = seen[key] = kind.macs(_attrs(node), x, node.out_shape)
         return macs
 
     return per_layer(graph, count)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import Attrs, lookup
+from cnnspec.layers.registry import lookup
+from cnnspec.passes.per_layer import attrs_of as _attrs
 from cnnspec.passes.per_layer import per_layer
 
 
@@ -19,7 +20,7 @@ def count_params(graph: Graph) -> dict[int, tuple[int, int]]:
         key = (node.kind, id(node.attrs), node.in_shapes[0])
         counted = seen.get(key)
         if counted is None:
-            counted = seen[key] = kind.count(Attrs(node.attrs), node.in_shapes[0])
+            counted = seen[key] = kind.count(_attrs(node), node.in_shapes[0])
         return counted
 
     return per_layer(graph, count)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cnnspec.ir import Graph, Node
+from cnnspec.layers.registry import Attrs
 
 V = TypeVar("V")
 
@@ -23,3 +24,9 @@ def per_layer(graph: Graph, compute: Callable[[Node], V | None]) -> dict[int, V]
             first = max(start, 1)  # node 0 is the input: no entry
             values[first:stop] = [compute(node) for node in nodes[first:stop]]
     return {nid: v for nid, v in enumerate(values) if v is not None}
+
+
+def attrs_of(node: Node) -> Attrs:
+    """A node's arguments as the layer table's rules take them (the elaborator already made them Attrs)."""
+    a = node.attrs
+    return a if type(a) is Attrs else Attrs(a)

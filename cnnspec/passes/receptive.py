@@ -123,6 +123,12 @@ def _shift(c: Copy, fields: list[Receptive]) -> None:
     if (r0h, r0w, j0h, j0w) == (r1h, r1w, j1h, j1w):
         fields[c.start : c.start + c.count] = source
         return
+    if (j0h, j0w) == (j1h, j1w):
+        # The same jump (copies in a repetition read the same resolution): jumps are the source's
+        # and fields move by the difference of the inputs', since rf − rf_in is a multiple of jump_in.
+        dh, dw = r1h - r0h, r1w - r0w
+        fields[c.start : c.start + c.count] = [_make(Receptive, ((h + dh, w + dw), jump)) for (h, w), jump in source]
+        return
     fields[c.start : c.start + c.count] = [
         _make(Receptive, (
             (r1h + (h - r0h) // j0h * j1h, r1w + (w - r0w) // j0w * j1w),
