@@ -31,12 +31,22 @@ def construct_unchecked(cls: type[_Model], fields: dict[str, Any], fields_set: s
     the set of field names to share with another instance that has the same
     ones (pydantic only ever adds names already in it, when a field is set).
     """
+    if fields_set is None:
+        every = _EVERY_FIELD.get(cls)
+        if every is None:
+            every = _EVERY_FIELD[cls] = set(cls.model_fields)
+        # Every field given (the usual case): share one set rather than make one per instance.
+        fields_set = every if len(fields) == len(every) and fields.keys() == every else set(fields)
     obj = _new(cls)
     _set_dict(obj, fields)
-    _set_fields_set(obj, set(fields) if fields_set is None else fields_set)
+    _set_fields_set(obj, fields_set)
     _set_extra(obj, None)
     _set_private(obj, None)
     return obj
+
+
+#: Per model class, the set of all its field names (the fields-set of a fully given instance).
+_EVERY_FIELD: dict[type[BaseModel], set[str]] = {}
 
 
 #: object.__new__ and the setters of a pydantic model's __dict__, fields-set, extra and private
