@@ -941,7 +941,6 @@ class Elaborator:
         kind: str,
     ) -> dict[str, Any] | None:
         """Bind call arguments to parameters; defaults may use earlier parameters."""
-        signature = f"{name}({', '.join(_param_text(p) for p in params)})"
         names = [p.name for p in params]
         values: dict[str, Any] = {}
         ok = True
@@ -952,7 +951,7 @@ class Elaborator:
                 f"{kind} `{name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
                 f"got {len(positional)} positional",
                 positional[len(params)].span,
-                help=[f"signature: {signature}"],
+                help=[f"signature: {_signature(name, params)}"],
                 trace=ctx.trace if ctx else (),
             )
             ok = False
@@ -969,7 +968,7 @@ class Elaborator:
                         "E209",
                         f"{kind} `{name}` has no parameter `{pname}`",
                         a.span,
-                        help=([f"did you mean `{hint}`?"] if hint else []) + [f"signature: {signature}"],
+                        help=([f"did you mean `{hint}`?"] if hint else []) + [f"signature: {_signature(name, params)}"],
                         trace=ctx.trace if ctx else (),
                     )
                     ok = False
@@ -1000,7 +999,7 @@ class Elaborator:
                     "E207",
                     f"{kind} `{name}` needs its argument `{p.name}`",
                     span,
-                    help=[f"signature: {signature}"],
+                    help=[f"signature: {_signature(name, params)}"],
                     trace=ctx.trace if ctx else (),
                 )
                 ok = False
@@ -1380,6 +1379,11 @@ def _branch_name(stmt: ast.Stmt) -> str:
     if isinstance(stmt, ast.GroupStmt) and stmt.name is not None:
         return stmt.name
     return ""
+
+
+def _signature(name: str, params: list[ast.Param]) -> str:
+    """A block's or network's signature for messages: `Bottleneck(planes, stride = …)`."""
+    return f"{name}({', '.join(_param_text(p) for p in params)})"
 
 
 def _param_text(p: ast.Param) -> str:
