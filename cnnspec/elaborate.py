@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS
-from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked
+from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -168,8 +168,6 @@ class _Value(NamedTuple):
 
 #: _Value((node, shape)) without the generated __new__'s Python frame, for the per-layer path.
 _make_value = tuple.__new__
-#: Every field of a Node, as the fields-set of the nodes built here (they set them all).
-_NODE_FIELDS = set(Node.model_fields)
 
 
 def select_network(program: Program, name: str | None, diags: Diagnostics) -> str | None:
@@ -779,7 +777,7 @@ class Elaborator:
             "scope": ctx.scope.path,
             "skip": skip or [],
         })
-        set_fields_set(node, _NODE_FIELDS)
+        set_fields_set(node, every_field(Node))  # this sets them all
         set_extra(node, None)
         set_private(node, None)
         graph.nodes.append(node)
@@ -824,15 +822,10 @@ class Elaborator:
             if memo is not None and len(self.diags.items) == n_diags:
                 memo["env"], memo["items"], memo["args"] = env, self._memo_items(env), _group_args(env)
                 memo["templates"] = {}
+        args = memo["args"] if memo and "args" in memo else _group_args(env)
+        self._group_info(path, "block", block.name, stmt.span, args)
         graph = self.graph
         assert graph is not None
-        graph.groups[path] = construct_unchecked(Group, {
-            "path": path,
-            "kind": "block",
-            "name": block.name,
-            "span": stmt.span,
-            "args": memo["args"] if memo and "args" in memo else _group_args(env),
-        })
         frame = Frame(block.name, path, stmt.span)
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
@@ -1007,10 +1000,11 @@ class Elaborator:
 
     # ------------------------------------------------- groups, joins, residual
 
-    def _group_info(self, path: str, kind: str, name: str, span: Span, args: Mapping[str, Any] | None = None) -> None:
+    def _group_info(self, path: str, kind: str, name: str, span: Span, args: dict[str, Any] | None = None) -> None:
+        """Record a group; args: a block instance's plain arguments (_group_args)."""
         assert self.graph is not None
         self.graph.groups[path] = construct_unchecked(
-            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": _group_args(args or {})}
+            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args}
         )
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:

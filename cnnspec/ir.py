@@ -32,9 +32,7 @@ def construct_unchecked(cls: type[_Model], fields: dict[str, Any], fields_set: s
     ones (pydantic only ever adds names already in it, when a field is set).
     """
     if fields_set is None:
-        every = _EVERY_FIELD.get(cls)
-        if every is None:
-            every = _EVERY_FIELD[cls] = set(cls.model_fields)
+        every = every_field(cls)
         # Every field given (the usual case): share one set rather than make one per instance.
         fields_set = every if len(fields) == len(every) and fields.keys() == every else set(fields)
     obj = _new(cls)
@@ -45,7 +43,15 @@ def construct_unchecked(cls: type[_Model], fields: dict[str, Any], fields_set: s
     return obj
 
 
-#: Per model class, the set of all its field names (the fields-set of a fully given instance).
+def every_field(cls: type[BaseModel]) -> set[str]:
+    """The names of all of a model's fields, as one shared set: the fields-set of an instance
+    given every field (do not modify it)."""
+    every = _EVERY_FIELD.get(cls)
+    if every is None:
+        every = _EVERY_FIELD[cls] = set(cls.model_fields)
+    return every
+
+
 _EVERY_FIELD: dict[type[BaseModel], set[str]] = {}
 
 
