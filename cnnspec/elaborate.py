@@ -17,6 +17,7 @@ from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, NamedTuple
 
 from cnnspec import ast
@@ -104,11 +105,11 @@ _Step = tuple[Node, str, str, list[int], tuple[tuple[str, str, Span], ...]]
 
 @dataclass
 class _Template:
-    """The nodes one block instance produced, to replay for an identical instance."""
+    """The nodes one block instance produced (ids base_id to stop), to replay for an identical instance."""
 
-    nodes: list[Node]
     groups: list[Group]
     base_id: int
+    stop: int
     path: str
     depth: int
     out_node: int
@@ -141,6 +142,29 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
             [i - base_id if i >= base_id else -1 for i in n.inputs],
             tuple((f.block, f.path[cut:], f.span) for f in frames),
         ))
+    return out
+
+
+def _replayed(recipe: list[_Step], start: int, new: str, source_input: int, head: tuple[Frame, ...]) -> list[Node]:
+    """The nodes of a replayed instance at ids from start, at path `new`, reading source_input,
+    with the block chain `head` above it: its source's nodes, with what differs replaced."""
+    new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
+    out: list[Node] = []
+    for nid, (n, path, scope, inputs, frames) in enumerate(recipe, start):
+        # The source's fields, then what differs; copying its dict is the cheap way to a node.
+        fields = n.__dict__.copy()
+        fields["id"] = nid
+        fields["path"] = new + path
+        fields["scope"] = new + scope
+        fields["inputs"] = [start + i if i >= 0 else source_input for i in inputs]
+        fields["trace"] = head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head
+        # construct_unchecked, inlined: this loop runs once per replayed layer.
+        node = new_object(Node)
+        set_dict(node, fields)
+        set_fields_set(node, n.__pydantic_fields_set__)
+        set_extra(node, None)
+        set_private(node, None)
+        out.append(node)
     return out
 
 
@@ -514,7 +538,7 @@ class Elaborator:
                 name = f"{kind}_{n}"
             count[kind] = n + 1
             taken.add(name)
-            graph.nodes[node_id].path = scope.child(name)
+            graph.slots[node_id].path = scope.child(name)  # type: ignore[union-attr]  # a join, made afresh
         scope.joins.clear()
 
     def _call_stmt(self, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx) -> _Value:
@@ -562,7 +586,7 @@ class Elaborator:
             names = self._template_names(label, count)
             if names is None:
                 return _Value(cur.node, None)
-            before = len(self.graph.nodes) if self.graph is not None else 0
+            before = len(self.graph.slots) if self.graph is not None else 0
             for i, name in enumerate(names):
                 path = self._name(ctx.scope, ast.Label(name, False, label.span), stmt.span)
                 cur = self._emit(kind, block, stmt, cur, ctx, path, memo)
@@ -574,7 +598,7 @@ class Elaborator:
             self._group_info(path, "repeat", stmt.name, stmt.span)
             scope = _Scope(path)
             ctx = replace(ctx, scope=scope)
-        before = len(self.graph.nodes) if self.graph is not None else 0
+        before = len(self.graph.slots) if self.graph is not None else 0
         for i in range(count):
             cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span), memo)
             if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
@@ -743,7 +767,7 @@ class Elaborator:
     ) -> _Value:
         graph = self.graph
         assert graph is not None
-        if len(graph.nodes) >= self.limits.max_nodes:
+        if len(graph.slots) >= self.limits.max_nodes:
             if not self._too_big:
                 self.diags.error(
                     "E602",
@@ -760,7 +784,7 @@ class Elaborator:
         else:
             ids, in_shapes = [i.node for i in inputs], [i.shape for i in inputs]
             known = out is not None and None not in in_shapes
-        nid = len(graph.nodes)
+        nid = len(graph.slots)
         new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
         node = new_object(Node)  # construct_unchecked, inlined: this runs once per layer
         set_dict(node, {
@@ -780,7 +804,7 @@ class Elaborator:
         set_fields_set(node, every_field(Node))  # this sets them all
         set_extra(node, None)
         set_private(node, None)
-        graph.nodes.append(node)
+        graph.slots.append(node)
         return _make_value(_Value, (nid, out if known else None))
 
     # ---------------------------------------------------------------- blocks
@@ -839,8 +863,13 @@ class Elaborator:
             key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
             template = self._templates.get(key) if key is not None and self.replay else None
         if template is not None and template.recipe is None:
-            template.recipe = _recipe(template.nodes, template.path, template.base_id, template.depth) or False
-        if template is not None and template.recipe and len(graph.nodes) + len(template.nodes) < self.limits.max_nodes:
+            nodes = graph.node_range(template.base_id, template.stop)
+            template.recipe = _recipe(nodes, template.path, template.base_id, template.depth) or False
+        if (
+            template is not None
+            and template.recipe
+            and len(graph.slots) + len(template.recipe) < self.limits.max_nodes  # type: ignore[arg-type]
+        ):
             if seen is not None:
                 seen[cur.shape] = template
             return self._replay(template, cur, ctx, frame)
@@ -852,14 +881,14 @@ class Elaborator:
             trace=ctx.trace + (frame,),
             blocks=ctx.blocks + (block.name,),
         )
-        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.nodes), len(graph.aux)
+        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.slots), len(graph.aux)
         out = self._body(block.body, cur, inner)
         self._close(inner.scope)
         clean = len(self.diags.items) == n_diags and len(graph.aux) == n_aux and not self._too_big
         if key is not None and clean and out.shape is not None:
             prefix = path + "."
             self._templates[key] = _Template(
-                nodes=graph.nodes[n_nodes:],
+                stop=len(graph.slots),
                 groups=[g for p, g in graph.groups.items() if p.startswith(prefix)],
                 base_id=n_nodes,
                 path=path,
@@ -886,32 +915,12 @@ class Elaborator:
     def _replay(self, t: _Template, cur: _Value, ctx: _Ctx, frame: Frame) -> _Value:
         graph = self.graph
         assert graph is not None and cur.shape is not None
-        nodes = graph.nodes
-        start = len(nodes)
-        new = frame.path
-        source_input = cur.node
-        head = ctx.trace + (frame,)
         assert isinstance(t.recipe, list)
-        new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
-        for n, path, scope, inputs, frames in t.recipe:
-            # The source's fields, then what differs; copying its dict is the cheap way to a node.
-            fields = n.__dict__.copy()
-            fields["id"] = len(nodes)
-            fields["path"] = new + path
-            fields["scope"] = new + scope
-            if len(inputs) == 1:
-                i = inputs[0]
-                fields["inputs"] = [start + i if i >= 0 else source_input]
-            else:
-                fields["inputs"] = [start + i if i >= 0 else source_input for i in inputs]
-            fields["trace"] = head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head
-            # construct_unchecked, inlined: this loop runs once per replayed layer.
-            node = new_object(Node)
-            set_dict(node, fields)
-            set_fields_set(node, n.__pydantic_fields_set__)
-            set_extra(node, None)
-            set_private(node, None)
-            nodes.append(node)
+        new, source_input = frame.path, cur.node
+        # The nodes are made only if something reads them one by one (rows, backends): the
+        # passes take a copy's figures from its source's through the Copy.
+        start = len(graph.slots)
+        graph.defer(len(t.recipe), partial(_replayed, t.recipe, start, new, source_input, ctx.trace + (frame,)))
         graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node, new))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
@@ -1090,12 +1099,12 @@ class Elaborator:
                 self.diags.error(e.code, str(e), span, notes=notes, help=[e.help] if e.help else [], trace=ctx.trace)
         graph = self.graph
         assert graph is not None
-        n_nodes = len(graph.nodes)
+        n_nodes = len(graph.slots)
         # The path is provisional: the scope names its joins when it closes (_close).
         out = self._node(
             kind.name, ctx.scope.child(kind.name), False, outs, Attrs(residual=residual), shape, span, ctx, skip=skip
         )
-        if entry is not None and len(graph.nodes) > n_nodes:
+        if entry is not None and len(graph.slots) > n_nodes:
             entry[1] = out.node
         return out
 
@@ -1214,7 +1223,7 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, None, "group", "for")
-        before = len(self.graph.nodes) if self.graph is not None else 0
+        before = len(self.graph.slots) if self.graph is not None else 0
         for i, item in enumerate(items):
             cur = self._body(stmt.body, cur, replace(inner, env={**inner.env, stmt.var: item}))
             if self._too_big or (i == 0 and self._overflows(before, len(items) - 1, stmt.span, ctx)):
@@ -1228,8 +1237,8 @@ class Elaborator:
         fails at once instead of after building a million layers.
         """
         assert self.graph is not None
-        per_copy = len(self.graph.nodes) - before
-        total = len(self.graph.nodes) + per_copy * copies_left
+        per_copy = len(self.graph.slots) - before
+        total = len(self.graph.slots) + per_copy * copies_left
         if per_copy == 0 or total <= self.limits.max_nodes:
             return False
         self.diags.error(

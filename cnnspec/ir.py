@@ -7,6 +7,7 @@ layer, join or the input; `inputs` keeps the order of a node's operands
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -150,7 +151,11 @@ class Graph:
     def __init__(self, network: str, params: dict[str, Any]) -> None:
         self.network = network
         self.params = params
-        self.nodes: list[Node] = []
+        #: The nodes by id as elaboration adds them. A replayed block instance's places hold None
+        #: until `nodes` is first read (see defer): a pass that reads only the nodes elaborated
+        #: afresh (the runs without a Copy) can use this list and never make the copies.
+        self.slots: list[Node | None] = []
+        self._deferred: list[tuple[int, int, Callable[[], list[Node]]]] = []
         #: Built when first asked for (users()), with the node count it was built at.
         self._users: tuple[int, dict[int, list[int]]] | None = None
         #: Built when first asked for (g), with the node count it was built at.
@@ -168,8 +173,39 @@ class Graph:
 
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
-        self.nodes.append(node)
+        self.slots.append(node)
         return node
+
+    @property
+    def nodes(self) -> list[Node]:
+        """Every node, by id (node i is nodes[i]), in topological order."""
+        if self._deferred:
+            self._make_deferred(0, len(self.slots))
+        return self.slots  # type: ignore[return-value]  # no place is None once the deferred are made
+
+    def node_range(self, start: int, stop: int) -> list[Node]:
+        """nodes[start:stop], making only the deferred nodes among them."""
+        if self._deferred:
+            self._make_deferred(start, stop)
+        return self.slots[start:stop]  # type: ignore[return-value]
+
+    def defer(self, count: int, make: Callable[[], list[Node]]) -> int:
+        """Reserve the next `count` ids for the nodes make() returns when they are first read;
+        the first id. For a replayed instance, whose nodes only the report's rows and the
+        backends need one by one (the passes take its figures from its source's)."""
+        start = len(self.slots)
+        self.slots += [None] * count
+        self._deferred.append((start, count, make))
+        return start
+
+    def _make_deferred(self, start: int, stop: int) -> None:
+        slots, left = self.slots, []
+        for first, count, make in self._deferred:
+            if first < stop and start < first + count:
+                slots[first : first + count] = make()
+            else:
+                left.append((first, count, make))
+        self._deferred = left
 
     @property
     def g(self) -> nx.DiGraph:
@@ -178,7 +214,7 @@ class Graph:
         Built on first use: `check` never needs it, and importing networkx
         would cost a third of the command line's start-up time.
         """
-        if self._nx is None or self._nx[0] != len(self.nodes):
+        if self._nx is None or self._nx[0] != len(self.slots):
             import networkx as nx
 
             g = nx.DiGraph()
@@ -186,27 +222,28 @@ class Graph:
                 g.add_node(node.id, node=node)
                 for i, src in enumerate(node.inputs):
                     g.add_edge(src, node.id, skip=i in node.skip)
-            self._nx = (len(self.nodes), g)
+            self._nx = (len(self.slots), g)
         return self._nx[1]
 
     @property
     def input(self) -> Node:
         """The input node."""
-        return self.nodes[0]
+        return self.slots[0]  # type: ignore[return-value]  # the input is never a copy
 
     @property
     def input_shape(self) -> Shape:
         """The network's input shape, batch excluded."""
-        return self.nodes[0].out_shape
+        return self.input.out_shape
 
     @property
     def output_shape(self) -> Shape:
         """The network's output shape, batch excluded."""
-        return self.nodes[self.output].out_shape
+        node = self.slots[self.output] or self.nodes[self.output]
+        return node.out_shape
 
     def users(self, node_id: int) -> list[int]:
         """The nodes that consume node_id's output."""
-        if self._users is None or self._users[0] != len(self.nodes):
+        if self._users is None or self._users[0] != len(self.slots):
             users: dict[int, list[int]] = {n.id: [] for n in self.nodes}
             for n in self.nodes:
                 for src in n.inputs:
@@ -221,9 +258,9 @@ class Graph:
 
         The same list each time while the graph does not change: do not modify it.
         """
-        key = (len(self.nodes), len(self.copies))
+        key = (len(self.slots), len(self.copies))
         if self._origins is None or self._origins[0] != key:
-            origin = list(range(len(self.nodes)))
+            origin = list(range(len(self.slots)))
             for c in self.copies:
                 origin[c.start : c.start + c.count] = origin[c.source : c.source + c.count]
             self._origins = (key, origin)
@@ -239,8 +276,8 @@ class Graph:
                 out.append((i, c.start, None))
             out.append((c.start, c.start + c.count, c))
             i = c.start + c.count
-        if i < len(self.nodes):
-            out.append((i, len(self.nodes), None))
+        if i < len(self.slots):
+            out.append((i, len(self.slots), None))
         return out
 
     def layers(self) -> list[Node]:

@@ -377,8 +377,7 @@ class _Views:
         return aux_heads(self.graph)
 
     def rf(self, nid: int) -> list[int]:
-        r = self.analysis.receptive.get(nid)
-        return list(r.rf) if r else [1, 1]
+        return list(self.analysis.receptive[nid].rf)
 
     @cached_property
     def sums(self) -> _Sums:
@@ -388,14 +387,11 @@ class _Views:
         difference of two sums rather than a loop.
         """
         analysis, batch = self.analysis, self.batch
-        saved_of, params_of, macs_of = analysis.saved.get, analysis.params.get, analysis.macs.get
         cum_p, cum_b, cum_m, cum_a = [0], [0], [0], [0]
         p = b = m = a = 0
-        for node in self.graph.nodes:
-            nid = node.id
-            params, buffers = params_of(nid, (0, 0))
-            s = saved_of(nid)
-            p, b, m, a = p + params, b + buffers, m + macs_of(nid, 0), a + (s[0] * batch + s[1] if s else 0)
+        for counts, macs, s in zip(analysis.params, analysis.macs, analysis.saved, strict=True):
+            params, buffers = counts or (0, 0)
+            p, b, m, a = p + params, b + buffers, m + (macs or 0), a + (s[0] * batch + s[1] if s else 0)
             cum_p.append(p)
             cum_b.append(b)
             cum_m.append(m)
@@ -424,7 +420,7 @@ class _Views:
     @cached_property
     def layers(self) -> list[LayerRow]:
         graph, batch, owner = self.graph, self.batch, self.owner
-        receptive_of = self.analysis.receptive.get
+        receptive = self.analysis.receptive
         cum_p, cum_b, cum_m, cum_a = self.sums
         nodes = graph.nodes
         origin = graph.origins()
@@ -432,7 +428,7 @@ class _Views:
         for node in nodes[1:]:  # the input is not a layer
             nid = node.id
             act = cum_a[nid + 1] - cum_a[nid]
-            r = receptive_of(nid)
+            r = receptive[nid]
             o = origin[nid]
             if o != nid:
                 # A replayed layer: what depends on its place in the network is all that differs
@@ -440,8 +436,8 @@ class _Views:
                 fields = rows[o - 1].__dict__.copy()
                 fields["path"] = node.path
                 fields["output_shape"] = list(node.out_shape)
-                fields["receptive_field"] = list(r.rf) if r else [1, 1]
-                fields["jump"] = list(r.jump) if r else [1, 1]
+                fields["receptive_field"] = list(r.rf)
+                fields["jump"] = list(r.jump)
                 fields["activation_bytes"] = act
                 fields["scope"] = node.scope
                 fields["inputs"] = [nodes[i].path for i in node.inputs]
@@ -460,8 +456,8 @@ class _Views:
                 "buffers": buffers,
                 "macs": macs,
                 "flops": 2 * macs,
-                "receptive_field": list(r.rf) if r else [1, 1],
-                "jump": list(r.jump) if r else [1, 1],
+                "receptive_field": list(r.rf),
+                "jump": list(r.jump),
                 "activation_bytes": act,
                 "output_bytes": 4 * batch * math.prod(node.out_shape),
                 "scope": node.scope,
@@ -545,7 +541,7 @@ class _Views:
 
     @cached_property
     def aux_rows(self) -> list[AuxRow]:
-        params_of, macs_of = self.analysis.params.get, self.analysis.macs.get
+        params, macs = self.analysis.params, self.analysis.macs
         rows = []
         for out in self.graph.aux:
             ids = [i for i, name in self.owner.items() if name == out.name]
@@ -553,8 +549,8 @@ class _Views:
             rows.append(_row(
                 AuxRow,
                 name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight,
-                layers=len(ids), params=sum(params_of(i, (0, 0))[0] for i in ids),
-                macs=sum(macs_of(i, 0) for i in ids), file=out.span.file, line=out.span.line, col=out.span.col,
+                layers=len(ids), params=sum((params[i] or (0, 0))[0] for i in ids),
+                macs=sum(macs[i] or 0 for i in ids), file=out.span.file, line=out.span.line, col=out.span.col,
             ))
         return rows
 

@@ -600,7 +600,41 @@ def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params
     ]
     assert replayed.groups == fresh.groups
     assert analysis == fresh_analysis
+    assert analysis.receptive == fresh_analysis.receptive
     assert build_report(replayed, analysis).model_dump() == build_report(fresh, fresh_analysis).model_dump()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The copy's input (a conv's output) is not kept before it; the source's (a relu's) is:
+        # the saved-tensor pass cannot take the copy's figures from its source's and walks it.
+        "    relu\n    B\n    B\n    B\n",
+        # Neither input is kept before its instance, and each instance keeps it first (its conv).
+        "    B\n    B\n    B\n",
+        # A view of the block input inside the instance shares its storage.
+        "    V\n    V\n    V\n",
+    ],
+    ids=["input-kept-differs", "input-kept-inside", "view-of-input"],
+)
+def test_replayed_instances_keep_what_fresh_ones_keep(tmp_path: Path, body: str) -> None:
+    blocks = "block B() {\n    conv(8, 3, padding = 1)\n}\nblock V() {\n    identity\n    conv(8, 1)\n}\n"
+    spec = spec_file(tmp_path, blocks + "network n {\n    input: 8 x 8 x 8\n" + body + "}\n")
+    _, fresh_analysis = _elaborate(spec, replay=False)
+    replayed, analysis = _elaborate(spec, replay=True)
+    assert replayed.copies
+    assert analysis.saved == fresh_analysis.saved
+    assert analysis == fresh_analysis
+    assert analysis.receptive == fresh_analysis.receptive
+
+
+def test_the_passes_leave_replayed_nodes_unmade_until_read() -> None:
+    g, analysis = _elaborate(SPECS / "resnet152.cnn", replay=True)
+    copy = g.copies[-1]
+    assert g.slots[copy.start] is None  # the passes took the copies' figures from their sources
+    assert analysis.trainable_params == 60_192_808
+    assert g.nodes[copy.start].path == copy.path + ".conv1"  # made when read
+    assert None not in g.slots
 
 
 def test_replay_happens_where_instances_repeat() -> None:

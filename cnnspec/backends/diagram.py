@@ -205,8 +205,8 @@ class _Builder:
     # ------------------------------------------------------------ units
 
     def _totals(self, ids: list[int]) -> tuple[int, int]:
-        p = sum(self.analysis.params.get(i, (0, 0))[0] for i in ids)
-        m = sum(self.analysis.macs.get(i, 0) for i in ids)
+        p = sum((self.analysis.params[i] or (0, 0))[0] for i in ids)
+        m = sum(self.analysis.macs[i] or 0 for i in ids)
         return p, m
 
     def _stats_line(self, ids: list[int]) -> list[str]:

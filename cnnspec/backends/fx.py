@@ -141,7 +141,7 @@ def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     """(node, spec path, compiled path) for every module whose path had to change."""
     # The names in module paths: those of the layers elaborated afresh, and the instance names
     # of replayed blocks (the rest of a copy's paths repeats its source's).
-    nodes = graph.nodes
+    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
     paths = [c.path for c in graph.copies]
     for start, stop, copy in graph.runs():
         if copy is None:

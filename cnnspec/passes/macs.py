@@ -8,8 +8,8 @@ from cnnspec.passes.per_layer import attrs_of as _attrs
 from cnnspec.passes.per_layer import per_layer
 
 
-def count_macs(graph: Graph) -> dict[int, int]:
-    """MACs of every node for one input sample."""
+def count_macs(graph: Graph) -> list[int | None]:
+    """MACs of every node for one input sample, by id; None for the input and ops the table lacks."""
     # Block instances share attrs dicts: count each (op, attrs, shapes) once.
     seen: dict[tuple, int] = {}
 

@@ -20,7 +20,7 @@ import math
 from operator import itemgetter
 from typing import NamedTuple
 
-from cnnspec.ir import Graph, Node
+from cnnspec.ir import Copy, Graph, Node
 
 F32 = 4
 I64 = 8
@@ -87,44 +87,68 @@ def _saves(node: Node, device: str) -> tuple[list[int], int, int]:
     return [0], 0, 0
 
 
-def saved_tensors(graph: Graph, device: str = "cpu") -> dict[int, Saved]:
-    """Bytes each node makes autograd keep, attributed to the first node that keeps a storage.
+def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
+    """Bytes each node makes autograd keep, by id (None for the input), attributed to the first
+    node that keeps a storage.
 
     device is "cpu" or "cuda"; they differ only in dropout's mask (float on CPU, bool on CUDA).
     """
-    nodes = graph.nodes
-    storage = list(range(len(nodes)))  # node id -> id of the node whose storage its output is
-    kept: set[int] = set()
-    out: dict[int, Saved] = {}
-    origin = graph.origins()
+    nodes = graph.slots  # a copy's nodes are made only where it cannot take its source's figures
+    count = len(nodes)
+    storage = list(range(count))  # node id -> id of the node whose storage its output is
+    keeper = [-1] * count  # storage id -> id of the node that first kept it (-1: none yet)
+    out: list[Saved | None] = [None] * count
+    origin = graph.origins()  # a replayed node's shapes are its origin's
     prod, make = math.prod, tuple.__new__
-    # What a node keeps depends on its op and shapes only: a replayed layer's is its source's.
-    local: dict[int, tuple[list[int], int, int]] = {}
-    for node in nodes:
-        nid, kind, inputs = node.id, node.kind, node.inputs
-        if kind in _VIEWS and inputs:
-            storage[nid] = storage[inputs[0]]
-        elif kind == "input":
-            continue
-        o = origin[nid]
-        saves = local.get(o)
-        if saves is None:
-            saves = local[o] = _saves(node, device)
-        positions, per_sample, fixed = saves
-        for pos in positions:
-            key = storage[nid] if pos == -1 else storage[inputs[pos]]
-            if key not in kept:
-                kept.add(key)
-                per_sample += prod(nodes[key].out_shape) * F32
-        prev = out.get(o)
-        if prev is not None and prev[0] == per_sample and prev[1] == fixed:
-            out[nid] = prev  # a replayed layer keeps what its source kept: share the value
-        else:
+
+    def visit(first: int, stop: int) -> None:
+        for node in nodes[first:stop]:
+            nid, kind, inputs = node.id, node.kind, node.inputs
+            if kind in _VIEWS and inputs:
+                storage[nid] = storage[inputs[0]]
+            elif kind == "input":
+                continue
+            positions, per_sample, fixed = _saves(node, device)
+            for pos in positions:
+                key = storage[nid] if pos == -1 else storage[inputs[pos]]
+                if keeper[key] < 0:
+                    keeper[key] = nid
+                    per_sample += prod(nodes[origin[key]].out_shape) * F32
             out[nid] = make(Saved, (per_sample, fixed))
+
+    for start, stop, copy in graph.runs():
+        if copy is None:
+            visit(start, stop)
+        elif not _replicate(copy, storage, keeper, out):
+            graph.node_range(start, stop)  # made in place in graph.slots, which visit reads
+            visit(start, stop)
     return out
 
 
-def activation_bytes(saved: dict[int, Saved], batch: int) -> int:
+def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved | None]) -> bool:
+    """A replayed block instance's saved bytes, storages and keepers from its source's; False when
+    they may differ (its input's storage was kept before it and the source's was not, or the reverse).
+
+    An instance reads nothing from outside but its block input, so inside it every storage is its
+    own or its input's, and what its nodes keep first is its source's, node for node, unless the
+    one storage they share with the rest of the network starts out kept in one and not the other.
+    """
+    s0, s1, n = c.source, c.start, c.count
+    key0, key1 = storage[c.source_input], storage[c.input]
+    k0 = keeper[key0]
+    if (0 <= k0 < s0) != (keeper[key1] >= 0):
+        return False
+    shift, end0 = s1 - s0, s0 + n
+    out[s1 : s1 + n] = out[s0:end0]
+    storage[s1 : s1 + n] = [s + shift if s >= s0 else key1 for s in storage[s0:end0]]
+    # A source storage kept first by a node after the source instance is not kept yet in the copy.
+    keeper[s1 : s1 + n] = [k + shift if s0 <= k < end0 else -1 for k in keeper[s0:end0]]
+    if s0 <= k0 < end0 and keeper[key1] < 0:
+        keeper[key1] = k0 + shift
+    return True
+
+
+def activation_bytes(saved: list[Saved | None], batch: int) -> int:
     """Total activation memory of a training step at batch size `batch`."""
-    values = saved.values()
+    values = [s for s in saved if s is not None]
     return sum(map(itemgetter(0), values)) * batch + sum(map(itemgetter(1), values))

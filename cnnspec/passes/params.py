@@ -8,8 +8,8 @@ from cnnspec.passes.per_layer import attrs_of as _attrs
 from cnnspec.passes.per_layer import per_layer
 
 
-def count_params(graph: Graph) -> dict[int, tuple[int, int]]:
-    """(trainable parameters, buffer elements) of every node that owns a module."""
+def count_params(graph: Graph) -> list[tuple[int, int] | None]:
+    """(trainable parameters, buffer elements) of every node by id; None for one without a module."""
     # Block instances share attrs dicts: count each (op, attrs, input shape) once.
     seen: dict[tuple, tuple[int, int]] = {}
 

@@ -11,10 +11,11 @@ from cnnspec.layers.registry import Attrs
 V = TypeVar("V")
 
 
-def per_layer(graph: Graph, compute: Callable[[Node], V | None]) -> dict[int, V]:
-    """compute(node) for every layer elaborated afresh (None: no entry); a replayed layer
-    (cnnspec.ir.Copy) has its source's entry, being the same op on the same shapes."""
-    nodes = graph.nodes
+def per_layer(graph: Graph, compute: Callable[[Node], V | None]) -> list[V | None]:
+    """compute(node) of every node by id (None: no entry, as for the input), computed for the
+    layers elaborated afresh; a replayed layer (cnnspec.ir.Copy) has its source's entry, being
+    the same op on the same shapes."""
+    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
     values: list[V | None] = [None] * len(nodes)
     for start, stop, copy in graph.runs():
         if copy is not None:
@@ -23,7 +24,7 @@ def per_layer(graph: Graph, compute: Callable[[Node], V | None]) -> dict[int, V]
         else:
             first = max(start, 1)  # node 0 is the input: no entry
             values[first:stop] = [compute(node) for node in nodes[first:stop]]
-    return {nid: v for nid, v in enumerate(values) if v is not None}
+    return values
 
 
 def attrs_of(node: Node) -> Attrs:

@@ -94,9 +94,9 @@ def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
     return x
 
 
-def receptive_fields(graph: Graph) -> dict[int, Receptive]:
-    """Receptive field and jump of every node, the input included (rf 1, jump 1)."""
-    nodes = graph.nodes
+def receptive_fields(graph: Graph) -> list[Receptive]:
+    """Receptive field and jump of every node by id, the input included (rf 1, jump 1)."""
+    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
     fields: list[Receptive] = [_ORIGIN] * len(nodes)  # by node id, which is the index
     for start, stop, copy in graph.runs():
         if copy is not None:
@@ -104,7 +104,7 @@ def receptive_fields(graph: Graph) -> dict[int, Receptive]:
             continue
         for node in nodes[start:stop]:
             fields[node.id] = node_receptive(node, [fields[j] for j in node.inputs])
-    return dict(enumerate(fields))
+    return fields
 
 
 def _shift(c: Copy, fields: list[Receptive]) -> None:
