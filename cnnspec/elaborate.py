@@ -250,7 +250,6 @@ class Elaborator:
         # its arguments read: the same statement in another instance of its block usually
         # reads the same values (layer2.0 and layer2.1 differ in stride only).
         self._attrs_seen: dict[tuple[Any, ...], Attrs] = {}
-        self._arg_names: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
         #: Per variable environment (by id, kept alive with it): the names an expression can read.
         self._scopes: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
@@ -652,7 +651,7 @@ class Elaborator:
     # ---------------------------------------------------------------- layers
 
     def _layer(self, kind: LayerKind, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx, path: str) -> _Value:
-        key = _args_key(kind, stmt, ctx, self._arg_names)
+        key = _args_key(kind, stmt, ctx)
         try:
             attrs = self._attrs_seen.get(key) if key is not None else None
         except TypeError:  # an unhashable value: no memo
@@ -1331,21 +1330,20 @@ class Elaborator:
         self.diags.error(e.code, str(e), e.span, help=[e.help] if e.help else [], trace=trace)
 
 
-def _args_key(
-    kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx, seen: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]]
-) -> tuple[Any, ...] | None:
+def _args_key(kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> tuple[Any, ...] | None:
     """What a layer statement's checked arguments depend on; None when a value it reads is UNKNOWN.
 
     Arguments are expressions of the names they read (variables of the
     scope, and block or layer names, which do not change within a check)
-    and of `in`; nothing else enters them. seen: per statement (by id, with the statement), the
-    names its arguments read and whether they read `in`. The key may be unhashable (a value
+    and of `in`; nothing else enters them. The key may be unhashable (a value
     that is not), which the caller's dict lookup finds out.
     """
-    got = seen.get(id(stmt))
+    got = _ARG_NAMES.get(id(stmt))
     if got is None or got[0] is not stmt:
+        if len(_ARG_NAMES) >= _ARG_NAMES_MAX:
+            _ARG_NAMES.clear()
         names = _names_used([a.value for a in stmt.args], set())
-        got = seen[id(stmt)] = (stmt, tuple(sorted(names - {"in"})), "in" in names)
+        got = _ARG_NAMES[id(stmt)] = (stmt, tuple(sorted(names - {"in"})), "in" in names)
     _, names, reads_in = got
     if not names:
         values: tuple[Any, ...] = ()
@@ -1358,6 +1356,11 @@ def _args_key(
 
 
 _MISSING = object()
+#: Per layer statement (by id, with the statement, which keeps the id from being reused): the
+#: names its arguments read and whether they read `in`. A fact of the parsed text, which the
+#: parse cache keeps across checks, so it is kept across checks too (bounded, for long runs).
+_ARG_NAMES: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
+_ARG_NAMES_MAX = 100_000
 #: Per layer kind (by id, with the kind to tell a reused id): its argument names and checked defaults.
 _ARG_TABLES: dict[int, tuple[LayerKind, list[str], dict[str, Any]]] = {}
 

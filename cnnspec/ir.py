@@ -170,6 +170,7 @@ class Graph:
         #: of the instance first elaborated, which the copies are identical to.
         self.group_sources: dict[str, str] = {}
         self._origins: tuple[tuple[int, int], list[int]] | None = None
+        self._runs: tuple[tuple[int, int], list[tuple[int, int, Copy | None]]] | None = None
 
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
@@ -268,7 +269,13 @@ class Graph:
 
     def runs(self) -> list[tuple[int, int, Copy | None]]:
         """Every node id, in order, as runs (start, stop, copy): a replayed instance's nodes
-        with their Copy, the nodes between them (elaborated afresh) with None."""
+        with their Copy, the nodes between them (elaborated afresh) with None.
+
+        The same list each time while the graph does not change: do not modify it.
+        """
+        key = (len(self.slots), len(self.copies))
+        if self._runs is not None and self._runs[0] == key:
+            return self._runs[1]
         out: list[tuple[int, int, Copy | None]] = []
         i = 0
         for c in self.copies:
@@ -278,6 +285,7 @@ class Graph:
             i = c.start + c.count
         if i < len(self.slots):
             out.append((i, len(self.slots), None))
+        self._runs = (key, out)
         return out
 
     def layers(self) -> list[Node]:

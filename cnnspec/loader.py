@@ -92,7 +92,11 @@ def read_spec(path: Path) -> str:
     if st.st_size > MAX_SOURCE:
         raise _TooLarge(st.st_size)
     with path.open("rb") as f:
-        data = f.read(MAX_SOURCE + 1)
+        # Ask for the size stat gave (a buffer of MAX_SOURCE bytes costs more than reading a
+        # spec), then for the rest, bounded, of a file that is longer than it said (/proc says 0).
+        data = f.read(st.st_size + 1)
+        if len(data) > st.st_size:
+            data += f.read(MAX_SOURCE + 1 - len(data))
     if len(data) > MAX_SOURCE:
         raise _TooLarge(len(data))
     return data.decode("utf-8")

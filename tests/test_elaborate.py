@@ -454,6 +454,20 @@ def test_a_missing_import_and_a_name_defined_twice(tmp_path: Path) -> None:
     assert d.notes and d.notes[0].span is not None and d.notes[0].span.file.endswith("lib.cnn")
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_a_file_longer_than_its_stat_size_is_read_whole_and_still_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnspec.loader as loader
+
+    # /proc files say they are 0 bytes long: the reader must not stop at the size stat gave.
+    status = Path("/proc/self/status")
+    assert status.stat().st_size == 0
+    text = loader.read_spec(status)
+    assert text.startswith("Name:") and len(text) > 100
+    monkeypatch.setattr(loader, "MAX_SOURCE", 50)
+    with pytest.raises(loader._TooLarge):
+        loader.read_spec(status)
+
+
 # ------------------------------------------------------------------ errors
 
 

@@ -150,5 +150,5 @@ def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved |
 
 def activation_bytes(saved: list[Saved | None], batch: int) -> int:
     """Total activation memory of a training step at batch size `batch`."""
-    values = [s for s in saved if s is not None]
+    values = list(filter(None, saved))  # drops the Nones (a Saved is a non-empty tuple)
     return sum(map(itemgetter(0), values)) * batch + sum(map(itemgetter(1), values))
