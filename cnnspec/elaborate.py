@@ -16,8 +16,9 @@ import sys
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from typing import Any, NamedTuple
 
 from cnnspec import ast
@@ -88,9 +89,12 @@ class _Scope:
         return entry
 
 
-@dataclass(frozen=True)
-class _Ctx:
-    """What a statement sees: variables, the module scope, `in`, the block chain."""
+class _Ctx(NamedTuple):
+    """What a statement sees: variables, the module scope, `in`, the block chain.
+
+    A tuple (immutable, like a frozen dataclass) because one is made per block instance
+    and group, and a frozen dataclass's __init__ sets each field through object.__setattr__.
+    """
 
     env: Mapping[str, Any]
     scope: _Scope
@@ -126,21 +130,22 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
     """What _replay needs of each node, relative to the instance; None if a path lies outside it."""
     cut = len(path)
     prefix = path + "."
-
-    def inside(p: str) -> bool:
-        return p == path or p.startswith(prefix)
-
     out: list[_Step] = []
     for n in nodes:
         frames = n.trace[depth + 1 :]
-        if not (inside(n.path) and inside(n.scope) and all(inside(f.path) for f in frames)):
+        # Inside the instance: the instance's path itself, or a path below it.
+        if not (
+            (n.path + ".").startswith(prefix)
+            and (n.scope + ".").startswith(prefix)
+            and all((f.path + ".").startswith(prefix) for f in frames)
+        ):
             return None
         out.append((
             n,
             n.path[cut:],
             n.scope[cut:],
             [i - base_id if i >= base_id else -1 for i in n.inputs],
-            tuple((f.block, f.path[cut:], f.span) for f in frames),
+            tuple([(f.block, f.path[cut:], f.span) for f in frames]) if frames else (),
         ))
     return out
 
@@ -190,8 +195,11 @@ class _Value(NamedTuple):
     shape: tuple[int, ...] | None
 
 
-#: _Value((node, shape)) without the generated __new__'s Python frame, for the per-layer path.
-_make_value = tuple.__new__
+#: _Value((node, shape)) and Copy(...) without the generated __new__'s Python frame, for the
+#: per-layer and per-replay paths.
+_make_value = _make_copy = tuple.__new__
+#: The fields-sets of a Node and a Group given every field, shared by all of them.
+_NODE_FIELDS, _GROUP_FIELDS = every_field(Node), every_field(Group)
 
 
 def select_network(program: Program, name: str | None, diags: Diagnostics) -> str | None:
@@ -294,7 +302,7 @@ class Elaborator:
         cur = self._input(body, ctx, input_shape, definition)
         if cur is None:
             return None
-        ctx = replace(ctx, block_input=ShapeValue(cur.shape) if cur.shape else None)
+        ctx = ctx._replace(block_input=ShapeValue(cur.shape) if cur.shape else None)
         cur = self._body(body, cur, ctx, top=True)
         self._close(scope)
         graph.output = cur.node
@@ -435,7 +443,7 @@ class Elaborator:
                 if t is ast.CallStmt:  # most statements: straight there, not through _stmt
                     cur = self._call_stmt(stmt, cur, ctx)  # type: ignore[arg-type]
                 elif t is ast.LetStmt:
-                    ctx = replace(ctx, env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})  # type: ignore[attr-defined]
+                    ctx = ctx._replace(env={**ctx.env, stmt.name: self._eval(stmt.value, ctx)})  # type: ignore[attr-defined]
                 else:
                     cur = self._stmt(stmt, cur, ctx, top)
             return cur
@@ -511,7 +519,7 @@ class Elaborator:
                 help=["give each layer in a scope its own name"],
             )
         scope.names[name] = where
-        return scope.child(name)
+        return f"{scope.path}.{name}" if scope.path else name  # scope.child(name), without the call
 
     def _close(self, scope: _Scope) -> None:
         """Name the scope's joins, now that every label in it is known.
@@ -596,7 +604,7 @@ class Elaborator:
             path = self._name(ctx.scope, label, stmt.span)
             self._group_info(path, "repeat", stmt.name, stmt.span)
             scope = _Scope(path)
-            ctx = replace(ctx, scope=scope)
+            ctx = ctx._replace(scope=scope)
         before = len(self.graph.slots) if self.graph is not None else 0
         for i in range(count):
             cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span), memo)
@@ -800,7 +808,7 @@ class Elaborator:
             "scope": ctx.scope.path,
             "skip": skip or [],
         })
-        set_fields_set(node, every_field(Node))  # this sets them all
+        set_fields_set(node, _NODE_FIELDS)  # this sets them all
         set_extra(node, None)
         set_private(node, None)
         graph.slots.append(node)
@@ -880,7 +888,7 @@ class Elaborator:
             trace=ctx.trace + (frame,),
             blocks=ctx.blocks + (block.name,),
         )
-        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.slots), len(graph.aux)
+        n_diags, n_nodes, n_aux, n_groups = len(self.diags.items), len(graph.slots), len(graph.aux), len(graph.groups)
         out = self._body(block.body, cur, inner)
         self._close(inner.scope)
         clean = len(self.diags.items) == n_diags and len(graph.aux) == n_aux and not self._too_big
@@ -888,7 +896,9 @@ class Elaborator:
             prefix = path + "."
             self._templates[key] = _Template(
                 stop=len(graph.slots),
-                groups=[g for p, g in graph.groups.items() if p.startswith(prefix)],
+                # Its groups were added by its body, after the n_groups before it (a dict keeps order).
+                groups=[g for g in list(islice(reversed(graph.groups.values()), len(graph.groups) - n_groups))[::-1]
+                        if g.path.startswith(prefix)],
                 base_id=n_nodes,
                 path=path,
                 depth=len(ctx.trace),
@@ -920,7 +930,7 @@ class Elaborator:
         # passes take a copy's figures from its source's through the Copy.
         start = len(graph.slots)
         graph.defer(len(t.recipe), partial(_replayed, t.recipe, start, new, source_input, ctx.trace + (frame,)))
-        graph.copies.append(Copy(start, t.base_id, len(t.recipe), source_input, t.input_node, new))
+        graph.copies.append(_make_copy(Copy, (start, t.base_id, len(t.recipe), source_input, t.input_node, new)))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)
@@ -929,7 +939,7 @@ class Elaborator:
             graph.groups[path] = g.model_copy(update={"path": path})
             sources[path] = sources.get(g.path, g.path)
         out = t.out_node - t.base_id + start if t.out_node >= t.base_id else source_input
-        return _Value(out, t.out_shape)
+        return _make_value(_Value, (out, t.out_shape))
 
     def _bind(
         self,
@@ -1012,7 +1022,8 @@ class Elaborator:
         """Record a group; args: a block instance's plain arguments (_group_args)."""
         assert self.graph is not None
         self.graph.groups[path] = construct_unchecked(
-            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args}
+            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args},
+            _GROUP_FIELDS,
         )
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
@@ -1029,7 +1040,7 @@ class Elaborator:
         lab = label if label is not None else ast.Label(name or "", False, stmt.span)
         path = self._name(ctx.scope, lab, stmt.span)
         self._group_info(path, kind, what, stmt.span)
-        return replace(ctx, scope=_Scope(path))
+        return ctx._replace(scope=_Scope(path))
 
     def _group(self, stmt: ast.GroupStmt, cur: _Value, ctx: _Ctx) -> _Value:
         if stmt.name is not None and (lookup(stmt.name) is not None or stmt.name in self.program.blocks):
@@ -1142,7 +1153,7 @@ class Elaborator:
         if sc.name is not None:
             path = self._name(ctx.scope, ast.Label(sc.name, False, sc.span), sc.span)
             self._group_info(path, "group", sc.name, sc.span)
-            sc_ctx = replace(ctx, scope=_Scope(path))
+            sc_ctx = ctx._replace(scope=_Scope(path))
         proj = self._body(sc.body, cur, sc_ctx)
         self._closed(sc_ctx, ctx)
         if proj.shape is None:
@@ -1224,7 +1235,7 @@ class Elaborator:
         inner = self._scoped(stmt, ctx, None, "group", "for")
         before = len(self.graph.slots) if self.graph is not None else 0
         for i, item in enumerate(items):
-            cur = self._body(stmt.body, cur, replace(inner, env={**inner.env, stmt.var: item}))
+            cur = self._body(stmt.body, cur, inner._replace(env={**inner.env, stmt.var: item}))
             if self._too_big or (i == 0 and self._overflows(before, len(items) - 1, stmt.span, ctx)):
                 break
         return cur

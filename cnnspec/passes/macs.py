@@ -14,13 +14,13 @@ def count_macs(graph: Graph) -> list[int | None]:
     seen: dict[tuple, int] = {}
 
     def count(node: Node) -> int | None:
-        kind = lookup(node.kind)
-        if kind is None:
-            return None
-        x = node.in_shapes[0] if kind.arity == "one" else tuple(node.in_shapes)
-        key = (node.kind, id(node.attrs), x, node.out_shape)
+        key = (node.kind, id(node.attrs), tuple(node.in_shapes), node.out_shape)
         macs = seen.get(key)
         if macs is None:
+            kind = lookup(node.kind)
+            if kind is None:
+                return None
+            x = node.in_shapes[0] if kind.arity == "one" else tuple(node.in_shapes)
             macs = seen[key] = kind.macs(_attrs(node), x, node.out_shape)
         return macs
 

@@ -14,12 +14,14 @@ def count_params(graph: Graph) -> list[tuple[int, int] | None]:
     seen: dict[tuple, tuple[int, int]] = {}
 
     def count(node: Node) -> tuple[int, int] | None:
-        kind = lookup(node.kind)
-        if kind is None or not node.has_module:
+        if not node.has_module:
             return None
         key = (node.kind, id(node.attrs), node.in_shapes[0])
         counted = seen.get(key)
         if counted is None:
+            kind = lookup(node.kind)
+            if kind is None:
+                return None
             counted = seen[key] = kind.count(_attrs(node), node.in_shapes[0])
         return counted
 
