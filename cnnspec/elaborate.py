@@ -195,9 +195,9 @@ class _Value(NamedTuple):
     shape: tuple[int, ...] | None
 
 
-#: _Value((node, shape)) and Copy(...) without the generated __new__'s Python frame, for the
-#: per-layer and per-replay paths.
-_make_value = _make_copy = tuple.__new__
+#: _Value((node, shape)), Copy(...) and Frame(...) without the generated __new__'s Python frame,
+#: for the per-layer and per-instance paths.
+_make_value = _make_copy = _make_frame = tuple.__new__
 #: The fields-sets of a Node and a Group given every field, shared by all of them.
 _NODE_FIELDS, _GROUP_FIELDS = every_field(Node), every_field(Group)
 
@@ -552,7 +552,7 @@ class Elaborator:
         bound = ctx.env.get(stmt.name)
         name = bound.name if isinstance(bound, Ref) else stmt.name
         kind = lookup(name)
-        block = self.program.blocks.get(name)
+        block = self.program.blocks.get(name) if kind is None else None  # a layer kind wins
         if kind is None and block is None:
             self._unknown_callee(stmt)
             for a in stmt.args:  # still report errors inside the arguments
@@ -857,7 +857,7 @@ class Elaborator:
         self._group_info(path, "block", block.name, stmt.span, args)
         graph = self.graph
         assert graph is not None
-        frame = Frame(block.name, path, stmt.span)
+        frame = _make_frame(Frame, (block.name, path, stmt.span))
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.

@@ -17,6 +17,7 @@ and tests/test_analysis.py check the sum against what autograd really saves.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -98,6 +99,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     storage = list(range(count))  # node id -> id of the node whose storage its output is
     keeper = [-1] * count  # storage id -> id of the node that first kept it (-1: none yet)
     out: list[Saved | None] = [None] * count
+    views: list[int] = []  # ids of the nodes whose output is another's storage, ascending
     origin = graph.origins()  # a replayed node's shapes are its origin's
     prod, make = math.prod, tuple.__new__
 
@@ -106,6 +108,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
             nid, kind, inputs = node.id, node.kind, node.inputs
             if kind in _VIEWS and inputs:
                 storage[nid] = storage[inputs[0]]
+                views.append(nid)
             elif kind == "input":
                 continue
             positions, per_sample, fixed = _saves(node, device)
@@ -119,13 +122,13 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     for start, stop, copy in graph.runs():
         if copy is None:
             visit(start, stop)
-        elif not _replicate(copy, storage, keeper, out):
+        elif not _replicate(copy, storage, keeper, out, views):
             graph.node_range(start, stop)  # made in place in graph.slots, which visit reads
             visit(start, stop)
     return out
 
 
-def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved | None]) -> bool:
+def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved | None], views: list[int]) -> bool:
     """A replayed block instance's saved bytes, storages and keepers from its source's; False when
     they may differ (its input's storage was kept before it and the source's was not, or the reverse).
 
@@ -140,7 +143,10 @@ def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved |
         return False
     shift, end0 = s1 - s0, s0 + n
     out[s1 : s1 + n] = out[s0:end0]
-    storage[s1 : s1 + n] = [s + shift if s >= s0 else key1 for s in storage[s0:end0]]
+    first = bisect_left(views, s0)
+    if first < len(views) and views[first] < end0:  # else every storage inside is its own node's
+        storage[s1 : s1 + n] = [s + shift if s >= s0 else key1 for s in storage[s0:end0]]
+        views += [v + shift for v in views[first : bisect_left(views, end0)]]
     # A source storage kept first by a node after the source instance is not kept yet in the copy.
     keeper[s1 : s1 + n] = [k + shift if s0 <= k < end0 else -1 for k in keeper[s0:end0]]
     if s0 <= k0 < end0 and keeper[key1] < 0:
