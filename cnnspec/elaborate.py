@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice
 from typing import Any, NamedTuple
 
 from cnnspec import ast
@@ -150,9 +149,9 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
     return out
 
 
-def _replayed(recipe: list[_Step], start: int, new: str, source_input: int, head: tuple[Frame, ...]) -> list[Node]:
-    """The nodes of a replayed instance at ids from start, at path `new`, reading source_input,
-    with the block chain `head` above it: its source's nodes, with what differs replaced."""
+def _replayed(recipe: list[_Step], new: str, source_input: int, head: tuple[Frame, ...], start: int) -> list[Node]:
+    """The nodes of a replayed instance at path `new`, reading source_input, with the block chain
+    `head` above it, at ids from start: its source's nodes, with what differs replaced."""
     new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
     out: list[Node] = []
     for nid, (n, path, scope, inputs, frames) in enumerate(recipe, start):
@@ -195,9 +194,9 @@ class _Value(NamedTuple):
     shape: tuple[int, ...] | None
 
 
-#: _Value((node, shape)), Copy(...) and Frame(...) without the generated __new__'s Python frame,
-#: for the per-layer and per-instance paths.
-_make_value = _make_copy = _make_frame = tuple.__new__
+#: _make(_Value, (node, shape)): a NamedTuple without its generated __new__'s Python frame, for the
+#: per-layer and per-instance paths (_Value, Copy, Frame).
+_make = tuple.__new__
 #: The fields-sets of a Node and a Group given every field, shared by all of them.
 _NODE_FIELDS, _GROUP_FIELDS = every_field(Node), every_field(Group)
 
@@ -812,7 +811,7 @@ class Elaborator:
         set_extra(node, None)
         set_private(node, None)
         graph.slots.append(node)
-        return _make_value(_Value, (nid, out if known else None))
+        return _make(_Value, (nid, out if known else None))
 
     # ---------------------------------------------------------------- blocks
 
@@ -857,7 +856,7 @@ class Elaborator:
         self._group_info(path, "block", block.name, stmt.span, args)
         graph = self.graph
         assert graph is not None
-        frame = _make_frame(Frame, (block.name, path, stmt.span))
+        frame = _make(Frame, (block.name, path, stmt.span))
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
@@ -897,8 +896,7 @@ class Elaborator:
             self._templates[key] = _Template(
                 stop=len(graph.slots),
                 # Its groups were added by its body, after the n_groups before it (a dict keeps order).
-                groups=[g for g in list(islice(reversed(graph.groups.values()), len(graph.groups) - n_groups))[::-1]
-                        if g.path.startswith(prefix)],
+                groups=[g for g in list(graph.groups.values())[n_groups:] if g.path.startswith(prefix)],
                 base_id=n_nodes,
                 path=path,
                 depth=len(ctx.trace),
@@ -928,9 +926,8 @@ class Elaborator:
         new, source_input = frame.path, cur.node
         # The nodes are made only if something reads them one by one (rows, backends): the
         # passes take a copy's figures from its source's through the Copy.
-        start = len(graph.slots)
-        graph.defer(len(t.recipe), partial(_replayed, t.recipe, start, new, source_input, ctx.trace + (frame,)))
-        graph.copies.append(_make_copy(Copy, (start, t.base_id, len(t.recipe), source_input, t.input_node, new)))
+        start = graph.defer(len(t.recipe), partial(_replayed, t.recipe, new, source_input, ctx.trace + (frame,)))
+        graph.copies.append(_make(Copy, (start, t.base_id, len(t.recipe), source_input, t.input_node, new)))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)
@@ -939,7 +936,7 @@ class Elaborator:
             graph.groups[path] = g.model_copy(update={"path": path})
             sources[path] = sources.get(g.path, g.path)
         out = t.out_node - t.base_id + start if t.out_node >= t.base_id else source_input
-        return _make_value(_Value, (out, t.out_shape))
+        return _make(_Value, (out, t.out_shape))
 
     def _bind(
         self,

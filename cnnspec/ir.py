@@ -155,7 +155,7 @@ class Graph:
         #: until `nodes` is first read (see defer): a pass that reads only the nodes elaborated
         #: afresh (the runs without a Copy) can use this list and never make the copies.
         self.slots: list[Node | None] = []
-        self._deferred: list[tuple[int, int, Callable[[], list[Node]]]] = []
+        self._deferred: list[tuple[int, int, Callable[[int], list[Node]]]] = []
         #: Built when first asked for (users()), with the node count it was built at.
         self._users: tuple[int, dict[int, list[int]]] | None = None
         #: Built when first asked for (g), with the node count it was built at.
@@ -190,10 +190,10 @@ class Graph:
             self._make_deferred(start, stop)
         return self.slots[start:stop]  # type: ignore[return-value]
 
-    def defer(self, count: int, make: Callable[[], list[Node]]) -> int:
-        """Reserve the next `count` ids for the nodes make() returns when they are first read;
-        the first id. For a replayed instance, whose nodes only the report's rows and the
-        backends need one by one (the passes take its figures from its source's)."""
+    def defer(self, count: int, make: Callable[[int], list[Node]]) -> int:
+        """Reserve the next `count` ids, the first of which it returns, for the nodes make(first)
+        returns when they are first read. For a replayed instance, whose nodes only the report's
+        rows and the backends need one by one (the passes take its figures from its source's)."""
         start = len(self.slots)
         self.slots += [None] * count
         self._deferred.append((start, count, make))
@@ -203,7 +203,7 @@ class Graph:
         slots, left = self.slots, []
         for first, count, make in self._deferred:
             if first < stop and start < first + count:
-                slots[first : first + count] = make()
+                slots[first : first + count] = make(first)
             else:
                 left.append((first, count, make))
         self._deferred = left
