@@ -927,7 +927,8 @@ class Elaborator:
         # The nodes are made only if something reads them one by one (rows, backends): the
         # passes take a copy's figures from its source's through the Copy.
         start = graph.defer(len(t.recipe), partial(_replayed, t.recipe, new, source_input, ctx.trace + (frame,)))
-        graph.copies.append(_make(Copy, (start, t.base_id, len(t.recipe), source_input, t.input_node, new)))
+        out = t.out_node - t.base_id + start if t.out_node >= t.base_id else source_input
+        graph.copies.append(_make(Copy, (start, t.base_id, len(t.recipe), source_input, t.input_node, new, out)))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)
@@ -935,7 +936,6 @@ class Elaborator:
             path = new + g.path[cut:]
             graph.groups[path] = g.model_copy(update={"path": path})
             sources[path] = sources.get(g.path, g.path)
-        out = t.out_node - t.base_id + start if t.out_node >= t.base_id else source_input
         return _make(_Value, (out, t.out_shape))
 
     def _bind(

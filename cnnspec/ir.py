@@ -143,6 +143,9 @@ class Copy(NamedTuple):
     source_input: int
     #: The copy's group path (its block instance).
     path: str
+    #: The node whose value the instance gives (`input` when its body passes the input on):
+    #: the one node of the copy that nodes after it may read.
+    output: int
 
 
 class Graph:

@@ -628,11 +628,22 @@ def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params
         "    B\n    B\n    B\n",
         # A view of the block input inside the instance shares its storage.
         "    V\n    V\n    V\n",
+        # The copies keep their output (relu), which the layer after the last would keep again
+        # were that not carried over; each input is kept before its instance (by a relu).
+        "    relu\n    R\n    R\n    R\n    conv(8, 1)\n",
+        # The same, the output being a view of the storage kept inside the instance.
+        "    relu\n    W\n    W\n    W\n    conv(8, 1)\n",
+        # Copies of an instance that holds copies itself.
+        "    relu\n    S\n    S\n    S\n    conv(8, 1)\n",
     ],
-    ids=["input-kept-differs", "input-kept-inside", "view-of-input"],
+    ids=["input-kept-differs", "input-kept-inside", "view-of-input", "output-kept", "output-a-view", "nested"],
 )
 def test_replayed_instances_keep_what_fresh_ones_keep(tmp_path: Path, body: str) -> None:
-    blocks = "block B() {\n    conv(8, 3, padding = 1)\n}\nblock V() {\n    identity\n    conv(8, 1)\n}\n"
+    blocks = (
+        "block B() {\n    conv(8, 3, padding = 1)\n}\nblock V() {\n    identity\n    conv(8, 1)\n}\n"
+        "block W() {\n    conv(8, 1)\n    relu\n    identity\n}\nblock R() {\n    conv(8, 1)\n    relu\n}\n"
+        "block S() {\n    R\n    R\n}\n"
+    )
     spec = spec_file(tmp_path, blocks + "network n {\n    input: 8 x 8 x 8\n" + body + "}\n")
     _, fresh_analysis = _elaborate(spec, replay=False)
     replayed, analysis = _elaborate(spec, replay=True)

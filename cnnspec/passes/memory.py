@@ -129,12 +129,15 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
 
 
 def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved | None], views: list[int]) -> bool:
-    """A replayed block instance's saved bytes, storages and keepers from its source's; False when
-    they may differ (its input's storage was kept before it and the source's was not, or the reverse).
+    """A replayed block instance's saved bytes, and the storages and keepers that later nodes read,
+    from its source's; False when they may differ (its input's storage was kept before it and the
+    source's was not, or the reverse).
 
     An instance reads nothing from outside but its block input, so inside it every storage is its
     own or its input's, and what its nodes keep first is its source's, node for node, unless the
     one storage they share with the rest of the network starts out kept in one and not the other.
+    Nodes after it read only its output, so of the keepers inside it only its output storage's is
+    carried over (the others stay -1: nothing reads them).
     """
     s0, s1, n = c.source, c.start, c.count
     key0, key1 = storage[c.source_input], storage[c.input]
@@ -147,10 +150,14 @@ def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved |
     if first < len(views) and views[first] < end0:  # else every storage inside is its own node's
         storage[s1 : s1 + n] = [s + shift if s >= s0 else key1 for s in storage[s0:end0]]
         views += [v + shift for v in views[first : bisect_left(views, end0)]]
-    # A source storage kept first by a node after the source instance is not kept yet in the copy.
-    keeper[s1 : s1 + n] = [k + shift if s0 <= k < end0 else -1 for k in keeper[s0:end0]]
     if s0 <= k0 < end0 and keeper[key1] < 0:
         keeper[key1] = k0 + shift
+    key = storage[c.output]
+    if key != key1:  # the output's storage is the copy's own
+        # A source storage kept first by a node after the source instance is not kept yet in the copy.
+        k = keeper[key - shift]
+        if s0 <= k < end0:
+            keeper[key] = k + shift
     return True
 
 
