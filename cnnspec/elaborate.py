@@ -824,6 +824,14 @@ class Elaborator:
         path: str,
         memo: dict[str, Any] | None = None,
     ) -> _Value:
+        seen = memo.get("templates") if memo else None
+        if seen and cur.shape in seen:
+            # A later copy of a repetition, on the shape a copy before it was replayed on: that
+            # copy passed the checks below in the same context, and bound the same arguments.
+            template = seen[cur.shape]
+            if len(self.graph.slots) + len(template.recipe) < self.limits.max_nodes:  # type: ignore[union-attr,arg-type]
+                self._group_info(path, "block", block.name, stmt.span, memo["args"])  # type: ignore[index]
+                return self._replay(template, cur, ctx, _make(Frame, (block.name, path, stmt.span)))
         self.used_blocks.add(block.name)
         if block.name in ctx.blocks:
             cycle = " -> ".join(ctx.blocks[ctx.blocks.index(block.name) :] + (block.name,))
@@ -860,14 +868,12 @@ class Elaborator:
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
-        # The copies of a repetition share one binding, so they keep their templates by input shape.
+        # The copies of a repetition share one binding, so they keep their templates by input shape
+        # (the first thing this method looks at).
         seen = memo.get("templates") if memo else None
-        template = seen.get(cur.shape) if seen is not None and self.replay else None
-        key = None
-        if template is None:
-            items = memo["items"] if memo and "items" in memo else self._memo_items(env)
-            key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
-            template = self._templates.get(key) if key is not None and self.replay else None
+        items = memo["items"] if memo and "items" in memo else self._memo_items(env)
+        key = None if items is None or cur.shape is None else (id(block), items, cur.shape)
+        template = self._templates.get(key) if key is not None and self.replay else None
         if template is not None and template.recipe is None:
             nodes = graph.node_range(template.base_id, template.stop)
             template.recipe = _recipe(nodes, template.path, template.base_id, template.depth) or False

@@ -7,7 +7,9 @@ layer, join or the input; `inputs` keeps the order of a node's operands
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -148,6 +150,9 @@ class Copy(NamedTuple):
     output: int
 
 
+_COPY_START = itemgetter(0)
+
+
 class Graph:
     """A fully elaborated network."""
 
@@ -158,7 +163,9 @@ class Graph:
         #: until `nodes` is first read (see defer): a pass that reads only the nodes elaborated
         #: afresh (the runs without a Copy) can use this list and never make the copies.
         self.slots: list[Node | None] = []
+        #: The deferred runs (first id, count, make) in id order, and their first ids.
         self._deferred: list[tuple[int, int, Callable[[int], list[Node]]]] = []
+        self._deferred_starts: list[int] = []
         #: Built when first asked for (users()), with the node count it was built at.
         self._users: tuple[int, dict[int, list[int]]] | None = None
         #: Built when first asked for (g), with the node count it was built at.
@@ -200,16 +207,21 @@ class Graph:
         start = len(self.slots)
         self.slots += [None] * count
         self._deferred.append((start, count, make))
+        self._deferred_starts.append(start)
         return start
 
     def _make_deferred(self, start: int, stop: int) -> None:
+        # Only the runs that can overlap [start, stop): from the last one starting at or before start.
+        lo = max(bisect_right(self._deferred_starts, start) - 1, 0)
+        hi = bisect_left(self._deferred_starts, stop)
         slots, left = self.slots, []
-        for first, count, make in self._deferred:
-            if first < stop and start < first + count:
+        for first, count, make in self._deferred[lo:hi]:
+            if start < first + count:
                 slots[first : first + count] = make(first)
             else:
                 left.append((first, count, make))
-        self._deferred = left
+        self._deferred[lo:hi] = left
+        self._deferred_starts[lo:hi] = [first for first, _, _ in left]
 
     @property
     def g(self) -> nx.DiGraph:
@@ -269,6 +281,16 @@ class Graph:
                 origin[c.start : c.start + c.count] = origin[c.source : c.source + c.count]
             self._origins = (key, origin)
         return self._origins[1]
+
+    def origin(self, node_id: int) -> int:
+        """The id of the node node_id replays (through any chain of copies), else node_id itself:
+        one entry of origins(), without making the list."""
+        copies = self.copies
+        while True:
+            i = bisect_right(copies, node_id, key=_COPY_START) - 1
+            if i < 0 or node_id >= copies[i].start + copies[i].count:
+                return node_id
+            node_id += copies[i].source - copies[i].start
 
     def runs(self) -> list[tuple[int, int, Copy | None]]:
         """Every node id, in order, as runs (start, stop, copy): a replayed instance's nodes

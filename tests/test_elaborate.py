@@ -662,6 +662,30 @@ def test_the_passes_leave_replayed_nodes_unmade_until_read() -> None:
     assert None not in g.slots
 
 
+def test_reading_one_copy_makes_only_its_nodes() -> None:
+    g, _ = _elaborate(SPECS / "resnet152.cnn", replay=True)
+    fresh, _ = _elaborate(SPECS / "resnet152.cnn", replay=False)
+    mid = g.copies[len(g.copies) // 2]
+    made = g.node_range(mid.start, mid.start + mid.count)
+    assert [n.path for n in made] == [n.path for n in fresh.nodes[mid.start : mid.start + mid.count]]
+    unmade = [c for c in g.copies if g.slots[c.start] is None]
+    assert len(unmade) == len(g.copies) - 1
+    assert g.node_range(0, len(g.slots)) == g.nodes  # the rest, made in place
+    assert [n.inputs for n in g.nodes] == [n.inputs for n in fresh.nodes]
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["resnet152", "copies-of-copies"])
+def test_the_origin_of_a_node_is_its_entry_of_origins(tmp_path: Path, nested: bool) -> None:
+    spec = SPECS / "resnet152.cnn"
+    if nested:
+        text = "block R() {\n    conv(8, 1)\n    relu\n}\nblock S() {\n    R\n    R\n}\n"
+        spec = spec_file(tmp_path, text + "network n {\n    input: 8 x 8 x 8\n    relu\n    S * 4\n}\n")
+    g, _ = _elaborate(spec, replay=True)
+    origins = g.origins()
+    assert any(o != i for i, o in enumerate(origins))
+    assert [g.origin(i) for i in range(len(g.slots))] == origins
+
+
 def test_replay_happens_where_instances_repeat() -> None:
     g, _ = _elaborate(SPECS / "resnet152.cnn", replay=True)
     # 50 bottlenecks, 8 distinct: the other 42 are copies of 10 or 11 nodes.

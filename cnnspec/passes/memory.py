@@ -100,7 +100,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     keeper = [-1] * count  # storage id -> id of the node that first kept it (-1: none yet)
     out: list[Saved | None] = [None] * count
     views: list[int] = []  # ids of the nodes whose output is another's storage, ascending
-    origin = graph.origins()  # a replayed node's shapes are its origin's
+    origin = graph.origin  # a replayed node's shapes are its origin's, made where it is not
     prod, make = math.prod, tuple.__new__
 
     def visit(first: int, stop: int) -> None:
@@ -116,7 +116,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                 key = storage[nid] if pos == -1 else storage[inputs[pos]]
                 if keeper[key] < 0:
                     keeper[key] = nid
-                    per_sample += prod(nodes[origin[key]].out_shape) * F32
+                    per_sample += prod((nodes[key] or nodes[origin(key)]).out_shape) * F32  # type: ignore[union-attr]
             out[nid] = make(Saved, (per_sample, fixed))
 
     for start, stop, copy in graph.runs():
@@ -139,20 +139,21 @@ def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved |
     Nodes after it read only its output, so of the keepers inside it only its output storage's is
     carried over (the others stay -1: nothing reads them).
     """
-    s0, s1, n = c.source, c.start, c.count
-    key0, key1 = storage[c.source_input], storage[c.input]
-    k0 = keeper[key0]
+    s1, s0, n, input_id, source_input, _, output = c
+    key1 = storage[input_id]
+    k0 = keeper[storage[source_input]]
     if (0 <= k0 < s0) != (keeper[key1] >= 0):
         return False
     shift, end0 = s1 - s0, s0 + n
     out[s1 : s1 + n] = out[s0:end0]
-    first = bisect_left(views, s0)
-    if first < len(views) and views[first] < end0:  # else every storage inside is its own node's
-        storage[s1 : s1 + n] = [s + shift if s >= s0 else key1 for s in storage[s0:end0]]
-        views += [v + shift for v in views[first : bisect_left(views, end0)]]
+    if views and views[-1] >= s0:  # else every storage inside the source is its own node's
+        first = bisect_left(views, s0)
+        if views[first] < end0:
+            storage[s1 : s1 + n] = [s + shift if s >= s0 else key1 for s in storage[s0:end0]]
+            views += [v + shift for v in views[first : bisect_left(views, end0)]]
     if s0 <= k0 < end0 and keeper[key1] < 0:
         keeper[key1] = k0 + shift
-    key = storage[c.output]
+    key = storage[output]
     if key != key1:  # the output's storage is the copy's own
         # A source storage kept first by a node after the source instance is not kept yet in the copy.
         k = keeper[key - shift]
