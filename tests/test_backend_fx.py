@@ -179,6 +179,64 @@ network Fork {
     assert torch.equal(y[:, :4], c.relu())
 
 
+def _out_of_place(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of gm whose in-place adds are plain adds."""
+    import copy
+    import operator
+
+    twin = copy.deepcopy(gm)
+    for node in twin.graph.nodes:
+        if node.target is operator.iadd:
+            node.target = operator.add
+    twin.recompile()
+    return twin
+
+
+def test_a_residual_add_overwrites_the_body_output_as_torchvision_does() -> None:
+    import operator
+
+    torch.manual_seed(0)
+    gm = cnnspec.compile(SPECS / "resnet50.cnn", input_shape=(3, 64, 64)).train()
+    # `out += identity` in each of the 16 bottlenecks: the body ends in a batch norm, whose output
+    # autograd does not keep and nothing else reads.
+    assert sum(n.target is operator.iadd for n in gm.graph.nodes) == 16
+    assert "+=" in gm.code
+    twin = _out_of_place(gm)
+    x = torch.randn(2, 3, 64, 64)
+    for m in (gm, twin):
+        torch.nn.functional.cross_entropy(m(x), torch.tensor([0, 1])).backward()
+    assert torch.equal(gm(x), twin(x))
+    for (name, p), q in zip(gm.named_parameters(), twin.parameters(), strict=True):
+        assert torch.equal(p.grad, q.grad), name
+
+
+def test_an_add_overwrites_no_value_that_autograd_or_another_layer_needs() -> None:
+    import operator
+
+    text = """
+network Keep {
+    input: 4 x 8 x 8
+    conv(4, 1)
+    residual { conv(4, 3, padding = 1); relu }
+    c: conv(4, 1)
+    add { {}; {} }
+    d: conv(4, 1)
+    add { relu; {}; {} }
+}
+"""
+    # The relu keeps its output for backward; `add { {}; {} }` reads c twice; d's output is read by
+    # the second branch too. Only the three-way add's partial sum, its own value, is overwritten.
+    gm = cnnspec.compile(text).train()
+    steps = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+    assert steps == [operator.add, operator.add, operator.add, operator.iadd]
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    gm(x).sum().backward()  # autograd raises if a value it kept was overwritten
+    twin = _out_of_place(gm)
+    x2 = x.detach().clone().requires_grad_()
+    twin(x2).sum().backward()
+    assert torch.equal(x.grad, x2.grad)
+
+
 # ------------------------------------------------------------------ training
 
 

@@ -34,8 +34,12 @@ def _function(dotted: str) -> Any:
 
 
 def _may_run_inplace(graph: Graph, node: Node) -> bool:
+    """Whether node may overwrite its first input: autograd keeps nothing of it, and node is the
+    only reader (of it once: `add { x; x }` must not overwrite the x it then adds)."""
     src = graph.nodes[node.inputs[0]]
-    return src.kind in _INPLACE_SAFE_PRODUCERS and len(graph.users(src.id)) == 1
+    return (
+        src.kind in _INPLACE_SAFE_PRODUCERS and len(graph.users(src.id)) == 1 and node.inputs.count(src.id) == 1
+    )
 
 
 #: Public attributes of nn.Module, fx.GraphModule and AuxOutputsGraphModule: a
@@ -270,10 +274,14 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
             out = fxg.call_function(torch.cat, (args, 1), name=name)
         elif kind.arity == "many":
             fn = _function(kind.function or "")
+            # A partial sum is the join's own value, so only the first step needs the check.
+            in_place = _function(kind.inplace_function) if kind.inplace_function else fn
+            first = in_place if _may_run_inplace(graph, node) else fn
             out = args[0]
             for i, other in enumerate(args[1:], 2):
                 # add { a; b; c } is ((a + b) + c): the partial sums are named apart from the layer.
-                out = fxg.call_function(fn, (out, other), name=name if i == len(args) else f"{name}_partial")
+                step = first if i == 2 else in_place
+                out = fxg.call_function(step, (out, other), name=name if i == len(args) else f"{name}_partial")
                 out.meta["cnnspec_span"] = node.span
         else:
             fn = _function(kind.function or "")

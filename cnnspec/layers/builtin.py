@@ -519,7 +519,13 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
 
 register(
     LayerKind(
-        name="add", doc="Sums its branches (same shapes).", shape=_add_shape, function="operator.add", arity="many"
+        name="add",
+        doc="Sums its branches (same shapes).",
+        shape=_add_shape,
+        function="operator.add",
+        # `out += identity`, as torchvision's residual blocks do: no new tensor per block.
+        inplace_function="operator.iadd",
+        arity="many",
     )
 )
 register(

@@ -85,6 +85,9 @@ class LayerKind:
     function (then `function` names a torch callable and `function_args`
     gives its extra positional arguments).
     For joins (arity "many"), x is the tuple of input shapes.
+    inplace: the module may overwrite its input; inplace_function: the form
+    of `function` that overwrites its first operand. The backend uses either
+    only where autograd keeps nothing of that value and nothing else reads it.
     """
 
     name: str
@@ -98,6 +101,7 @@ class LayerKind:
     function_args: Callable[[Attrs], tuple[Any, ...]] = lambda a: ()
     init_group: str | None = None
     inplace: bool = False
+    inplace_function: str | None = None
     arity: str = "one"
     aliases: tuple[str, ...] = field(default=())
 
