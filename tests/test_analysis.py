@@ -77,6 +77,34 @@ def test_a_join_sees_its_widest_branch() -> None:
     assert c.analysis.receptive[join.id].rf == (5, 5)
 
 
+def test_a_gate_broadcast_from_1x1_widens_the_field_but_keeps_the_grid() -> None:
+    # Squeeze-and-excitation: the gate's global pool sees the whole 8×8 map of the first conv
+    # (3 + 7·2 = 17) with a jump of 16, but the product is on the conv's grid (jump 2), so the
+    # next 3×3 conv adds 2·2, not 2·16.
+    text = """
+network SE {
+    input: 3 x 16 x 16
+    a: conv(8, 3, stride = 2, padding = 1)
+    gate: mul { {}; { adaptive_avgpool(1); conv(8, 1); sigmoid } }
+    b: conv(8, 3, padding = 1)
+}
+"""
+    c = analyse(text)
+    rf = {n.path: (c.analysis.receptive[n.id].rf, c.analysis.receptive[n.id].jump) for n in c.graph.nodes}
+    assert rf["a"] == ((3, 3), (2, 2))
+    assert rf["gate.0"] == ((17, 17), (16, 16))  # the pool
+    assert rf["gate.mul"] == ((17, 17), (2, 2))
+    assert rf["b"] == ((21, 21), (2, 2))
+
+
+def test_efficientnet_receptive_fields_stay_within_a_few_times_the_input() -> None:
+    # Every MBConv has a squeeze-and-excitation gate. When a gate's jump leaked into the grid,
+    # each later layer multiplied it: the last layers reported fields of 10^21 pixels.
+    c = analyse(SPECS / "efficientnet_b0.cnn")
+    assert max(c.analysis.receptive[n.id].rf[0] for n in c.graph.nodes) < 20 * 224
+    assert c.analysis.receptive[c.graph.output].jump == (224, 224)  # 32, then the global pool's 7
+
+
 @pytest.mark.parametrize("name", ["alexnet", "vgg16", "googlenet", "resnet50", "resnet152"])
 def test_macs_match_torchvision_within_1_percent(name: str) -> None:
     macs = analyse(SPECS / f"{name}.cnn").analysis.total_macs

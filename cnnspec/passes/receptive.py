@@ -8,7 +8,9 @@ al. 2019 ("Computing Receptive Fields of Convolutional Neural Networks"):
 
 starting from rf = 1, jump = 1 at the input. Padding moves a window but does
 not widen it, so it does not enter. A join (add, concat, mul) sees what its
-widest branch sees. Adaptive pooling is a window of the size torch uses
+widest branch sees, on the grid of its branches at its own resolution (a
+branch broadcast from 1×1, as a squeeze-and-excitation gate, sets no grid:
+its jump is that of a global pool, not the spacing of the output). Adaptive pooling is a window of the size torch uses
 (global pooling covers the whole map); flatten and everything after it see
 the whole map. Values are not clipped to the image: ResNet-50's last layer
 "sees" 483 pixels of a 224-pixel input, counted on the padded plane.
@@ -75,7 +77,11 @@ def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
         return _ORIGIN
     if len(inputs) > 1:
         rf = (max(r.rf[0] for r in inputs), max(r.rf[1] for r in inputs))
-        jump = (max(r.jump[0] for r in inputs), max(r.jump[1] for r in inputs))
+        # The output's grid is that of the branches at its resolution: a gate broadcast from 1×1
+        # (squeeze-and-excitation's) widens what the output sees but does not space its positions.
+        hw = node.out_shape[1:]
+        grid = [r for r, s in zip(inputs, node.in_shapes, strict=False) if len(hw) != 2 or s[1:] == hw] or inputs
+        jump = (max(r.jump[0] for r in grid), max(r.jump[1] for r in grid))
         return Receptive(rf, jump)
     x = inputs[0]
     a = node.attrs
