@@ -824,6 +824,7 @@ class Elaborator:
         path: str,
         memo: dict[str, Any] | None = None,
     ) -> _Value:
+        # The copies of a repetition share one binding, so they keep their templates by input shape.
         seen = memo.get("templates") if memo else None
         if seen and cur.shape in seen:
             # A later copy of a repetition, on the shape a copy before it was replayed on: that
@@ -868,8 +869,7 @@ class Elaborator:
         # A block sees only its arguments and its input shape, so an instance with
         # the same ones elaborates to the same nodes: replay them (ResNet-152 has
         # 50 bottlenecks but 8 distinct ones) instead of walking the body again.
-        # The copies of a repetition share one binding, so they keep their templates by input shape
-        # (the first thing this method looks at).
+        # Read again: a repetition's first copy has only now made its memo's templates.
         seen = memo.get("templates") if memo else None
         items = memo["items"] if memo and "items" in memo else self._memo_items(env)
         key = None if items is None or cur.shape is None else (id(block), items, cur.shape)

@@ -254,8 +254,7 @@ class Graph:
     @property
     def output_shape(self) -> Shape:
         """The network's output shape, batch excluded."""
-        node = self.slots[self.output] or self.nodes[self.output]
-        return node.out_shape
+        return self.node_range(self.output, self.output + 1)[0].out_shape
 
     def users(self, node_id: int) -> list[int]:
         """The nodes that consume node_id's output."""

@@ -10,10 +10,11 @@ starting from rf = 1, jump = 1 at the input. Padding moves a window but does
 not widen it, so it does not enter. A join (add, concat, mul) sees what its
 widest branch sees, on the grid of its branches at its own resolution (a
 branch broadcast from 1×1, as a squeeze-and-excitation gate, sets no grid:
-its jump is that of a global pool, not the spacing of the output). Adaptive pooling is a window of the size torch uses
-(global pooling covers the whole map); flatten and everything after it see
-the whole map. Values are not clipped to the image: ResNet-50's last layer
-"sees" 483 pixels of a 224-pixel input, counted on the padded plane.
+its jump is that of a global pool, not the spacing of the output).
+Adaptive pooling is a window of the size torch uses (global pooling covers
+the whole map); flatten and everything after it see the whole map. Values
+are not clipped to the image: ResNet-50's last layer "sees" 483 pixels of a
+224-pixel input, counted on the padded plane.
 """
 
 from __future__ import annotations
