@@ -677,6 +677,35 @@ class Elaborator:
         return self._node(kind.name, path, kind.module is not None, [cur], attrs or Attrs(), out, stmt.span, ctx)
 
     def _layer_args(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
+        plan = _arg_plan(kind, stmt)
+        if plan is None:  # the call's shape is wrong (unknown, repeated, missing arguments): say how
+            return self._layer_args_checked(kind, stmt, ctx)
+        given, checks, template = plan
+        ev = self._eval
+        values = {name: ev(expr, ctx) for name, expr in given.items()}  # in the order written
+        attrs = Attrs(template)  # every argument in the kind's order; each required one is given
+        ok = True
+        for name, check in checks:
+            value = values[name]
+            if value is UNKNOWN:
+                ok = False
+                continue
+            try:
+                attrs[name] = check(value)
+            except ArgError as e:
+                self.diags.error(
+                    e.code,
+                    f"`{kind.name}` argument `{name}`: {e}",
+                    given[name].span,
+                    help=[f"signature: {kind.signature()}"],
+                    trace=ctx.trace,
+                )
+                ok = False
+        return attrs if ok else None
+
+    def _layer_args_checked(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
+        """_layer_args for a call whose arguments do not fit the kind's signature: every problem
+        reported in the order written."""
         values: dict[str, Any] = {}
         spans: dict[str, Span] = {}
         ok = True
@@ -1386,6 +1415,38 @@ def _arg_table(kind: LayerKind) -> tuple[list[str], dict[str, Any]]:
         defaults = {a.name: a.default if a.default is None else a.check(a.default) for a in kind.args if not a.required}
         got = _ARG_TABLES[id(kind)] = (kind, [a.name for a in kind.args], defaults)
     return got[1], got[2]
+
+
+#: Per layer statement (by id, with the statement and its kind): what _layer_args needs of it,
+#: or None when its arguments do not fit the kind's signature. A fact of the parsed text and
+#: the layer table, kept across checks like _ARG_NAMES (bounded likewise).
+_ARG_PLANS: dict[int, tuple[ast.CallStmt, LayerKind, _ArgPlan | None]] = {}
+#: (arguments given, by name in the order written; (name, checker) of each given one in the
+#: kind's order; every argument of the kind in its order, the optional ones at their defaults).
+_ArgPlan = tuple[dict[str, ast.Expr], list[tuple[str, Any]], dict[str, Any]]
+
+
+def _arg_plan(kind: LayerKind, stmt: ast.CallStmt) -> _ArgPlan | None:
+    """How a layer statement's arguments bind to its kind's; None if they do not fit."""
+    got = _ARG_PLANS.get(id(stmt))
+    if got is not None and got[0] is stmt and got[1] is kind:
+        return got[2]
+    if len(_ARG_PLANS) >= _ARG_NAMES_MAX:
+        _ARG_PLANS.clear()
+    names, defaults = _arg_table(kind)
+    given: dict[str, ast.Expr] | None = {}
+    for i, a in enumerate(stmt.args):
+        name = a.name if a.name is not None else (names[i] if i < len(names) else None)
+        if name is None or name not in names or name in given:  # type: ignore[operator]
+            given = None
+            break
+        given[name] = a.value  # type: ignore[index]
+    plan: _ArgPlan | None = None
+    if given is not None and all(a.name in given or not a.required for a in kind.args):
+        template = {a.name: defaults.get(a.name) for a in kind.args}
+        plan = (given, [(a.name, a.check) for a in kind.args if a.name in given], template)
+    _ARG_PLANS[id(stmt)] = (stmt, kind, plan)
+    return plan
 
 
 def _a(word: str) -> str:

@@ -188,6 +188,8 @@ def as_int(v: Any, what: str = "an int") -> int:
 
 def positive_int(v: Any) -> int:
     """An int of at least 1."""
+    if type(v) is int and v >= 1:  # nearly every call: a checker runs for each argument of each layer
+        return v
     n = as_int(v, "a positive int")
     if n < 1:
         raise ArgError(f"must be at least 1, got {n}", code="E212")
@@ -196,6 +198,8 @@ def positive_int(v: Any) -> int:
 
 def nonneg_int(v: Any) -> int:
     """An int of at least 0."""
+    if type(v) is int and v >= 0:
+        return v
     n = as_int(v, "an int")
     if n < 0:
         raise ArgError(f"must not be negative, got {n}", code="E212")
@@ -211,6 +215,9 @@ def pair(check: Callable[[Any], int]) -> Callable[[Any], tuple[int, int]]:
     """An int, or a list of two ints (height, width)."""
 
     def checker(v: Any) -> tuple[int, int]:
+        if type(v) is int:
+            n = check(v)
+            return (n, n)
         if isinstance(v, (list, tuple)):
             if len(v) != 2:
                 raise ArgError(f"expected an int or a list of two ints, got a list of {len(v)}")
