@@ -10,6 +10,7 @@ exhaust the machine.
 from __future__ import annotations
 
 import math
+import operator
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -224,14 +225,15 @@ def _check_size(v: Any, span: Span) -> Any:
     return v
 
 
-_ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": lambda a, b: a / b,
-    "//": lambda a, b: a // b,
-    "%": lambda a, b: a % b,
-    "**": lambda a, b: a**b,
+#: The arithmetic of two numbers, without a Python frame per operation.
+_NUMERIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
 }
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "==": lambda a, b: a == b,
@@ -268,6 +270,10 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
             "E102",
             help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
         )
+    if t is ast.Binary:
+        return _binary(e, env, block_input)
+    if t is ast.FuncCall:
+        return _call(e, env, block_input)
     if t is ast.BlockInput:
         if block_input is None:
             raise EvalError("`in` is only known once the network's input is given", e.span, "E202")
@@ -318,8 +324,6 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
         if not _is_num(v):
             raise EvalError(f"cannot negate a {type_name(v)}", e.operand.span, "E204")
         return -v
-    if t is ast.Binary:
-        return _binary(e, env, block_input)
     if t is ast.CondExpr:
         cond = evaluate(e.cond, env, block_input)
         if cond is UNKNOWN:
@@ -327,8 +331,6 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
         if not isinstance(cond, bool):
             raise EvalError(f"`if` needs true or false, got a {type_name(cond)}", e.cond.span, "E204")
         return evaluate(e.then if cond else e.orelse, env, block_input)
-    if t is ast.FuncCall:
-        return _call(e, env, block_input)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
 
 
@@ -372,6 +374,21 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
     b = evaluate(e.right, env, block_input)
     if a is UNKNOWN or b is UNKNOWN:
         return UNKNOWN
+    ta, tb = type(a), type(b)
+    if (ta is int or ta is float) and (tb is int or tb is float):  # bools are neither: most expressions
+        arith = _NUMERIC.get(e.op)
+        if arith is not None:
+            if b == 0 and e.op in ("/", "//", "%"):
+                raise EvalError("division by zero", e.right.span, "E203")
+            if e.op == "**" and (abs(b) > 64 or (ta is float and abs(a) > 1e6)):
+                raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604")
+            try:
+                v = arith(a, b)
+            except OverflowError:  # a float power past 1.8e308; other results come back inf
+                raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604") from None
+            if type(v) is complex:  # a negative number to a fractional power
+                raise EvalError(f"({show(a)}) ** {show(b)} is not a real number", e.span, "E203")
+            return _check_size(v, e.span)
     if e.op in _COMPARE:
         if e.op in ("==", "!="):
             charge(deep_size(a, _work.limit) + deep_size(b, _work.limit), e.span)
@@ -384,13 +401,8 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
     if e.op == "+" and isinstance(a, str) and isinstance(b, str):
         charge(len(a) + len(b), e.span)
         return _check_size(a + b, e.span)
-    if not (_is_num(a) and _is_num(b)):
-        raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, "E204")
-    if e.op in ("/", "//", "%") and b == 0:
-        raise EvalError("division by zero", e.right.span, "E203")
-    if e.op == "**" and (abs(b) > 64 or (isinstance(a, float) and abs(a) > 1e6)):
-        raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604")
-    return _check_size(_ARITH[e.op](a, b), e.span)
+    # Two numbers took the arithmetic above.
+    raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, "E204")
 
 
 def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
