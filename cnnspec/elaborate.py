@@ -956,14 +956,28 @@ class Elaborator:
 
     def _replay(self, t: _Template, cur: _Value, ctx: _Ctx, frame: Frame) -> _Value:
         graph = self.graph
-        assert graph is not None and cur.shape is not None
-        assert isinstance(t.recipe, list)
+        recipe, base = t.recipe, t.base_id
+        count = len(recipe)  # type: ignore[arg-type]  # a template is replayed once it has a recipe
         new, source_input = frame.path, cur.node
         # The nodes are made only if something reads them one by one (rows, backends): the
         # passes take a copy's figures from its source's through the Copy.
-        start = graph.defer(len(t.recipe), partial(_replayed, t.recipe, new, source_input, ctx.trace + (frame,)))
-        out = t.out_node - t.base_id + start if t.out_node >= t.base_id else source_input
-        graph.copies.append(_make(Copy, (start, t.base_id, len(t.recipe), source_input, t.input_node, new, out)))
+        start = graph.defer(count, partial(_replayed, recipe, new, source_input, ctx.trace + (frame,)))  # type: ignore[union-attr]
+        out = t.out_node - base + start if t.out_node >= base else source_input
+        copies = graph.copies  # type: ignore[union-attr]
+        last = copies[-1] if copies else None
+        if (
+            last is not None
+            and last.output == source_input  # it reads the copy before it,
+            and last.output >= last.start  # which gives a node of its own
+            and out >= start  # as this one does,
+            and start == last.start + last.count * len(last.paths)  # and ends where this one starts;
+            and last.source == base  # the same nodes (an instance and its first nested instance
+            and last.count == count  # start alike: the count tells them apart)
+        ):
+            last.paths.append(new)  # one more copy of the run
+            copies[-1] = _make(Copy, (*last[:5], last.paths, out))
+        else:
+            copies.append(_make(Copy, (start, base, count, source_input, t.input_node, [new], out)))
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)

@@ -129,13 +129,17 @@ class AuxOutput(BaseModel):
 
 
 class Copy(NamedTuple):
-    """A run of nodes that replays an earlier block instance node for node.
+    """A run of nodes that replays an earlier block instance node for node, once or more times.
 
-    Node `start + k` has the kind, arguments and shapes of node `source + k`;
-    its inputs are the source's shifted by `start - source`, except that
-    whatever the source instance read from outside itself (its block input,
-    `source_input`) the copy reads from `input`. Passes use this to compute a
-    copy's figures from its source's instead of afresh.
+    Node `start + k` (k < count) has the kind, arguments and shapes of node
+    `source + k`; its inputs are the source's shifted by `start - source`,
+    except that whatever the source instance read from outside itself (its
+    block input, `source_input`) the copy reads from `input`. Copies of the
+    same source back to back, each reading the one before it (the copies of a
+    repetition whose block keeps its input's shape), are one Copy: copy j is
+    the `count` nodes from `start + j * count`, and reads copy j - 1's output.
+    Passes use this to compute a copy's figures from its source's instead of
+    afresh, and a run's from one copy's.
     """
 
     start: int
@@ -143,11 +147,29 @@ class Copy(NamedTuple):
     count: int
     input: int
     source_input: int
-    #: The copy's group path (its block instance).
-    path: str
-    #: The node whose value the instance gives (`input` when its body passes the input on):
-    #: the one node of the copy that nodes after it may read.
+    #: The group path of each copy (its block instance), in order; one per copy.
+    paths: list[str]
+    #: The node whose value the last copy gives (`input` when a single copy's body passes the
+    #: input on): the one node of the run that nodes after it may read.
     output: int
+
+    @property
+    def stop(self) -> int:
+        """The id after the run's last node."""
+        return self.start + self.count * len(self.paths)
+
+    def single(self) -> list[Copy]:
+        """The run as one Copy per copy, in order."""
+        return [self.copy(j) for j in range(len(self.paths))]
+
+    def copy(self, j: int) -> Copy:
+        """Copy j of the run as a Copy of its own."""
+        if len(self.paths) == 1:
+            return self
+        count = self.count
+        first, at = self.start + j * count, self.output - self.stop + count  # at: the output's offset
+        read = self.input if j == 0 else first - count + at
+        return Copy(first, self.source, count, read, self.source_input, [self.paths[j]], first + at)
 
 
 _COPY_START = itemgetter(0)
@@ -277,7 +299,7 @@ class Graph:
         if self._origins is None or self._origins[0] != key:
             origin = list(range(len(self.slots)))
             for c in self.copies:
-                origin[c.start : c.start + c.count] = origin[c.source : c.source + c.count]
+                origin[c.start : c.stop] = origin[c.source : c.source + c.count] * len(c.paths)
             self._origins = (key, origin)
         return self._origins[1]
 
@@ -287,12 +309,15 @@ class Graph:
         copies = self.copies
         while True:
             i = bisect_right(copies, node_id, key=_COPY_START) - 1
-            if i < 0 or node_id >= copies[i].start + copies[i].count:
+            if i < 0:
                 return node_id
-            node_id += copies[i].source - copies[i].start
+            c = copies[i]
+            if node_id >= c.start + c.count * len(c.paths):
+                return node_id
+            node_id = c.source + (node_id - c.start) % c.count
 
     def runs(self) -> list[tuple[int, int, Copy | None]]:
-        """Every node id, in order, as runs (start, stop, copy): a replayed instance's nodes
+        """Every node id, in order, as runs (start, stop, copy): the nodes of replayed instances
         with their Copy, the nodes between them (elaborated afresh) with None.
 
         The same list each time while the graph does not change: do not modify it.
@@ -305,8 +330,8 @@ class Graph:
         for c in self.copies:
             if c.start > i:
                 out.append((i, c.start, None))
-            out.append((c.start, c.start + c.count, c))
-            i = c.start + c.count
+            i = c.start + c.count * len(c.paths)
+            out.append((c.start, i, c))
         if i < len(self.slots):
             out.append((i, len(self.slots), None))
         self._runs = (key, out)

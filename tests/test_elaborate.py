@@ -635,8 +635,28 @@ def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params
         "    relu\n    W\n    W\n    W\n    conv(8, 1)\n",
         # Copies of an instance that holds copies itself.
         "    relu\n    S\n    S\n    S\n    conv(8, 1)\n",
+        # Runs of copies, each reading the one before: the third and later take the second's figures.
+        "    relu\n    B * 6\n    conv(8, 1)\n",
+        "    B * 6\n    relu\n",
+        "    relu\n    R * 6\n    conv(8, 1)\n",
+        "    relu\n    V * 6\n    conv(8, 1)\n",
+        "    relu\n    W * 6\n    conv(8, 1)\n",
+        "    relu\n    S * 5\n    conv(8, 1)\n    S * 4\n",
     ],
-    ids=["input-kept-differs", "input-kept-inside", "view-of-input", "output-kept", "output-a-view", "nested"],
+    ids=[
+        "input-kept-differs",
+        "input-kept-inside",
+        "view-of-input",
+        "output-kept",
+        "output-a-view",
+        "nested",
+        "run-input-kept-inside",
+        "run-first",
+        "run-output-kept",
+        "run-view-of-input",
+        "run-output-a-view",
+        "run-of-nested",
+    ],
 )
 def test_replayed_instances_keep_what_fresh_ones_keep(tmp_path: Path, body: str) -> None:
     blocks = (
@@ -648,6 +668,8 @@ def test_replayed_instances_keep_what_fresh_ones_keep(tmp_path: Path, body: str)
     _, fresh_analysis = _elaborate(spec, replay=False)
     replayed, analysis = _elaborate(spec, replay=True)
     assert replayed.copies
+    if "* 6" in body:
+        assert max(len(c.paths) for c in replayed.copies) >= 3
     assert analysis.saved == fresh_analysis.saved
     assert analysis == fresh_analysis
     assert analysis.receptive == fresh_analysis.receptive
@@ -658,7 +680,7 @@ def test_the_passes_leave_replayed_nodes_unmade_until_read() -> None:
     copy = g.copies[-1]
     assert g.slots[copy.start] is None  # the passes took the copies' figures from their sources
     assert analysis.trainable_params == 60_192_808
-    assert g.nodes[copy.start].path == copy.path + ".conv1"  # made when read
+    assert g.nodes[copy.start].path == copy.paths[0] + ".conv1"  # made when read
     assert None not in g.slots
 
 
@@ -688,9 +710,12 @@ def test_the_origin_of_a_node_is_its_entry_of_origins(tmp_path: Path, nested: bo
 
 def test_replay_happens_where_instances_repeat() -> None:
     g, _ = _elaborate(SPECS / "resnet152.cnn", replay=True)
-    # 50 bottlenecks, 8 distinct: the other 42 are copies of 10 or 11 nodes.
-    assert len(g.copies) == 42
-    assert sum(c.count for c in g.copies) > 400
+    # 50 bottlenecks, 8 distinct: the other 42 are copies of 10 nodes, in one run per stage
+    # (layer3.2 to layer3.35 each read the one before).
+    assert [len(c.paths) for c in g.copies] == [1, 6, 34, 1]
+    assert {c.count for c in g.copies} == {10}
+    assert g.copies[2].paths == [f"layer3.{i}" for i in range(2, 36)]
+    assert g.copies[2].stop == g.copies[2].start + 340
     assert g.group_sources["layer3.35"] == "layer3.1"
 
 

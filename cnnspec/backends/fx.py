@@ -146,7 +146,7 @@ def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     # The names in module paths: those of the layers elaborated afresh, and the instance names
     # of replayed blocks (the rest of a copy's paths repeats its source's).
     nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
-    paths = [c.path for c in graph.copies]
+    paths = [path for c in graph.copies for path in c.paths]
     for start, stop, copy in graph.runs():
         if copy is None:
             paths += [n.path for n in nodes[start:stop] if n.has_module]

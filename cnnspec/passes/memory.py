@@ -119,12 +119,19 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                     per_sample += prod((nodes[key] or nodes[origin(key)]).out_shape) * F32  # type: ignore[union-attr]
             out[nid] = make(Saved, (per_sample, fixed))
 
-    for start, stop, copy in graph.runs():
-        if copy is None:
+    for start, stop, run in graph.runs():
+        if run is None:
             visit(start, stop)
-        elif not _replicate(copy, storage, keeper, out, views):
-            graph.node_range(start, stop)  # made in place in graph.slots, which visit reads
-            visit(start, stop)
+            continue
+        times = len(run.paths)
+        for j in range(times):
+            if j == 2 and _repeat(run.copy(1), run.copy(times - 1), keeper, out, views):
+                break
+            copy = run.copy(j)
+            if not _replicate(copy, storage, keeper, out, views):
+                first = copy.start
+                graph.node_range(first, first + copy.count)  # made in place in graph.slots, which visit reads
+                visit(first, first + copy.count)
     return out
 
 
@@ -159,6 +166,27 @@ def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved |
         k = keeper[key - shift]
         if s0 <= k < end0:
             keeper[key] = k + shift
+    return True
+
+
+def _repeat(second: Copy, last: Copy, keeper: list[int], out: list[Saved | None], views: list[int]) -> bool:
+    """The third to the last copy of a run, from the second; False when a view inside makes a
+    copy's storages more than its own nodes' (then each copy is replicated in turn).
+
+    Each copy after the first reads the one before it, whose output storage stands as the one
+    before that did (_replicate carries over its keeper alike), so the second copy's figures
+    hold for every later one, shifted by whole copies. With no view inside, every storage in a
+    copy is its own node's, and of the keepers only the last output's is read after the run.
+    """
+    n, source = second.count, second.source
+    i = bisect_left(views, source)
+    if i < len(views) and views[i] < source + n:
+        return False
+    first = second.start
+    out[first + n : last.start + n] = out[first : first + n] * ((last.start - first) // n)
+    k = keeper[second.output]  # the second copy's output: kept inside it, or not yet (-1)
+    if k >= first:
+        keeper[last.output] = k + last.start - first
     return True
 
 

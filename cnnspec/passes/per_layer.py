@@ -19,8 +19,8 @@ def per_layer(graph: Graph, compute: Callable[[Node], V | None]) -> list[V | Non
     values: list[V | None] = [None] * len(nodes)
     for start, stop, copy in graph.runs():
         if copy is not None:
-            # A copy's source precedes it, so its values are already here: copy them in one slice.
-            values[start:stop] = values[copy.source : copy.source + copy.count]
+            # A copy's source precedes it, so its values are already here: one slice per run.
+            values[start:stop] = values[copy.source : copy.source + copy.count] * len(copy.paths)
         else:
             first = max(start, 1)  # node 0 is the input: no entry
             values[first:stop] = [compute(node) for node in nodes[first:stop]]

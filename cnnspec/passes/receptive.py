@@ -107,7 +107,8 @@ def receptive_fields(graph: Graph) -> list[Receptive]:
     fields: list[Receptive] = [_ORIGIN] * len(nodes)  # by node id, which is the index
     for start, stop, copy in graph.runs():
         if copy is not None:
-            _shift(copy, fields)
+            for one in copy.single():  # each copy of a run reads the one before it
+                _shift(one, fields)
             continue
         for node in nodes[start:stop]:
             fields[node.id] = node_receptive(node, [fields[j] for j in node.inputs])
