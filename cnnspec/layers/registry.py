@@ -66,11 +66,13 @@ class Arg:
         return self.default is REQUIRED
 
 
-def _no_params(a: Attrs, x: Any) -> tuple[int, int]:
+def no_params(a: Attrs, x: Any) -> tuple[int, int]:
+    """The count rule of a layer without parameters or buffers."""
     return (0, 0)
 
 
-def _no_macs(a: Attrs, x: Any, y: Shape) -> int:
+def no_macs(a: Attrs, x: Any, y: Shape) -> int:
+    """The MAC rule of a layer that costs no MACs (the passes skip it without a call)."""
     return 0
 
 
@@ -94,8 +96,8 @@ class LayerKind:
     doc: str
     shape: Callable[[Attrs, Any], Shape]
     args: tuple[Arg, ...] = ()
-    count: Callable[[Attrs, Any], tuple[int, int]] = _no_params
-    macs: Callable[[Attrs, Any, Shape], int] = _no_macs
+    count: Callable[[Attrs, Any], tuple[int, int]] = no_params
+    macs: Callable[[Attrs, Any, Shape], int] = no_macs
     module: Callable[[Attrs, Any, bool], Any] | None = None
     function: str | None = None
     function_args: Callable[[Attrs], tuple[Any, ...]] = lambda a: ()

@@ -30,6 +30,8 @@ I64 = 8
 _SAVES_OUTPUT = {"relu", "relu6", "sigmoid", "tanh", "softmax"}
 #: Ops that keep nothing and return a view or a fresh tensor nobody needs again.
 _SAVES_NOTHING = {"add", "concat", "identity", "flatten"}
+#: Ops that keep their input and nothing else.
+_SAVES_INPUT = {"conv", "linear", "avgpool", "gelu", "silu", "hardswish", "hardsigmoid", "leaky_relu"}
 #: Ops whose output is a view of their input (same storage).
 _VIEWS = {"flatten", "identity"}
 
@@ -49,43 +51,48 @@ def _numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
 
 
-def _saves(node: Node, device: str) -> tuple[list[int], int, int]:
+#: What the ops that keep the same whatever their arguments and shapes keep (see _saves).
+_FIXED: dict[str, tuple[tuple[int, ...], int, int]] = {
+    **{kind: ((), 0, 0) for kind in _SAVES_NOTHING},
+    **{kind: ((-1,), 0, 0) for kind in _SAVES_OUTPUT},  # -1: the node's own output
+    **{kind: ((0,), 0, 0) for kind in _SAVES_INPUT},
+}
+
+
+def _saves(node: Node, device: str) -> tuple[tuple[int, ...], int, int]:
     """(input positions whose storage is kept, new per-sample bytes, new fixed bytes) of one node."""
     kind, x, y = node.kind, node.in_shapes[0] if node.in_shapes else (), node.out_shape
-    if kind in _SAVES_NOTHING:
-        return [], 0, 0
-    if kind in _SAVES_OUTPUT:
-        return [-1], 0, 0  # -1: the node's own output
-    if kind in ("conv", "linear", "avgpool", "gelu", "silu", "hardswish", "hardsigmoid", "leaky_relu"):
-        return [0], 0, 0
+    fixed = _FIXED.get(kind)
+    if fixed is not None:
+        return fixed
     if kind == "batchnorm":
-        return [0], 0, 2 * x[0] * F32  # save_mean and save_invstd, per channel
+        return (0,), 0, 2 * x[0] * F32  # save_mean and save_invstd, per channel
     if kind == "groupnorm":
-        return [0], 2 * node.attrs.get("groups", 1) * F32, 0  # mean and rstd per sample and group
+        return (0,), 2 * node.attrs.get("groups", 1) * F32, 0  # mean and rstd per sample and group
     if kind == "layernorm":
-        return [0], 2 * F32, 0
+        return (0,), 2 * F32, 0
     if kind in ("maxpool", "adaptive_maxpool"):
-        return [0], _numel(y) * I64, 0  # argmax indices
+        return (0,), _numel(y) * I64, 0  # argmax indices
     if kind == "adaptive_avgpool":
         # Global pooling runs as mean(), which keeps only sizes; other sizes keep the input.
-        return ([] if y[1:] == (1, 1) else [0]), 0, 0
+        return (() if y[1:] == (1, 1) else (0,)), 0, 0
     if kind == "dropout":
         if not node.attrs.get("p"):
-            return [], 0, 0
-        return [], _numel(x) * (1 if device == "cuda" else F32), 0
+            return (), 0, 0
+        return (), _numel(x) * (1 if device == "cuda" else F32), 0
     if kind == "stochastic_depth":
         # x * noise with one noise value per sample ("row") or per batch.
-        return ([], F32, 0) if node.attrs.get("mode", "row") == "row" else ([], 0, F32)
+        return ((), F32, 0) if node.attrs.get("mode", "row") == "row" else ((), 0, F32)
     if kind == "mul":
-        return list(range(len(node.inputs))), 0, 0
+        return tuple(range(len(node.inputs))), 0, 0
     if kind == "lrn" and len(x) == 3:
         # F.local_response_norm: x·x keeps x; the channel-padded square (C+n−1)×H×W is kept by
         # avg_pool3d; pow keeps its input; the division keeps x and the divisor.
         c, h, w = x
         n = node.attrs.get("size", 1)
-        return [0], ((c + n - 1) * h * w + 2 * c * h * w) * F32, 0
+        return (0,), ((c + n - 1) * h * w + 2 * c * h * w) * F32, 0
     # A layer this pass does not know: assume it keeps its input, like most ops.
-    return [0], 0, 0
+    return (0,), 0, 0
 
 
 def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
@@ -101,7 +108,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     out: list[Saved | None] = [None] * count
     views: list[int] = []  # ids of the nodes whose output is another's storage, ascending
     origin = graph.origin  # a replayed node's shapes are its origin's, made where it is not
-    prod, make = math.prod, tuple.__new__
+    prod, make, fixed_rules = math.prod, tuple.__new__, _FIXED
 
     def visit(first: int, stop: int) -> None:
         for node in nodes[first:stop]:
@@ -111,7 +118,8 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                 views.append(nid)
             elif kind == "input":
                 continue
-            positions, per_sample, fixed = _saves(node, device)
+            rule = fixed_rules.get(kind)  # most ops: no call
+            positions, per_sample, fixed = rule if rule is not None else _saves(node, device)
             for pos in positions:
                 key = storage[nid] if pos == -1 else storage[inputs[pos]]
                 if keeper[key] < 0:
