@@ -179,7 +179,8 @@ def _group_args(env: Mapping[str, Any]) -> dict[str, Any]:
 
 def _freeze(v: Any) -> Any:
     """A hashable stand-in for a spec value, for memo keys: lists become tuples, and scalars carry
-    their type, since 1, 1.0 and true are equal as Python keys but not as arguments."""
+    their type, since 1, 1.0 and true are equal as Python keys but not as arguments. (An int may
+    stand for itself beside these: it equals no tuple.)"""
     if isinstance(v, list):
         return tuple([_freeze(x) for x in v])
     if v is UNKNOWN:
@@ -260,7 +261,9 @@ class Elaborator:
         #: Per variable environment (by id, kept alive with it): the names an expression can read.
         self._scopes: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
-        self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in all_kinds()}
+        #: The layer table as of this elaboration (a dict read, not a call, per statement).
+        self._kinds = all_kinds()
+        self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in self._kinds}
         self.refs.update({k: Ref(k, "block") for k in program.blocks})
 
     # ------------------------------------------------------------ network
@@ -497,9 +500,15 @@ class Elaborator:
 
     def _name(self, scope: _Scope, label: ast.Label | None, span: Span) -> str:
         """The next module path in scope: the label, or the statement's position."""
-        name = label.text if label is not None else str(scope.counter)
-        scope.counter += 1
-        where = label.span if label is not None else span
+        if label is None:
+            name, where = str(scope.counter), span
+            scope.counter += 1
+            if name not in scope.names:  # a position: a name of digits, unless a label took it
+                scope.names[name] = where
+                return f"{scope.path}.{name}" if scope.path else name
+        else:
+            name, where = label.text, label.span
+            scope.counter += 1
         if not name or "." in name:
             # `.` separates module paths: "a.b" would silently nest a module in another.
             self.diags.error(
@@ -550,7 +559,7 @@ class Elaborator:
     def _call_stmt(self, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx) -> _Value:
         bound = ctx.env.get(stmt.name)
         name = bound.name if isinstance(bound, Ref) else stmt.name
-        kind = lookup(name)
+        kind = self._kinds.get(name)
         block = self.program.blocks.get(name) if kind is None else None  # a layer kind wins
         if kind is None and block is None:
             self._unknown_callee(stmt)
@@ -1405,8 +1414,9 @@ def _args_key(kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> tuple[Any, ...]
     if not names:
         values: tuple[Any, ...] = ()
     else:
-        env = ctx.env
-        values = tuple([_freeze(env.get(n, _MISSING)) for n in names])
+        get = ctx.env.get
+        # An int stands for itself: no other value's stand-in equals it (see _freeze).
+        values = tuple([v if (v := get(n, _MISSING)).__class__ is int else _freeze(v) for n in names])
         if UNKNOWN in values:
             return None
     return (id(stmt), kind.name, values, ctx.block_input.dims if reads_in and ctx.block_input is not None else None)
