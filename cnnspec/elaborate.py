@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS
-from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked, every_field
+from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -32,10 +32,12 @@ from cnnspec.values import (
     LITERALS,
     MAX_WORK,
     UNKNOWN,
+    WORK,
     EvalError,
     Ref,
     ShapeValue,
     charge,
+    compiled,
     deep_size,
     evaluate,
     reset_work,
@@ -133,10 +135,11 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
     for n in nodes:
         frames = n.trace[depth + 1 :]
         # Inside the instance: the instance's path itself, or a path below it.
+        p, sc = n.path, n.scope
         if not (
-            (n.path + ".").startswith(prefix)
-            and (n.scope + ".").startswith(prefix)
-            and all((f.path + ".").startswith(prefix) for f in frames)
+            (p.startswith(prefix) or p == path)
+            and (sc.startswith(prefix) or sc == path)
+            and (not frames or all(f.path.startswith(prefix) or f.path == path for f in frames))
         ):
             return None
         out.append((
@@ -198,6 +201,7 @@ class _Value(NamedTuple):
 #: _make(_Value, (node, shape)): a NamedTuple without its generated __new__'s Python frame, for the
 #: per-layer and per-instance paths (_Value, Copy, Frame).
 _make = tuple.__new__
+_new_model, _set_dict, _set_fields_set, _set_extra, _set_private = MODEL_SETTERS
 #: The fields-sets of a Node and a Group given every field, shared by all of them.
 _NODE_FIELDS, _GROUP_FIELDS = every_field(Node), every_field(Group)
 
@@ -429,18 +433,21 @@ class Elaborator:
             self._too_big = True
             return _Value(cur.node, None)
         self._nesting += 1
+        work = WORK
         try:
             for stmt in stmts:
                 if self._too_big:
                     return _Value(cur.node, None)
-                try:
-                    # A statement costs far more than a list item: weigh it so that
-                    # MAX_WORK bounds loops that build nothing to seconds, not minutes.
-                    charge(STATEMENT_WORK, stmt.span)
-                except EvalError as e:
-                    self._eval_error(e, ctx.trace)
-                    self._too_big = True
-                    return _Value(cur.node, None)
+                # A statement costs far more than a list item: weigh it so that
+                # MAX_WORK bounds loops that build nothing to seconds, not minutes.
+                work.spent += STATEMENT_WORK  # charge(STATEMENT_WORK, stmt.span), inlined
+                if work.spent > work.limit:
+                    try:
+                        charge(0, stmt.span)
+                    except EvalError as e:
+                        self._eval_error(e, ctx.trace)
+                        self._too_big = True
+                        return _Value(cur.node, None)
                 t = type(stmt)
                 if t is ast.CallStmt:  # most statements: straight there, not through _stmt
                     cur = self._call_stmt(stmt, cur, ctx)  # type: ignore[arg-type]
@@ -829,9 +836,8 @@ class Elaborator:
             ids, in_shapes = [i.node for i in inputs], [i.shape for i in inputs]
             known = out is not None and None not in in_shapes
         nid = len(graph.slots)
-        new_object, set_dict, set_fields_set, set_extra, set_private = MODEL_SETTERS
-        node = new_object(Node)  # construct_unchecked, inlined: this runs once per layer
-        set_dict(node, {
+        node = _new_model(Node)  # construct_unchecked, inlined: this runs once per layer
+        _set_dict(node, {
             "id": nid,
             "kind": kind,
             "path": path,
@@ -845,9 +851,9 @@ class Elaborator:
             "scope": ctx.scope.path,
             "skip": skip or [],
         })
-        set_fields_set(node, _NODE_FIELDS)  # this sets them all
-        set_extra(node, None)
-        set_private(node, None)
+        _set_fields_set(node, _NODE_FIELDS)  # this sets them all
+        _set_extra(node, None)
+        _set_private(node, None)
         graph.slots.append(node)
         return _make(_Value, (nid, out if known else None))
 
@@ -1044,7 +1050,7 @@ class Elaborator:
                 ok = False
                 continue
             try:
-                values[pname] = evaluate(a.value, self._scope(env), ctx.block_input if ctx else None)
+                values[pname] = compiled(a.value)(self._scope(env), ctx.block_input if ctx else None)
             except EvalError as e:
                 self._eval_error(e, ctx.trace if ctx else ())
                 values[pname] = UNKNOWN
@@ -1075,11 +1081,12 @@ class Elaborator:
 
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: dict[str, Any] | None = None) -> None:
         """Record a group; args: a block instance's plain arguments (_group_args)."""
-        assert self.graph is not None
-        self.graph.groups[path] = construct_unchecked(
-            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args},
-            _GROUP_FIELDS,
-        )
+        group = _new_model(Group)  # construct_unchecked, inlined: this runs once per block instance
+        _set_dict(group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args})
+        _set_fields_set(group, _GROUP_FIELDS)
+        _set_extra(group, None)
+        _set_private(group, None)
+        self.graph.groups[path] = group  # type: ignore[union-attr]
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
         """A new module scope when the statement is named; otherwise the same scope."""
@@ -1379,7 +1386,7 @@ class Elaborator:
             if v is not _MISSING:
                 return v
         try:
-            return evaluate(e, self._scope(ctx.env), ctx.block_input if ctx.block_input is not None else UNKNOWN)
+            return compiled(e)(self._scope(ctx.env), ctx.block_input if ctx.block_input is not None else UNKNOWN)
         except EvalError as err:
             self._eval_error(err, ctx.trace)
             return UNKNOWN

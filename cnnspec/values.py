@@ -14,6 +14,7 @@ import operator
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cnnspec import ast
@@ -36,6 +37,8 @@ class _Work:
 
 
 _work = _Work()
+#: The counter itself, for the loops that charge inline (spent += n; past limit, charge(0, span)).
+WORK = _work
 
 
 def reset_work(limit: int = MAX_WORK) -> None:
@@ -370,8 +373,11 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
         if b is not UNKNOWN and not isinstance(b, bool):
             raise EvalError(f"`{e.op}` needs true or false, got a {type_name(b)}", e.right.span, "E204")
         return b
-    a = evaluate(e.left, env, block_input)
-    b = evaluate(e.right, env, block_input)
+    return _binary_values(e, evaluate(e.left, env, block_input), evaluate(e.right, env, block_input))
+
+
+def _binary_values(e: ast.Binary, a: Any, b: Any) -> Any:
+    """A binary operation (not `and`, `or`) of its operands' values."""
     if a is UNKNOWN or b is UNKNOWN:
         return UNKNOWN
     ta, tb = type(a), type(b)
@@ -414,7 +420,6 @@ def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
             "E105",
             help=(f"did you mean `{hint}`? " if hint else "") + "functions: " + ", ".join(sorted(BUILTINS)),
         )
-    fn, sig = BUILTINS[e.func]
     args = []
     kwargs = {}
     for a in e.args:
@@ -427,6 +432,12 @@ def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
             args.append(v)
         else:
             kwargs[a.name] = v
+    return _call_values(e, args, kwargs)
+
+
+def _call_values(e: ast.FuncCall, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """A call of a built-in (known to exist) with its arguments' values, charged for already."""
+    fn, sig = BUILTINS[e.func]
     odd = [v for v in [*args, *kwargs.values()] if isinstance(v, (ShapeValue, Ref))]
     if odd:
         raise EvalError(f"{e.func} cannot take a {type_name(odd[0])}", e.span, "E226", help=f"signature: {sig}")
@@ -448,3 +459,102 @@ def _suggest(name: str, candidates: list[str]) -> str | None:
     from cnnspec.layers.registry import suggest
 
     return suggest(name, candidates)
+
+
+# ------------------------------------------------------------ compiled form
+
+Compiled = Callable[[Mapping[str, Any], Any], Any]
+
+#: Per expression (by id, with the expression, which keeps the id from being reused): its
+#: compiled form. A fact of the parsed text, which the parse cache keeps across checks.
+_COMPILED: dict[int, tuple[ast.Expr, Compiled]] = {}
+_COMPILED_MAX = 100_000
+
+
+def compiled(e: ast.Expr) -> Compiled:
+    """A function of (env, block_input) that gives evaluate(e, env, block_input): the same value,
+    the same error and the same work charged, without walking the tree each time.
+
+    Names, arithmetic and calls of built-ins (most expressions in specs) become closures that
+    do what evaluate does for them; every other expression, and any value off their common
+    path, goes to evaluate's own code for that node.
+    """
+    got = _COMPILED.get(id(e))
+    if got is not None and got[0] is e:
+        return got[1]
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    fn = _compile(e)
+    _COMPILED[id(e)] = (e, fn)
+    return fn
+
+
+def _compile(e: ast.Expr) -> Compiled:
+    t = type(e)
+    if t in LITERALS:
+        value = e.value  # type: ignore[attr-defined]
+        return lambda env, block_input: value
+    if t is ast.Name:
+        return _compile_name(e)  # type: ignore[arg-type]
+    if t is ast.Binary and (e.op in _NUMERIC or e.op in _COMPARE):  # type: ignore[attr-defined]
+        return _compile_binary(e)  # type: ignore[arg-type]
+    if t is ast.FuncCall and e.func in BUILTINS:  # type: ignore[attr-defined]
+        return _compile_call(e)  # type: ignore[arg-type]
+    return partial(_evaluate_at, e)
+
+
+def _evaluate_at(e: ast.Expr, env: Mapping[str, Any], block_input: Any) -> Any:
+    return evaluate(e, env, block_input)
+
+
+def _compile_name(e: ast.Name) -> Compiled:
+    name = e.id
+
+    def value(env: Mapping[str, Any], block_input: Any) -> Any:
+        if name in env:
+            return env[name]
+        return evaluate(e, env, block_input)  # the error, with its hint
+
+    return value
+
+
+def _compile_binary(e: ast.Binary) -> Compiled:
+    left, right, op, span = _compile(e.left), _compile(e.right), _NUMERIC.get(e.op), e.span
+    if op is None or e.op == "**" or e.op in ("/", "//", "%"):
+        # Comparisons, powers and divisions: evaluate's checks, on the operands' values.
+        return lambda env, block_input: _binary_values(e, left(env, block_input), right(env, block_input))
+
+    def arithmetic(env: Mapping[str, Any], block_input: Any) -> Any:  # + - * on two ints: most
+        a = left(env, block_input)
+        b = right(env, block_input)
+        if a.__class__ is int and b.__class__ is int:
+            v = op(a, b)
+            if -MAX_INT <= v <= MAX_INT:
+                return v
+            return _check_size(v, span)  # the error
+        return _binary_values(e, a, b)
+
+    return arithmetic
+
+
+def _compile_call(e: ast.FuncCall) -> Compiled:
+    args = [(a.name, _compile(a.value), a.span) for a in e.args]
+    work = _work
+
+    def call(env: Mapping[str, Any], block_input: Any) -> Any:
+        positional, named = [], {}
+        for name, arg, span in args:
+            v = arg(env, block_input)
+            if v is UNKNOWN:
+                return UNKNOWN
+            # charge(deep_size(v)), as _call does, without the calls for a value that is no list.
+            work.spent += deep_size(v, work.limit) if v.__class__ is list else 1
+            if work.spent > work.limit:
+                charge(0, span)  # the error
+            if name is None:
+                positional.append(v)
+            else:
+                named[name] = v
+        return _call_values(e, positional, named)
+
+    return call
