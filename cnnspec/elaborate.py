@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS
-from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, every_field
+from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -709,15 +709,13 @@ class Elaborator:
             try:
                 attrs[name] = check(value)
             except ArgError as e:
-                self.diags.error(
-                    e.code,
-                    f"`{kind.name}` argument `{name}`: {e}",
-                    given[name].span,
-                    help=[f"signature: {kind.signature()}"],
-                    trace=ctx.trace,
-                )
+                self._arg_error(e, kind, name, given[name].span, ctx)
                 ok = False
         return attrs if ok else None
+
+    def _arg_error(self, e: ArgError, kind: LayerKind, name: str, span: Span, ctx: _Ctx) -> None:
+        message = f"`{kind.name}` argument `{name}`: {e}"
+        self.diags.error(e.code, message, span, help=[f"signature: {kind.signature()}"], trace=ctx.trace)
 
     def _layer_args_checked(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
         """_layer_args for a call whose arguments do not fit the kind's signature: every problem
@@ -789,13 +787,7 @@ class Elaborator:
             try:
                 attrs[spec.name] = spec.check(value)
             except ArgError as e:
-                self.diags.error(
-                    e.code,
-                    f"`{kind.name}` argument `{spec.name}`: {e}",
-                    spans[spec.name],
-                    help=[f"signature: {kind.signature()}"],
-                    trace=ctx.trace,
-                )
+                self._arg_error(e, kind, spec.name, spans[spec.name], ctx)
                 ok = False
         return attrs if ok else None
 
@@ -985,7 +977,7 @@ class Elaborator:
             and last.output == source_input  # it reads the copy before it,
             and last.output >= last.start  # which gives a node of its own
             and out >= start  # as this one does,
-            and start == last.start + last.count * len(last.paths)  # and ends where this one starts;
+            and start == last.stop  # and ends where this one starts;
             and last.source == base  # the same nodes (an instance and its first nested instance
             and last.count == count  # start alike: the count tells them apart)
         ):
@@ -1081,12 +1073,10 @@ class Elaborator:
 
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: dict[str, Any] | None = None) -> None:
         """Record a group; args: a block instance's plain arguments (_group_args)."""
-        group = _new_model(Group)  # construct_unchecked, inlined: this runs once per block instance
-        _set_dict(group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args})
-        _set_fields_set(group, _GROUP_FIELDS)
-        _set_extra(group, None)
-        _set_private(group, None)
-        self.graph.groups[path] = group  # type: ignore[union-attr]
+        self.graph.groups[path] = construct_unchecked(  # type: ignore[union-attr]
+            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args},
+            _GROUP_FIELDS,
+        )
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
         """A new module scope when the statement is named; otherwise the same scope."""

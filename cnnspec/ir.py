@@ -312,7 +312,7 @@ class Graph:
             if i < 0:
                 return node_id
             c = copies[i]
-            if node_id >= c.start + c.count * len(c.paths):
+            if node_id >= c.stop:
                 return node_id
             node_id = c.source + (node_id - c.start) % c.count
 
@@ -330,7 +330,7 @@ class Graph:
         for c in self.copies:
             if c.start > i:
                 out.append((i, c.start, None))
-            i = c.start + c.count * len(c.paths)
+            i = c.stop
             out.append((c.start, i, c))
         if i < len(self.slots):
             out.append((i, len(self.slots), None))

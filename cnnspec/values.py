@@ -500,11 +500,7 @@ def _compile(e: ast.Expr) -> Compiled:
         return _compile_binary(e)  # type: ignore[arg-type]
     if t is ast.FuncCall and e.func in BUILTINS:  # type: ignore[attr-defined]
         return _compile_call(e)  # type: ignore[arg-type]
-    return partial(_evaluate_at, e)
-
-
-def _evaluate_at(e: ast.Expr, env: Mapping[str, Any], block_input: Any) -> Any:
-    return evaluate(e, env, block_input)
+    return partial(evaluate, e)
 
 
 def _compile_name(e: ast.Name) -> Compiled:
