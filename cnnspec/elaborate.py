@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from typing import Any, NamedTuple
 
 from cnnspec import ast
@@ -172,6 +173,21 @@ def _replayed(recipe: list[_Step], new: str, source_input: int, head: tuple[Fram
         set_extra(node, None)
         set_private(node, None)
         out.append(node)
+    return out
+
+
+def _replayed_run(
+    recipe: list[_Step], paths: list[str], first_input: int, at: int, head: tuple[Frame, ...], block: str,
+    span: Span, start: int,
+) -> list[Node]:
+    """The nodes of copies of one instance back to back, at paths, each reading the output (at
+    offset `at`) of the one before it; the first reads first_input."""
+    out: list[Node] = []
+    count, source_input = len(recipe), first_input
+    for j, new in enumerate(paths):
+        first = start + j * count
+        out += _replayed(recipe, new, source_input, (*head, Frame(block, new, span)), first)
+        source_input = first + at
     return out
 
 
@@ -604,28 +620,33 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         memo: dict[str, Any] = {}
+        labels: list[ast.Label] | None = None
         if label is not None and label.is_template:
             names = self._template_names(label, count)
             if names is None:
                 return _Value(cur.node, None)
-            before = len(self.graph.slots) if self.graph is not None else 0
-            for i, name in enumerate(names):
-                path = self._name(ctx.scope, ast.Label(name, False, label.span), stmt.span)
-                cur = self._emit(kind, block, stmt, cur, ctx, path, memo)
-                if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
-                    break
-            return cur
-        if label is not None:
+            labels = [ast.Label(name, False, label.span) for name in names]
+        elif label is not None:
             path = self._name(ctx.scope, label, stmt.span)
             self._group_info(path, "repeat", stmt.name, stmt.span)
             scope = _Scope(path)
             ctx = ctx._replace(scope=scope)
         before = len(self.graph.slots) if self.graph is not None else 0
         for i in range(count):
-            cur = self._emit(kind, block, stmt, cur, ctx, self._name(ctx.scope, None, stmt.span), memo)
+            path = self._name(ctx.scope, labels[i] if labels else None, stmt.span)
+            cur = self._emit(kind, block, stmt, cur, ctx, path, memo)
             if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
                 break
-        if label is not None:
+            if i and block is not None and i + 1 < count:
+                template = self._fixed_point(memo, cur, count - i - 1)
+                if template is not None:
+                    # Every copy left would replay this template on this shape, each one extending
+                    # the run of copies: add them together (ResNet-152's layer3: 33 of its 36).
+                    name, scope = self._name, ctx.scope
+                    paths = [name(scope, labels[j] if labels else None, stmt.span) for j in range(i + 1, count)]
+                    cur = self._replay_run(template, cur, ctx, block.name, stmt.span, paths, memo["args"])
+                    break
+        if label is not None and labels is None:
             self._close(ctx.scope)
         return cur
 
@@ -938,7 +959,7 @@ class Elaborator:
             self._templates[key] = _Template(
                 stop=len(graph.slots),
                 # Its groups were added by its body, after the n_groups before it (a dict keeps order).
-                groups=[g for g in list(graph.groups.values())[n_groups:] if g.path.startswith(prefix)],
+                groups=[g for g in islice(graph.groups.values(), n_groups, None) if g.path.startswith(prefix)],
                 base_id=n_nodes,
                 path=path,
                 depth=len(ctx.trace),
@@ -985,14 +1006,69 @@ class Elaborator:
             copies[-1] = _make(Copy, (*last[:5], last.paths, out))
         else:
             copies.append(_make(Copy, (start, base, count, source_input, t.input_node, [new], out)))
-        sources = graph.group_sources
+        sources = graph.group_sources  # type: ignore[union-attr]
         sources[new] = sources.get(t.path, t.path)
+        if t.groups:
+            self._copy_groups(t, new)
+        return _make(_Value, (out, t.out_shape))
+
+    def _fixed_point(self, memo: dict[str, Any], cur: _Value, left: int) -> _Template | None:
+        """The template the copies left of a repetition would all replay, each one extending the
+        run of copies that ends at cur: one whose output has its input's shape, replayed last.
+        None when that is not so, or when the copies left would not fit under max_nodes."""
+        seen = memo.get("templates")
+        t = seen.get(cur.shape) if seen else None
+        if t is None or t.out_shape != cur.shape or not t.recipe or t.out_node < t.base_id:
+            return None
+        graph = self.graph
+        assert graph is not None
+        last = graph.copies[-1] if graph.copies else None
+        count = len(t.recipe)  # type: ignore[arg-type]
+        if (
+            last is None
+            or last.source != t.base_id
+            or last.count != count
+            or last.output != cur.node
+            or last.stop != len(graph.slots)
+            or len(graph.slots) + left * count >= self.limits.max_nodes
+        ):
+            return None
+        return t
+
+    def _replay_run(
+        self, t: _Template, cur: _Value, ctx: _Ctx, block: str, span: Span, paths: list[str], args: dict[str, Any]
+    ) -> _Value:
+        """_replay for each of paths in turn, the copies extending the last run (see _fixed_point)."""
+        graph = self.graph
+        assert graph is not None
+        count = len(t.recipe)  # type: ignore[arg-type]
+        at = t.out_node - t.base_id  # the output's offset in a copy
+        start = graph.defer(
+            count * len(paths), partial(_replayed_run, t.recipe, paths, cur.node, at, ctx.trace, block, span)
+        )
+        last = graph.copies[-1]
+        last.paths.extend(paths)
+        out = start + count * (len(paths) - 1) + at
+        graph.copies[-1] = _make(Copy, (*last[:5], last.paths, out))
+        sources = graph.group_sources
+        source = sources.get(t.path, t.path)
+        for new in paths:
+            self._group_info(new, "block", block, span, args)
+            sources[new] = source
+            if t.groups:
+                self._copy_groups(t, new)
+        return _make(_Value, (out, t.out_shape))
+
+    def _copy_groups(self, t: _Template, new: str) -> None:
+        """The groups inside a replayed instance at path new: its source's, moved there."""
+        graph = self.graph
+        assert graph is not None
+        sources = graph.group_sources
         cut = len(t.path)
         for g in t.groups:
             path = new + g.path[cut:]
             graph.groups[path] = g.model_copy(update={"path": path})
             sources[path] = sources.get(g.path, g.path)
-        return _make(_Value, (out, t.out_shape))
 
     def _bind(
         self,

@@ -224,8 +224,9 @@ class Graph:
 
     def defer(self, count: int, make: Callable[[int], list[Node]]) -> int:
         """Reserve the next `count` ids, the first of which it returns, for the nodes make(first)
-        returns when they are first read. For a replayed instance, whose nodes only the report's
-        rows and the backends need one by one (the passes take its figures from its source's)."""
+        returns when they are first read: all of them at once. For replayed instances (one, or the
+        rest of a run of copies), whose nodes only the report's rows and the backends need one
+        by one (the passes take their figures from their source's)."""
         start = len(self.slots)
         self.slots += [None] * count
         self._deferred.append((start, count, make))

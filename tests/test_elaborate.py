@@ -606,6 +606,32 @@ def _elaborate(spec: Path, replay: bool, **params: Any) -> tuple[Graph, Any]:
 def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params: dict[str, Any]) -> None:
     """Replay copies a block instance's nodes and the passes shift its figures (receptive fields,
     saved tensors): nodes, analysis and report must be what elaborating every instance gives."""
+    _assert_replay_equals_fresh(spec, **params)
+
+
+@pytest.mark.parametrize(
+    ("body", "runs"),
+    [
+        ('    relu\n    "c{1}": G * 7\n    conv(8, 1)\n', [6]),  # copies named by a template
+        ("    relu\n    stack: G * 7\n    conv(8, 1)\n", [6]),  # in a labelled repetition's scope
+        ("    relu\n    G * 2\n    G * 7\n", [8]),  # a second repetition goes on with the first's run
+        ("    relu\n    conv(16, 1)\n    G(16) * 3\n    G * 5\n", [2, 3]),  # G * 5 starts on 16 channels
+        ("    relu\n    P * 6\n", [5]),  # one node per copy
+    ],
+    ids=["template-names", "labelled", "two-repetitions", "other-arguments", "one-node"],
+)
+def test_the_rest_of_a_run_replays_as_copies_one_by_one_would(tmp_path: Path, body: str, runs: list[int]) -> None:
+    """After its second copy, a repetition adds the copies left of a run together (_replay_run)."""
+    blocks = (
+        "block G(c = 8) {\n    conv(c, 1)\n    res: residual {\n        conv(c, 3, padding = 1)\n"
+        "        inner: { relu }\n    }\n}\nblock P() {\n    identity\n}\n"
+    )
+    spec = spec_file(tmp_path, blocks + "network n {\n    input: 8 x 8 x 8\n" + body + "}\n")
+    replayed = _assert_replay_equals_fresh(spec)
+    assert [len(c.paths) for c in replayed.copies] == runs
+
+
+def _assert_replay_equals_fresh(spec: Path, **params: Any) -> Graph:
     fresh, fresh_analysis = _elaborate(spec, replay=False, **params)
     replayed, analysis = _elaborate(spec, replay=True, **params)
     assert not fresh.copies
@@ -616,6 +642,7 @@ def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params
     assert analysis == fresh_analysis
     assert analysis.receptive == fresh_analysis.receptive
     assert build_report(replayed, analysis).model_dump() == build_report(fresh, fresh_analysis).model_dump()
+    return replayed
 
 
 @pytest.mark.parametrize(
@@ -692,6 +719,12 @@ def test_reading_one_copy_makes_only_its_nodes() -> None:
     assert [n.path for n in made] == [n.path for n in fresh.nodes[mid.start : mid.start + mid.count]]
     unmade = [c for c in g.copies if g.slots[c.start] is None]
     assert len(unmade) == len(g.copies) - 1
+    # The copies of a run after its second are deferred together: reading one makes them all.
+    later = mid.copy(5)
+    assert g.slots[later.start] is None
+    g.node_range(later.start, later.start + 1)
+    assert g.slots[mid.stop - 1] is not None
+    assert sum(g.slots[c.start] is None for c in g.copies) == len(g.copies) - 1
     assert g.node_range(0, len(g.slots)) == g.nodes  # the rest, made in place
     assert [n.inputs for n in g.nodes] == [n.inputs for n in fresh.nodes]
 

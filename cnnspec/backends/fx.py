@@ -151,7 +151,8 @@ def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
         if copy is None:
             paths += [n.path for n in nodes[start:stop] if n.has_module]
     names = set(".".join(paths).split("."))
-    if all(safe_name(name) for name in names):
+    digits = set(filter(str.isdigit, names))  # positions, most of the names: safe when ASCII
+    if "".join(digits).isascii() and all(safe_name(name) for name in names - digits):
         return  # the common case, decided from the few distinct names alone
     renamed = module_paths(graph)
     for node in graph.layers():
