@@ -17,7 +17,7 @@ from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -207,6 +207,12 @@ def _freeze(v: Any) -> Any:
     return (v.__class__, v)
 
 
+@lru_cache(maxsize=8)
+def _layer_refs(names: tuple[str, ...]) -> dict[str, Ref]:
+    """The layer kinds as values, by name (Refs are immutable, so every check can share them)."""
+    return {k: Ref(k, "layer") for k in names}
+
+
 class _Value(NamedTuple):
     """The tensor flowing between statements: its producing node and shape (None if unknown)."""
 
@@ -283,7 +289,7 @@ class Elaborator:
         # Block and layer names are values too (`unit = BasicBlock`); parameters shadow them.
         #: The layer table as of this elaboration (a dict read, not a call, per statement).
         self._kinds = all_kinds()
-        self.refs: dict[str, Ref] = {k: Ref(k, "layer") for k in self._kinds}
+        self.refs: dict[str, Ref] = {**_layer_refs(tuple(self._kinds))}
         self.refs.update({k: Ref(k, "block") for k in program.blocks})
 
     # ------------------------------------------------------------ network
@@ -971,16 +977,28 @@ class Elaborator:
 
     def _memo_items(self, env: Mapping[str, Any]) -> tuple | None:
         """The arguments' part of a block instance's memo key; None when they cannot be one."""
-        if sum(deep_size(v, 1000) for v in env.values()) > 1000:
-            return None  # freezing large list arguments would cost more than the replay saves
-        items = tuple((k, _freeze(v)) for k, v in env.items())
+        # Freezing large list arguments would cost more than the replay saves: at most 1000
+        # items in all, as deep_size counts them (a scalar is one).
+        size = len(env)
+        items = []
+        for k, v in env.items():
+            if v.__class__ is not int:  # an int stands for itself (see _freeze)
+                if v is UNKNOWN:
+                    return None
+                if isinstance(v, list):
+                    size += deep_size(v, 1000) - 1
+                    if size > 1000:
+                        return None
+                v = _freeze(v)
+            items.append((k, v))
+        if size > 1000:
+            return None
+        key = tuple(items)
         try:
-            hash(items)
+            hash(key)
         except TypeError:
             return None
-        if any(v is UNKNOWN for _, v in items):
-            return None
-        return items
+        return key
 
     def _replay(self, t: _Template, cur: _Value, ctx: _Ctx, frame: Frame) -> _Value:
         graph = self.graph
@@ -1117,8 +1135,15 @@ class Elaborator:
                 self.diags.error("E208", f"argument `{pname}` is given twice", a.span)
                 ok = False
                 continue
+            expr = a.value
+            if type(expr) in LITERALS:  # most arguments are literals or names: no scope, no closure
+                values[pname] = expr.value  # type: ignore[attr-defined]
+                continue
+            if type(expr) is ast.Name and (v := env.get(expr.id, _MISSING)) is not _MISSING:  # type: ignore[attr-defined]
+                values[pname] = v
+                continue
             try:
-                values[pname] = compiled(a.value)(self._scope(env), ctx.block_input if ctx else None)
+                values[pname] = compiled(expr)(self._scope(env), ctx.block_input if ctx else None)
             except EvalError as e:
                 self._eval_error(e, ctx.trace if ctx else ())
                 values[pname] = UNKNOWN
