@@ -9,7 +9,7 @@ import torch
 
 import cnnspec
 from cnnspec import Arg, LayerKind, ShapeError
-from cnnspec.layers.registry import Attrs, lookup, positive_int
+from cnnspec.layers.registry import SAVES_NOTHING, Attrs, lookup, positive_int
 
 
 def _shape(a: Attrs, x: tuple[int, ...]) -> tuple[int, ...]:
@@ -71,3 +71,29 @@ def test_registering_a_name_twice_needs_replace() -> None:
     with pytest.raises(ValueError, match="already registered"):
         cnnspec.register_layer(kind)
     assert cnnspec.register_layer(kind, replace=True) is kind
+
+
+def test_a_registered_saves_rule_gives_the_activation_memory() -> None:
+    """What autograd keeps of a layer is its entry's `saves` rule; without one, its input."""
+    from test_analysis import measure_saved_bytes
+
+    from cnnspec.api import analyse
+    from cnnspec.backends.fx import to_graph_module
+
+    if lookup("space_to_depth_exact") is None:
+        cnnspec.register_layer(
+            LayerKind(
+                name="space_to_depth_exact",
+                doc="space_to_depth, with what autograd keeps of it: nothing",
+                args=(Arg("factor", positive_int, 2),),
+                shape=_shape,
+                module=_module,
+                saves=SAVES_NOTHING,
+            )
+        )
+    x = torch.randn(2, 3, 32, 32)
+    exact = analyse(SPEC.replace("space_to_depth", "space_to_depth_exact"))
+    assert exact.analysis.activation_bytes(2) == measure_saved_bytes(to_graph_module(exact.graph), x)
+    # The default rule (its input) counts the network's input batch, which pixel_unshuffle does not keep.
+    default = analyse(SPEC)
+    assert default.analysis.activation_bytes(2) == exact.analysis.activation_bytes(2) + x.numel() * 4

@@ -11,9 +11,14 @@ import math
 from typing import Any
 
 from cnnspec.layers.registry import (
+    F32,
+    I64,
+    SAVES_NOTHING,
+    SAVES_OUTPUT,
     Arg,
     Attrs,
     LayerKind,
+    Saves,
     Shape,
     ShapeError,
     boolean,
@@ -219,6 +224,7 @@ register(
         shape=_same,
         count=lambda a, x: (2 * x[0] if a["affine"] else 0, 2 * x[0] + 1),
         module=_bn_module,
+        saves=lambda a, x, y, device: ((0,), 0, 2 * x[0] * F32),  # save_mean and save_invstd, per channel
     )
 )
 
@@ -241,6 +247,7 @@ register(
         shape=_gn_shape,
         count=lambda a, x: (2 * x[0] if a.affine else 0, 0),
         module=lambda a, x, inplace: _nn().GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine),
+        saves=lambda a, x, y, device: ((0,), 2 * a["groups"] * F32, 0),  # mean and rstd per sample and group
     )
 )
 
@@ -252,6 +259,7 @@ register(
         shape=_same,
         count=lambda a, x: (2 * math.prod(x) if a.affine else 0, 0),
         module=lambda a, x, inplace: _nn().LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine),
+        saves=((0,), 2 * F32, 0),  # mean and rstd per sample
     )
 )
 
@@ -259,6 +267,14 @@ register(
 def _lrn_shape(a: Attrs, x: Shape) -> Shape:
     _need_map("lrn", x)
     return x
+
+
+def _lrn_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
+    # F.local_response_norm: x·x keeps x; the channel-padded square (C+n−1)×H×W is kept by
+    # avg_pool3d; pow keeps its input; the division keeps x and the divisor.
+    c, h, w = x
+    n = a["size"]
+    return (0,), ((c + n - 1) * h * w + 2 * c * h * w) * F32, 0
 
 
 register(
@@ -273,31 +289,41 @@ register(
         ),
         shape=_lrn_shape,
         module=lambda a, x, inplace: _nn().LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k),
+        saves=_lrn_saves,
     )
 )
 
 # ------------------------------------------------------------ activations
 
 
-def _activation(name: str, cls: str, doc: str, args: tuple[Arg, ...] = (), inplace: bool = False, **fixed: Any) -> None:
+def _activation(
+    name: str,
+    cls: str,
+    doc: str,
+    args: tuple[Arg, ...] = (),
+    inplace: bool = False,
+    saves: Saves | None = None,
+    view: bool = False,
+) -> None:
     def build(a: Attrs, x: Shape, in_place: bool) -> Any:
-        kwargs = {**fixed, **{arg.name: a[arg.name] for arg in args}}
+        kwargs = {arg.name: a[arg.name] for arg in args}
         if inplace:
             kwargs["inplace"] = in_place
         return getattr(_nn(), cls)(**kwargs)
 
-    register(LayerKind(name=name, doc=doc, args=args, shape=_same, module=build, inplace=inplace))
+    rule = {"saves": saves} if saves is not None else {}  # else the default: its input
+    register(LayerKind(name=name, doc=doc, args=args, shape=_same, module=build, inplace=inplace, view=view, **rule))
 
 
-_activation("relu", "ReLU", "max(0, x)", inplace=True)
-_activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet)", inplace=True)
+_activation("relu", "ReLU", "max(0, x)", inplace=True, saves=SAVES_OUTPUT)
+_activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet)", inplace=True, saves=SAVES_OUTPUT)
 _activation("gelu", "GELU", "Gaussian error linear unit", args=(Arg("approximate", choice("none", "tanh"), "none"),))
 _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish (EfficientNet)", inplace=True)
-_activation("sigmoid", "Sigmoid", "logistic sigmoid")
-_activation("tanh", "Tanh", "hyperbolic tangent")
+_activation("sigmoid", "Sigmoid", "logistic sigmoid", saves=SAVES_OUTPUT)
+_activation("tanh", "Tanh", "hyperbolic tangent", saves=SAVES_OUTPUT)
 _activation("hardswish", "Hardswish", "MobileNetV3's hard swish", inplace=True)
 _activation("hardsigmoid", "Hardsigmoid", "MobileNetV3's hard sigmoid", inplace=True)
-_activation("identity", "Identity", "passes its input through")
+_activation("identity", "Identity", "passes its input through", saves=SAVES_NOTHING, view=True)
 
 
 def _leaky(a: Attrs, x: Shape, inplace: bool) -> Any:
@@ -319,10 +345,15 @@ register(
         doc="Softmax over channels (dim 1).",
         shape=_same,
         module=lambda a, x, inplace: _nn().Softmax(dim=1),
+        saves=SAVES_OUTPUT,
     )
 )
 
 # ---------------------------------------------------------------- pooling
+
+
+def _argmax_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
+    return (0,), math.prod(y) * I64, 0  # its input, and the argmax indices
 
 
 def _pool_args(with_dilation: bool) -> tuple[Arg, ...]:
@@ -363,6 +394,7 @@ register(
         module=lambda a, x, inplace: _nn().MaxPool2d(
             a.kernel, stride=a.stride or a.kernel, padding=a.padding, dilation=a.dilation, ceil_mode=a.ceil_mode
         ),
+        saves=_argmax_saves,
     )
 )
 register(
@@ -397,6 +429,8 @@ register(
         args=(Arg("size", pair(positive_int)),),
         shape=_adaptive_shape("adaptive_avgpool"),
         module=lambda a, x, inplace: _nn().AdaptiveAvgPool2d(a.size),
+        # Global pooling runs as mean(), which keeps only sizes; other sizes keep the input.
+        saves=lambda a, x, y, device: (() if y[1:] == (1, 1) else (0,), 0, 0),
     )
 )
 register(
@@ -406,10 +440,18 @@ register(
         args=(Arg("size", pair(positive_int)),),
         shape=_adaptive_shape("adaptive_maxpool"),
         module=lambda a, x, inplace: _nn().AdaptiveMaxPool2d(a.size),
+        saves=_argmax_saves,
     )
 )
 
 # ----------------------------------------------------------- regularisers
+
+
+def _dropout_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
+    if not a["p"]:
+        return SAVES_NOTHING
+    return (), math.prod(x) * (1 if device == "cuda" else F32), 0  # the mask: bool on CUDA, float on CPU
+
 
 register(
     LayerKind(
@@ -418,6 +460,7 @@ register(
         args=(Arg("p", probability, 0.5),),
         shape=_same,
         module=lambda a, x, inplace: _nn().Dropout(p=a.p),
+        saves=_dropout_saves,
     )
 )
 
@@ -435,6 +478,8 @@ register(
         args=(Arg("p", probability), Arg("mode", choice("row", "batch"), "row")),
         shape=_same,
         module=_stochastic_depth,
+        # x * noise, with one noise value per sample ("row") or one for the batch.
+        saves=lambda a, x, y, device: ((), F32, 0) if a["mode"] == "row" else ((), 0, F32),
     )
 )
 
@@ -452,6 +497,8 @@ register(
         shape=_flatten_shape,
         function="torch.flatten",
         function_args=lambda a: (1,),
+        saves=SAVES_NOTHING,
+        view=True,
     )
 )
 
@@ -526,6 +573,7 @@ register(
         # `out += identity`, as torchvision's residual blocks do: no new tensor per block.
         inplace_function="operator.iadd",
         arity="many",
+        saves=SAVES_NOTHING,
     )
 )
 register(
@@ -535,6 +583,7 @@ register(
         shape=_broadcast,
         function="operator.mul",
         arity="many",
+        saves=lambda a, xs, y, device: (tuple(range(len(xs))), 0, 0),  # every operand
     )
 )
 register(
@@ -544,5 +593,6 @@ register(
         shape=_concat_shape,
         function="torch.cat",
         arity="many",
+        saves=SAVES_NOTHING,
     )
 )

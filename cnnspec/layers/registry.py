@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 Shape = tuple[int, ...]
 
@@ -76,6 +76,22 @@ def no_macs(a: Attrs, x: Any, y: Shape) -> int:
     return 0
 
 
+#: Bytes per element of the tensors autograd keeps (float32 activations, int64 indices).
+F32 = 4
+I64 = 8
+
+#: What autograd keeps of a layer for backward: (positions of the inputs whose storage it
+#: keeps, -1 for the layer's own output; new bytes per sample; new bytes independent of the
+#: batch). A storage kept by several layers counts once (cnnspec.passes.memory).
+Saves = tuple[tuple[int, ...], int, int]
+#: Keeps its input and nothing else (conv, linear, most ops): the default.
+SAVES_INPUT: Saves = ((0,), 0, 0)
+#: Keeps its output: the derivative is written in terms of the result (relu, sigmoid).
+SAVES_OUTPUT: Saves = ((-1,), 0, 0)
+#: Keeps nothing (add, concat, views).
+SAVES_NOTHING: Saves = ((), 0, 0)
+
+
 @dataclass(frozen=True)
 class LayerKind:
     """Everything cnnspec knows about one kind of layer.
@@ -86,6 +102,10 @@ class LayerKind:
     module(a, x, inplace) -> a torch nn.Module, or None when the layer is a
     function (then `function` names a torch callable and `function_args`
     gives its extra positional arguments).
+    saves: what autograd keeps of the layer for backward, a Saves rule, or
+    saves(a, x, y, device) -> Saves where it depends on the arguments or
+    shapes (device: "cpu" or "cuda"); view: the output is a view of the
+    first input (the same storage).
     For joins (arity "many"), x is the tuple of input shapes.
     inplace: the module may overwrite its input; inplace_function: the form
     of `function` that overwrites its first operand. The backend uses either
@@ -106,6 +126,8 @@ class LayerKind:
     inplace_function: str | None = None
     arity: str = "one"
     aliases: tuple[str, ...] = field(default=())
+    saves: Saves | Callable[[Attrs, Any, Shape, str], Saves] = SAVES_INPUT
+    view: bool = False
 
     def signature(self) -> str:
         """The call signature as a user writes it, for error messages."""
@@ -126,12 +148,29 @@ def _show(v: Any) -> str:
 _TABLE: dict[str, LayerKind] = {}
 
 
+_DERIVED: dict[Callable[[dict[str, LayerKind]], Any], Any] = {}
+_T = TypeVar("_T")
+
+
 def register(kind: LayerKind, *, replace: bool = False) -> LayerKind:
     """Add a layer kind to the table (used by the built-ins and by users)."""
     if kind.name in _TABLE and not replace:
         raise ValueError(f"layer kind {kind.name!r} is already registered")
     _TABLE[kind.name] = kind
+    _DERIVED.clear()
     return kind
+
+
+def per_table(fn: Callable[[dict[str, LayerKind]], _T]) -> Callable[[], _T]:
+    """fn of the layer table (every kind by name), computed once for each state of the table."""
+
+    def derived() -> _T:
+        got = _DERIVED.get(fn, _DERIVED)  # the dict itself: not yet computed
+        if got is _DERIVED:
+            got = _DERIVED[fn] = fn(all_kinds())
+        return got  # type: ignore[no-any-return]
+
+    return derived
 
 
 def lookup(name: str) -> LayerKind | None:

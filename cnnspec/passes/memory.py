@@ -6,34 +6,25 @@ batch included, each storage counted once; parameters, buffers, gradients
 and optimizer state are not activations. That is what stays allocated
 between forward and backward, so it is what grows with the batch.
 
-What each op saves follows PyTorch's derivative formulas (derivatives.yaml):
-conv and linear keep their input; batch norm its input and two per-channel
-statistics; ReLU, sigmoid, tanh and softmax their output; max pooling its
-input and int64 indices; dropout its mask (a float tensor on CPU, a bool
-mask on CUDA); add, concat and flatten nothing. benchmarks/bench_memory.py
-and tests/test_analysis.py check the sum against what autograd really saves.
+What each op saves follows PyTorch's derivative formulas (derivatives.yaml)
+and is its layer kind's `saves` rule in the layer table: conv and linear
+keep their input; batch norm its input and two per-channel statistics; ReLU,
+sigmoid, tanh and softmax their output; max pooling its input and int64
+indices; dropout its mask (a float tensor on CPU, a bool mask on CUDA); add,
+concat and flatten nothing. benchmarks/bench_memory.py and
+tests/test_analysis.py check the sum against what autograd really saves.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Callable
 from operator import itemgetter
 from typing import NamedTuple
 
-from cnnspec.ir import Copy, Graph, Node
-
-F32 = 4
-I64 = 8
-
-#: Ops that keep their output for backward (the derivative is written in terms of the result).
-_SAVES_OUTPUT = {"relu", "relu6", "sigmoid", "tanh", "softmax"}
-#: Ops that keep nothing and return a view or a fresh tensor nobody needs again.
-_SAVES_NOTHING = {"add", "concat", "identity", "flatten"}
-#: Ops that keep their input and nothing else.
-_SAVES_INPUT = {"conv", "linear", "avgpool", "gelu", "silu", "hardswish", "hardsigmoid", "leaky_relu"}
-#: Ops whose output is a view of their input (same storage).
-_VIEWS = {"flatten", "identity"}
+from cnnspec.ir import Copy, Graph
+from cnnspec.layers.registry import F32, SAVES_INPUT, LayerKind, Saves, per_table
 
 
 class Saved(NamedTuple):
@@ -47,52 +38,14 @@ class Saved(NamedTuple):
         return self.per_sample * batch + self.fixed
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)
-
-
-#: What the ops that keep the same whatever their arguments and shapes keep (see _saves).
-_FIXED: dict[str, tuple[tuple[int, ...], int, int]] = {
-    **{kind: ((), 0, 0) for kind in _SAVES_NOTHING},
-    **{kind: ((-1,), 0, 0) for kind in _SAVES_OUTPUT},  # -1: the node's own output
-    **{kind: ((0,), 0, 0) for kind in _SAVES_INPUT},
-}
-
-
-def _saves(node: Node, device: str) -> tuple[tuple[int, ...], int, int]:
-    """(input positions whose storage is kept, new per-sample bytes, new fixed bytes) of one node."""
-    kind, x, y = node.kind, node.in_shapes[0] if node.in_shapes else (), node.out_shape
-    fixed = _FIXED.get(kind)
-    if fixed is not None:
-        return fixed
-    if kind == "batchnorm":
-        return (0,), 0, 2 * x[0] * F32  # save_mean and save_invstd, per channel
-    if kind == "groupnorm":
-        return (0,), 2 * node.attrs.get("groups", 1) * F32, 0  # mean and rstd per sample and group
-    if kind == "layernorm":
-        return (0,), 2 * F32, 0
-    if kind in ("maxpool", "adaptive_maxpool"):
-        return (0,), _numel(y) * I64, 0  # argmax indices
-    if kind == "adaptive_avgpool":
-        # Global pooling runs as mean(), which keeps only sizes; other sizes keep the input.
-        return (() if y[1:] == (1, 1) else (0,)), 0, 0
-    if kind == "dropout":
-        if not node.attrs.get("p"):
-            return (), 0, 0
-        return (), _numel(x) * (1 if device == "cuda" else F32), 0
-    if kind == "stochastic_depth":
-        # x * noise with one noise value per sample ("row") or per batch.
-        return ((), F32, 0) if node.attrs.get("mode", "row") == "row" else ((), 0, F32)
-    if kind == "mul":
-        return tuple(range(len(node.inputs))), 0, 0
-    if kind == "lrn" and len(x) == 3:
-        # F.local_response_norm: x·x keeps x; the channel-padded square (C+n−1)×H×W is kept by
-        # avg_pool3d; pow keeps its input; the division keeps x and the divisor.
-        c, h, w = x
-        n = node.attrs.get("size", 1)
-        return (0,), ((c + n - 1) * h * w + 2 * c * h * w) * F32, 0
-    # A layer this pass does not know: assume it keeps its input, like most ops.
-    return (0,), 0, 0
+@per_table
+def _rules(kinds: dict[str, LayerKind]) -> tuple[dict[str, Saves | Callable[..., Saves]], set[str], set[str]]:
+    """Each layer kind's saves rule (LayerKind.saves), the kinds whose output is a view of
+    their input, and the joins (whose rules take the tuple of input shapes)."""
+    rules = {name: k.saves for name, k in kinds.items()}
+    views = {name for name, k in kinds.items() if k.view}
+    joins = {name for name, k in kinds.items() if k.arity == "many"}
+    return rules, views, joins
 
 
 def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
@@ -108,18 +61,22 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     out: list[Saved | None] = [None] * count
     views: list[int] = []  # ids of the nodes whose output is another's storage, ascending
     origin = graph.origin  # a replayed node's shapes are its origin's, made where it is not
-    prod, make, fixed_rules = math.prod, tuple.__new__, _FIXED
+    prod, make = math.prod, tuple.__new__
+    rules, view_kinds, joins = _rules()
 
     def visit(first: int, stop: int) -> None:
         for node in nodes[first:stop]:
             nid, kind, inputs = node.id, node.kind, node.inputs
-            if kind in _VIEWS and inputs:
+            if kind in view_kinds and inputs:
                 storage[nid] = storage[inputs[0]]
                 views.append(nid)
             elif kind == "input":
                 continue
-            rule = fixed_rules.get(kind)  # most ops: no call
-            positions, per_sample, fixed = rule if rule is not None else _saves(node, device)
+            rule = rules.get(kind, SAVES_INPUT)
+            if rule.__class__ is not tuple:  # most ops keep the same whatever they are given: no call
+                x = tuple(node.in_shapes) if kind in joins else node.in_shapes[0]
+                rule = rule(node.attrs, x, node.out_shape, device)  # type: ignore[operator]
+            positions, per_sample, fixed = rule  # type: ignore[misc]
             for pos in positions:
                 key = storage[nid] if pos == -1 else storage[inputs[pos]]
                 if keeper[key] < 0:
