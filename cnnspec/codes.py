@@ -407,6 +407,14 @@ CODES: dict[str, Code] = {
             _N + "    aux { }\n    relu\n}\n",
             _N + "    aux { flatten; linear(10) }\n    relu\n}\n",
         ),
+        Code(
+            "E412",
+            "parameter named twice",
+            "A block or network names two of its parameters alike, so a call could not tell which one an "
+            "argument gives.",
+            "block B(c, c) { conv(c, 1) }\n" + _N + "    B(8, 16)\n}\n",
+            "block B(c, d) { conv(c, 1); conv(d, 1) }\n" + _N + "    B(8, 16)\n}\n",
+        ),
         # ------------------------------------------- network selection, --set
         Code(
             "E501",

@@ -717,7 +717,9 @@ class Elaborator:
                 out = kind.shape(attrs, cur.shape)
             except ShapeError as e:
                 self._shape_error(e, stmt.span, ctx, cur)
-        return self._node(kind.name, path, kind.module is not None, [cur], attrs or Attrs(), out, stmt.span, ctx)
+        return self._node(
+            kind.name, path, kind.module is not None, [cur.node], [cur.shape], attrs or Attrs(), out, stmt.span, ctx
+        )
 
     def _layer_args(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
         plan = _arg_plan(kind, stmt)
@@ -828,7 +830,8 @@ class Elaborator:
         kind: str,
         path: str,
         has_module: bool,
-        inputs: list[_Value],
+        ids: list[int],
+        in_shapes: list[tuple[int, ...] | None],
         attrs: Attrs,
         out: tuple[int, ...] | None,
         span: Span,
@@ -846,14 +849,8 @@ class Elaborator:
                     help=["check the repetition counts"],
                 )
             self._too_big = True
-            return _Value(inputs[0].node, None)
-        if len(inputs) == 1:
-            x = inputs[0]
-            ids, in_shapes = [x.node], [x.shape]
-            known = out is not None and x.shape is not None
-        else:
-            ids, in_shapes = [i.node for i in inputs], [i.shape for i in inputs]
-            known = out is not None and None not in in_shapes
+            return _Value(ids[0], None)
+        known = out is not None and None not in in_shapes
         nid = len(graph.slots)
         node = _new_model(Node)  # construct_unchecked, inlined: this runs once per layer
         _set_dict(node, {
@@ -1099,6 +1096,8 @@ class Elaborator:
         kind: str,
     ) -> dict[str, Any] | None:
         """Bind call arguments to parameters; defaults may use earlier parameters."""
+        if _fills_in_order(params, args):  # most calls: every parameter, by position
+            return {p.name: self._arg_value(a.value, env, ctx) for p, a in zip(params, args, strict=True)}
         names = [p.name for p in params]
         values: dict[str, Any] = {}
         ok = True
@@ -1135,18 +1134,7 @@ class Elaborator:
                 self.diags.error("E208", f"argument `{pname}` is given twice", a.span)
                 ok = False
                 continue
-            expr = a.value
-            if type(expr) in LITERALS:  # most arguments are literals or names: no scope, no closure
-                values[pname] = expr.value  # type: ignore[attr-defined]
-                continue
-            if type(expr) is ast.Name and (v := env.get(expr.id, _MISSING)) is not _MISSING:  # type: ignore[attr-defined]
-                values[pname] = v
-                continue
-            try:
-                values[pname] = compiled(expr)(self._scope(env), ctx.block_input if ctx else None)
-            except EvalError as e:
-                self._eval_error(e, ctx.trace if ctx else ())
-                values[pname] = UNKNOWN
+            values[pname] = self._arg_value(a.value, env, ctx)
         bound: dict[str, Any] = {}
         for p in params:
             if p.name in values:
@@ -1169,6 +1157,18 @@ class Elaborator:
                 )
                 ok = False
         return bound if ok else None
+
+    def _arg_value(self, expr: ast.Expr, env: Mapping[str, Any], ctx: _Ctx | None) -> Any:
+        """The value of a block or network call's argument; UNKNOWN, reported, when it has none."""
+        if type(expr) in LITERALS:  # most arguments are literals or names: no scope, no closure
+            return expr.value  # type: ignore[attr-defined]
+        if type(expr) is ast.Name and (v := env.get(expr.id, _MISSING)) is not _MISSING:  # type: ignore[attr-defined]
+            return v
+        try:
+            return compiled(expr)(self._scope(env), ctx.block_input if ctx else None)
+        except EvalError as e:
+            self._eval_error(e, ctx.trace if ctx else ())
+            return UNKNOWN
 
     # ------------------------------------------------- groups, joins, residual
 
@@ -1265,7 +1265,16 @@ class Elaborator:
         n_nodes = len(graph.slots)
         # The path is provisional: the scope names its joins when it closes (_close).
         out = self._node(
-            kind.name, ctx.scope.child(kind.name), False, outs, Attrs(residual=residual), shape, span, ctx, skip=skip
+            kind.name,
+            ctx.scope.child(kind.name),
+            False,
+            [o.node for o in outs],
+            [o.shape for o in outs],
+            Attrs(residual=residual),
+            shape,
+            span,
+            ctx,
+            skip=skip,
         )
         if entry is not None and len(graph.slots) > n_nodes:
             entry[1] = out.node
@@ -1502,6 +1511,8 @@ def _args_key(kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> tuple[Any, ...]
     and of `in`; nothing else enters them. The key may be unhashable (a value
     that is not), which the caller's dict lookup finds out.
     """
+    if not stmt.args:  # batchnorm, relu: the statement and the kind its name calls say it all
+        return (id(stmt), kind.name)
     got = _ARG_NAMES.get(id(stmt))
     if got is None or got[0] is not stmt:
         if len(_ARG_NAMES) >= _ARG_NAMES_MAX:
@@ -1526,6 +1537,22 @@ _MISSING = object()
 #: parse cache keeps across checks, so it is kept across checks too (bounded, for long runs).
 _ARG_NAMES: dict[int, tuple[ast.CallStmt, tuple[str, ...], bool]] = {}
 _ARG_NAMES_MAX = 100_000
+#: Per block or network call (by the ids of its arguments and of the parameters it binds, with
+#: both): whether it gives every parameter by position. A fact of the parsed text, like _ARG_NAMES.
+_IN_ORDER: dict[tuple[int, int], tuple[list[ast.Arg], list[ast.Param], bool]] = {}
+
+
+def _fills_in_order(params: list[ast.Param], args: list[ast.Arg]) -> bool:
+    """Whether args give every one of params, in order, by position (nothing to check or default)."""
+    got = _IN_ORDER.get((id(args), id(params)))
+    if got is None or got[0] is not args or got[1] is not params:
+        if len(_IN_ORDER) >= _ARG_NAMES_MAX:
+            _IN_ORDER.clear()
+        fits = len(args) == len(params) and all(a.name is None for a in args)
+        got = _IN_ORDER[(id(args), id(params))] = (args, params, fits)
+    return got[2]
+
+
 #: Per layer kind (by id, with the kind to tell a reused id): its argument names and checked defaults.
 _ARG_TABLES: dict[int, tuple[LayerKind, list[str], dict[str, Any]]] = {}
 

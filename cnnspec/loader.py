@@ -173,6 +173,8 @@ class _Loader:
 
     def define(self, item: ast.BlockDef | ast.NetworkDef | ast.NetworkAlias, path: Path, main: bool) -> None:
         prog = self.program
+        if not isinstance(item, ast.NetworkAlias):
+            self.params_once(item)
         other = prog.blocks.get(item.name) or prog.networks.get(item.name)
         if other is not None:
             self.diags.error(
@@ -191,3 +193,19 @@ class _Loader:
             prog.networks[item.name] = item
             if main:
                 prog.main_networks.append(item.name)
+
+    def params_once(self, item: ast.BlockDef | ast.NetworkDef) -> None:
+        """E412 for each parameter named like one before it."""
+        first: dict[str, ast.Param] = {}
+        for p in item.params:
+            if p.name in first:
+                what = "block" if isinstance(item, ast.BlockDef) else "network"
+                self.diags.error(
+                    "E412",
+                    f"{what} `{item.name}` has two parameters named `{p.name}`",
+                    p.span,
+                    notes=[Note("first named here", first[p.name].span)],
+                    help=["rename one of them"],
+                )
+            else:
+                first[p.name] = p
