@@ -7,6 +7,7 @@ once, however many files import it.
 
 from __future__ import annotations
 
+import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,10 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
     if is_path(spec):
-        path = Path(spec)
-        base = path.resolve()
+        # Plain strings: pathlib's objects cost more than everything else loading does, parsing
+        # aside (which the parse cache spares a spec checked again).
+        path = os.fspath(spec)
+        base = os.path.realpath(path)
         name = display_name(path, base)
         try:
             text = read_spec(path)
@@ -61,7 +64,7 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
             diags.error("E401", f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
             raise SpecError(diags.items, sources) from None
     else:
-        name, text, base = "<spec>", str(spec), Path.cwd() / "<spec>"
+        name, text, base = "<spec>", str(spec), os.path.join(os.getcwd(), "<spec>")
     program = Program(main_file=name, sources=sources)
     loader = _Loader(program, diags)
     loader.file(base, name, text, chain=(), main=True)
@@ -79,19 +82,19 @@ class _NotAFile(OSError):
     pass
 
 
-def read_spec(path: Path) -> str:
+def read_spec(path: str | os.PathLike[str]) -> str:
     """The text of a spec file; refuses what is not a regular file or is larger than MAX_SOURCE.
 
     Checked before reading, so that `/dev/zero` or a huge file cannot exhaust the memory.
     """
-    st = path.stat()
+    st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(str(path))
-        raise _NotAFile(str(path))
+            raise IsADirectoryError(os.fspath(path))
+        raise _NotAFile(os.fspath(path))
     if st.st_size > MAX_SOURCE:
         raise _TooLarge(st.st_size)
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         # Ask for the size stat gave (a buffer of MAX_SOURCE bytes costs more than reading a
         # spec), then for the rest, bounded, of a file that is longer than it said (/proc says 0).
         data = f.read(st.st_size + 1)
@@ -120,10 +123,10 @@ class _Loader:
     def __init__(self, program: Program, diags: Diagnostics) -> None:
         self.program = program
         self.diags = diags
-        self.done: set[Path] = set()
-        self.defined_in: dict[str, Path] = {}
+        self.done: set[str] = set()  # resolved paths
+        self.defined_in: dict[str, str] = {}
 
-    def file(self, path: Path, name: str, text: str, chain: tuple[tuple[Path, Span], ...], main: bool) -> None:
+    def file(self, path: str, name: str, text: str, chain: tuple[tuple[str, Span], ...], main: bool) -> None:
         self.done.add(path)
         try:
             module = parse(text, name, self.program.sources)
@@ -136,8 +139,8 @@ class _Loader:
             else:
                 self.define(item, path, main)
 
-    def import_(self, importer: Path, item: ast.Import, chain: tuple[tuple[Path, Span], ...]) -> None:
-        target = (importer.parent / item.path).resolve()
+    def import_(self, importer: str, item: ast.Import, chain: tuple[tuple[str, Span], ...]) -> None:
+        target = os.path.realpath(os.path.join(os.path.dirname(importer), item.path))
         if target == importer or any(p == target for p, _ in chain):
             cycle = [p for p, _ in chain] + [importer, target]
             start = cycle.index(target)
@@ -171,7 +174,7 @@ class _Loader:
             return
         self.file(target, display_name(target, target), text, chain + ((importer, item.span),), main=False)
 
-    def define(self, item: ast.BlockDef | ast.NetworkDef | ast.NetworkAlias, path: Path, main: bool) -> None:
+    def define(self, item: ast.BlockDef | ast.NetworkDef | ast.NetworkAlias, path: str, main: bool) -> None:
         prog = self.program
         if not isinstance(item, ast.NetworkAlias):
             self.params_once(item)

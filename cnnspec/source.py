@@ -46,13 +46,14 @@ class SourceMap:
         return "" if line == len(lines) + 1 else None
 
 
-def display_name(path: Path, resolved: Path | None = None) -> str:
-    """A path as the user should see it: relative to the working directory when it can be.
+def display_name(path: str, resolved: str | None = None) -> str:
+    """A path as the user should see it: relative to the working directory when it lies below it.
 
-    resolved: path.resolve(), when the caller has it (resolving walks every component).
+    resolved: os.path.realpath(path), when the caller has it (resolving walks every component).
     """
-    try:
-        # getcwd() is already free of symlinks, as resolve() would make it.
-        return str((resolved or path.resolve()).relative_to(os.getcwd()))
-    except ValueError:
-        return str(path)
+    full = resolved or os.path.realpath(path)
+    cwd = os.getcwd()  # already free of symlinks, as realpath makes the path
+    if full == cwd:
+        return "."
+    below = cwd if cwd.endswith(os.sep) else cwd + os.sep
+    return full[len(below) :] if full.startswith(below) else str(Path(path))  # as given, tidied
