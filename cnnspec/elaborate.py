@@ -631,7 +631,7 @@ class Elaborator:
             names = self._template_names(label, count)
             if names is None:
                 return _Value(cur.node, None)
-            labels = [ast.Label(name, False, label.span) for name in names]
+            labels = list(map(partial(ast.Label, is_template=False, span=label.span), names))
         elif label is not None:
             path = self._name(ctx.scope, label, stmt.span)
             self._group_info(path, "repeat", stmt.name, stmt.span)
@@ -648,8 +648,9 @@ class Elaborator:
                 if template is not None:
                     # Every copy left would replay this template on this shape, each one extending
                     # the run of copies: add them together (ResNet-152's layer3: 33 of its 36).
-                    name, scope = self._name, ctx.scope
-                    paths = [name(scope, labels[j] if labels else None, stmt.span) for j in range(i + 1, count)]
+                    paths = []  # a loop, not a comprehension: a closure would slow every call of this method
+                    for j in range(i + 1, count):
+                        paths.append(self._name(ctx.scope, labels[j] if labels else None, stmt.span))
                     cur = self._replay_run(template, cur, ctx, block.name, stmt.span, paths, memo["args"])
                     break
         if label is not None and labels is None:
@@ -726,8 +727,9 @@ class Elaborator:
         if plan is None:  # the call's shape is wrong (unknown, repeated, missing arguments): say how
             return self._layer_args_checked(kind, stmt, ctx)
         given, checks, template = plan
-        ev = self._eval
-        values = {name: ev(expr, ctx) for name, expr in given.items()}  # in the order written
+        ev, values = self._eval, {}
+        for name, expr in given.items():  # in the order written (a loop: no closure over ctx)
+            values[name] = ev(expr, ctx)
         attrs = Attrs(template)  # every argument in the kind's order; each required one is given
         ok = True
         for name, check in checks:
@@ -1097,7 +1099,10 @@ class Elaborator:
     ) -> dict[str, Any] | None:
         """Bind call arguments to parameters; defaults may use earlier parameters."""
         if _fills_in_order(params, args):  # most calls: every parameter, by position
-            return {p.name: self._arg_value(a.value, env, ctx) for p, a in zip(params, args, strict=True)}
+            given = {}  # a loop, not a comprehension, whose closure would slow all of _bind
+            for p, a in zip(params, args, strict=True):
+                given[p.name] = self._arg_value(a.value, env, ctx)
+            return given
         names = [p.name for p in params]
         values: dict[str, Any] = {}
         ok = True
@@ -1523,9 +1528,12 @@ def _args_key(kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> tuple[Any, ...]
     if not names:
         values: tuple[Any, ...] = ()
     else:
-        get = ctx.env.get
-        # An int stands for itself: no other value's stand-in equals it (see _freeze).
-        values = tuple([v if (v := get(n, _MISSING)).__class__ is int else _freeze(v) for n in names])
+        get, found = ctx.env.get, []
+        for n in names:  # a loop: a comprehension would be a closure call, its names cells
+            v = get(n, _MISSING)
+            # An int stands for itself: no other value's stand-in equals it (see _freeze).
+            found.append(v if v.__class__ is int else _freeze(v))
+        values = tuple(found)
         if UNKNOWN in values:
             return None
     return (id(stmt), kind.name, values, ctx.block_input.dims if reads_in and ctx.block_input is not None else None)
