@@ -24,18 +24,19 @@ def _module(a: Attrs, x: tuple[int, ...], inplace: bool) -> Any:
     return torch.nn.PixelUnshuffle(a.factor)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def space_to_depth() -> None:
-    if lookup("space_to_depth") is None:
+def _register_space_to_depth(name: str, **rules: Any) -> None:
+    if lookup(name) is None:
         cnnspec.register_layer(
             LayerKind(
-                name="space_to_depth",
-                doc="r×r blocks into channels",
-                args=(Arg("factor", positive_int, 2),),
-                shape=_shape,
-                module=_module,
+                name=name, doc="r×r blocks into channels", args=(Arg("factor", positive_int, 2),),
+                shape=_shape, module=_module, **rules,
             )
-        )
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def space_to_depth() -> None:
+    _register_space_to_depth("space_to_depth")
 
 
 SPEC = """
@@ -80,17 +81,7 @@ def test_a_registered_saves_rule_gives_the_activation_memory() -> None:
     from cnnspec.api import analyse
     from cnnspec.backends.fx import to_graph_module
 
-    if lookup("space_to_depth_exact") is None:
-        cnnspec.register_layer(
-            LayerKind(
-                name="space_to_depth_exact",
-                doc="space_to_depth, with what autograd keeps of it: nothing",
-                args=(Arg("factor", positive_int, 2),),
-                shape=_shape,
-                module=_module,
-                saves=SAVES_NOTHING,
-            )
-        )
+    _register_space_to_depth("space_to_depth_exact", saves=SAVES_NOTHING)  # pixel_unshuffle keeps nothing
     x = torch.randn(2, 3, 32, 32)
     exact = analyse(SPEC.replace("space_to_depth", "space_to_depth_exact"))
     assert exact.analysis.activation_bytes(2) == measure_saved_bytes(to_graph_module(exact.graph), x)
