@@ -14,6 +14,7 @@ import keyword
 import operator
 import unicodedata
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from cnnspec import init as inits
@@ -57,6 +58,20 @@ TORCH_ATTRS = frozenset(
     register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule shape_env share_memory state_dict to
     to_empty to_folder train training type xpu zero_grad""".split()  # noqa: SIM905  (a list literal would be 70 lines)
 )
+
+
+_path = attrgetter("path")
+#: Names safe_name has passed (bounded): most checks name their modules alike.
+_SAFE_NAMES: set[str] = set()
+
+
+def _known_safe(name: str) -> bool:
+    """safe_name, remembering the names it passes."""
+    if not safe_name(name):
+        return False
+    if len(_SAFE_NAMES) < 100_000:
+        _SAFE_NAMES.add(name)
+    return True
 
 
 def safe_name(name: str) -> bool:
@@ -149,10 +164,11 @@ def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     paths = [path for c in graph.copies for path in c.paths]
     for start, stop, copy in graph.runs():
         if copy is None:
-            paths += [n.path for n in nodes[start:stop] if n.has_module]
+            # Layers without a module too: a name more can only send us to the exact answer below.
+            paths += map(_path, nodes[start:stop])
     names = set(".".join(paths).split("."))
     digits = set(filter(str.isdigit, names))  # positions, most of the names: safe when ASCII
-    if "".join(digits).isascii() and all(safe_name(name) for name in names - digits):
+    if "".join(digits).isascii() and all(_known_safe(name) for name in names - digits - _SAFE_NAMES):
         return  # the common case, decided from the few distinct names alone
     renamed = module_paths(graph)
     for node in graph.layers():
