@@ -2,7 +2,8 @@
 
 An entry says which arguments the layer takes, how it maps an input shape
 to an output shape, how many parameters and buffers it owns, how many MACs
-it costs, and which torch module or function implements it. Shapes exclude
+it costs, what autograd keeps of it for backward, and which torch module or
+function implements it. Shapes exclude
 the batch dimension: (C, H, W) for feature maps, (F,) for flat features.
 Nothing here imports torch at import time; torch is imported when a module
 is built.
