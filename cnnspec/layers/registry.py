@@ -3,10 +3,9 @@
 An entry says which arguments the layer takes, how it maps an input shape
 to an output shape, how many parameters and buffers it owns, how many MACs
 it costs, what autograd keeps of it for backward, and which torch module or
-function implements it. Shapes exclude
-the batch dimension: (C, H, W) for feature maps, (F,) for flat features.
-Nothing here imports torch at import time; torch is imported when a module
-is built.
+function implements it. Shapes exclude the batch dimension: (C, H, W) for
+feature maps, (F,) for flat features. Nothing here imports torch at import
+time; torch is imported when a module is built.
 """
 
 from __future__ import annotations
