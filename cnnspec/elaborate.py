@@ -18,7 +18,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from itertools import islice
 from typing import Any, NamedTuple
 
 from cnnspec import ast
@@ -280,6 +279,9 @@ class Elaborator:
         self._shortcuts_seen: dict[int, ast.Shortcut] = {}
         self._shortcuts_built: set[int] = set()
         self._templates: dict[tuple[Any, ...], _Template] = {}
+        #: Every group made, in order: a block instance's are those made since it began (a scan
+        #: of graph.groups from the start would make many instances quadratic).
+        self._groups_made: list[Group] = []
         # A layer statement's checked arguments, by the statement and the values of the names
         # its arguments read: the same statement in another instance of its block usually
         # reads the same values (layer2.0 and layer2.1 differ in stride only).
@@ -955,7 +957,8 @@ class Elaborator:
             trace=ctx.trace + (frame,),
             blocks=ctx.blocks + (block.name,),
         )
-        n_diags, n_nodes, n_aux, n_groups = len(self.diags.items), len(graph.slots), len(graph.aux), len(graph.groups)
+        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.slots), len(graph.aux)
+        n_groups = len(self._groups_made)
         out = self._body(block.body, cur, inner)
         self._close(inner.scope)
         clean = len(self.diags.items) == n_diags and len(graph.aux) == n_aux and not self._too_big
@@ -963,8 +966,8 @@ class Elaborator:
             prefix = path + "."
             self._templates[key] = _Template(
                 stop=len(graph.slots),
-                # Its groups were added by its body, after the n_groups before it (a dict keeps order).
-                groups=[g for g in islice(graph.groups.values(), n_groups, None) if g.path.startswith(prefix)],
+                # Its groups were made by its body, after the n_groups before it.
+                groups=[g for g in self._groups_made[n_groups:] if g.path.startswith(prefix)],
                 base_id=n_nodes,
                 path=path,
                 depth=len(ctx.trace),
@@ -1084,7 +1087,8 @@ class Elaborator:
         cut = len(t.path)
         for g in t.groups:
             path = new + g.path[cut:]
-            graph.groups[path] = g.model_copy(update={"path": path})
+            graph.groups[path] = copied = g.model_copy(update={"path": path})
+            self._groups_made.append(copied)
             sources[path] = sources.get(g.path, g.path)
 
     def _bind(
@@ -1179,10 +1183,11 @@ class Elaborator:
 
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: dict[str, Any] | None = None) -> None:
         """Record a group; args: a block instance's plain arguments (_group_args)."""
-        self.graph.groups[path] = construct_unchecked(  # type: ignore[union-attr]
+        self.graph.groups[path] = group = construct_unchecked(  # type: ignore[union-attr]
             Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args},
             _GROUP_FIELDS,
         )
+        self._groups_made.append(group)
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
         """A new module scope when the statement is named; otherwise the same scope."""
