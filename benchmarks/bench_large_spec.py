@@ -6,7 +6,10 @@ Two shapes of spec per size N (layers):
   written    N layer statements written out one per line (convolutions of
              changing width, batch norms, ReLUs, a residual every 12 lines),
              so nothing can be shared between instances: the worst case;
-  repeated   the same network as one block repeated N/4 times.
+  repeated   the same network as one block repeated N/4 times;
+  instances  N/4 instances of one block, each with its own argument (as
+             EfficientNet's stochastic-depth probability grows block by
+             block), so each is elaborated afresh.
 Each check runs in a fresh process (`cnnspec check --json` through the real
 command line), timed from launch to exit; the child reports its own peak
 resident memory. The figures go to stdout as a table and as JSON.
@@ -52,6 +55,15 @@ def repeated(n: int) -> str:
     )
 
 
+def instances(n: int) -> str:
+    """The same size as block instances that differ in an argument, made by a `for` loop."""
+    return (
+        "block Unit(c, p) { conv(c, 3, padding = 1); batchnorm; dropout(p); conv(c, 1) }\n"
+        f"network Distinct {{\n    input: 3 x 16 x 16\n    conv(8, 1)\n"
+        f"    for i in range({max(1, n // 4)}) {{ Unit(8, i / {n}) }}\n}}\n"
+    )
+
+
 #: The child: `cnnspec check --json` through the real command line, then its own peak RSS (KiB) on stderr.
 _CHILD = """
 import sys
@@ -92,16 +104,16 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     results: list[dict[str, object]] = []
     print(f"machine: {machine()}")
-    print(f"{'spec':<9} {'layers':>8} {'lines':>8} {'seconds':>8} {'us/layer':>9} {'peak RSS':>10}")
+    print(f"{'spec':<10} {'layers':>8} {'lines':>8} {'seconds':>8} {'us/layer':>9} {'peak RSS':>10}")
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, make in (("written", written), ("repeated", repeated)):
+        for kind, make in (("written", written), ("repeated", repeated), ("instances", instances)):
             for n in sizes:
                 r = run(make(n), Path(tmp))
                 r["spec"] = kind
                 results.append(r)
                 per = 1e6 * r["seconds"] / r["layers"]
                 print(
-                    f"{kind:<9} {r['layers']:>8,} {r['lines']:>8,} {r['seconds']:>8.2f} {per:>9.1f} "
+                    f"{kind:<10} {r['layers']:>8,} {r['lines']:>8,} {r['seconds']:>8.2f} {per:>9.1f} "
                     f"{r['peak_rss_mib']:>8.0f} MiB",
                     flush=True,
                 )
