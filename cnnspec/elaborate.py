@@ -1026,10 +1026,7 @@ class Elaborator:
             copies[-1] = _make(Copy, (*last[:5], last.paths, out))
         else:
             copies.append(_make(Copy, (start, base, count, source_input, t.input_node, [new], out)))
-        sources = graph.group_sources  # type: ignore[union-attr]
-        sources[new] = sources.get(t.path, t.path)
-        if t.groups:
-            self._copy_groups(t, new)
+        self._copy_groups(t, new)
         return _make(_Value, (out, t.out_shape))
 
     def _fixed_point(self, memo: dict[str, Any], cur: _Value, left: int) -> _Template | None:
@@ -1070,20 +1067,18 @@ class Elaborator:
         last.paths.extend(paths)
         out = start + count * (len(paths) - 1) + at
         graph.copies[-1] = _make(Copy, (*last[:5], last.paths, out))
-        sources = graph.group_sources
-        source = sources.get(t.path, t.path)
         for new in paths:
             self._group_info(new, "block", block, span, args)
-            sources[new] = source
-            if t.groups:
-                self._copy_groups(t, new)
+            self._copy_groups(t, new)
         return _make(_Value, (out, t.out_shape))
 
     def _copy_groups(self, t: _Template, new: str) -> None:
-        """The groups inside a replayed instance at path new: its source's, moved there."""
+        """A replayed instance at path new: where its group comes from, and the groups inside it
+        (its source's, moved there)."""
         graph = self.graph
         assert graph is not None
         sources = graph.group_sources
+        sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)
         for g in t.groups:
             path = new + g.path[cut:]
@@ -1102,10 +1097,12 @@ class Elaborator:
         kind: str,
     ) -> dict[str, Any] | None:
         """Bind call arguments to parameters; defaults may use earlier parameters."""
+        # A call at the network's level has no `in`; a block's arguments see their caller's.
+        block_input, trace = (ctx.block_input, ctx.trace) if ctx else (None, ())
         if _fills_in_order(params, args):  # most calls: every parameter, by position
             given = {}  # a loop, not a comprehension, whose closure would slow all of _bind
             for p, a in zip(params, args, strict=True):
-                given[p.name] = self._arg_value(a.value, env, ctx)
+                given[p.name] = self._value(a.value, env, block_input, trace)
             return given
         names = [p.name for p in params]
         values: dict[str, Any] = {}
@@ -1118,7 +1115,7 @@ class Elaborator:
                 f"got {len(positional)} positional",
                 positional[len(params)].span,
                 help=[f"signature: {_signature(name, params)}"],
-                trace=ctx.trace if ctx else (),
+                trace=trace,
             )
             ok = False
         for i, a in enumerate(args):
@@ -1135,7 +1132,7 @@ class Elaborator:
                         f"{kind} `{name}` has no parameter `{pname}`",
                         a.span,
                         help=([f"did you mean `{hint}`?"] if hint else []) + [f"signature: {_signature(name, params)}"],
-                        trace=ctx.trace if ctx else (),
+                        trace=trace,
                     )
                     ok = False
                     continue
@@ -1143,7 +1140,7 @@ class Elaborator:
                 self.diags.error("E208", f"argument `{pname}` is given twice", a.span)
                 ok = False
                 continue
-            values[pname] = self._arg_value(a.value, env, ctx)
+            values[pname] = self._value(a.value, env, block_input, trace)
         bound: dict[str, Any] = {}
         for p in params:
             if p.name in values:
@@ -1154,7 +1151,7 @@ class Elaborator:
                 try:
                     bound[p.name] = evaluate(p.default, ChainMap(bound, self.refs))
                 except EvalError as e:
-                    self._eval_error(e, ctx.trace if ctx else ())
+                    self._eval_error(e, trace)
                     ok = False
             else:
                 self.diags.error(
@@ -1162,22 +1159,10 @@ class Elaborator:
                     f"{kind} `{name}` needs its argument `{p.name}`",
                     span,
                     help=[f"signature: {_signature(name, params)}"],
-                    trace=ctx.trace if ctx else (),
+                    trace=trace,
                 )
                 ok = False
         return bound if ok else None
-
-    def _arg_value(self, expr: ast.Expr, env: Mapping[str, Any], ctx: _Ctx | None) -> Any:
-        """The value of a block or network call's argument; UNKNOWN, reported, when it has none."""
-        if type(expr) in LITERALS:  # most arguments are literals or names: no scope, no closure
-            return expr.value  # type: ignore[attr-defined]
-        if type(expr) is ast.Name and (v := env.get(expr.id, _MISSING)) is not _MISSING:  # type: ignore[attr-defined]
-            return v
-        try:
-            return compiled(expr)(self._scope(env), ctx.block_input if ctx else None)
-        except EvalError as e:
-            self._eval_error(e, ctx.trace if ctx else ())
-            return UNKNOWN
 
     # ------------------------------------------------- groups, joins, residual
 
@@ -1487,18 +1472,22 @@ class Elaborator:
                 )
 
     def _eval(self, e: ast.Expr, ctx: _Ctx) -> Any:
+        """The value of an expression in a statement's context; UNKNOWN, reported, when it has none."""
+        return self._value(e, ctx.env, ctx.block_input if ctx.block_input is not None else UNKNOWN, ctx.trace)
+
+    def _value(self, e: ast.Expr, env: Mapping[str, Any], block_input: Any, trace: tuple[Frame, ...]) -> Any:
+        """The value of e in env, `in` being block_input (None: an error to use it); UNKNOWN,
+        reported with trace, when it has none."""
         # Literals and plain names (most arguments) need neither the combined scope nor a walk.
         t = type(e)
         if t in LITERALS:
             return e.value  # type: ignore[attr-defined]
-        if t is ast.Name:
-            v = ctx.env.get(e.id, _MISSING)  # type: ignore[attr-defined]
-            if v is not _MISSING:
-                return v
+        if t is ast.Name and (v := env.get(e.id, _MISSING)) is not _MISSING:  # type: ignore[attr-defined]
+            return v
         try:
-            return compiled(e)(self._scope(ctx.env), ctx.block_input if ctx.block_input is not None else UNKNOWN)
+            return compiled(e)(self._scope(env), block_input)
         except EvalError as err:
-            self._eval_error(err, ctx.trace)
+            self._eval_error(err, trace)
             return UNKNOWN
 
     def _scope(self, env: Mapping[str, Any]) -> dict[str, Any]:

@@ -124,7 +124,6 @@ class _Loader:
         self.program = program
         self.diags = diags
         self.done: set[str] = set()  # resolved paths
-        self.defined_in: dict[str, str] = {}
 
     def file(self, path: str, name: str, text: str, chain: tuple[tuple[str, Span], ...], main: bool) -> None:
         self.done.add(path)
