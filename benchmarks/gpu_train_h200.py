@@ -30,7 +30,7 @@ import cnnspec  # noqa: E402
 from cnnspec.train.data import synthetic  # noqa: E402
 
 
-def cnnspec_run(batch: int, steps: int, compile_: bool, epochs: int = 2) -> list[float]:
+def cnnspec_run(batch: int, steps: int, compile_: bool, epochs: int = 2, workers: int | None = None) -> list[float]:
     """images/s of every epoch of cnnspec.train (bf16, channels_last)."""
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         result = cnnspec.train(
@@ -46,18 +46,27 @@ def cnnspec_run(batch: int, steps: int, compile_: bool, epochs: int = 2) -> list
             progress="off",
             device="cuda",
             log_every=steps,
+            num_workers=workers,
         )
     return [h["images_per_s"] for h in result.history]
 
 
-def plain_run(batch: int, steps: int, compile_: bool) -> float:
+def plain_run(batch: int, steps: int, compile_: bool, workers: int = 0) -> float:
     """images/s of a hand-written bf16/channels_last loop on torchvision's ResNet-50."""
     import torchvision
 
     model = torchvision.models.resnet50().cuda().to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if compile_ else model
     data = synthetic((3, 224, 224), 1000, size=batch * steps, seed=0).train
-    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, pin_memory=True)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        pin_memory=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-5)
     loss_fn = nn.CrossEntropyLoss()
 
@@ -85,21 +94,27 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=2, help="cnnspec's figure is its last epoch's")
+    parser.add_argument("--workers", type=int, help="loader processes for both (cnnspec's default otherwise)")
     parser.add_argument("--modes", nargs="+", choices=["eager", "compile"], default=["eager", "compile"])
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_train_h200.py needs a CUDA device")
     torch.backends.cudnn.benchmark = True
-    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, ResNet-50, batch {args.batch}, "
-          "bf16, channels_last, 224x224 synthetic")
+    print(
+        f"{torch.cuda.get_device_name()}, torch {torch.__version__}, ResNet-50, batch {args.batch}, "
+        "bf16, channels_last, 224x224 synthetic"
+    )
     for mode in args.modes:
         compile_ = mode == "compile"
-        epochs = cnnspec_run(args.batch, args.steps, compile_, args.epochs)
+        epochs = cnnspec_run(args.batch, args.steps, compile_, args.epochs, args.workers)
         ours = epochs[-1]
-        theirs = plain_run(args.batch, args.steps, compile_)
+        theirs = plain_run(args.batch, args.steps, compile_, args.workers or 0)
         label = "torch.compile" if compile_ else "eager"
-        print(f"{label:>13}: cnnspec train {ours:8.1f} img/s   plain loop {theirs:8.1f} img/s   "
-              f"ratio {ours / theirs:.3f}   (cnnspec by epoch: {', '.join(f'{v:.0f}' for v in epochs)})", flush=True)
+        print(
+            f"{label:>13}: cnnspec train {ours:8.1f} img/s   plain loop {theirs:8.1f} img/s   "
+            f"ratio {ours / theirs:.3f}   (cnnspec by epoch: {', '.join(f'{v:.0f}' for v in epochs)})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
