@@ -38,7 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from support import CANON, SPECS, assert_static_shapes  # noqa: E402
+from support import CANON, SPECS, assert_static_shapes, randomise_batchnorm  # noqa: E402
 
 import cnnspec  # noqa: E402
 
@@ -47,18 +47,6 @@ def sync(device: str) -> None:
     """Wait for the device's queued work, so that host clocks measure it."""
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def randomise_batchnorm(model: torch.nn.Module, gen: torch.Generator) -> None:
-    """Non-trivial batch-norm affine parameters and running statistics (as the parity tests do)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
 
 
 def parity(device: str, quick: bool) -> dict[str, Any]:

@@ -188,6 +188,24 @@ def observed_shapes(gm: Any, x: Any) -> tuple[dict[tuple[str, int, int], tuple[i
     return shapes, out
 
 
+def randomise_batchnorm(model: Any, gen: Any) -> None:
+    """Give every batch norm non-trivial affine parameters and running statistics.
+
+    Freshly initialised ones are the identity, so parity with them would test little.
+    """
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
+                m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+                assert m.running_mean is not None and m.running_var is not None
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
+
+
 def assert_static_shapes(report: cnnspec.Report, gm: Any, x: Any) -> Any:
     """Assert that every layer's static output shape is the one x takes through gm; return gm's output."""
     shapes, out = observed_shapes(gm, x)

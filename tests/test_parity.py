@@ -18,25 +18,12 @@ from typing import Any
 
 import pytest
 import torch
-from support import CANON, SPECS, Canon, assert_static_shapes, canon_params
+from support import CANON, SPECS, Canon, assert_static_shapes, canon_params, randomise_batchnorm
 
 import cnnspec
 
 #: Largest absolute difference of outputs per network, for the record (printed with -s).
 MAX_DIFF: dict[str, float] = {}
-
-
-def _randomise_batchnorm(model: torch.nn.Module, gen: torch.Generator) -> None:
-    """Give every batch norm non-trivial affine parameters and running statistics."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
-                m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
 
 
 def _module_tree(model: torch.nn.Module) -> dict[str, tuple[str, tuple[Any, ...]]]:
@@ -52,7 +39,7 @@ def _module_tree(model: torch.nn.Module) -> dict[str, tuple[str, tuple[Any, ...]
 def test_canon_matches_torchvision(canon: Canon) -> None:
     gen = torch.Generator().manual_seed(0)
     reference = canon.build_torchvision().eval()
-    _randomise_batchnorm(reference, gen)
+    randomise_batchnorm(reference, gen)
 
     report = cnnspec.check(canon.path)
     assert report.total_params == canon.params
@@ -127,7 +114,7 @@ def test_vgg_with_batch_norm_matches_torchvision() -> None:
 
     gen = torch.Generator().manual_seed(1)
     reference = torchvision.models.vgg11_bn().eval()
-    _randomise_batchnorm(reference, gen)
+    randomise_batchnorm(reference, gen)
     spec = CANON["vgg11"].path
     model = cnnspec.compile(spec, batch_norm=True, input_shape=(3, 64, 64)).eval()
     assert cnnspec.check(spec, batch_norm=True).total_params == sum(p.numel() for p in reference.parameters())
