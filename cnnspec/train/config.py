@@ -44,7 +44,7 @@ class TrainConfig(BaseModel):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="digits: share kept for validation")
     data_seed: int = Field(0, description="seed of the fixed train/validation split")
     num_workers: int | None = Field(
-        None, ge=0, description="data-loading processes per worker (default: 0 for in-memory data)"
+        None, ge=0, description="loading processes per worker for image folders (in-memory sets: none)"
     )
 
     # Length and batch.

@@ -6,11 +6,12 @@ its class count before any training starts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset, Sampler
 
 from cnnspec.train.errors import TrainError, UsageError
 
@@ -26,7 +27,6 @@ class DataSource:
     val: Dataset
     num_classes: int
     name: str
-    in_memory: bool  # whole set already a tensor: loader processes would only add overhead
 
 
 def class_hint(data_classes: int, net_classes: int) -> str:
@@ -98,9 +98,9 @@ def digits(input_shape: tuple[int, ...], *, val_fraction: float, seed: int) -> D
             x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
         return x.expand(-1, c, -1, -1).contiguous()
 
-    train = TensorDataset(prepare(train_images), labels[train_idx])
-    val = TensorDataset(prepare(images[val_idx]), labels[val_idx])
-    return DataSource(train=train, val=val, num_classes=10, name="digits", in_memory=True)
+    train = TensorImages(prepare(train_images), labels[train_idx])
+    val = TensorImages(prepare(images[val_idx]), labels[val_idx])
+    return DataSource(train=train, val=val, num_classes=10, name="digits")
 
 
 def imagefolder(root: Path, input_shape: tuple[int, ...]) -> DataSource:
@@ -140,7 +140,7 @@ def imagefolder(root: Path, input_shape: tuple[int, ...]) -> DataSource:
             f"--data imagefolder:{root}: train/ and val/ hold different class folders "
             f"({len(train.classes)} vs {len(val.classes)}); give both the same classes"
         )
-    return DataSource(train=train, val=val, num_classes=len(train.classes), name=f"imagefolder:{root}", in_memory=False)
+    return DataSource(train=train, val=val, num_classes=len(train.classes), name=f"imagefolder:{root}")
 
 
 def synthetic(input_shape: tuple[int, ...], num_classes: int, *, size: int, seed: int) -> DataSource:
@@ -150,14 +150,18 @@ def synthetic(input_shape: tuple[int, ...], num_classes: int, *, size: int, seed
     pool = min(size, 64)
     images = torch.randn((pool, *input_shape), generator=g)
     labels = torch.randint(0, num_classes, (size,), generator=g)
-    train = _Cycled(images, labels)
+    train = TensorImages(images, labels)
     val_size = max(1, min(size // 10, 256))
-    val = _Cycled(images, labels[:val_size])
-    return DataSource(train=train, val=val, num_classes=num_classes, name=f"synthetic:{size}", in_memory=True)
+    val = TensorImages(images, labels[:val_size])
+    return DataSource(train=train, val=val, num_classes=num_classes, name=f"synthetic:{size}")
 
 
-class _Cycled(Dataset):
-    """``len(labels)`` samples whose images cycle through a small pool."""
+class TensorImages(Dataset):
+    """``len(labels)`` samples held as tensors; sample i is ``(images[i % len(images)], labels[i])``.
+
+    With as many images as labels that is a plain image set (digits); with
+    fewer, the images cycle through a small pool (synthetic data).
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         self.images, self.labels = images, labels
@@ -167,3 +171,34 @@ class _Cycled(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[i % len(self.images)], self.labels[i]
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at indices, stacked: one gather per tensor."""
+        # index_select, not images[...]: on the CPU it copies whole rows, which advanced indexing does not.
+        return self.images.index_select(0, indices % len(self.images)), self.labels.index_select(0, indices)
+
+    def to(self, device: torch.device) -> TensorImages:
+        """The same samples with their tensors on device."""
+        return TensorImages(self.images.to(device), self.labels.to(device))
+
+
+class TensorBatches:
+    """Batches of a TensorImages in a sampler's order, gathered where its tensors are.
+
+    What a DataLoader over it would yield, without its per-sample indexing,
+    collation, pinning and copying: held on the GPU, a synthetic ResNet-50
+    batch of 256 (154 MB) is one gather there instead of three copies by the
+    CPU, which bounded the training loop on an H200 (docs/performance.md, "On a GPU").
+    The last batch may be short, as a DataLoader's is without drop_last.
+    """
+
+    def __init__(self, data: TensorImages, sampler: Sampler[int], batch_size: int) -> None:
+        self.data, self.sampler, self.batch_size = data, sampler, batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.tensor(list(self.sampler), dtype=torch.long, device=self.data.labels.device)
+        for chunk in order.split(self.batch_size):
+            yield self.data.batch(chunk)
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)  # type: ignore[arg-type]

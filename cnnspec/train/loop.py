@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,24 +89,27 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             f"{ds.name} has {len(ds.train)} training images, fewer than one global batch of {global_batch}; "
             "lower --batch-size or --accum-steps"
         )
-    workers = config.num_workers
-    if workers is None:
-        workers = 0 if ds.in_memory else min(8, max(1, (_cpu_count() // env.local_world_size) - 1))
-    loader_kw: dict[str, Any] = {
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",
-        "persistent_workers": workers > 0,
-    }
+    val_sampler = ShardSampler(ds.val, num_replicas=world, rank=rank)
     loader_gen = torch.Generator()
-    train_loader = DataLoader(
-        ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw
-    )
-    val_loader = DataLoader(
-        ds.val,
-        batch_size=config.batch_size,
-        sampler=ShardSampler(ds.val, num_replicas=world, rank=rank),
-        **loader_kw,
-    )
+    train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    val_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
+    if isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages):
+        # Held on the device and gathered there: the same batches a DataLoader would give.
+        train_loader = data.TensorBatches(ds.train.to(device), sampler, config.batch_size)
+        val_loader = data.TensorBatches(ds.val.to(device), val_sampler, config.batch_size)
+    else:
+        workers = config.num_workers
+        if workers is None:
+            workers = min(8, max(1, (_cpu_count() // env.local_world_size) - 1))
+        loader_kw: dict[str, Any] = {
+            "num_workers": workers,
+            "pin_memory": device.type == "cuda",
+            "persistent_workers": workers > 0,
+        }
+        train_loader = DataLoader(
+            ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw
+        )
+        val_loader = DataLoader(ds.val, batch_size=config.batch_size, sampler=val_sampler, **loader_kw)
 
     # ----- model -----------------------------------------------------------
     torch.manual_seed(config.seed)  # same initial weights on every worker

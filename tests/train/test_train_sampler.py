@@ -1,10 +1,14 @@
-"""N workers with batch B see, step by step, the samples one process with batch N*B sees."""
+"""N workers with batch B see, step by step, the samples one process with batch N*B sees; in-memory
+sets are gathered into the batches a DataLoader would give."""
 
 from __future__ import annotations
 
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
-from cnnspec.train.sampler import GlobalBatchSampler
+from cnnspec.train import data
+from cnnspec.train.sampler import GlobalBatchSampler, ShardSampler
 
 
 def _steps(n: int, world: int, batch: int, accum: int, epoch: int = 0, start: int = 0) -> list[list[set[int]]]:
@@ -37,3 +41,28 @@ def test_epochs_differ_and_start_step_skips() -> None:
     assert _steps(500, 2, 10, 1, epoch=0) != _steps(500, 2, 10, 1, epoch=1)
     full = _steps(500, 2, 10, 1, epoch=4)
     assert _steps(500, 2, 10, 1, epoch=4, start=7) == full[7:]
+
+
+@pytest.mark.parametrize("source", ["digits", "synthetic:300"])
+@pytest.mark.parametrize(("world", "rank", "batch", "accum", "start"), [(1, 0, 32, 1, 0), (2, 1, 16, 2, 3)])
+def test_tensor_batches_are_the_data_loaders(
+    source: str, world: int, rank: int, batch: int, accum: int, start: int
+) -> None:
+    """Batches gathered from an in-memory set equal a DataLoader's, element for element: in training
+    order (a resumed epoch included) and in evaluation, whose last batch is short."""
+    ds = data.load(source, input_shape=(1, 16, 16), num_classes=10)
+    sampler = GlobalBatchSampler(ds.train, num_replicas=world, rank=rank, batch_size=batch, accum_steps=accum, seed=5)
+    sampler.set_epoch(2)
+    sampler.set_start_step(start)
+    val = ShardSampler(ds.val, num_replicas=world, rank=rank)
+    assert isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages)
+    pairs = [
+        (data.TensorBatches(ds.train, sampler, batch), DataLoader(ds.train, batch_size=batch, sampler=sampler)),
+        (data.TensorBatches(ds.val, val, batch), DataLoader(ds.val, batch_size=batch, sampler=val)),
+    ]
+    for gathered, loader in pairs:
+        got, expected = list(gathered), list(loader)
+        assert len(got) == len(expected) == len(gathered) == len(loader) > 0
+        for (x, y), (x_ref, y_ref) in zip(got, expected, strict=True):
+            assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+    assert len(got[-1][1]) < batch  # these validation sets end in a short batch
