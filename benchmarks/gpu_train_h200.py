@@ -5,9 +5,11 @@ It trains the compiled ``specs/resnet50.cnn`` on synthetic 224x224 images at
 batch 256, once eagerly and once through ``torch.compile``, and prints
 images/s for both (the second epoch of each run, so compilation and cuDNN
 autotuning are excluded), next to a plain PyTorch loop on torchvision's
-ResNet-50 under the same settings.
+ResNet-50 under the same settings. Both take their batches from synthetic
+images held on the GPU (`--plain-data cpu` has the plain loop collate them
+on the CPU through a DataLoader instead, as the trainer did before 213bd00).
 
-    python benchmarks/gpu_train_h200.py [--batch 256] [--steps 30]
+    python benchmarks/gpu_train_h200.py [--batch 256] [--steps 30] [--epochs 2] [--modes eager compile]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -50,29 +53,34 @@ def cnnspec_run(batch: int, steps: int, compile_: bool, epochs: int = 2) -> list
     return [h["images_per_s"] for h in result.history]
 
 
-def plain_run(batch: int, steps: int, compile_: bool, workers: int = 0) -> float:
+def plain_run(batch: int, steps: int, compile_: bool, on_device: bool) -> float:
     """images/s of a hand-written bf16/channels_last loop on torchvision's ResNet-50."""
     import torchvision
 
     model = torchvision.models.resnet50().cuda().to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if compile_ else model
     data = synthetic((3, 224, 224), 1000, size=batch * steps, seed=0).train
-    loader = torch.utils.data.DataLoader(
-        data,
-        batch_size=batch,
-        shuffle=True,
-        drop_last=True,
-        pin_memory=True,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-    )
+    if on_device:
+        images, labels = data.images.cuda(), data.labels.cuda()
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            order = torch.randperm(len(labels), device="cuda")
+            for i in range(steps):
+                idx = order[i * batch : (i + 1) * batch]
+                yield images.index_select(0, idx % len(images)), labels.index_select(0, idx)
+    else:
+        loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True, pin_memory=True)
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            return iter(loader)
+
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-5)
     loss_fn = nn.CrossEntropyLoss()
 
     def epoch() -> float:
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        for x, y in loader:
+        for x, y in batches():
             x = x.cuda(non_blocking=True).to(memory_format=torch.channels_last)
             y = y.cuda(non_blocking=True)
             with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -81,7 +89,7 @@ def plain_run(batch: int, steps: int, compile_: bool, workers: int = 0) -> float
             loss.backward()
             opt.step()
         torch.cuda.synchronize()
-        return len(loader) * batch / (time.perf_counter() - t0)
+        return steps * batch / (time.perf_counter() - t0)
 
     epoch()
     return epoch()
@@ -94,10 +102,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=2, help="cnnspec's figure is its last epoch's")
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="loader processes of the plain loop (cnnspec gathers synthetic batches on the GPU)",
+        "--plain-data", choices=["device", "cpu"], default="device", help="where the plain loop batches"
     )
     parser.add_argument("--modes", nargs="+", choices=["eager", "compile"], default=["eager", "compile"])
     args = parser.parse_args()
@@ -112,7 +117,7 @@ def main() -> None:
         compile_ = mode == "compile"
         epochs = cnnspec_run(args.batch, args.steps, compile_, args.epochs)
         ours = epochs[-1]
-        theirs = plain_run(args.batch, args.steps, compile_, args.workers)
+        theirs = plain_run(args.batch, args.steps, compile_, args.plain_data == "device")
         label = "torch.compile" if compile_ else "eager"
         print(
             f"{label:>13}: cnnspec train {ours:8.1f} img/s   plain loop {theirs:8.1f} img/s   "
