@@ -9,6 +9,7 @@ runs under torch.compile(fullgraph=True), and moves to CUDA when there is one.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -179,9 +180,38 @@ network Fork {
     assert torch.equal(y[:, :4], c.relu())
 
 
+def test_where_activations_run_in_place_follows_the_saves_rules() -> None:
+    """An activation overwrites its producer's output only if the producer's saves rule does not
+    keep it (max pooling keeps its input and indices; sigmoid keeps its output), and backward
+    gives the gradients of the same network run out of place."""
+    text = """
+network Pools {
+    input: 3 x 8 x 8
+    c: conv(4, 3, padding = 1)
+    p: maxpool(2)
+    r: relu
+    s: sigmoid
+    r2: relu
+    flatten
+    linear(5)
+}
+"""
+    gm = cnnspec.compile(text)
+    assert gm.r.inplace  # maxpool's output: autograd keeps nothing of it
+    assert not gm.r2.inplace  # sigmoid's output: its backward reads it
+    twin = copy.deepcopy(gm)
+    twin.r.inplace = False
+    x = torch.randn(2, 3, 8, 8)
+    out, ref = gm(x), twin(x)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    assert torch.equal(out, ref)
+    for (name, p), q in zip(gm.named_parameters(), twin.parameters(), strict=True):
+        assert torch.equal(p.grad, q.grad), name
+
+
 def _out_of_place(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """A copy of gm whose in-place adds are plain adds."""
-    import copy
     import operator
 
     twin = copy.deepcopy(gm)

@@ -9,7 +9,7 @@ import torch
 
 import cnnspec
 from cnnspec import Arg, LayerKind, ShapeError
-from cnnspec.layers.registry import SAVES_NOTHING, Attrs, lookup, positive_int
+from cnnspec.layers.registry import SAVES_NOTHING, SAVES_OUTPUT, Attrs, lookup, positive_int
 
 
 def _shape(a: Attrs, x: tuple[int, ...]) -> tuple[int, ...]:
@@ -88,3 +88,13 @@ def test_a_registered_saves_rule_gives_the_activation_memory() -> None:
     # The default rule (its input) counts the network's input batch, which pixel_unshuffle does not keep.
     default = analyse(SPEC)
     assert default.analysis.activation_bytes(2) == exact.analysis.activation_bytes(2) + x.numel() * 4
+
+
+@pytest.mark.parametrize(("saves", "in_place"), [(SAVES_NOTHING, True), (SAVES_OUTPUT, False)])
+def test_a_registered_saves_rule_decides_where_the_next_activation_runs_in_place(saves: Any, in_place: bool) -> None:
+    """A ReLU may overwrite the layer's output only where the layer's saves rule does not keep it:
+    the one entry decides the memory figures and the compiled module alike."""
+    name = f"space_to_depth_{'keeps_output' if saves == SAVES_OUTPUT else 'keeps_nothing'}"
+    _register_space_to_depth(name, saves=saves)
+    model = cnnspec.compile(SPEC.replace("space_to_depth(2)", f"{name}(2)\n    act: relu"))
+    assert model.act.inplace is in_place

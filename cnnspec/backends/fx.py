@@ -20,14 +20,11 @@ from typing import TYPE_CHECKING, Any
 from cnnspec import init as inits
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.registry import Attrs, lookup
+from cnnspec.passes.memory import keeps_output
 
 if TYPE_CHECKING:
     import torch.fx
     from torch import nn
-
-#: Producers whose output autograd does not need, so an activation may overwrite it.
-_INPLACE_SAFE_PRODUCERS = frozenset({"conv", "batchnorm", "groupnorm", "linear", "add", "concat"})
-
 
 def _function(dotted: str) -> Any:
     mod, _, name = dotted.rpartition(".")
@@ -35,11 +32,18 @@ def _function(dotted: str) -> Any:
 
 
 def _may_run_inplace(graph: Graph, node: Node) -> bool:
-    """Whether node may overwrite its first input: autograd keeps nothing of it, and node is the
-    only reader (of it once: `add { x; x }` must not overwrite the x it then adds)."""
+    """Whether node may overwrite its first input: autograd keeps nothing of it (the producer's
+    saves rule in the layer table), it is the producer's own storage (not the network's input nor
+    a view of another value), and node is its only reader (of it once: `add { x; x }` must not
+    overwrite the x it then adds)."""
     src = graph.nodes[node.inputs[0]]
+    kind = lookup(src.kind)
     return (
-        src.kind in _INPLACE_SAFE_PRODUCERS and len(graph.users(src.id)) == 1 and node.inputs.count(src.id) == 1
+        kind is not None
+        and not kind.view
+        and len(graph.users(src.id)) == 1
+        and node.inputs.count(src.id) == 1
+        and not keeps_output(src)
     )
 
 

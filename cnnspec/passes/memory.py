@@ -23,7 +23,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import NamedTuple
 
-from cnnspec.ir import Copy, Graph
+from cnnspec.ir import Copy, Graph, Node
 from cnnspec.layers.registry import F32, SAVES_INPUT, LayerKind, Saves, per_table
 
 
@@ -74,8 +74,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                 continue
             rule = rules.get(kind, SAVES_INPUT)
             if rule.__class__ is not tuple:  # most ops keep the same whatever they are given: no call
-                x = tuple(node.in_shapes) if kind in joins else node.in_shapes[0]
-                rule = rule(node.attrs, x, node.out_shape, device)  # type: ignore[operator]
+                rule = _applied(rule, node, kind in joins, device)  # type: ignore[arg-type]
             positions, per_sample, fixed = rule  # type: ignore[misc]
             for pos in positions:
                 key = storage[nid] if pos == -1 else storage[inputs[pos]]
@@ -98,6 +97,25 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                 graph.node_range(first, first + copy.count)  # made in place in graph.slots, which visit reads
                 visit(first, first + copy.count)
     return out
+
+
+def _applied(rule: Callable[..., Saves], node: Node, join: bool, device: str) -> Saves:
+    """A saves rule that depends on the arguments or shapes, applied to node."""
+    return rule(node.attrs, tuple(node.in_shapes) if join else node.in_shapes[0], node.out_shape, device)
+
+
+def keeps_output(node: Node) -> bool:
+    """Whether autograd keeps node's output for backward (its layer kind's saves rule names it).
+
+    The fx backend lets an activation overwrite a value only where this is
+    false (and nothing else reads it), so the rule in the layer table decides
+    both the memory figures and where ops run in place.
+    """
+    rules, _, joins = _rules()
+    rule = rules.get(node.kind, SAVES_INPUT)
+    if rule.__class__ is not tuple:
+        rule = _applied(rule, node, node.kind in joins, "cpu")  # type: ignore[arg-type]  # devices differ in masks only
+    return -1 in rule[0]  # type: ignore[index]
 
 
 def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved | None], views: list[int]) -> bool:
