@@ -23,13 +23,14 @@ Each section reports on its own; a failure in one does not stop the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,21 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+@contextlib.contextmanager
+def backend_flags(*, tf32: bool = True, cudnn_benchmark: bool = False) -> Iterator[None]:
+    """TF32 and cuDNN autotuning as given inside, as they were after (a failing section too)."""
+    old = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = old
+
+
+@backend_flags(tf32=False)
 def parity(device: str, quick: bool) -> dict[str, Any]:
     """Strict load of torchvision's weights and the largest output difference, per canon network."""
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
     names = ["resnet18", "googlenet"] if quick else list(CANON)
     out: dict[str, Any] = {}
     for name in names:
@@ -78,7 +90,6 @@ def parity(device: str, quick: bool) -> dict[str, Any]:
         }
         print(f"  {name:10} params {report.total_params:>12,}  max|diff| {diff:.3g}", flush=True)
         del reference, model
-    torch.backends.cudnn.allow_tf32 = True
     return {"networks": out, "ok": all(v["ok"] for v in out.values())}
 
 
@@ -102,6 +113,7 @@ def train(device: str, quick: bool) -> dict[str, Any]:
     return {"losses": losses, "grads_on_device": on_device, "ok": on_device and losses[-1] < losses[0]}
 
 
+@backend_flags(tf32=False)
 def compiled_step(device: str, quick: bool) -> dict[str, Any]:
     """torch.compile(fullgraph=True) of the training forward+backward, against eager and a float64 reference.
 
@@ -111,8 +123,6 @@ def compiled_step(device: str, quick: bool) -> dict[str, Any]:
     """
     torch.manual_seed(0)
     size = 64 if quick else 224
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
     eager = cnnspec.compile(SPECS / "resnet50.cnn", input_shape=(3, size, size)).to(device).train()
     other = copy.deepcopy(eager)
     exact = copy.deepcopy(eager).double()
@@ -132,7 +142,6 @@ def compiled_step(device: str, quick: bool) -> dict[str, Any]:
     compile_s = time.perf_counter() - t
     loss_eager, g_eager = step(eager, eager, x)
     loss_exact, g_exact = step(exact, exact, x.double())
-    torch.backends.cudnn.allow_tf32 = True
 
     def off(g: torch.Tensor) -> float:
         return ((g - g_exact).norm() / g_exact.norm()).item()
@@ -168,85 +177,58 @@ def timed_steps(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps:
     return (time.perf_counter() - t) / steps
 
 
-def train_step(device: str, quick: bool) -> dict[str, Any]:
-    """Step time of the compiled ResNet-50 against torchvision's, interleaved, medians."""
+def race(device: str, quick: bool, batch: int, bf16: bool, compile_: bool) -> dict[str, Any]:
+    """Step time of the compiled ResNet-50 against torchvision's with the same weights: interleaved
+    repeats, medians. bf16 runs in autocast with channels_last; compile_ puts both under torch.compile."""
     import torchvision
 
-    torch.backends.cudnn.benchmark = True
     size = 64 if quick else 224
-    out: dict[str, Any] = {}
-    settings = [("fp32", 64, False), ("bf16_channels_last", 256, True)]
-    if quick:
-        settings = [("fp32", 4, False)]
-    for label, batch, low in settings:
-        tv = torchvision.models.resnet50().to(device)
-        ours = cnnspec.compile(SPECS / "resnet50.cnn", input_shape=(3, size, size)).to(device)
-        ours.load_state_dict(tv.state_dict(), strict=True)
-        fmt = torch.channels_last if low else torch.contiguous_format
-        tv.to(memory_format=fmt).train()
-        ours.to(memory_format=fmt).train()
-        x = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
-        y = torch.randint(0, 1000, (batch,), device=device)
-
-        steps, repeats = (1, 3) if quick else (5, 12)
-        for m in (ours, tv):
-            timed_steps(m, x, y, 3, low)  # warm-up: cuDNN autotuning, allocator
-        mine, theirs = [], []
-        for _ in range(repeats):
-            mine.append(timed_steps(ours, x, y, steps, low))
-            theirs.append(timed_steps(tv, x, y, steps, low))
-        a, b = statistics.median(mine), statistics.median(theirs)
-        out[label] = {"batch": batch, "cnnspec_step_s": a, "torchvision_step_s": b, "speed_ratio": b / a}
-        print(
-            f"  {label:18} batch {batch:3}: cnnspec {a * 1e3:8.2f} ms  torchvision {b * 1e3:8.2f} ms  "
-            f"ratio {b / a:.3f}",
-            flush=True,
-        )
-        del tv, ours
-    torch.backends.cudnn.benchmark = False
-    out["ok"] = all(v["speed_ratio"] >= 0.98 for v in out.values())
-    return out
-
-
-def compiled_train_step(device: str, quick: bool) -> dict[str, Any]:
-    """Step time under torch.compile (default mode) of the compiled ResNet-50 against torchvision's, bf16."""
-    import torchvision
-
-    torch.backends.cudnn.benchmark = True
-    size, batch = (64, 4) if quick else (224, 256)
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
     tv = torchvision.models.resnet50().to(device)
     ours = cnnspec.compile(SPECS / "resnet50.cnn", input_shape=(3, size, size)).to(device)
     ours.load_state_dict(tv.state_dict(), strict=True)
-    tv.to(memory_format=torch.channels_last).train()
-    ours.to(memory_format=torch.channels_last).train()
-    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=torch.channels_last)
+    tv.to(memory_format=fmt).train()
+    ours.to(memory_format=fmt).train()
+    x = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     y = torch.randint(0, 1000, (batch,), device=device)
-    c_ours, c_tv = torch.compile(ours), torch.compile(tv)
+    models = {"cnnspec": ours, "torchvision": tv}
+    if compile_:
+        models = {k: torch.compile(m) for k, m in models.items()}
     warm = {}
-    for label, m in (("cnnspec", c_ours), ("torchvision", c_tv)):
+    for label, m in models.items():
         t = time.perf_counter()
-        timed_steps(m, x, y, 3, True)  # compiles, then cuDNN autotuning
+        timed_steps(m, x, y, 3, bf16)  # compilation, cuDNN autotuning, the allocator
         warm[label] = time.perf_counter() - t
     steps, repeats = (1, 3) if quick else (5, 12)
     mine, theirs = [], []
     for _ in range(repeats):
-        mine.append(timed_steps(c_ours, x, y, steps, True))
-        theirs.append(timed_steps(c_tv, x, y, steps, True))
+        mine.append(timed_steps(models["cnnspec"], x, y, steps, bf16))
+        theirs.append(timed_steps(models["torchvision"], x, y, steps, bf16))
     a, b = statistics.median(mine), statistics.median(theirs)
-    torch.backends.cudnn.benchmark = False
+    label = ("compiled " if compile_ else "") + ("bf16_channels_last" if bf16 else "fp32")
     print(
-        f"  bf16_channels_last batch {batch}: cnnspec {a * 1e3:8.2f} ms  torchvision {b * 1e3:8.2f} ms  "
+        f"  {label:27} batch {batch:3}: cnnspec {a * 1e3:8.2f} ms  torchvision {b * 1e3:8.2f} ms  "
         f"ratio {b / a:.3f}  (first three steps {warm['cnnspec']:.1f} s / {warm['torchvision']:.1f} s)",
         flush=True,
     )
-    return {
-        "batch": batch,
-        "cnnspec_step_s": a,
-        "torchvision_step_s": b,
-        "speed_ratio": b / a,
-        "warmup_s": warm,
-        "ok": b / a >= 0.98,
-    }
+    return {"batch": batch, "cnnspec_step_s": a, "torchvision_step_s": b, "speed_ratio": b / a, "warmup_s": warm}
+
+
+@backend_flags(cudnn_benchmark=True)
+def train_step(device: str, quick: bool) -> dict[str, Any]:
+    """Eager step time, fp32 and bf16 with channels_last."""
+    settings = [("fp32", 4, False)] if quick else [("fp32", 64, False), ("bf16_channels_last", 256, True)]
+    out: dict[str, Any] = {label: race(device, quick, batch, bf16, False) for label, batch, bf16 in settings}
+    out["ok"] = all(v["speed_ratio"] >= 0.98 for v in out.values())
+    return out
+
+
+@backend_flags(cudnn_benchmark=True)
+def compiled_train_step(device: str, quick: bool) -> dict[str, Any]:
+    """Step time with both models under torch.compile (default mode), bf16 with channels_last."""
+    out = race(device, quick, 4 if quick else 256, True, True)
+    out["ok"] = out["speed_ratio"] >= 0.98
+    return out
 
 
 SECTIONS: dict[str, Callable[[str, bool], dict[str, Any]]] = {
