@@ -52,8 +52,9 @@ def analyse(
             static_warnings(program, diags)
             diags.raise_if_errors()
             assert name is not None
-            elab = Elaborator(program, diags, limits)
-            graph = elab.network(name, params, input_shape)
+            # The elaborator goes as soon as it is done: its templates and memos are garbage
+            # before the collector comes back on, so the collection that follows skips them.
+            graph = Elaborator(program, diags, limits).network(name, params, input_shape)
             diags.raise_if_errors()
             assert graph is not None
             analysis = analyze(graph)

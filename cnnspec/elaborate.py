@@ -1685,7 +1685,7 @@ def _names_used(node: Any, out: set[str]) -> set[str]:
     return out
 
 
-def _unused_lets(body: list[ast.Stmt], diags: Diagnostics) -> None:
+def _unused_lets(body: list[ast.Stmt], out: list[_Finding]) -> None:
     """W004 for every `let` of a body (and the bodies inside it) that nothing after it reads."""
     # Only what follows a `let` can read it: statements up to the first one need no walk.
     first_let = next((i for i, stmt in enumerate(body) if isinstance(stmt, ast.LetStmt)), len(body))
@@ -1693,16 +1693,16 @@ def _unused_lets(body: list[ast.Stmt], diags: Diagnostics) -> None:
     for i in range(len(body) - 1, -1, -1):
         stmt = body[i]
         if isinstance(stmt, ast.LetStmt) and stmt.name not in later and not stmt.name.startswith("_"):
-            diags.warning(
+            out.append((
                 "W004",
                 f"`let {stmt.name}` is never used",
                 stmt.span,
-                help=["remove it, or start its name with `_` to keep it"],
-            )
+                "remove it, or start its name with `_` to keep it",
+            ))
         if i > first_let:
             _names_used(stmt, later)
         for inner in _bodies(stmt):
-            _unused_lets(inner, diags)
+            _unused_lets(inner, out)
 
 
 def _bodies(stmt: ast.Stmt) -> list[list[ast.Stmt]]:
@@ -1716,6 +1716,16 @@ def _bodies(stmt: ast.Stmt) -> list[list[ast.Stmt]]:
     return []
 
 
+#: A warning that needs no elaboration: code, message, span and help.
+_Finding = tuple[str, str, Span, str]
+#: static_warnings' findings per program, by the ids of its definitions (kept with them, so the
+#: ids are not reused) and the names the main file defines. They are a fact of the parsed text,
+#: which the parse cache keeps across checks: a family file's networks checked one by one, or
+#: the same spec checked again, walk the definitions once. Bounded, for long runs.
+_STATIC: dict[tuple[Any, ...], tuple[tuple[Any, ...], list[_Finding]]] = {}
+_STATIC_MAX = 256
+
+
 def static_warnings(program: Program, diags: Diagnostics) -> None:
     """Warnings that need no elaboration, for the main file's definitions.
 
@@ -1723,6 +1733,20 @@ def static_warnings(program: Program, diags: Diagnostics) -> None:
     body never reads (a leading `_` says that is intended). W004: a `let`
     nothing after it reads.
     """
+    defs = (*program.blocks.values(), *program.networks.values())
+    key = (*map(id, defs), *program.main_blocks, None, *program.main_networks)
+    got = _STATIC.get(key)
+    if got is None or any(a is not b for a, b in zip(got[0], defs, strict=True)):
+        if len(_STATIC) >= _STATIC_MAX:
+            _STATIC.clear()
+        got = _STATIC[key] = (defs, _static_findings(program))
+    for code, message, span, help in got[1]:
+        diags.warning(code, message, span, help=[help])
+
+
+def _static_findings(program: Program) -> list[_Finding]:
+    """static_warnings' findings, computed."""
+    out: list[_Finding] = []
     referenced: set[str] = set()
     # Only the main file's blocks can be reported unused: with none, nobody's references matter
     # (resnet152.cnn is one network alias over resnet.cnn's blocks).
@@ -1745,12 +1769,7 @@ def static_warnings(program: Program, diags: Diagnostics) -> None:
     for name in [] if block_params else program.main_blocks:
         if name not in referenced:
             block = program.blocks[name]
-            diags.warning(
-                "W001",
-                f"block `{name}` is never used",
-                block.name_span,
-                help=["remove it, or use it in a network"],
-            )
+            out.append(("W001", f"block `{name}` is never used", block.name_span, "remove it, or use it in a network"))
     defs = [program.blocks[n] for n in program.main_blocks if n in referenced]  # unused: W001 says enough
     defs += [d for n in program.main_networks if isinstance(d := program.networks[n], ast.NetworkDef)]
     for d in defs:
@@ -1759,10 +1778,11 @@ def static_warnings(program: Program, diags: Diagnostics) -> None:
             later = {n for q in d.params[i + 1 :] if q.default is not None for n in _names_used(q.default, set())}
             if p.name not in used and p.name not in later and not p.name.startswith("_"):
                 what = "block" if isinstance(d, ast.BlockDef) else "network"
-                diags.warning(
+                out.append((
                     "W002",
                     f"parameter `{p.name}` of {what} `{d.name}` is never used",
                     p.span,
-                    help=[f"remove it, or rename it `_{p.name}` to keep it in the signature"],
-                )
-        _unused_lets(d.body, diags)
+                    f"remove it, or rename it `_{p.name}` to keep it in the signature",
+                ))
+        _unused_lets(d.body, out)
+    return out

@@ -761,3 +761,26 @@ def test_an_instance_is_not_replayed_for_an_argument_equal_only_as_a_python_key(
     assert err.code == "E211"
     assert "got a bool" in err.message
     assert [f.path for f in err.trace] == ["c"]
+
+
+def test_static_warnings_are_found_again_for_a_spec_checked_again_and_anew_for_an_edited_one(tmp_path) -> None:
+    """The findings are kept per parsed definitions: checking the same file again reports them
+    again, each time, and editing the file (new definitions) finds them afresh."""
+    spec = tmp_path / "net.cnn"
+    spec.write_text("block Unused() { relu }\nnetwork Net(width = 8) {\n    input: 3 x 8 x 8\n    relu\n}\n")
+
+    def found() -> list[tuple[str, str, int]]:
+        return [(d.code, d.message, d.span.line) for d in analyse(spec).warnings]
+
+    first = found()
+    assert first == [
+        ("W001", "block `Unused` is never used", 1),
+        ("W002", "parameter `width` of network `Net` is never used", 2),
+    ]
+    assert found() == first
+    spec.write_text(
+        "block Used() { relu }\nnetwork Net(width = 8) {\n    input: 3 x 8 x 8\n    conv(width, 3)\n    Used\n}\n"
+    )
+    assert found() == []
+    spec.write_text("network Net {\n    input: 3 x 8 x 8\n    let unused = 2\n    relu\n}\n")
+    assert found() == [("W004", "`let unused` is never used", 3)]
