@@ -177,9 +177,21 @@ class TensorImages(Dataset):
         # index_select, not images[...]: on the CPU it copies whole rows, which advanced indexing does not.
         return self.images.index_select(0, indices % len(self.images)), self.labels.index_select(0, indices)
 
-    def to(self, device: torch.device) -> TensorImages:
-        """The same samples with their tensors on device."""
-        return TensorImages(self.images.to(device), self.labels.to(device))
+
+def on_device(sets: list[TensorImages], device: torch.device | str) -> list[TensorImages]:
+    """The same sets with their tensors on device, a tensor that several share moved once.
+
+    Synthetic data's training and validation sets share one pool of images
+    (about 38 MB at 224 x 224), which would otherwise be two copies there.
+    """
+    moved: dict[int, torch.Tensor] = {}
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in moved:
+            moved[id(t)] = t.to(device)
+        return moved[id(t)]
+
+    return [TensorImages(move(s.images), move(s.labels)) for s in sets]
 
 
 class TensorBatches:

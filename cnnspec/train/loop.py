@@ -95,8 +95,9 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     val_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     if isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages):
         # Held on the device and gathered there: the same batches a DataLoader would give.
-        train_loader = data.TensorBatches(ds.train.to(device), sampler, config.batch_size)
-        val_loader = data.TensorBatches(ds.val.to(device), val_sampler, config.batch_size)
+        train_set, val_set = data.on_device([ds.train, ds.val], device)
+        train_loader = data.TensorBatches(train_set, sampler, config.batch_size)
+        val_loader = data.TensorBatches(val_set, val_sampler, config.batch_size)
     else:
         workers = config.num_workers
         if workers is None:

@@ -66,3 +66,14 @@ def test_tensor_batches_are_the_data_loaders(
         for (x, y), (x_ref, y_ref) in zip(got, expected, strict=True):
             assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
     assert len(got[-1][1]) < batch  # these validation sets end in a short batch
+
+
+def test_synthetic_train_and_val_share_one_pool_on_the_device() -> None:
+    """The pool of images both synthetic sets cycle through is moved to the device once (the meta
+    device stands in for a GPU: each move there makes a new tensor, as a move to CUDA does)."""
+    ds = data.load("synthetic:300", input_shape=(3, 8, 8), num_classes=10)
+    assert isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages)
+    train, val = data.on_device([ds.train, ds.val], "meta")
+    assert train.images.device.type == val.labels.device.type == "meta"
+    assert train.images is val.images
+    assert train.labels is not val.labels and len(val.labels) == len(ds.val.labels)
