@@ -9,6 +9,14 @@ because of any pause: it times the check right after each of a few kinds of
 work (nothing, a sleep, a busy loop that touches almost no memory, a 64 MB
 memory sweep, allocating Python objects, a torch forward pass,
 torchinfo.summary) and prints the median of each.
+
+Beside each, a control: a fixed loop of plain Python arithmetic that
+allocates nothing and touches almost no memory, timed the same way, the
+repeats alternating between the two so that both see the same moments of
+a shared machine (back to back, each runs once untimed right before it is
+timed). Where the loop slows by
+the same factor as the check, what slows the check is the machine's state
+after other work, not what the check does.
 """
 
 from __future__ import annotations
@@ -27,6 +35,14 @@ def spin(seconds: float) -> None:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
+
+
+def control(iterations: int = 60_000) -> int:
+    """A fixed amount of interpreter work: no allocation, almost no memory (about 2 ms here)."""
+    x = 0
+    for i in range(iterations):
+        x += i
+    return x
 
 
 def main() -> None:
@@ -55,8 +71,8 @@ def main() -> None:
         objects = [object() for _ in range(300_000)]
         del objects
 
-    work: list[tuple[str, Callable[[], object]]] = [
-        ("nothing (checks back to back)", lambda: None),
+    work: list[tuple[str, Callable[[], object] | None]] = [
+        ("itself (back to back)", None),
         ("time.sleep(0.3)", lambda: time.sleep(0.3)),
         ("a 0.3 s busy loop", lambda: spin(0.3)),
         ("reading 64 MB", buffer.sum),
@@ -67,15 +83,25 @@ def main() -> None:
     ]
     for _ in range(5):
         cnnspec.check(spec)
-    print(f"cnnspec.check({spec.name}), median of {args.repeats}, each right after:")
+        control()
+    print(f"Medians of {args.repeats}, each timed right after the work; x: against back to back")
+    print(f"  {'right after':36} {'check of ' + spec.name:>26}  {'control loop':>18}")
+    base: tuple[float, float] | None = None
     for label, before in work:
-        times = []
+        checks, loops = [], []
         for _ in range(args.repeats):
-            before()
-            t = time.perf_counter()
-            cnnspec.check(spec)
-            times.append(time.perf_counter() - t)
-        print(f"  {label:36} {statistics.median(times) * 1e3:6.2f} ms  (fastest {min(times) * 1e3:.2f})", flush=True)
+            for call, times in ((lambda: cnnspec.check(spec), checks), (control, loops)):
+                (before or call)()
+                t = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - t)
+        check_ms, loop_ms = statistics.median(checks) * 1e3, statistics.median(loops) * 1e3
+        base = base or (check_ms, loop_ms)
+        print(
+            f"  {label:36} {check_ms:6.2f} ms (fastest {min(checks) * 1e3:.2f}) {check_ms / base[0]:4.2f}x"
+            f"  {loop_ms:6.2f} ms {loop_ms / base[1]:4.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
