@@ -167,11 +167,14 @@ class InitAssign:
 
 @dataclass(slots=True)
 class InitStmt(Stmt):
-    """`init conv: weight = ..., bias = ...`: how a layer kind is initialised."""
+    """`init conv: weight = ..., bias = ...`: how a layer kind is initialised; with a pattern
+    (`init batchnorm "layer*.*.bn3": ...`), only its layers whose module path matches."""
 
     kind: str
     kind_span: Span
     assigns: list[InitAssign]
+    pattern: str | None = None
+    pattern_span: Span | None = None
 
 
 @dataclass(slots=True)

@@ -271,6 +271,14 @@ CODES: dict[str, Code] = {
             _N + "    init conv: weight = normal(std = 0.1)\n    conv(8, 3)\n}\n",
         ),
         Code(
+            "E225",
+            "bad module path pattern",
+            "An `init` pattern is dot-separated names, each of which may hold `*` (any run of characters "
+            "within the name), `?` or `[...]`; it cannot be empty or have an empty name between dots.",
+            _N + '    init conv "stem..conv": weight = zeros\n    stem: { conv: conv(8, 3) }\n}\n',
+            _N + '    init conv "stem.conv": weight = zeros\n    stem: { conv: conv(8, 3) }\n}\n',
+        ),
+        Code(
             "E226",
             "bad call of a built-in function",
             "A built-in function got arguments it cannot use; the help shows its signature.",
@@ -368,7 +376,8 @@ CODES: dict[str, Code] = {
         Code(
             "E406",
             "`init` outside the network's top level",
-            "`init` rules apply to the whole network, so they belong at the top level of its body.",
+            "`init` rules apply to the whole network, so they belong at the top level of its body "
+            "(or in an `if` there, to switch them with a network parameter).",
             "block B() {\n    init conv: weight = zeros()\n    conv(8, 3)\n}\n" + _N + "    B()\n}\n",
             "block B() { conv(8, 3) }\n" + _N + "    init conv: weight = zeros()\n    B()\n}\n",
         ),
@@ -581,6 +590,14 @@ CODES: dict[str, Code] = {
             "warning says which. state_dict keys use the safe name.",
             _N + "    forward: conv(8, 3)\n}\n",
             _N + "    conv_forward: conv(8, 3)\n}\n",
+        ),
+        Code(
+            "W007",
+            "`init` pattern matches nothing",
+            "An `init` rule with a module path pattern matches no layer of its kind, so it changes nothing; "
+            "the pattern's names are compared one by one, and `*` does not cross a dot.",
+            _N + '    init conv "stem.*.conv": weight = zeros\n    stem: { conv: conv(8, 3) }\n}\n',
+            _N + '    init conv "stem.*": weight = zeros\n    stem: { conv: conv(8, 3) }\n}\n',
         ),
     )
 }

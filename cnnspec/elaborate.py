@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
-from cnnspec.init import SCHEMES, TARGETS
+from cnnspec.init import SCHEMES, TARGETS, path_matches, pattern_problem
 from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
@@ -278,6 +278,8 @@ class Elaborator:
         # For W003 (shortcut never built) and W004 (let never used).
         self._shortcuts_seen: dict[int, ast.Shortcut] = {}
         self._shortcuts_built: set[int] = set()
+        #: The `init` statements with a module path pattern (for W007: one that matches nothing).
+        self._init_patterns: list[ast.InitStmt] = []
         self._templates: dict[tuple[Any, ...], _Template] = {}
         #: Every group made, in order: a block instance's are those made since it began (a scan
         #: of graph.groups from the start would make many instances quadratic).
@@ -338,6 +340,7 @@ class Elaborator:
         graph.output = cur.node
         if not self.diags.has_errors:
             self._shortcut_warnings()
+            self._init_pattern_warnings()
         return graph
 
     def _network_params(
@@ -495,7 +498,7 @@ class Elaborator:
         if isinstance(stmt, ast.ResidualStmt):
             return self._residual(stmt, cur, ctx)
         if isinstance(stmt, ast.IfStmt):
-            return self._if(stmt, cur, ctx)
+            return self._if(stmt, cur, ctx, top)
         if isinstance(stmt, ast.ForStmt):
             return self._for(stmt, cur, ctx)
         if isinstance(stmt, ast.InitStmt):
@@ -1361,7 +1364,8 @@ class Elaborator:
 
     # ---------------------------------------------------------- control flow
 
-    def _if(self, stmt: ast.IfStmt, cur: _Value, ctx: _Ctx) -> _Value:
+    def _if(self, stmt: ast.IfStmt, cur: _Value, ctx: _Ctx, top: bool = False) -> _Value:
+        """`if` decided; at a network's top level its branches are too (`init` may stand in them)."""
         cond = self._eval(stmt.cond, ctx)
         if cond is UNKNOWN:
             return _Value(cur.node, None)
@@ -1372,9 +1376,9 @@ class Elaborator:
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, None, "group", "if")
         if cond:
-            return self._body(stmt.then, cur, inner)
+            return self._body(stmt.then, cur, inner, top)
         if stmt.orelse is not None:
-            return self._body(stmt.orelse, cur, inner)
+            return self._body(stmt.orelse, cur, inner, top)
         return cur
 
     def _for(self, stmt: ast.ForStmt, cur: _Value, ctx: _Ctx) -> _Value:
@@ -1431,6 +1435,16 @@ class Elaborator:
                 help=[f"did you mean `{hint}`?"] if hint else [],
             )
             return
+        if stmt.pattern is not None:
+            problem = pattern_problem(stmt.pattern)
+            if problem is not None:
+                self.diags.error(
+                    "E225",
+                    f'`init` cannot match module paths with "{stmt.pattern}": {problem}',
+                    stmt.pattern_span,
+                    help=['write dot-separated names, each maybe with `*`, like "layer*.*.bn3"'],
+                )
+                return
         for a in stmt.assigns:
             if a.target not in TARGETS:
                 self.diags.error("E222", f"`init` sets `weight` or `bias`, not `{a.target}`", a.span)
@@ -1455,8 +1469,35 @@ class Elaborator:
                     )
                     continue
                 args[arg.name] = self._eval(arg.value, ctx)
-            rule = InitRule(kind=stmt.kind, target=a.target, scheme=a.scheme, args=args, span=a.span)
+            rule = InitRule(
+                kind=stmt.kind, target=a.target, scheme=a.scheme, args=args, span=a.span, pattern=stmt.pattern
+            )
             self.graph.init_rules.append(rule)
+        if stmt.pattern is not None:
+            self._init_patterns.append(stmt)
+
+    def _init_pattern_warnings(self) -> None:
+        """W007 for each `init` pattern that matches no layer of its kind."""
+        if not self._init_patterns:
+            return
+        assert self.graph is not None
+        paths: dict[str, list[str]] = {}
+        for node in self.graph.layers():
+            paths.setdefault(node.kind, []).append(node.path)
+        for stmt in self._init_patterns:
+            assert stmt.pattern is not None
+            if not any(path_matches(stmt.pattern, p) for p in paths.get(stmt.kind, ())):
+                near = sorted(paths.get(stmt.kind, ()))[:3]
+                self.diags.warning(
+                    "W007",
+                    f'`init {stmt.kind} "{stmt.pattern}"` matches no {stmt.kind} layer, so it changes nothing',
+                    stmt.pattern_span,
+                    help=[
+                        f"{stmt.kind} layers here include {', '.join(near)}"
+                        if near
+                        else f"the network has no {stmt.kind} layer"
+                    ],
+                )
 
     # --------------------------------------------------------------- helpers
 

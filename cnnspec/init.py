@@ -1,13 +1,15 @@
 """Initialisation schemes for `init KIND: weight = SCHEME(args), bias = SCHEME(args)`.
 
 Every layer starts from torch's own default initialisation; a network's init
-statements then re-initialise the weight or bias of every layer of a kind.
+statements then re-initialise the weight or bias of every layer of a kind, or
+of those whose module path matches the statement's pattern, in the order written.
 The stock specs use them to reproduce torchvision's schemes exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from typing import Any
 
 #: scheme name -> (allowed keyword arguments with defaults, description)
@@ -27,6 +29,27 @@ SCHEMES: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 TARGETS = ("weight", "bias")
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a module path pattern of an `init` rule cannot match a path; None when it can."""
+    if not pattern:
+        return "the pattern is empty"
+    if any(not part for part in pattern.split(".")):
+        return "the pattern has an empty name between dots"
+    return None
+
+
+def path_matches(pattern: str, path: str) -> bool:
+    """Whether a module path matches a pattern of `init KIND "PATTERN"`.
+
+    Names are compared one by one, so the pattern has as many dot-separated
+    names as the path; within a name `*` matches any run of characters, `?`
+    one, and `[...]` one of a set (fnmatch's rules, case-sensitive). A `*`
+    never crosses a dot: "layer*.*.bn3" matches layer1.0.bn3, not layer1.0.
+    """
+    parts, names = pattern.split("."), path.split(".")
+    return len(parts) == len(names) and all(map(fnmatchcase, names, parts))
 
 
 def apply(tensor: Any, scheme: str, args: dict[str, Any]) -> None:

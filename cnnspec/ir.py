@@ -115,6 +115,8 @@ class InitRule(BaseModel):
     scheme: str
     args: dict[str, Any]
     span: Span
+    #: Only the layers whose module path matches (cnnspec.init.path_matches); None: every one.
+    pattern: str | None = None
 
 
 class AuxOutput(BaseModel):

@@ -562,8 +562,15 @@ class _Builder:
     def input_stmt(self, meta: Any, *dims: ast.Expr) -> ast.InputStmt:
         return ast.InputStmt(self._span(meta), list(dims))
 
-    def init_stmt(self, meta: Any, kind: Token, *assigns: ast.InitAssign) -> ast.InitStmt:
-        return ast.InitStmt(self._span(meta), str(kind), _tok_span(self.file, kind), list(assigns))
+    def init_stmt(self, meta: Any, kind: Token, pattern: Token | None, *assigns: ast.InitAssign) -> ast.InitStmt:
+        return ast.InitStmt(
+            self._span(meta),
+            str(kind),
+            _tok_span(self.file, kind),
+            list(assigns),
+            self._unquote(pattern) if pattern is not None else None,
+            _tok_span(self.file, pattern) if pattern is not None else None,
+        )
 
     def init_assign(self, meta: Any, target: Token, scheme: Token, args: list | None) -> ast.InitAssign:
         return ast.InitAssign(str(target), str(scheme), args or [], self._span(meta))

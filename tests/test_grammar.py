@@ -146,7 +146,7 @@ def test_statement_forms() -> None:
         "ResidualStmt", "IfStmt", "ForStmt", "AuxStmt", "GroupStmt",
     ]
     init = net.body[1]
-    assert isinstance(init, ast.InitStmt) and init.kind == "conv"
+    assert isinstance(init, ast.InitStmt) and init.kind == "conv" and init.pattern is None
     assert [(a.target, a.scheme) for a in init.assigns] == [("weight", "kaiming_normal"), ("bias", "zeros")]
     stem = net.body[3]
     assert isinstance(stem, ast.CallStmt) and stem.label is not None
@@ -347,3 +347,12 @@ def test_a_syntax_error_in_an_imported_file_names_that_file(tmp_path: Path) -> N
         cnnspec.check(main)
     (d,) = e.value.errors
     assert d.span is not None and d.span.file.endswith("lib.cnn") and d.span.line == 2
+
+
+def test_an_init_statement_may_name_a_module_path_pattern() -> None:
+    net = one_network('network N {\n input: 3 x 8 x 8\n init batchnorm "layer*.*.bn3": weight = zeros\n relu\n}\n')
+    init = net.body[1]
+    assert isinstance(init, ast.InitStmt)
+    assert (init.kind, init.pattern) == ("batchnorm", "layer*.*.bn3")
+    assert init.pattern_span is not None
+    assert (init.pattern_span.line, init.pattern_span.col, init.pattern_span.end_col) == (3, 17, 31)

@@ -11,9 +11,10 @@ import math
 
 import pytest
 import torch
-from support import CANON, SPECS
+from support import CANON, SPECS, Canon
 
 import cnnspec
+from cnnspec import init as inits
 
 
 def _std(t: torch.Tensor) -> float:
@@ -252,3 +253,100 @@ def test_init_inside_a_block_is_an_error() -> None:
         cnnspec.check(text)
     (d,) = e.value.errors
     assert "top level" in d.message and d.span is not None and d.span.line == 1
+
+
+# ------------------------------------------------------- module path patterns
+
+PATTERNS = """
+block Unit(c) {
+    conv1: conv(c, 3, padding = 1)
+    bn1:   batchnorm
+    conv2: conv(c, 3, padding = 1)
+    bn2:   batchnorm
+}
+
+network P(zero_last = false) {
+    input: 8 x 8 x 8
+    init conv: weight = constant(value = 0.5)
+    init conv "stage.*.conv2": weight = constant(value = 2.0)
+    init conv "stage.1.conv2": weight = constant(value = 3.0)
+    if zero_last { init batchnorm "stage.*.bn2": weight = zeros }
+    stage: { Unit(8) * 3 }
+    head: conv(8, 1)
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "matches"),
+    [
+        ("layer*.*.bn3", "layer1.0.bn3", True),
+        ("layer*.*.bn3", "layer4.12.bn3", True),
+        ("layer*.*.bn3", "layer1.0.bn2", False),
+        ("layer*.bn3", "layer1.0.bn3", False),  # a `*` does not cross a dot
+        ("layer1.*", "layer1.0.bn3", False),
+        ("AuxLogits.fc", "AuxLogits.fc", True),
+        ("AuxLogits.fc", "AuxLogits.fc2", False),
+        ("stage.[02].conv?", "stage.2.conv1", True),
+        ("stage.[02].conv?", "stage.1.conv1", False),
+        ("Stage.*", "stage.1", False),  # case-sensitive, as module paths are
+    ],
+)
+def test_a_pattern_matches_module_paths_name_by_name(pattern: str, path: str, matches: bool) -> None:
+    assert inits.path_matches(pattern, path) is matches
+
+
+def test_pattern_rules_apply_to_matching_layers_in_the_order_written() -> None:
+    gm = cnnspec.compile(PATTERNS)
+    values = {p: gm.get_submodule(p).weight.unique().tolist() for p in (
+        "stage.0.conv1", "stage.0.conv2", "stage.1.conv2", "stage.2.conv2", "head")}
+    assert values == {
+        "stage.0.conv1": [0.5],  # the kind's rule only
+        "stage.0.conv2": [2.0],  # the pattern's rule after it
+        "stage.1.conv2": [3.0],  # and the narrower one written last
+        "stage.2.conv2": [2.0],
+        "head": [0.5],
+    }
+
+
+def test_init_may_stand_in_an_if_at_the_networks_top_level() -> None:
+    off, on = cnnspec.compile(PATTERNS), cnnspec.compile(PATTERNS, zero_last=True)
+    for i in range(3):
+        assert torch.equal(off.get_submodule(f"stage.{i}.bn2").weight, torch.ones(8))
+        assert torch.equal(on.get_submodule(f"stage.{i}.bn2").weight, torch.zeros(8))
+        assert torch.equal(on.get_submodule(f"stage.{i}.bn1").weight, torch.ones(8))
+
+
+def test_a_pattern_that_matches_nothing_is_a_warning_that_points_at_it() -> None:
+    text = PATTERNS.replace('"stage.1.conv2"', '"stage.1.conv3"')
+    warnings = cnnspec.api.analyse(text).warnings
+    (w,) = [w for w in warnings if w.code == "W007"]
+    assert w.span is not None and w.span.line == 13 and "stage.1.conv3" in w.message
+    assert "stage.0.conv1" in w.help[0]  # the layers of that kind it could have named
+
+
+@pytest.mark.parametrize(("spec", "unit_bn"), [("resnet18", "bn2"), ("resnet50", "bn3")])
+def test_zero_init_residual_zeroes_what_torchvisions_does(spec: str, unit_bn: str) -> None:
+    """torchvision's zero_init_residual=True: the last batch norm of each residual branch starts at 0."""
+    canon = CANON[spec]
+    ours = cnnspec.compile(canon.path, zero_init_residual=True)
+    tv = Canon(canon.spec, canon.torchvision, canon.params, {"zero_init_residual": True}).build_torchvision()
+
+    def zeroed(m: torch.nn.Module) -> list[str]:
+        return sorted(k for k, v in m.state_dict().items() if k.endswith(".weight") and not v.any())
+
+    assert zeroed(ours) == zeroed(tv)
+    assert zeroed(ours) and all(k.endswith(f".{unit_bn}.weight") for k in zeroed(ours))
+    assert zeroed(cnnspec.compile(canon.path)) == []  # off by default, as in torchvision
+
+
+@pytest.mark.slow
+def test_inception_v3_aux_classifier_is_drawn_with_torchvisions_smaller_std() -> None:
+    torch.manual_seed(0)
+    gm = cnnspec.compile(SPECS / "inception_v3.cnn")
+    assert _std(gm.get_submodule("AuxLogits.fc").weight) == pytest.approx(0.001, rel=0.05)
+    # The rest of the head keeps the network-wide truncated N(0, 0.1), as torchvision's does
+    # (its `stddev` on the head's conv1 sits on the BasicConv2d, which its init loop skips).
+    for path in ("AuxLogits.conv1.conv", "fc"):
+        assert _std(gm.get_submodule(path).weight) == pytest.approx(0.1, rel=0.05), path
+    assert "AuxLogits.fc" not in dict(cnnspec.compile(SPECS / "inception_v3.cnn", aux_logits=False).named_modules())
