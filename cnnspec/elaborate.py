@@ -509,7 +509,10 @@ class Elaborator:
                     "E406",
                     "`init` belongs at the top level of a network",
                     stmt.span,
-                    help=["move it into the network's body; it applies to every layer of that kind"],
+                    help=[
+                        "move it to the network's top level, or into an `if` there; "
+                        'to reach only some layers, add a path pattern: `init conv "layer1.*.conv1": ...`'
+                    ],
                 )
             return cur
         if isinstance(stmt, ast.AuxStmt):
