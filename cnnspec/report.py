@@ -6,7 +6,7 @@ import math
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, PrivateAttr, computed_field
+from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.gc_pause import gc_paused
@@ -74,8 +74,10 @@ class GroupRow(BaseModel):
 class FoldRow(BaseModel):
     """A run of consecutive block instances shown as one ("Bottleneck ×35").
 
-    identical: the instances match layer for layer; False for a fold whose
-    instances differ in channel counts only ("DenseLayer ×6 (channels vary)").
+    identical: the instances match layer for layer. Otherwise varies says what
+    differs, "channels" (the channel counts: "DenseLayer ×6 (channels vary)"),
+    "rates" (dropout and stochastic depth rates: "MBConv ×3 (rates vary)") or
+    both; nothing else may.
     """
 
     path: str
@@ -86,6 +88,7 @@ class FoldRow(BaseModel):
     macs: int
     output_shape: list[int]
     identical: bool = True
+    varies: list[str] = Field(default_factory=list)
 
 
 class TableRow(BaseModel):
@@ -264,9 +267,14 @@ def _row(cls: type[_M], **fields: Any) -> _M:
 
 
 _M = TypeVar("_M", bound=BaseModel)
-#: Per row model: the (name, default) of each field with a plain (immutable) default.
+#: Per row model: the (name, default) of each field with a plain (immutable) default; a field
+#: with a default factory (a list) must be given.
 _DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {
-    cls: [(name, f.default) for name, f in cls.model_fields.items() if not f.is_required()]
+    cls: [
+        (name, f.default)
+        for name, f in cls.model_fields.items()
+        if not f.is_required() and f.default_factory is None
+    ]
     for cls in (LayerRow, GroupRow, FoldRow, TableRow, AuxRow, StageRow)
 }
 
@@ -489,7 +497,7 @@ class _Views:
                     folds.append(_row(FoldRow, path=item.path, block=item.name, count=item.count,
                                       instances=[i.path for i in item.instances], params=p, macs=m,
                                       output_shape=list(nodes[item.last].out_shape),
-                                      identical=item.identical))
+                                      identical=item.identical, varies=list(item.varies)))
                     collect(item.instances)
                 elif item.kind == "group":
                     assert item.group is not None

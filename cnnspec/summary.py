@@ -59,6 +59,10 @@ def _cells(r: TableRow) -> tuple[str, ...]:
     )
 
 
+#: How the view note names what a loose fold's instances may differ in.
+_VARIES = {"channels": "channel counts", "rates": "rates (dropout, stochastic depth)"}
+
+
 def _view_note(report: Report) -> str:
     folds = any(r.kind == "fold" for r in report.table)
     if report.depth is None and not folds:
@@ -67,11 +71,13 @@ def _view_note(report: Report) -> str:
     if report.depth is not None:
         how.append(f"groups opened {report.depth} level{'s' if report.depth != 1 else ''} deep")
     shown = {r.path for r in report.table if r.kind == "fold"}
-    loose = shown & {f.path for f in report.folds if not f.identical}
-    if shown - loose:
+    loose = {f.path: f.varies for f in report.folds if f.path in shown and not f.identical}
+    if shown - set(loose):
         how.append("identical consecutive blocks folded (×N)")
-    if loose:
-        how.append("consecutive blocks differing only in channel counts folded (×N, channels vary)")
+    varied = {what for varies in loose.values() for what in varies}
+    for v, words in _VARIES.items():
+        if v in varied:
+            how.append(f"consecutive blocks differing only in {words} folded (×N, {v} vary)")
     return f"({'; '.join(how)}: --depth N or --expand to open)"
 
 

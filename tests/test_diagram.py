@@ -187,6 +187,15 @@ def test_densenet_dense_blocks_fold_into_one_node_each() -> None:
     assert "channels vary" not in diagram("densenet121.cnn", expand=True).dot
 
 
+def test_efficientnet_blocks_differing_in_drop_rate_fold_into_one_node_each() -> None:
+    d = diagram("efficientnet_b0.cnn")
+    folds = re.findall(r"<b>(MBConv ×\d+ \(rates vary\))</b>", d.dot)
+    assert folds == ["MBConv ×2 (rates vary)", "MBConv ×2 (rates vary)", "MBConv ×3 (rates vary)"]
+    # The channels are the same in each, so one instance stands for the others.
+    assert "features.6.1-3 (each like features.6.1) → 192×7×7" in d.dot
+    assert "rates vary" not in diagram("efficientnet_b0.cnn", expand=True).dot
+
+
 def test_params_are_optional() -> None:
     assert "params" not in diagram("lenet5.cnn").dot
     assert "61,706 params" not in diagram("lenet5.cnn", params=True).dot

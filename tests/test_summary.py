@@ -101,7 +101,7 @@ network N { input: 8 x 8 x 8
     c = analyse(text)
     r = build_report(c.graph, c.analysis, depth=None)
     assert [(row.path, row.op) for row in r.table] == [("a-c", "B ×3")]
-    assert r.folds[0].identical
+    assert r.folds[0].identical and r.folds[0].varies == []
 
 
 def test_densenet_folds_each_dense_block_loosely_and_says_so() -> None:
@@ -124,6 +124,48 @@ def test_densenet_folds_each_dense_block_loosely_and_says_so() -> None:
     assert "identical consecutive blocks" not in text.splitlines()[1]  # and claims no identical fold
     expanded = report_for("densenet121.cnn", depth=None, expand=True)
     assert "channels vary" not in format_report(expanded)
+
+
+def test_blocks_differing_only_in_rates_fold_and_say_so() -> None:
+    text = """block B(c, p) { conv(c, 3, padding = 1); dropout(p) }
+network N { input: 8 x 8 x 8
+  a: B(8, 0.1); b: B(8, 0.2); c: B(8, 0.3); d: B(16, 0.3); e: B(16, 0.4); f: B(16, 0.4) }"""
+    c = analyse(text)
+    r = build_report(c.graph, c.analysis, depth=None)
+    # a-c differ in p only; d has other channels, so a run across c and d would hide a width the
+    # block is given: d-f fold apart, and d's input channels (8) and p differ from e and f's.
+    assert [(row.path, row.op) for row in r.table] == [
+        ("a-c", "B ×3 (rates vary)"), ("d-f", "B ×3 (channels and rates vary)")]
+    assert [(f.path, f.identical, f.varies) for f in r.folds] == [
+        ("a-c", False, ["rates"]), ("d-f", False, ["channels", "rates"])]
+    note = format_report(r).splitlines()[1]
+    assert "rates vary" in note and "channels vary" in note
+
+
+def test_a_rate_is_the_only_argument_a_fold_lets_vary() -> None:
+    # A conv's kernel changes shapes and parameters, so instances with other kernels never fold;
+    # stochastic depth's mode is no rate either, so neither do two that differ in it.
+    text = """block B(k, mode) { conv(8, k, padding = k // 2); stochastic_depth(0.1, mode) }
+network N { input: 8 x 8 x 8
+  a: B(3, "row"); b: B(5, "row"); c: B(5, "batch") }"""
+    c = analyse(text)
+    r = build_report(c.graph, c.analysis, depth=None)
+    assert not r.folds
+
+
+def test_efficientnet_folds_blocks_whose_stochastic_depth_grows() -> None:
+    r = report_for("efficientnet_b0.cnn", depth=None)
+    folds = {f.path: f for f in r.folds}
+    # Each stage's first block changes stride or width; the rest differ in their drop rate alone.
+    assert {p: (f.count, f.varies) for p, f in folds.items()} == {
+        f"features.{s}.1-{n - 1}": (n - 1, ["rates"]) for s, n in ((4, 3), (5, 3), (6, 4))
+    }
+    fold = folds["features.6.1-3"]
+    inside = [x for x in r.layers if x.path.startswith(("features.6.1.", "features.6.2.", "features.6.3."))]
+    assert (fold.params, fold.macs) == (sum(x.params for x in inside), sum(x.macs for x in inside))
+    rows = {row.path: row for row in r.table}
+    assert rows["features.6.1-3"].op == "MBConv ×3 (rates vary)"
+    assert "rates vary" not in format_report(report_for("efficientnet_b0.cnn", depth=None, expand=True))
 
 
 def test_parallel_branches_never_fold() -> None:

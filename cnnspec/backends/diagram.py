@@ -237,7 +237,7 @@ class _Builder:
     def _block_unit(self, item: Item) -> _Unit:
         ids = item.node_ids
         last = self.graph.nodes[ids[-1]]
-        if item.kind == "fold" and not item.identical:
+        if item.kind == "fold" and "channels" in item.varies:
             # No instance is drawn to stand for the others, so the node says how the channels run
             # from first to last and what each instance does.
             first = self.graph.nodes[ids[0]]
@@ -246,9 +246,9 @@ class _Builder:
             each = _wrap("each: ", [op_text(self.graph.nodes[i]) for i in item.instances[0].node_ids
                                     if self.graph.nodes[i].kind != "identity"])
             return self._unit(ids, [title, where, *each, *self._stats_line(ids)], fill="#d8ecd6", peripheries=2)
-        if item.kind == "fold":
+        if item.kind == "fold":  # identical, or differing in rates alone (the title says so)
             first_path = item.instances[0].path
-            title = f"{item.name} ×{item.count}"
+            title = describe(item)
             where = f"{item.path} (each like {first_path}) → {shape_text(last.out_shape)}"
             return self._unit(ids, [title, where, *self._stats_line(ids)], fill="#cfe3f7", peripheries=2)
         return self._unit(ids, [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],

@@ -457,7 +457,7 @@ register(
     LayerKind(
         name="dropout",
         doc="Dropout with probability p (identity in eval mode).",
-        args=(Arg("p", probability, 0.5),),
+        args=(Arg("p", probability, 0.5, rate=True),),
         shape=_same,
         module=lambda a, x, inplace: _nn().Dropout(p=a.p),
         saves=_dropout_saves,
@@ -475,7 +475,7 @@ register(
     LayerKind(
         name="stochastic_depth",
         doc="Drops the whole sample's path with probability p in training (Huang et al. 2016).",
-        args=(Arg("p", probability), Arg("mode", choice("row", "batch"), "row")),
+        args=(Arg("p", probability, rate=True), Arg("mode", choice("row", "batch"), "row")),
         shape=_same,
         module=_stochastic_depth,
         # x * noise, with one noise value per sample ("row") or one for the batch.

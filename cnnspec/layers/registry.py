@@ -53,12 +53,19 @@ REQUIRED: Any = object()
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument of a layer: its name, how a value is checked, its default."""
+    """One argument of a layer: its name, how a value is checked, its default.
+
+    rate: the argument is a probability that changes neither the layer's
+    shapes nor its parameters nor its compute (dropout's p). Consecutive block
+    instances that differ only in such values fold as one, marked "rates vary"
+    (EfficientNet's stochastic depth grows from block to block).
+    """
 
     name: str
     check: Callable[[Any], Any]
     default: Any = REQUIRED
     doc: str = ""
+    rate: bool = False
 
     @property
     def required(self) -> bool:

@@ -13,7 +13,12 @@ arguments, wiring, spatial shapes) and differ only in their channel counts:
 DenseNet's `denselayer1` .. `denselayer6` each read 32 more channels than
 the one before, so none is identical to the next, yet they read as one
 "DenseLayer ×6 (channels vary)". It is marked as such wherever it is shown,
-and used only where the identical fold does not cover the whole run.
+and used only where the identical fold does not cover the whole run. In
+the same way, instances may differ in their rates, the arguments the layer
+table marks as changing neither shapes, parameters nor compute (dropout's
+and stochastic depth's p): EfficientNet's blocks each drop their residual
+path a little more often than the one before, and a stage of them reads
+"MBConv ×3 (rates vary)".
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnnspec.ir import Graph, Group, Node
+from cnnspec.layers.registry import LayerKind, per_table
 
 
 @dataclass(slots=True)
@@ -34,8 +40,8 @@ class Item:
     children: list[Item] = field(default_factory=list)
     #: For a fold: the folded group items, in order.
     instances: list[Item] = field(default_factory=list)
-    #: For a fold: whether the instances are identical (False: they differ in channel counts).
-    identical: bool = True
+    #: For a fold: what differs between its instances ("channels", "rates"); empty: identical.
+    varies: tuple[str, ...] = ()
     #: node_ids, once asked for (folding keeps them: a fold holds the items it replaces).
     _ids: list[int] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -57,6 +63,11 @@ class Item:
     def last(self) -> int:
         """The id of the last node inside (whose output is the item's output)."""
         return self.node_ids[-1]
+
+    @property
+    def identical(self) -> bool:
+        """Whether a fold's instances match layer for layer (True for anything else)."""
+        return not self.varies
 
     @property
     def count(self) -> int:
@@ -89,36 +100,19 @@ def _chain(graph: Graph, scope: str) -> list[str]:
     return [p for p in (".".join(parts[: i + 1]) for i in range(len(parts))) if p in graph.groups]
 
 
-def signature(item: Item, graph: Graph, *, loose: bool = False, attrs_seen: dict[int, tuple] | None = None) -> tuple:
-    """What must match for two group instances to fold: ops, arguments, shapes, wiring.
+@per_table
+def _rate_args(kinds: dict[str, LayerKind]) -> dict[str, frozenset[str]]:
+    """Per layer kind, the arguments the table marks as rates (Arg.rate)."""
+    return {name: frozenset(a.name for a in k.args if a.rate) for name, k in kinds.items()}
 
-    loose: leave the channel counts of the shapes out. Arguments (a conv's
-    width, a dropout's p) still count, so only what the instance is given
-    may vary, not what it is asked to do. attrs_seen: the arguments' part,
-    by the id of a node's attrs dict, kept between calls on one graph
-    (replayed block instances share their attrs dicts).
-    """
-    ids = item.node_ids
-    index = {nid: i for i, nid in enumerate(ids)}
-    seen: dict[int, tuple] = {} if attrs_seen is None else attrs_seen
-    prefix = item.path + "."
-    cut = len(prefix)
-    nodes = graph.nodes
-    sig = []
-    for nid in ids:
-        n = nodes[nid]
-        wiring = tuple([index.get(i, -1) for i in n.inputs])
-        a = n.attrs
-        attrs = seen.get(id(a))
-        if attrs is None:
-            attrs = seen[id(a)] = (tuple(sorted([(k, repr(v)) for k, v in a.items()])), a)
-        # loose: without the channel counts, a shape's first dimension (a flat size).
-        shapes = (
-            (tuple([s[1:] for s in n.in_shapes]), n.out_shape[1:]) if loose else (tuple(n.in_shapes), n.out_shape)
-        )
-        path = n.path
-        sig.append((n.kind, path[cut:] if path.startswith(prefix) else path, attrs[0], shapes, wiring, tuple(n.skip)))
-    return tuple(sig)
+
+def _attrs_parts(a: dict, kind: str, rates: dict[str, frozenset[str]]) -> tuple[tuple, tuple]:
+    """A node's arguments as (the rest, its rates), each as sorted (name, repr) pairs."""
+    free = rates.get(kind, frozenset())
+    items = sorted([(k, repr(v)) for k, v in a.items()])
+    if not free:
+        return tuple(items), ()
+    return tuple([kv for kv in items if kv[0] not in free]), tuple([kv for kv in items if kv[0] in free])
 
 
 def _fold_path(first: str, last: str) -> str:
@@ -130,41 +124,58 @@ def _fold_path(first: str, last: str) -> str:
     return f"{first}-{z}"
 
 
-def _loose_and_channels(item: Item, graph: Graph, attrs_seen: dict[int, tuple]) -> tuple[tuple, tuple]:
-    """signature(item, loose=True), and the channel counts it leaves out, in one pass.
+#: What may differ between two instances of a loose fold: (channel counts, rates).
+_Varying = tuple[tuple, tuple]
 
-    Two items' signatures are equal exactly when both parts are: a shape is
-    its channel count (shape[:1]) followed by the rest (shape[1:]).
+
+def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[int, tuple]) -> tuple[tuple, _Varying]:
+    """What must match for two block instances to fold (ops, arguments but rates, spatial shapes,
+    wiring), and what may differ: the channel counts, and the rates (_rate_args).
+
+    Two instances are identical exactly when all three parts are equal: a
+    shape is its channel count (shape[:1]) followed by the rest (shape[1:]),
+    and a node's arguments are its rates and the rest. attrs_seen: the
+    arguments' parts by the id of a node's attrs dict, kept between calls on
+    one graph (equal calls and replayed instances share their attrs dicts).
     """
     ids = item.node_ids
     index = {nid: i for i, nid in enumerate(ids)}
     prefix = item.path + "."
     cut = len(prefix)
     nodes = graph.nodes
+    rates = _rate_args()
     sig = []
     channels = []
+    rate_values = []
     for nid in ids:
         n = nodes[nid]
         a = n.attrs
-        attrs = attrs_seen.get(id(a))
-        if attrs is None:
-            attrs = attrs_seen[id(a)] = (tuple(sorted([(k, repr(v)) for k, v in a.items()])), a)
+        parts = attrs_seen.get(id(a))
+        if parts is None:
+            parts = attrs_seen[id(a)] = (*_attrs_parts(a, n.kind, rates), a)
         path = n.path
         in_shapes, out_shape = n.in_shapes, n.out_shape
         sig.append((
             n.kind,
             path[cut:] if path.startswith(prefix) else path,
-            attrs[0],
+            parts[0],
             (tuple([s[1:] for s in in_shapes]), out_shape[1:]),
             tuple([index.get(i, -1) for i in n.inputs]),
             tuple(n.skip),
         ))
         channels.append((tuple([s[:1] for s in in_shapes]), out_shape[:1]))
-    return tuple(sig), tuple(channels)
+        if parts[1]:
+            rate_values.append(parts[1])
+    return tuple(sig), (tuple(channels), tuple(rate_values))
 
 
-def _fold(run: list[Item], identical: bool) -> Item:
-    return Item("fold", _fold_path(run[0].path, run[-1].path), instances=list(run), identical=identical)
+def _fold(run: list[Item], varying: list[_Varying]) -> Item:
+    """A fold of run; varying: each instance's channels and rates (from _loose_and_varying)."""
+    first = varying[0]
+    varies = tuple(
+        what for what, k in (("channels", 0), ("rates", 1)) if any(v[k] != first[k] for v in varying[1:])
+    )
+    return Item("fold", _fold_path(run[0].path, run[-1].path), instances=list(run), varies=varies)
 
 
 def _follows(prev: Item, item: Item, graph: Graph) -> bool:
@@ -181,30 +192,31 @@ def _follows(prev: Item, item: Item, graph: Graph) -> bool:
 
 
 def _fold_runs(
-    items: list[Item], graph: Graph, attrs_seen: dict[int, tuple], sigs: dict[str, tuple[tuple, tuple]]
+    items: list[Item], graph: Graph, attrs_seen: dict[int, tuple], sigs: dict[str, tuple[tuple, _Varying]]
 ) -> list[Item]:
     """Fold runs of consecutive block instances: identically where the whole run is identical,
-    loosely (channels vary) where it differs only in channel counts.
+    loosely (channels or rates vary) where it differs only in those.
 
-    sigs: _loose_and_channels by instance; a replayed instance (Graph.group_sources) has its
+    sigs: _loose_and_varying by instance; a replayed instance (Graph.group_sources) has its
     source's, being the same node for node.
     """
     sources = graph.group_sources
 
-    def loose_and_channels(item: Item) -> tuple[tuple, tuple]:
+    def loose_and_varying(item: Item) -> tuple[tuple, _Varying]:
         key = sources.get(item.path, item.path)
         got = sigs.get(key)
         if got is None:
-            got = sigs[key] = _loose_and_channels(item, graph, attrs_seen)
+            got = sigs[key] = _loose_and_varying(item, graph, attrs_seen)
         return got
 
     out: list[Item] = []
     run: list[Item] = []
     # The run's block name and node count, and (computed only once a second instance may
-    # join: signatures are the costly part) its loose signature and each instance's channels.
+    # join: signatures are the costly part) its loose signature and each instance's channels
+    # and rates.
     run_key: tuple | None = None
     run_sig: tuple | None = None
-    run_channels: list[tuple] = []
+    run_varying: list[_Varying] = []
 
     def flush() -> None:
         if len(run) < 2:
@@ -212,10 +224,9 @@ def _fold_runs(
             return
         # The whole run folds as one, so that a dense block is one "DenseLayer ×6 (channels
         # vary)" rather than a patchwork of small identical folds; the mark says what differs.
-        # The instances' loose signatures match, so their signatures match where their
-        # channel counts do.
-        first = run_channels[0]
-        out.append(_fold(run, all(c == first for c in run_channels[1:])))
+        # The instances' loose signatures match, so they are identical where their channel
+        # counts and rates are.
+        out.append(_fold(run, run_varying))
 
     for item in items:
         if item.kind == "group" and item.group is not None and item.group.kind == "block":
@@ -223,22 +234,22 @@ def _fold_runs(
             key = (item.group.name, len(item.node_ids))
             if run and key == run_key and _follows(run[-1], item, graph):
                 if run_sig is None:
-                    run_sig, channels = loose_and_channels(run[0])
-                    run_channels = [channels]
-                sig, channels = loose_and_channels(item)
+                    run_sig, varying = loose_and_varying(run[0])
+                    run_varying = [varying]
+                sig, varying = loose_and_varying(item)
                 if sig == run_sig:
                     run.append(item)
-                    run_channels.append(channels)
+                    run_varying.append(varying)
                     continue
                 flush()
-                run, run_key, run_sig, run_channels = [item], key, sig, [channels]
+                run, run_key, run_sig, run_varying = [item], key, sig, [varying]
                 continue
             flush()
-            run, run_key, run_sig, run_channels = [item], key, None, []
+            run, run_key, run_sig, run_varying = [item], key, None, []
         else:
             if run:
                 flush()
-                run, run_key, run_sig, run_channels = [], None, None, []
+                run, run_key, run_sig, run_varying = [], None, None, []
             out.append(item)
     flush()
     return out
@@ -265,7 +276,7 @@ def build_tree(graph: Graph) -> list[Item]:
         stack[-1].children.append(Item("layer", node.path, node=node))
 
     attrs_seen: dict[int, tuple] = {}
-    sigs: dict[str, tuple[tuple, tuple]] = {}
+    sigs: dict[str, tuple[tuple, _Varying]] = {}
 
     def fold(item: Item) -> None:
         kids = item.children
@@ -337,7 +348,7 @@ def describe(item: Item) -> str:
     if item.kind == "layer":
         return item.name
     if item.kind == "fold":
-        return f"{item.name} ×{item.count}" + ("" if item.identical else " (channels vary)")
+        return f"{item.name} ×{item.count}" + (f" ({' and '.join(item.varies)} vary)" if item.varies else "")
     kids = item.children
     same = all(
         k.kind in ("group", "fold") and k.name == kids[0].name and (k.group is None or k.group.kind == "block")
