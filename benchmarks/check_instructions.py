@@ -29,7 +29,11 @@ CHILD = """
 import sys
 sys.path.insert(0, {root!r})
 import cnnspec
+import cnnspec.parse
 assert cnnspec.__file__.startswith({root!r}), cnnspec.__file__
+# The checkout's own grammar: an editable install resolves the package's grammar resource to
+# the installed tree, whichever checkout sys.path puts first.
+cnnspec.parse.grammar_text = lambda: open({root!r} + "/grammar/cnnspec.lark", encoding="utf-8").read()
 {setup}
 check()
 for _ in range({calls}):
