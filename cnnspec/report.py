@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.gc_pause import gc_paused
+from cnnspec.init import path_matches
 from cnnspec.ir import Graph, construct_unchecked
 from cnnspec.passes import Analysis
 
@@ -106,6 +107,26 @@ class TableRow(BaseModel):
     activation_bytes: int
     #: The aux output whose head this row lies in ("" on the main path).
     aux: str = ""
+
+
+class InitRow(BaseModel):
+    """An `init` rule as the compiled module applies it, in the order written (a later rule
+    redraws what an earlier one drew).
+
+    layers: how many layers of `kind` it selects (those whose module path matches
+    `pattern`, when it has one); a selected layer without the tensor (a conv with
+    bias = false and target bias) is left as it is.
+    """
+
+    kind: str
+    pattern: str | None
+    target: str
+    scheme: str
+    args: dict[str, object]
+    layers: int
+    file: str
+    line: int
+    col: int
 
 
 class AuxRow(BaseModel):
@@ -232,6 +253,12 @@ class Report(BaseModel):
         return self._views.built("table")
 
     @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def init_rules(self) -> list[InitRow]:
+        """The network's `init` rules in the order applied, with the layers each selects."""
+        return self._views.built("init_rows")
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def warnings(self) -> list[dict[str, object]]:
         """The checker's warnings, as --diagnostics json gives them."""
@@ -275,7 +302,7 @@ _DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {
         for name, f in cls.model_fields.items()
         if not f.is_required() and f.default_factory is None
     ]
-    for cls in (LayerRow, GroupRow, FoldRow, TableRow, AuxRow, StageRow)
+    for cls in (LayerRow, GroupRow, FoldRow, TableRow, AuxRow, StageRow, InitRow)
 }
 
 
@@ -546,6 +573,23 @@ class _Views:
                 aux=head_of(item),
             ))
         return table
+
+    @cached_property
+    def init_rows(self) -> list[InitRow]:
+        rules = self.graph.init_rules
+        paths: dict[str, list[str]] = {}
+        if rules:
+            for node in self.graph.layers():
+                paths.setdefault(node.kind, []).append(node.path)
+        return [
+            _row(
+                InitRow,
+                kind=r.kind, pattern=r.pattern, target=r.target, scheme=r.scheme, args=dict(r.args),
+                layers=sum(1 for p in paths.get(r.kind, ()) if r.pattern is None or path_matches(r.pattern, p)),
+                file=r.span.file, line=r.span.line, col=r.span.col,
+            )
+            for r in rules
+        ]
 
     @cached_property
     def aux_rows(self) -> list[AuxRow]:

@@ -350,3 +350,19 @@ def test_inception_v3_aux_classifier_is_drawn_with_torchvisions_smaller_std() ->
     for path in ("AuxLogits.conv1.conv", "fc"):
         assert _std(gm.get_submodule(path).weight) == pytest.approx(0.1, rel=0.05), path
     assert "AuxLogits.fc" not in dict(cnnspec.compile(SPECS / "inception_v3.cnn", aux_logits=False).named_modules())
+
+
+def test_the_report_lists_each_rule_with_the_layers_it_selects() -> None:
+    rules = [
+        (r.kind, r.pattern, r.target, r.scheme, r.args, r.layers, r.line)
+        for r in cnnspec.check(PATTERNS, zero_last=True).init_rules
+    ]
+    assert rules == [
+        ("conv", None, "weight", "constant", {"value": 0.5}, 7, 11),  # six in the stage, and head
+        ("conv", "stage.*.conv2", "weight", "constant", {"value": 2.0}, 3, 12),
+        ("conv", "stage.1.conv2", "weight", "constant", {"value": 3.0}, 1, 13),
+        ("batchnorm", "stage.*.bn2", "weight", "zeros", {}, 3, 14),
+    ]
+    # A rule in an `if` that is false is no rule of the network.
+    assert [r.pattern for r in cnnspec.check(PATTERNS).init_rules] == [None, "stage.*.conv2", "stage.1.conv2"]
+    assert cnnspec.check("network N {\n input: 3 x 8 x 8\n relu\n}\n").init_rules == []
