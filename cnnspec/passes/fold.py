@@ -128,15 +128,16 @@ def _fold_path(first: str, last: str) -> str:
 _Varying = tuple[tuple, tuple]
 
 
-def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[int, tuple]) -> tuple[tuple, _Varying]:
+def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[tuple[int, str], tuple]) -> tuple[tuple, _Varying]:
     """What must match for two block instances to fold (ops, arguments but rates, spatial shapes,
     wiring), and what may differ: the channel counts, and the rates (_rate_args).
 
     Two instances are identical exactly when all three parts are equal: a
     shape is its channel count (shape[:1]) followed by the rest (shape[1:]),
     and a node's arguments are its rates and the rest. attrs_seen: the
-    arguments' parts by the id of a node's attrs dict, kept between calls on
-    one graph (equal calls and replayed instances share their attrs dicts).
+    arguments' parts by the id of a node's attrs dict and its kind, kept
+    between calls on one graph (equal calls and replayed instances share
+    their attrs dicts).
     """
     ids = item.node_ids
     index = {nid: i for i, nid in enumerate(ids)}
@@ -150,9 +151,10 @@ def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[int, tuple]) -
     for nid in ids:
         n = nodes[nid]
         a = n.attrs
-        parts = attrs_seen.get(id(a))
+        key = (id(a), n.kind)  # which arguments are rates depends on the kind
+        parts = attrs_seen.get(key)
         if parts is None:
-            parts = attrs_seen[id(a)] = (*_attrs_parts(a, n.kind, rates), a)
+            parts = attrs_seen[key] = (*_attrs_parts(a, n.kind, rates), a)
         path = n.path
         in_shapes, out_shape = n.in_shapes, n.out_shape
         sig.append((
@@ -192,7 +194,7 @@ def _follows(prev: Item, item: Item, graph: Graph) -> bool:
 
 
 def _fold_runs(
-    items: list[Item], graph: Graph, attrs_seen: dict[int, tuple], sigs: dict[str, tuple[tuple, _Varying]]
+    items: list[Item], graph: Graph, attrs_seen: dict[tuple[int, str], tuple], sigs: dict[str, tuple[tuple, _Varying]]
 ) -> list[Item]:
     """Fold runs of consecutive block instances: identically where the whole run is identical,
     loosely (channels or rates vary) where it differs only in those.
@@ -275,7 +277,7 @@ def build_tree(graph: Graph) -> list[Item]:
             stack.append(item)
         stack[-1].children.append(Item("layer", node.path, node=node))
 
-    attrs_seen: dict[int, tuple] = {}
+    attrs_seen: dict[tuple[int, str], tuple] = {}
     sigs: dict[str, tuple[tuple, _Varying]] = {}
 
     def fold(item: Item) -> None:
