@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
-from cnnspec.init import SCHEMES, TARGETS, path_matches, pattern_problem
+from cnnspec.init import SCHEMES, TARGETS, pattern_problem
 from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
@@ -279,7 +279,7 @@ class Elaborator:
         self._shortcuts_seen: dict[int, ast.Shortcut] = {}
         self._shortcuts_built: set[int] = set()
         #: The `init` statements with a module path pattern (for W007: one that matches nothing).
-        self._init_patterns: list[ast.InitStmt] = []
+        self._init_patterns: dict[int, tuple[ast.InitStmt, InitRule]] = {}
         self._templates: dict[tuple[Any, ...], _Template] = {}
         #: Every group made, in order: a block instance's are those made since it began (a scan
         #: of graph.groups from the start would make many instances quadratic).
@@ -1476,21 +1476,18 @@ class Elaborator:
                 kind=stmt.kind, target=a.target, scheme=a.scheme, args=args, span=a.span, pattern=stmt.pattern
             )
             self.graph.init_rules.append(rule)
-        if stmt.pattern is not None:
-            self._init_patterns.append(stmt)
+            if stmt.pattern is not None:
+                self._init_patterns[id(stmt)] = (stmt, rule)  # its rules select alike: one will do
 
     def _init_pattern_warnings(self) -> None:
         """W007 for each `init` pattern that matches no layer of its kind."""
         if not self._init_patterns:
             return
         assert self.graph is not None
-        paths: dict[str, list[str]] = {}
-        for node in self.graph.layers():
-            paths.setdefault(node.kind, []).append(node.path)
-        for stmt in self._init_patterns:
-            assert stmt.pattern is not None
-            if not any(path_matches(stmt.pattern, p) for p in paths.get(stmt.kind, ())):
-                near = sorted(paths.get(stmt.kind, ()))[:3]
+        layers = self.graph.layers()
+        for stmt, rule in self._init_patterns.values():
+            if not any(map(rule.selects, layers)):
+                near = sorted(n.path for n in layers if n.kind == stmt.kind)[:3]
                 self.diags.warning(
                     "W007",
                     f'`init {stmt.kind} "{stmt.pattern}"` matches no {stmt.kind} layer, so it changes nothing',

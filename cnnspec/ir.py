@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cnnspec.diagnostics import Frame
+from cnnspec.init import path_matches
 from cnnspec.source import Span
 
 if TYPE_CHECKING:
@@ -117,6 +118,10 @@ class InitRule(BaseModel):
     span: Span
     #: Only the layers whose module path matches (cnnspec.init.path_matches); None: every one.
     pattern: str | None = None
+
+    def selects(self, node: Node) -> bool:
+        """Whether the rule re-initialises node: a layer of its kind, on a path its pattern matches."""
+        return node.kind == self.kind and (self.pattern is None or path_matches(self.pattern, node.path))
 
 
 class AuxOutput(BaseModel):

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.gc_pause import gc_paused
-from cnnspec.init import path_matches
 from cnnspec.ir import Graph, construct_unchecked
 from cnnspec.passes import Analysis
 
@@ -577,16 +576,12 @@ class _Views:
     @cached_property
     def init_rows(self) -> list[InitRow]:
         rules = self.graph.init_rules
-        paths: dict[str, list[str]] = {}
-        if rules:
-            for node in self.graph.layers():
-                paths.setdefault(node.kind, []).append(node.path)
+        layers = self.graph.layers() if rules else []
         return [
             _row(
                 InitRow,
                 kind=r.kind, pattern=r.pattern, target=r.target, scheme=r.scheme, args=dict(r.args),
-                layers=sum(1 for p in paths.get(r.kind, ()) if r.pattern is None or path_matches(r.pattern, p)),
-                file=r.span.file, line=r.span.line, col=r.span.col,
+                layers=sum(map(r.selects, layers)), file=r.span.file, line=r.span.line, col=r.span.col,
             )
             for r in rules
         ]

@@ -204,9 +204,7 @@ def build_modules(graph: Graph) -> dict[str, nn.Module]:
         assert kind is not None and kind.module is not None
         inplace = kind.inplace and _may_run_inplace(graph, node)
         attrs, x = Attrs(node.attrs), node.in_shapes[0]
-        node_rules = [
-            r for r in rules.get(node.kind, ()) if r.pattern is None or inits.path_matches(r.pattern, node.path)
-        ]
+        node_rules = [r for r in rules.get(node.kind, ()) if r.selects(node)]
         targets = {r.target for r in node_rules}
         module = None
         if targets:
