@@ -82,27 +82,45 @@ class _NotAFile(OSError):
     pass
 
 
+#: Flags for opening a spec: never blocking (a FIFO would wait for a writer before the check below
+#: could refuse it), bytes as they are (Windows), not inherited by children.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def read_spec(path: str | os.PathLike[str]) -> str:
     """The text of a spec file; refuses what is not a regular file or is larger than MAX_SOURCE.
 
-    Checked before reading, so that `/dev/zero` or a huge file cannot exhaust the memory.
+    Checked on the open file before reading, so that `/dev/zero`, a FIFO or a huge
+    file cannot block or exhaust the memory. One open, one fstat and the reads: a
+    check reads every file of a spec each time, and each system call counts there.
     """
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(os.fspath(path))
-        raise _NotAFile(os.fspath(path))
-    if st.st_size > MAX_SOURCE:
-        raise _TooLarge(st.st_size)
-    with open(path, "rb") as f:
-        # Ask for the size stat gave (a buffer of MAX_SOURCE bytes costs more than reading a
-        # spec), then for the rest, bounded, of a file that is longer than it said (/proc says 0).
-        data = f.read(st.st_size + 1)
-        if len(data) > st.st_size:
-            data += f.read(MAX_SOURCE + 1 - len(data))
-    if len(data) > MAX_SOURCE:
-        raise _TooLarge(len(data))
-    return data.decode("utf-8")
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(os.fspath(path))
+            raise _NotAFile(os.fspath(path))
+        if st.st_size > MAX_SOURCE:
+            raise _TooLarge(st.st_size)
+        # Ask for one byte more than fstat gave: getting just the size is the end of the file.
+        # A file longer than it said (/proc says 0) is read on in 64 KiB pieces, bounded
+        # (os.read makes a buffer of the size asked for).
+        chunks, size, want = [], 0, st.st_size + 1
+        while size <= MAX_SOURCE:
+            chunk = os.read(fd, min(want, MAX_SOURCE + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size == st.st_size > 0:
+                break
+            want = 1 << 16
+    finally:
+        os.close(fd)
+    if size > MAX_SOURCE:
+        raise _TooLarge(size)
+    return b"".join(chunks).decode("utf-8")
 
 
 def _reason(e: Exception) -> str:

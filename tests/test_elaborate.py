@@ -468,6 +468,31 @@ def test_a_file_longer_than_its_stat_size_is_read_whole_and_still_bounded(monkey
         loader.read_spec(status)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_what_is_not_a_regular_file_is_refused_without_reading_or_waiting(tmp_path: Path) -> None:
+    # A FIFO with no writer would block an ordinary open; /dev/zero would never end.
+    fifo = tmp_path / "pipe.cnn"
+    os.mkfifo(fifo)
+    (tmp_path / "folder.cnn").mkdir()
+    for target, reason in [(fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
+                           (tmp_path / "folder.cnn", "it is a directory")]:
+        main = spec_file(tmp_path, f'import "{target}"\n' + net("relu"))
+        d = one_error(main, "E401")
+        assert reason in d.message, d.message
+        d = one_error(target, "E401")
+        assert reason in d.message, d.message
+
+
+def test_a_spec_file_is_read_whole(tmp_path: Path) -> None:
+    text = net("relu\n" * 3000)  # larger than one read of a pipe or a buffer
+    path = tmp_path / "long.cnn"
+    path.write_text(text)
+    import cnnspec.loader as loader
+
+    assert loader.read_spec(path) == text
+    assert len(cnnspec.check(path).layers) == 3000
+
+
 # ------------------------------------------------------------------ errors
 
 
