@@ -163,7 +163,7 @@ def _replayed(recipe: list[_Step], new: str, source_input: int, head: tuple[Fram
         fields["id"] = nid
         fields["path"] = new + path
         fields["scope"] = new + scope
-        fields["inputs"] = [start + i if i >= 0 else source_input for i in inputs]
+        fields["inputs"] = tuple([start + i if i >= 0 else source_input for i in inputs])
         fields["trace"] = head + tuple([Frame(b, new + p, sp) for b, p, sp in frames]) if frames else head
         # construct_unchecked, inlined: this loop runs once per replayed layer.
         node = new_object(Node)
@@ -727,7 +727,7 @@ class Elaborator:
             except ShapeError as e:
                 self._shape_error(e, stmt.span, ctx, cur)
         return self._node(
-            kind.name, path, kind.module is not None, [cur.node], [cur.shape], attrs or Attrs(), out, stmt.span, ctx
+            kind.name, path, kind.module is not None, (cur.node,), (cur.shape,), attrs or Attrs(), out, stmt.span, ctx
         )
 
     def _layer_args(self, kind: LayerKind, stmt: ast.CallStmt, ctx: _Ctx) -> Attrs | None:
@@ -840,13 +840,13 @@ class Elaborator:
         kind: str,
         path: str,
         has_module: bool,
-        ids: list[int],
-        in_shapes: list[tuple[int, ...] | None],
+        ids: tuple[int, ...],
+        in_shapes: tuple[tuple[int, ...] | None, ...],
         attrs: Attrs,
         out: tuple[int, ...] | None,
         span: Span,
         ctx: _Ctx,
-        skip: list[int] | None = None,
+        skip: tuple[int, ...] = (),
     ) -> _Value:
         graph = self.graph
         assert graph is not None
@@ -870,12 +870,12 @@ class Elaborator:
             "has_module": has_module,
             "inputs": ids,
             "attrs": attrs,  # shared: the memoised arguments of equal calls are one Attrs
-            "in_shapes": in_shapes if known else [],
+            "in_shapes": in_shapes if known else (),
             "out_shape": out if known else (),
             "span": span,
             "trace": ctx.trace,
             "scope": ctx.scope.path,
-            "skip": skip or [],
+            "skip": skip,
         })
         _set_fields_set(node, _NODE_FIELDS)  # this sets them all
         _set_extra(node, None)
@@ -1232,7 +1232,7 @@ class Elaborator:
         outs = [self._stmt(branch, cur, inner) for branch in stmt.body]
         names = [_branch_name(b) for b in stmt.body]
         out = self._join_node(
-            kind, outs, stmt.span, inner, [], branch_spans=[b.span for b in stmt.body], branch_names=names, entry=entry
+            kind, outs, stmt.span, inner, (), branch_spans=[b.span for b in stmt.body], branch_names=names, entry=entry
         )
         self._closed(inner, ctx)
         return out
@@ -1243,7 +1243,7 @@ class Elaborator:
         outs: list[_Value],
         span: Span,
         ctx: _Ctx,
-        skip: list[int],
+        skip: tuple[int, ...],
         branch_spans: list[Span] | None = None,
         residual: bool = False,
         branch_names: list[str] | None = None,
@@ -1269,8 +1269,8 @@ class Elaborator:
             kind.name,
             ctx.scope.child(kind.name),
             False,
-            [o.node for o in outs],
-            [o.shape for o in outs],
+            tuple([o.node for o in outs]),
+            tuple([o.shape for o in outs]),
             Attrs(residual=residual),
             shape,
             span,
@@ -1297,7 +1297,7 @@ class Elaborator:
         if body.shape == cur.shape:
             if stmt.shortcut is not None:
                 self._shortcuts_seen[id(stmt.shortcut)] = stmt.shortcut
-            return self._join_node(add, [body, cur], stmt.span, ctx, skip=[1], residual=True, entry=entry)
+            return self._join_node(add, [body, cur], stmt.span, ctx, skip=(1,), residual=True, entry=entry)
         sc = stmt.shortcut
         if sc is None:
             self.diags.error(
@@ -1331,7 +1331,7 @@ class Elaborator:
                 trace=ctx.trace,
             )
             return _Value(body.node, None)
-        return self._join_node(add, [body, proj], stmt.span, ctx, skip=[1], residual=True, entry=entry)
+        return self._join_node(add, [body, proj], stmt.span, ctx, skip=(1,), residual=True, entry=entry)
 
     def _aux(self, stmt: ast.AuxStmt, cur: _Value, ctx: _Ctx) -> _Value:
         assert self.graph is not None

@@ -82,16 +82,16 @@ class Node(BaseModel):
     path: str
     #: Whether a torch module lives at `path` (False for flatten, joins and the input).
     has_module: bool
-    inputs: list[int] = Field(default_factory=list)
+    inputs: tuple[int, ...] = ()
     attrs: dict[str, Any] = Field(default_factory=dict)
-    in_shapes: list[Shape] = Field(default_factory=list)
+    in_shapes: tuple[Shape, ...] = ()
     out_shape: Shape
     span: Span
     trace: tuple[Frame, ...] = ()
     #: Module path of the enclosing group (block instance, named group), "" at the top.
     scope: str = ""
     #: Positions in `inputs` that are residual shortcuts (skip edges).
-    skip: list[int] = Field(default_factory=list)
+    skip: tuple[int, ...] = ()
 
 
 class Group(BaseModel):

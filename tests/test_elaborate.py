@@ -250,7 +250,7 @@ def test_residual_uses_identity_where_it_fits_and_the_projection_elsewhere() -> 
     adds = [n for n in g.layers() if n.kind == "add"]
     assert len(adds) == 3
     for add in adds:
-        assert add.skip == [1] and add.attrs["residual"] is True
+        assert add.skip == (1,) and add.attrs["residual"] is True
     # Identity: the add reads the block's input; projection: it reads the downsample.
     a_add, b_add, _ = adds
     assert g.nodes[a_add.inputs[1]].kind == "input"

@@ -260,7 +260,7 @@ class _Builder:
         return (
             not self.expand
             and node.kind in _POST_OPS
-            and node.inputs == [prev.id]
+            and node.inputs == (prev.id,)
             and self.graph.users(prev.id) == [node.id]
             and prev.scope == node.scope
         )
