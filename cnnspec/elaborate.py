@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.init import SCHEMES, TARGETS, pattern_problem
-from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, Group, InitRule, Node, construct_unchecked, every_field
+from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, GroupRow, InitRule, Node, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
 from cnnspec.loader import Program
@@ -112,7 +112,7 @@ _Step = tuple[Node, str, str, list[int], tuple[tuple[str, str, Span], ...]]
 class _Template:
     """The nodes one block instance produced (ids base_id to stop), to replay for an identical instance."""
 
-    groups: list[Group]
+    groups: list[GroupRow]
     base_id: int
     stop: int
     path: str
@@ -223,8 +223,8 @@ class _Value(NamedTuple):
 #: per-layer and per-instance paths (_Value, Copy, Frame).
 _make = tuple.__new__
 _new_model, _set_dict, _set_fields_set, _set_extra, _set_private = MODEL_SETTERS
-#: The fields-sets of a Node and a Group given every field, shared by all of them.
-_NODE_FIELDS, _GROUP_FIELDS = every_field(Node), every_field(Group)
+#: The fields-set of a Node given every field, shared by all of them.
+_NODE_FIELDS = every_field(Node)
 
 
 def select_network(program: Program, name: str | None, diags: Diagnostics) -> str | None:
@@ -281,9 +281,6 @@ class Elaborator:
         #: The `init` statements with a module path pattern (for W007: one that matches nothing).
         self._init_patterns: dict[int, tuple[ast.InitStmt, InitRule]] = {}
         self._templates: dict[tuple[Any, ...], _Template] = {}
-        #: Every group made, in order: a block instance's are those made since it began (a scan
-        #: of graph.groups from the start would make many instances quadratic).
-        self._groups_made: list[Group] = []
         # A layer statement's checked arguments, by the statement and the values of the names
         # its arguments read: the same statement in another instance of its block usually
         # reads the same values (layer2.0 and layer2.1 differ in stride only).
@@ -964,7 +961,7 @@ class Elaborator:
             blocks=ctx.blocks + (block.name,),
         )
         n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.slots), len(graph.aux)
-        n_groups = len(self._groups_made)
+        n_groups = len(graph.group_rows)
         out = self._body(block.body, cur, inner)
         self._close(inner.scope)
         clean = len(self.diags.items) == n_diags and len(graph.aux) == n_aux and not self._too_big
@@ -973,7 +970,7 @@ class Elaborator:
             self._templates[key] = _Template(
                 stop=len(graph.slots),
                 # Its groups were made by its body, after the n_groups before it.
-                groups=[g for g in self._groups_made[n_groups:] if g.path.startswith(prefix)],
+                groups=[r for r in graph.group_rows[n_groups:] if r[0].startswith(prefix)],
                 base_id=n_nodes,
                 path=path,
                 depth=len(ctx.trace),
@@ -1086,11 +1083,11 @@ class Elaborator:
         sources = graph.group_sources
         sources[new] = sources.get(t.path, t.path)
         cut = len(t.path)
-        for g in t.groups:
-            path = new + g.path[cut:]
-            graph.groups[path] = copied = g.model_copy(update={"path": path})
-            self._groups_made.append(copied)
-            sources[path] = sources.get(g.path, g.path)
+        rows = graph.group_rows
+        for path, kind, name, span, args in t.groups:
+            new_path = new + path[cut:]
+            rows.append((new_path, kind, name, span, args))
+            sources[new_path] = sources.get(path, path)
 
     def _bind(
         self,
@@ -1174,11 +1171,7 @@ class Elaborator:
 
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: dict[str, Any] | None = None) -> None:
         """Record a group; args: a block instance's plain arguments (_group_args)."""
-        self.graph.groups[path] = group = construct_unchecked(  # type: ignore[union-attr]
-            Group, {"path": path, "kind": kind, "name": name, "span": span, "args": {} if args is None else args},
-            _GROUP_FIELDS,
-        )
-        self._groups_made.append(group)
+        self.graph.group_rows.append((path, kind, name, span, {} if args is None else args))  # type: ignore[union-attr]
 
     def _scoped(self, stmt: ast.Stmt, ctx: _Ctx, name: str | None, kind: str, what: str) -> _Ctx:
         """A new module scope when the statement is named; otherwise the same scope."""

@@ -106,6 +106,10 @@ class Group(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+#: A group as the elaborator records it: (path, kind, name, span, args), Group's fields.
+GroupRow = tuple[str, str, str, Span, dict[str, Any]]
+
+
 class InitRule(BaseModel):
     """`init conv: weight = kaiming_normal(mode = "fan_out")` after evaluation."""
 
@@ -199,7 +203,11 @@ class Graph:
         self._users: tuple[int, dict[int, list[int]]] | None = None
         #: Built when first asked for (g), with the node count it was built at.
         self._nx: tuple[int, nx.DiGraph] | None = None
-        self.groups: dict[str, Group] = {}
+        #: Each group as elaboration records it, in order: the Group models are made when
+        #: `groups` is first read (a check alone never reads them; ResNet-152 has 58).
+        self.group_rows: list[GroupRow] = []
+        self._groups: dict[str, Group] = {}
+        self._groups_built = 0
         self.init_rules: list[InitRule] = []
         self.aux: list[AuxOutput] = []
         self.output: int = -1
@@ -210,6 +218,20 @@ class Graph:
         self.group_sources: dict[str, str] = {}
         self._origins: tuple[tuple[int, int], list[int]] | None = None
         self._runs: tuple[tuple[int, int], list[tuple[int, int, Copy | None]]] | None = None
+
+    @property
+    def groups(self) -> dict[str, Group]:
+        """Every group (block instance, named group, join, residual, repetition) by path, in the
+        order elaborated; a path recorded twice holds the later group."""
+        rows = self.group_rows
+        if self._groups_built < len(rows):
+            groups, fields = self._groups, every_field(Group)
+            for path, kind, name, span, args in rows[self._groups_built :]:
+                groups[path] = construct_unchecked(
+                    Group, {"path": path, "kind": kind, "name": name, "span": span, "args": args}, fields
+                )
+            self._groups_built = len(rows)
+        return self._groups
 
     def add(self, node: Node) -> Node:
         """Append a node (its inputs must already be in the graph)."""
