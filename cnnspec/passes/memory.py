@@ -74,7 +74,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                 continue
             rule = rules.get(kind, SAVES_INPUT)
             if rule.__class__ is not tuple:  # most ops keep the same whatever they are given: no call
-                rule = _applied(rule, node, kind in joins, device)  # type: ignore[arg-type]
+                rule = _applied(rule, node, joins, device)  # type: ignore[arg-type]
             positions, per_sample, fixed = rule  # type: ignore[misc]
             for pos in positions:
                 key = storage[nid] if pos == -1 else storage[inputs[pos]]
@@ -99,9 +99,13 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     return out
 
 
-def _applied(rule: Callable[..., Saves], node: Node, join: bool, device: str) -> Saves:
-    """A saves rule that depends on the arguments or shapes, applied to node."""
-    return rule(node.attrs, tuple(node.in_shapes) if join else node.in_shapes[0], node.out_shape, device)
+def _applied(rule: Saves | Callable[..., Saves], node: Node, joins: set[str], device: str) -> Saves:
+    """A node's saves rule applied to it: as it is when the same for every node of its kind, else
+    called on the node's arguments and shapes (a join's rule takes the tuple of its input shapes)."""
+    if rule.__class__ is tuple:
+        return rule  # type: ignore[return-value]
+    x = node.in_shapes if node.kind in joins else node.in_shapes[0]
+    return rule(node.attrs, x, node.out_shape, device)  # type: ignore[operator]
 
 
 def keeps_output(node: Node) -> bool:
@@ -112,10 +116,8 @@ def keeps_output(node: Node) -> bool:
     both the memory figures and where ops run in place.
     """
     rules, _, joins = _rules()
-    rule = rules.get(node.kind, SAVES_INPUT)
-    if rule.__class__ is not tuple:
-        rule = _applied(rule, node, node.kind in joins, "cpu")  # type: ignore[arg-type]  # devices differ in masks only
-    return -1 in rule[0]  # type: ignore[index]
+    # Devices differ in dropout's mask only, never in whether the output is kept.
+    return -1 in _applied(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")[0]
 
 
 def _replicate(c: Copy, storage: list[int], keeper: list[int], out: list[Saved | None], views: list[int]) -> bool:
