@@ -90,7 +90,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             "lower --batch-size or --accum-steps"
         )
     val_sampler = ShardSampler(ds.val, num_replicas=world, rank=rank)
-    loader_gen = torch.Generator()
+    # Seeds the DataLoader's worker processes (reseeded each epoch); in-memory batches need none.
+    loader_gen: torch.Generator | None = None
     train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     val_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     if isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages):
@@ -107,6 +108,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             "pin_memory": device.type == "cuda",
             "persistent_workers": workers > 0,
         }
+        loader_gen = torch.Generator()
         train_loader = DataLoader(
             ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw
         )
@@ -222,7 +224,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     while epoch < stop_epoch:
         sampler.set_epoch(epoch)
         sampler.set_start_step(start_step)
-        loader_gen.manual_seed(config.seed * 100_003 + epoch)  # loader-process seeds depend on the epoch only
+        if loader_gen is not None:
+            loader_gen.manual_seed(config.seed * 100_003 + epoch)  # loader-process seeds depend on the epoch only
         model.train()
         loss_sum = torch.tensor(carried["loss_sum"], device=device, dtype=torch.float64)
         seen = carried["seen"]
