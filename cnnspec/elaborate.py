@@ -105,7 +105,7 @@ class _Ctx(NamedTuple):
 
 
 #: One node of a template as _replay needs it (see _Template.recipe).
-_Step = tuple[Node, str, str, list[int], tuple[tuple[str, str, Span], ...]]
+_Step = tuple[Node, str, str, tuple[int, ...], tuple[tuple[str, str, Span], ...]]
 
 
 @dataclass
@@ -146,7 +146,7 @@ def _recipe(nodes: list[Node], path: str, base_id: int, depth: int) -> list[_Ste
             n,
             n.path[cut:],
             n.scope[cut:],
-            [i - base_id if i >= base_id else -1 for i in n.inputs],
+            tuple([i - base_id if i >= base_id else -1 for i in n.inputs]),
             tuple([(f.block, f.path[cut:], f.span) for f in frames]) if frames else (),
         ))
     return out
