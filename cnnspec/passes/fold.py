@@ -163,7 +163,7 @@ def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[tuple[int, str
             parts[0],
             (tuple([s[1:] for s in in_shapes]), out_shape[1:]),
             tuple([index.get(i, -1) for i in n.inputs]),
-            tuple(n.skip),
+            n.skip,
         ))
         channels.append((tuple([s[:1] for s in in_shapes]), out_shape[:1]))
         if parts[1]:

@@ -20,10 +20,10 @@ def count_macs(graph: Graph) -> list[int | None]:
             return None
         if kind.macs is no_macs:  # normalisation, activations, pooling, joins: no key to build
             return 0
-        key = (node.kind, id(node.attrs), tuple(node.in_shapes), node.out_shape)
+        key = (node.kind, id(node.attrs), node.in_shapes, node.out_shape)
         macs = seen.get(key)
         if macs is None:
-            x = node.in_shapes[0] if kind.arity == "one" else tuple(node.in_shapes)
+            x = node.in_shapes[0] if kind.arity == "one" else node.in_shapes
             macs = seen[key] = kind.macs(_attrs(node), x, node.out_shape)
         return macs
 

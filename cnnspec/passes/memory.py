@@ -74,7 +74,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
                 continue
             rule = rules.get(kind, SAVES_INPUT)
             if rule.__class__ is not tuple:  # most ops keep the same whatever they are given: no call
-                rule = _applied(rule, node, joins, device)  # type: ignore[arg-type]
+                rule = _applied(rule, node, joins, device)
             positions, per_sample, fixed = rule  # type: ignore[misc]
             for pos in positions:
                 key = storage[nid] if pos == -1 else storage[inputs[pos]]
