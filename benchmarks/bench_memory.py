@@ -13,9 +13,9 @@ import argparse
 
 import torch
 
+from cnnspec.analysis.memory import activation_bytes, saved_tensors
 from cnnspec.api import analyse
 from cnnspec.backends.fx import to_graph_module
-from cnnspec.passes.memory import activation_bytes, saved_tensors
 
 
 def saved_on_cpu(gm: torch.nn.Module, x: torch.Tensor) -> int:

@@ -29,11 +29,11 @@ CHILD = """
 import sys
 sys.path.insert(0, {root!r})
 import cnnspec
-import cnnspec.parse
+import cnnspec.syntax.parser
 assert cnnspec.__file__.startswith({root!r}), cnnspec.__file__
 # The checkout's own grammar: an editable install resolves the package's grammar resource to
 # the installed tree, whichever checkout sys.path puts first.
-cnnspec.parse.grammar_text = lambda: open({root!r} + "/grammar/cnnspec.lark", encoding="utf-8").read()
+cnnspec.syntax.parser.grammar_text = lambda: open({root!r} + "/grammar/cnnspec.lark", encoding="utf-8").read()
 {setup}
 check()
 for _ in range({calls}):
@@ -63,14 +63,14 @@ PHASE = """
 import gc
 from cnnspec.api import _rename_warnings
 from cnnspec.diagnostics import Diagnostics
-from cnnspec.elaborate import Elaborator, select_network
-from cnnspec.loader import load
-from cnnspec.passes import analyze
-from cnnspec.passes.macs import count_macs
-from cnnspec.passes.memory import saved_tensors
-from cnnspec.passes.params import count_params
-from cnnspec.report import build_report
-from cnnspec.source import SourceMap
+from cnnspec.semantics.elaborate import Elaborator, select_network
+from cnnspec.syntax.loader import load
+from cnnspec.analysis import analyze
+from cnnspec.analysis.macs import count_macs
+from cnnspec.analysis.memory import saved_tensors
+from cnnspec.analysis.params import count_params
+from cnnspec.views.report import build_report
+from cnnspec.syntax.source import SourceMap
 
 gc.disable()
 SPEC = {spec!r}

@@ -14,7 +14,7 @@ from typing import Any
 from cnnspec.api import check, compile
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.layers.registry import Arg, LayerKind, ShapeError, register
-from cnnspec.report import Report
+from cnnspec.views.report import Report
 
 __version__ = "0.1.0"
 

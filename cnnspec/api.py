@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnspec.analysis import Analysis, analyze
 from cnnspec.diagnostics import Diagnostic, Diagnostics
-from cnnspec.elaborate import Elaborator, Limits, deep_recursion, select_network, static_warnings
 from cnnspec.gc_pause import gc_paused
 from cnnspec.ir import Graph
-from cnnspec.loader import Program, load
-from cnnspec.passes import Analysis, analyze
-from cnnspec.report import Report, build_report
-from cnnspec.source import SourceMap
+from cnnspec.semantics.elaborate import Elaborator, Limits, deep_recursion, select_network, static_warnings
+from cnnspec.syntax.loader import Program, load
+from cnnspec.syntax.source import SourceMap
+from cnnspec.views.report import Report, build_report
 
 if TYPE_CHECKING:
     import torch.fx

@@ -17,7 +17,7 @@ import traceback
 from cnnspec.commands import COMMANDS
 from cnnspec.commands.common import UsageError
 from cnnspec.diagnostics import Diagnostic, SpecError, render_all
-from cnnspec.source import SourceMap
+from cnnspec.syntax.source import SourceMap
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cnnspec.diagnostics import Frame
-from cnnspec.init import path_matches
-from cnnspec.source import Span
+from cnnspec.layers.init import path_matches
+from cnnspec.syntax.source import Span
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -120,7 +120,7 @@ class InitRule(BaseModel):
     scheme: str
     args: dict[str, Any]
     span: Span
-    #: Only the layers whose module path matches (cnnspec.init.path_matches); None: every one.
+    #: Only the layers whose module path matches (cnnspec.layers.init.path_matches); None: every one.
     pattern: str | None = None
 
     def selects(self, node: Node) -> bool:

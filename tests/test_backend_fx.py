@@ -20,8 +20,8 @@ from support import CANON, SPECS, assert_static_shapes, stock_params
 import cnnspec
 from cnnspec.api import analyse
 from cnnspec.backends.fx import fx_name, to_graph_module
-from cnnspec.nn import AuxOutputsGraphModule
-from cnnspec.source import Span
+from cnnspec.layers.nn import AuxOutputsGraphModule
+from cnnspec.syntax.source import Span
 
 
 @pytest.mark.parametrize("spec", stock_params())

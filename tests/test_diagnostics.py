@@ -9,7 +9,7 @@ the run:
     # command: compile            the subcommand (default: check)
     # env: NAME=VALUE             an environment variable
     # patch: module.NAME=INT      a module constant (a limit), e.g. cnnspec.api.MAX_PARAMS=1000
-    # limits: max_nodes=50        elaboration limits (cnnspec.elaborate.Limits)
+    # limits: max_nodes=50        elaboration limits (cnnspec.semantics.elaborate.Limits)
 
 CNNSPEC_UPDATE_GOLDEN=1 rewrites the .expected files; review them before committing.
 """
@@ -26,8 +26,8 @@ from support import FIXTURES, ROOT, UPDATE_GOLDEN, run_cli
 
 import cnnspec
 from cnnspec import cli
-from cnnspec.codes import CODES, markdown
-from cnnspec.elaborate import Limits
+from cnnspec.diagnostics.codes import CODES, markdown
+from cnnspec.semantics.elaborate import Limits
 
 INVALID = FIXTURES / "invalid"
 WARNINGS = FIXTURES / "warnings"
@@ -56,7 +56,7 @@ def run_fixture(path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
         monkeypatch.setattr(importlib.import_module(module), attr, int(value))
     for item in heads.get("limits", []):
         kw = {k: int(v) for k, v in (p.split("=") for p in item.split())}
-        monkeypatch.setattr("cnnspec.elaborate.DEFAULT_LIMITS", Limits(**kw))
+        monkeypatch.setattr("cnnspec.semantics.elaborate.DEFAULT_LIMITS", Limits(**kw))
     command = heads.get("command", ["check"])[0]
     args = [a for item in heads.get("args", []) for a in item.split()]
     rel = str(path.relative_to(ROOT))
@@ -138,7 +138,7 @@ def test_every_code_used_is_registered_documented_and_covered_by_a_fixture() -> 
 
 def test_docs_errors_md_is_generated_from_the_registry() -> None:
     assert (ROOT / "docs" / "errors.md").read_text(encoding="utf-8") == markdown(), (
-        "run `python -m cnnspec.codes > docs/errors.md`"
+        "run `python -m cnnspec.diagnostics.codes > docs/errors.md`"
     )
 
 

@@ -18,7 +18,7 @@ from support import SPECS, spec_file, stock_specs
 import cnnspec
 from cnnspec.api import analyse
 from cnnspec.ir import Graph
-from cnnspec.report import build_report
+from cnnspec.views.report import build_report
 
 
 def layers(spec: str | Path, **params: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -456,7 +456,7 @@ def test_a_missing_import_and_a_name_defined_twice(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_a_file_longer_than_its_stat_size_is_read_whole_and_still_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import cnnspec.loader as loader
+    import cnnspec.syntax.loader as loader
 
     # /proc files say they are 0 bytes long: the reader must not stop at the size stat gave.
     status = Path("/proc/self/status")
@@ -487,7 +487,7 @@ def test_a_spec_file_is_read_whole(tmp_path: Path) -> None:
     text = net("relu\n" * 3000)  # larger than one read of a pipe or a buffer
     path = tmp_path / "long.cnn"
     path.write_text(text)
-    import cnnspec.loader as loader
+    import cnnspec.syntax.loader as loader
 
     assert loader.read_spec(path) == text
     assert len(cnnspec.check(path).layers) == 3000
@@ -605,11 +605,11 @@ NODE_FIELDS = (
 
 
 def _elaborate(spec: Path, replay: bool, **params: Any) -> tuple[Graph, Any]:
+    from cnnspec.analysis import analyze
     from cnnspec.diagnostics import Diagnostics
-    from cnnspec.elaborate import Elaborator, select_network
-    from cnnspec.loader import load
-    from cnnspec.passes import analyze
-    from cnnspec.source import SourceMap
+    from cnnspec.semantics.elaborate import Elaborator, select_network
+    from cnnspec.syntax.loader import load
+    from cnnspec.syntax.source import SourceMap
 
     sources = SourceMap()
     diags = Diagnostics(sources)

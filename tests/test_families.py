@@ -22,8 +22,8 @@ import torchvision.models as tvm
 from torch import nn
 
 import cnnspec
-from cnnspec.parse import parse_expr
-from cnnspec.values import MAX_LIST, EvalError, evaluate
+from cnnspec.semantics.values import MAX_LIST, EvalError, evaluate
+from cnnspec.syntax.parser import parse_expr
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -193,7 +193,7 @@ def test_efficientnet_b0_and_b3_from_one_family_file() -> None:
 
 
 def test_efficientnet_stochastic_depth_grows_with_block_index() -> None:
-    from cnnspec.nn import StochasticDepth
+    from cnnspec.layers.nn import StochasticDepth
 
     ours = cnnspec.compile(SPECS / "efficientnet_b3.cnn")
     ref = tvm.efficientnet_b3()

@@ -15,7 +15,7 @@ from fuzz.mutate import SPECS, check_one, mutate, random_spec, stock_texts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnspec.elaborate import Limits
+from cnnspec.semantics.elaborate import Limits
 
 _STOCK = stock_texts()
 #: Mutations that turn a 3 into 100000 build networks of a million layers legitimately, which is

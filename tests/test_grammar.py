@@ -1,6 +1,6 @@
 """Stage 1, the grammar and the parser: text to AST, spans, and syntax errors.
 
-These tests stop at the AST (cnnspec.parse.parse / parse_expr) and at the
+These tests stop at the AST (cnnspec.syntax.parser.parse / parse_expr) and at the
 expression evaluator; meaning is the elaborator's and is tested in
 test_elaborate.py.
 """
@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import SPECS
 
-from cnnspec import Diagnostic, SpecError, ast
-from cnnspec.parse import parse, parse_expr
-from cnnspec.values import evaluate
+from cnnspec import Diagnostic, SpecError
+from cnnspec.semantics.values import evaluate
+from cnnspec.syntax import ast
+from cnnspec.syntax.parser import parse, parse_expr
 
 
 def one_network(text: str) -> ast.NetworkDef:

@@ -14,7 +14,7 @@ import torch
 from support import CANON, SPECS, Canon
 
 import cnnspec
-from cnnspec import init as inits
+from cnnspec.layers import init as inits
 
 
 def _std(t: torch.Tensor) -> float:

@@ -14,8 +14,8 @@ import pytest
 
 from cnnspec.api import analyse
 from cnnspec.cli import main
-from cnnspec.report import Report, build_report
-from cnnspec.summary import format_report, format_rich
+from cnnspec.views.report import Report, build_report
+from cnnspec.views.summary import format_report, format_rich
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

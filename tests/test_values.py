@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnnspec import values
-from cnnspec.parse import parse_expr
-from cnnspec.values import UNKNOWN, EvalError, Ref, ShapeValue, compiled, evaluate, reset_work, work_spent
+from cnnspec.semantics import values
+from cnnspec.semantics.values import UNKNOWN, EvalError, Ref, ShapeValue, compiled, evaluate, reset_work, work_spent
+from cnnspec.syntax.parser import parse_expr
 
 ENV: dict[str, Any] = {
     "a": 3,

@@ -7,7 +7,7 @@ block instances and named groups are clusters; residual shortcuts (the IR's
 `Node.skip`) are dashed red edges that do not pull on the layout.
 
 Two things keep big networks readable. Identical consecutive block
-instances fold into one node marked "×35" (cnnspec.passes.fold), instances
+instances fold into one node marked "×35" (cnnspec.views.fold), instances
 that differ only in channel counts into one marked "×6 (channels vary)",
 and a normalisation or activation that directly follows its only producer
 is drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
@@ -28,10 +28,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnnspec.analysis import Analysis
+from cnnspec.analysis.aux import aux_heads
 from cnnspec.ir import Graph, Node
-from cnnspec.passes import Analysis
-from cnnspec.passes.aux import aux_heads
-from cnnspec.passes.fold import Item, build_tree, describe
+from cnnspec.views.fold import Item, build_tree, describe
 
 #: Output suffixes and the `dot -T` format that writes them (None: the DOT text itself).
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from cnnspec import init as inits
+from cnnspec.analysis.memory import keeps_output
 from cnnspec.ir import Graph, Node
+from cnnspec.layers import init as inits
 from cnnspec.layers.registry import Attrs, lookup
-from cnnspec.passes.memory import keeps_output
 
 if TYPE_CHECKING:
     import torch.fx
@@ -331,7 +331,7 @@ def to_graph_module(graph: Graph) -> torch.fx.GraphModule:
     name = fx_name(graph.network)
     if not graph.aux:
         return torch.fx.GraphModule(modules, to_fx_graph(graph), class_name=name)
-    from cnnspec.nn import AuxOutputsGraphModule
+    from cnnspec.layers.nn import AuxOutputsGraphModule
 
     return AuxOutputsGraphModule(
         modules,

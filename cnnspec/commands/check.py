@@ -44,7 +44,7 @@ INDENT_MAX_LAYERS = 5000
 def run(args: argparse.Namespace) -> int:
     """Check the spec; print its table or JSON report."""
     from cnnspec.api import analyse
-    from cnnspec.report import build_report
+    from cnnspec.views.report import build_report
 
     with _few_full_collections():
         checked = analyse(args.spec, **spec_kwargs(args))
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             indent = 2 if len(report.layers) <= INDENT_MAX_LAYERS else None
             print(json.dumps(report.model_dump(), indent=indent))
         else:
-            from cnnspec.summary import print_report
+            from cnnspec.views.summary import print_report
 
             print_report(report)
     return 0

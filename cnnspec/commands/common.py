@@ -37,7 +37,7 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
     """--set NAME=VALUE items as parsed spec expressions (evaluated against the network)."""
-    from cnnspec.parse import parse_expr
+    from cnnspec.syntax.parser import parse_expr
 
     out: dict[str, Any] = {}
     for item in items:

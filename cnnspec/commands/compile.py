@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check, build the module, print the summary, write the output file."""
     from cnnspec.api import analyse
-    from cnnspec.report import build_report
+    from cnnspec.views.report import build_report
 
     out = Path(args.output) if args.output else None
     if out is not None:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     gm = to_graph_module(checked.graph)
     report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
-    from cnnspec.summary import print_report
+    from cnnspec.views.summary import print_report
 
     print_report(report)
     n = sum(p.numel() for p in gm.parameters())

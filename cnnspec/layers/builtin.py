@@ -466,7 +466,7 @@ register(
 
 
 def _stochastic_depth(a: Attrs, x: Shape, inplace: bool) -> Any:
-    from cnnspec.nn import StochasticDepth
+    from cnnspec.layers.nn import StochasticDepth
 
     return StochasticDepth(a.p, a.mode)
 

@@ -89,7 +89,7 @@ I64 = 8
 
 #: What autograd keeps of a layer for backward: (positions of the inputs whose storage it
 #: keeps, -1 for the layer's own output; new bytes per sample; new bytes independent of the
-#: batch). A storage kept by several layers counts once (cnnspec.passes.memory).
+#: batch). A storage kept by several layers counts once (cnnspec.analysis.memory).
 Saves = tuple[tuple[int, ...], int, int]
 #: Keeps its input and nothing else (conv, linear, most ops): the default.
 SAVES_INPUT: Saves = ((0,), 0, 0)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import cnnspec
 from cnnspec.api import analyse
-from cnnspec.codes import CODES
-from cnnspec.elaborate import Limits
+from cnnspec.diagnostics.codes import CODES
+from cnnspec.semantics.elaborate import Limits
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 

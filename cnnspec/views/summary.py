@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from cnnspec.report import Report, TableRow
+from cnnspec.views.report import Report, TableRow
 
 HEADER = ("module", "op", "output", "params", "MACs", "RF", "act. mem")
 #: Columns aligned to the right (the numbers).

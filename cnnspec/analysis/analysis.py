@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
 
+from cnnspec.analysis.macs import count_macs
+from cnnspec.analysis.memory import Saved, activation_bytes, saved_tensors
+from cnnspec.analysis.params import count_params
+from cnnspec.analysis.receptive import Receptive, receptive_fields
 from cnnspec.ir import Graph
-from cnnspec.passes.macs import count_macs
-from cnnspec.passes.memory import Saved, activation_bytes, saved_tensors
-from cnnspec.passes.params import count_params
-from cnnspec.passes.receptive import Receptive, receptive_fields
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Analysis:
     params: list[tuple[int, int] | None]
     #: MACs of one sample; None for the input.
     macs: list[int | None]
-    #: Bytes autograd keeps for backward (see cnnspec.passes.memory); None for the input.
+    #: Bytes autograd keeps for backward (see cnnspec.analysis.memory); None for the input.
     saved: list[Saved | None]
     #: The graph the passes ran over (for the receptive fields, computed when first asked for).
     graph: Graph = field(repr=False, compare=False)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from cnnspec import ast
-from cnnspec.source import Span
+from cnnspec.syntax import ast
+from cnnspec.syntax.source import Span
 
 #: Largest integer magnitude an expression may produce.
 MAX_INT = 2**62

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from cnnspec.source import SourceMap, Span
+from cnnspec.syntax.source import SourceMap, Span
 
 Severity = Literal["error", "warning"]
 

@@ -1,6 +1,6 @@
 """Text to AST: the Lark LALR parser, its post-lexer, and the AST builder.
 
-The transformer only builds nodes from cnnspec.ast; nothing here knows what
+The transformer only builds nodes from cnnspec.syntax.ast; nothing here knows what
 a layer or a block means. Syntax errors become diagnostics that say what was
 expected in words.
 """
@@ -18,10 +18,10 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from cnnspec import ast
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
-from cnnspec.source import SourceMap, Span
-from cnnspec.values import MAX_INT
+from cnnspec.semantics.values import MAX_INT
+from cnnspec.syntax import ast
+from cnnspec.syntax.source import SourceMap, Span
 
 
 def grammar_text() -> str:
@@ -487,7 +487,7 @@ def _tok_span(file: str, tok: Token) -> Span:
 
 
 class _Builder:
-    """Builds cnnspec.ast nodes from the parse tree; nothing more.
+    """Builds cnnspec.syntax.ast nodes from the parse tree; nothing more.
 
     Each rule's method takes the node's meta and its children, built bottom
     up. A plain recursive walk, not lark.Transformer: the transformer's

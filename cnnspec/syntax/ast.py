@@ -1,14 +1,14 @@
 """AST of a .cnn file: plain nodes that each remember their span.
 
-The transformer in cnnspec.parse builds these and nothing else; meaning is
-given to them by cnnspec.elaborate.
+The transformer in cnnspec.syntax.parser builds these and nothing else; meaning is
+given to them by cnnspec.semantics.elaborate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnnspec.source import Span
+from cnnspec.syntax.source import Span
 
 # ---------------------------------------------------------------- expressions
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
+from cnnspec.analysis import Analysis
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.gc_pause import gc_paused
 from cnnspec.ir import Graph, construct_unchecked
-from cnnspec.passes import Analysis
 
 if TYPE_CHECKING:
-    from cnnspec.passes.fold import Item
+    from cnnspec.views.fold import Item
 
 #: Stated once in every summary and report: what one MAC and one FLOP are.
 MAC_CONVENTION = (
@@ -275,7 +275,7 @@ class Report(BaseModel):
     @property
     def summary(self) -> str:
         """The human-readable table."""
-        from cnnspec.summary import format_report
+        from cnnspec.views.summary import format_report
 
         return format_report(self)
 
@@ -405,8 +405,8 @@ class _Views:
 
     @cached_property
     def owner(self) -> dict[int, str]:
-        """The aux head each node lies in (cnnspec.passes.aux)."""
-        from cnnspec.passes.aux import aux_heads
+        """The aux head each node lies in (cnnspec.analysis.aux)."""
+        from cnnspec.analysis.aux import aux_heads
 
         return aux_heads(self.graph)
 
@@ -506,7 +506,7 @@ class _Views:
 
     @cached_property
     def tree(self) -> list[Item]:
-        from cnnspec.passes.fold import build_tree
+        from cnnspec.views.fold import build_tree
 
         return build_tree(self.graph)
 
@@ -539,7 +539,7 @@ class _Views:
 
     @cached_property
     def depth(self) -> int | None:
-        from cnnspec.passes.fold import auto_depth
+        from cnnspec.views.fold import auto_depth
 
         if self.requested_depth != -1:
             return self.requested_depth
@@ -547,7 +547,7 @@ class _Views:
 
     @cached_property
     def table(self) -> list[TableRow]:
-        from cnnspec.passes.fold import describe, visible
+        from cnnspec.views.fold import describe, visible
 
         nodes, owner = self.graph.nodes, self.owner
 

@@ -12,10 +12,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Note, SpecError
-from cnnspec.parse import MAX_SOURCE, parse
-from cnnspec.source import SourceMap, Span, display_name
+from cnnspec.syntax import ast
+from cnnspec.syntax.parser import MAX_SOURCE, parse
+from cnnspec.syntax.source import SourceMap, Span, display_name
 
 #: How many files one program may pull in through imports.
 MAX_FILES = 1000

@@ -1,5 +1,5 @@
 """Static passes over the IR graph: small pure functions of the graph."""
 
-from cnnspec.passes.analysis import Analysis, analyze
+from cnnspec.analysis.analysis import Analysis, analyze
 
 __all__ = ["Analysis", "analyze"]

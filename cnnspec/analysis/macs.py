@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from cnnspec.analysis.per_layer import attrs_of as _attrs
+from cnnspec.analysis.per_layer import per_layer
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.registry import all_kinds, no_macs
-from cnnspec.passes.per_layer import attrs_of as _attrs
-from cnnspec.passes.per_layer import per_layer
 
 
 def count_macs(graph: Graph) -> list[int | None]:

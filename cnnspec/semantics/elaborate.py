@@ -20,15 +20,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
-from cnnspec import ast
 from cnnspec.diagnostics import Diagnostics, Frame, Note
-from cnnspec.init import SCHEMES, TARGETS, pattern_problem
 from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, GroupRow, InitRule, Node, every_field
 from cnnspec.layers.builtin import fmt
+from cnnspec.layers.init import SCHEMES, TARGETS, pattern_problem
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
-from cnnspec.loader import Program
-from cnnspec.source import Span
-from cnnspec.values import (
+from cnnspec.semantics.values import (
     LITERALS,
     MAX_WORK,
     UNKNOWN,
@@ -44,6 +41,9 @@ from cnnspec.values import (
     show,
     type_name,
 )
+from cnnspec.syntax import ast
+from cnnspec.syntax.loader import Program
+from cnnspec.syntax.source import Span
 
 JOINS = ("concat", "add", "mul")
 #: Work units one statement costs (values.MAX_WORK counts list items as 1).

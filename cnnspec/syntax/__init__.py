@@ -1,0 +1,1 @@
+"""Syntax: source files, the Lark parser, the AST with spans, and the loader that follows imports."""

@@ -1,0 +1,1 @@
+"""Views: what a person reads of a checked network (folded rows, the report, the text summary)."""
