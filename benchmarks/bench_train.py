@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench_check import machine  # noqa: E402  (benchmarks/ is the script's folder, first on sys.path)
 
 import cnnspec  # noqa: E402
 from cnnspec.train.data import synthetic  # noqa: E402
@@ -93,8 +93,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--split", action="store_true",
-                        help="also time the plain loop on the compiled spec, to separate loop and module")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also time the plain loop on the compiled spec, to separate loop and module",
+    )
     args = parser.parse_args()
     size = 224  # the spec's input
 
@@ -107,12 +110,14 @@ def main() -> None:
             compiled = cnnspec.compile(str(SPEC))
             mixed.append(plain_images_per_s(args.batch, args.steps, size, args.precision, model=compiled))
         extra = f", plain loop on compiled spec {mixed[-1]:.2f} img/s" if mixed else ""
-        print(f"repeat {i + 1}: cnnspec train {ours[-1]:.2f} img/s, plain loop {theirs[-1]:.2f} img/s{extra}",
-              flush=True)
+        print(
+            f"repeat {i + 1}: cnnspec train {ours[-1]:.2f} img/s, plain loop {theirs[-1]:.2f} img/s{extra}", flush=True
+        )
     a, b = statistics.median(ours), statistics.median(theirs)
-    cpu = _cpu_model()
-    print(f"\nResNet-50, batch {args.batch}, {args.precision}, {size}x{size}, synthetic data, "
-          f"{torch.get_num_threads()} threads, {cpu}, torch {torch.__version__}")
+    print(
+        f"\nResNet-50, batch {args.batch}, {args.precision}, {size}x{size}, synthetic data, "
+        f"{torch.get_num_threads()} torch threads; machine: {machine()}"
+    )
     print(f"cnnspec train (median of {args.repeats}): {a:.2f} img/s")
     print(f"plain PyTorch loop (median of {args.repeats}): {b:.2f} img/s")
     print(f"ratio: {a / b:.3f} (target >= 0.97)")
@@ -121,17 +126,6 @@ def main() -> None:
         print(f"plain loop on the compiled spec (median of {args.repeats}): {c:.2f} img/s")
         print(f"  trainer overhead ratio (cnnspec train / plain loop, same module): {a / c:.3f}")
         print(f"  module ratio (compiled spec / torchvision, same plain loop): {c / b:.3f}")
-
-
-def _cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Issue 2's checks that need a GPU, in one run: the canon on CUDA, torch.compile there, a training step's speed.
+"""The checks and figures that need a GPU, in one run: the canon on CUDA, torch.compile, training speed.
 
-    python benchmarks/gpu_check.py [--device cuda] [--quick] [--json FILE]
+    python benchmarks/bench_gpu.py [--device cuda] [--quick] [--only SECTION ...] [--json FILE]
 
 1. parity: every canon network is compiled from its spec, moved to the
    device, loaded with torchvision's state_dict (strict, batch norms
@@ -15,6 +15,9 @@
    torchvision's with the same weights, interleaved repeats, medians; in fp32
    and in bf16 autocast with channels_last.
 5. compiled_train_step: the same in bf16 with both models under torch.compile.
+6. trainer: images/s of `cnnspec train` on ResNet-50 (batch 256, bf16,
+   channels_last, synthetic images on the device) against a plain loop on
+   torchvision's ResNet-50 with the same settings.
 
 Each section reports on its own; a failure in one does not stop the rest.
 `--device cpu --quick` runs the same code small, to try the script without a GPU.
@@ -231,12 +234,77 @@ def compiled_train_step(device: str, quick: bool) -> dict[str, Any]:
     return out
 
 
+def plain_loop_images_per_s(device: str, batch: int, steps: int, bf16: bool) -> float:
+    """images/s of a hand-written training loop on torchvision's ResNet-50, its second epoch.
+
+    The same settings as the trainer's run below: SGD, autocast and channels_last when bf16,
+    synthetic images held on the device and gathered there, as the trainer does with them.
+    """
+    import torchvision
+
+    from cnnspec.train.data import synthetic
+
+    fmt = torch.channels_last if bf16 else torch.contiguous_format
+    model = torchvision.models.resnet50().to(device).to(memory_format=fmt).train()
+    data = synthetic((3, 224, 224), 1000, size=batch * steps, seed=0).train
+    images, labels = data.images.to(device), data.labels.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-5)
+
+    def epoch() -> float:
+        order = torch.randperm(len(labels), device=device)
+        sync(device)
+        t = time.perf_counter()
+        for i in range(steps):
+            idx = order[i * batch : (i + 1) * batch]
+            x = images.index_select(0, idx % len(images)).to(memory_format=fmt)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                loss = torch.nn.functional.cross_entropy(model(x), labels.index_select(0, idx))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sync(device)
+        return steps * batch / (time.perf_counter() - t)
+
+    epoch()  # cuDNN autotuning, the allocator
+    return epoch()
+
+
+@backend_flags(cudnn_benchmark=True)
+def trainer(device: str, quick: bool) -> dict[str, Any]:
+    """images/s of `cnnspec train` (ResNet-50, synthetic data; bf16 and channels_last on CUDA), its second
+    epoch, against the plain loop above."""
+    import io
+    import tempfile
+
+    batch, steps = (4, 2) if quick else (256, 20)
+    bf16 = device == "cuda"
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        result = cnnspec.train(
+            str(SPECS / "resnet50.cnn"),
+            data=f"synthetic:{batch * steps}",
+            out=Path(tmp) / "run",
+            epochs=2,
+            batch_size=batch,
+            precision="bf16" if bf16 else "fp32",
+            channels_last=bf16,
+            warmup_epochs=0,
+            progress="off",
+            device=device,
+            log_every=steps,
+        )
+    ours = result.history[-1]["images_per_s"]
+    theirs = plain_loop_images_per_s(device, batch, steps, bf16)
+    print(f"  batch {batch}: cnnspec train {ours:.1f} img/s, plain loop {theirs:.1f} img/s, ratio {ours / theirs:.3f}")
+    return {"batch": batch, "cnnspec_images_per_s": ours, "plain_images_per_s": theirs, "ok": ours >= 0.95 * theirs}
+
+
 SECTIONS: dict[str, Callable[[str, bool], dict[str, Any]]] = {
     "parity": parity,
     "train": train,
     "torch_compile": compiled_step,
     "train_step": train_step,
     "compiled_train_step": compiled_train_step,
+    "trainer": trainer,
 }
 
 
@@ -249,7 +317,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the figures here")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
-        sys.exit("gpu_check.py: no CUDA device (try --device cpu --quick)")
+        sys.exit("bench_gpu.py: no CUDA device (try --device cpu --quick)")
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"{name}, torch {torch.__version__}, cnnspec {cnnspec.__version__}", flush=True)
     results: dict[str, Any] = {"device": name, "torch": torch.__version__}
