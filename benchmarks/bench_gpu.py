@@ -234,7 +234,7 @@ def compiled_train_step(device: str, quick: bool) -> dict[str, Any]:
     return out
 
 
-def plain_loop_images_per_s(device: str, batch: int, steps: int, bf16: bool) -> float:
+def plain_loop_images_per_s(device: str, batch: int, steps: int, size: int, bf16: bool) -> float:
     """images/s of a hand-written training loop on torchvision's ResNet-50, its second epoch.
 
     The same settings as the trainer's run below: SGD, autocast and channels_last when bf16,
@@ -246,7 +246,7 @@ def plain_loop_images_per_s(device: str, batch: int, steps: int, bf16: bool) -> 
 
     fmt = torch.channels_last if bf16 else torch.contiguous_format
     model = torchvision.models.resnet50().to(device).to(memory_format=fmt).train()
-    data = synthetic((3, 224, 224), 1000, size=batch * steps, seed=0).train
+    data = synthetic((3, size, size), 1000, size=batch * steps, seed=0).train
     images, labels = data.images.to(device), data.labels.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-5)
 
@@ -276,11 +276,13 @@ def trainer(device: str, quick: bool) -> dict[str, Any]:
     import io
     import tempfile
 
-    batch, steps = (4, 2) if quick else (256, 20)
+    batch, steps, size = (4, 2, 64) if quick else (256, 20, 224)
     bf16 = device == "cuda"
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         result = cnnspec.train(
-            str(SPECS / "resnet50.cnn"),
+            # a factory, so that --quick can shrink the spec's input
+            lambda: cnnspec.compile(SPECS / "resnet50.cnn", input_shape=(3, size, size)),
+            input_shape=(3, size, size),
             data=f"synthetic:{batch * steps}",
             out=Path(tmp) / "run",
             epochs=2,
@@ -293,7 +295,7 @@ def trainer(device: str, quick: bool) -> dict[str, Any]:
             log_every=steps,
         )
     ours = result.history[-1]["images_per_s"]
-    theirs = plain_loop_images_per_s(device, batch, steps, bf16)
+    theirs = plain_loop_images_per_s(device, batch, steps, size, bf16)
     print(f"  batch {batch}: cnnspec train {ours:.1f} img/s, plain loop {theirs:.1f} img/s, ratio {ours / theirs:.3f}")
     return {"batch": batch, "cnnspec_images_per_s": ours, "plain_images_per_s": theirs, "ok": ours >= 0.95 * theirs}
 
