@@ -23,8 +23,8 @@ DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs
 FAMILY_PAGES = sorted(p for p in (ROOT / "docs" / "families").glob("*.md") if p.name != "README.md")
 
 
-def family_rows(page: Path) -> list[tuple[str, list[str], int]]:
-    """(spec, --set options, parameters) of each row of the page's "Against torchvision" table.
+def family_rows(page: Path) -> list[tuple[str, list[str], int, int]]:
+    """(spec, --set options, parameters, torchvision's) of each row of the page's "Against torchvision" table.
 
     A row's first cell is `spec.cnn` with optional `--set NAME=VALUE` options, or the options
     alone, which then apply to the spec of the row above.
@@ -38,7 +38,9 @@ def family_rows(page: Path) -> list[tuple[str, list[str], int]]:
         words = shlex.split(cells[0].replace("`", ""))
         if words[0].endswith(".cnn"):
             spec, words = words[0], words[1:]
-        rows.append((spec, words, int(cells[1].replace(",", ""))))
+        torchvision = re.match(r"[\d,]+", cells[2])
+        assert torchvision, f"{page.name}: no torchvision count in {line!r}"
+        rows.append((spec, words, int(cells[1].replace(",", "")), int(torchvision[0].replace(",", ""))))
     return rows
 
 
@@ -49,12 +51,16 @@ def test_every_family_page_has_a_figure() -> None:
     assert {name for name, *_ in CASES} == {page.name for page in FAMILY_PAGES}
 
 
-@pytest.mark.parametrize(("page", "spec", "options", "params"), CASES, ids=[f"{c[0]}:{c[1]}{c[2]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("page", "spec", "options", "params", "torchvision"), CASES, ids=[f"{c[0]}:{c[1]}{c[2]}" for c in CASES]
+)
 def test_family_page_parameter_count(
-    page: str, spec: str, options: list[str], params: int, capsys: pytest.CaptureFixture[str]
+    page: str, spec: str, options: list[str], params: int, torchvision: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["check", str(ROOT / "specs" / spec), *options, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["total_params"] == params, f"{page}: {spec} {options}"
+    # tests/test_families.py checks torchvision's own count; the page must show the two equal
+    assert torchvision == params, f"{page}: {spec} {options}"
 
 
 def named_paths() -> list[tuple[str, str]]:
