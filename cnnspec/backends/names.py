@@ -113,9 +113,13 @@ def module_paths(graph: Graph) -> dict[str, str]:
 
 def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     """(node, spec path, compiled path) for every module whose path had to change."""
-    renamed = module_paths(graph)
-    for node in graph.layers():
-        if node.has_module and renamed[node.path] != node.path:
+    layers = [n for n in graph.layers() if n.has_module]
+    # Check each distinct name once: a network of 10,000 layers has a few dozen.
+    if all(map(safe_name, set(".".join(n.path for n in layers).split(".")))):
+        return
+    renamed = safe_paths(n.path for n in layers)
+    for node in layers:
+        if renamed[node.path] != node.path:
             yield node, node.path, renamed[node.path]
 
 

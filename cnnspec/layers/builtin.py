@@ -201,10 +201,6 @@ def _conv_module(a: Attrs, x: Shape, inplace: bool) -> Any:
 
 CONV = LayerKind(
     name="conv",
-    label=_conv_label,
-    category="conv",
-    receptive=rf_window,
-    lowers_to="nn.Conv2d",
     doc="2-d convolution (nn.Conv2d); input channels come from the input shape.",
     args=(
         Arg("out", positive_int, doc="output channels"),
@@ -219,6 +215,10 @@ CONV = LayerKind(
     count=_conv_count,
     macs=_conv_macs,
     module=_conv_module,
+    label=_conv_label,
+    category="conv",
+    receptive=rf_window,
+    lowers_to="nn.Conv2d",
 )
 
 # ----------------------------------------------------------------- linear
@@ -231,15 +231,15 @@ def _linear_shape(a: Attrs, x: Shape) -> Shape:
 
 LINEAR = LayerKind(
     name="linear",
-    label=lambda a: f"linear {a['out']}",
-    category="linear",
-    lowers_to="nn.Linear",
     doc="Fully connected layer (nn.Linear) on flat features.",
     args=(Arg("out", positive_int, doc="output features"), Arg("bias", boolean, True)),
     shape=_linear_shape,
     count=lambda a, x: (x[0] * a.out + (a.out if a.bias else 0), 0),
     macs=lambda a, x, y: x[0] * a.out,
     module=lambda a, x, inplace: _nn().Linear(x[0], a.out, bias=a.bias),
+    label=lambda a: f"linear {a['out']}",
+    category="linear",
+    lowers_to="nn.Linear",
 )
 
 # ---------------------------------------------------------- normalisation
@@ -252,14 +252,14 @@ def _bn_module(a: Attrs, x: Shape, inplace: bool) -> Any:
 
 BATCHNORM = LayerKind(
     name="batchnorm",
-    category="norm",
-    lowers_to="nn.BatchNorm2d (nn.BatchNorm1d on flat features)",
     doc="Batch normalisation, 2-d on feature maps and 1-d on flat features.",
     args=(Arg("eps", positive_number, 1e-5), Arg("momentum", probability, 0.1), Arg("affine", boolean, True)),
     shape=_same,
     count=lambda a, x: (2 * x[0] if a["affine"] else 0, 2 * x[0] + 1),
     module=_bn_module,
     saves=lambda a, x, y, device: ((0,), 0, 2 * x[0] * F32),  # save_mean and save_invstd, per channel
+    category="norm",
+    lowers_to="nn.BatchNorm2d (nn.BatchNorm1d on flat features)",
 )
 
 
@@ -275,27 +275,27 @@ def _gn_shape(a: Attrs, x: Shape) -> Shape:
 
 GROUPNORM = LayerKind(
     name="groupnorm",
-    label=lambda a: f"groupnorm {a['groups']}",
-    category="norm",
-    lowers_to="nn.GroupNorm",
     doc="Group normalisation (nn.GroupNorm) over channel groups.",
     args=(Arg("groups", positive_int), Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
     shape=_gn_shape,
     count=lambda a, x: (2 * x[0] if a.affine else 0, 0),
     module=lambda a, x, inplace: _nn().GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine),
     saves=lambda a, x, y, device: ((0,), 2 * a["groups"] * F32, 0),  # mean and rstd per sample and group
+    label=lambda a: f"groupnorm {a['groups']}",
+    category="norm",
+    lowers_to="nn.GroupNorm",
 )
 
 LAYERNORM = LayerKind(
     name="layernorm",
-    category="norm",
-    lowers_to="nn.LayerNorm",
     doc="Layer normalisation (nn.LayerNorm) over all of C×H×W (or the flat features).",
     args=(Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
     shape=_same,
     count=lambda a, x: (2 * math.prod(x) if a.affine else 0, 0),
     module=lambda a, x, inplace: _nn().LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine),
     saves=((0,), 2 * F32, 0),  # mean and rstd per sample
+    category="norm",
+    lowers_to="nn.LayerNorm",
 )
 
 
@@ -314,9 +314,6 @@ def _lrn_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
 
 LRN = LayerKind(
     name="lrn",
-    label=lambda a: f"lrn {a['size']}",
-    category="norm",
-    lowers_to="nn.LocalResponseNorm",
     doc="Local response normalisation across channels (AlexNet 2012, GoogLeNet 2014).",
     args=(
         Arg("size", positive_int),
@@ -327,6 +324,9 @@ LRN = LayerKind(
     shape=_lrn_shape,
     module=lambda a, x, inplace: _nn().LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k),
     saves=_lrn_saves,
+    label=lambda a: f"lrn {a['size']}",
+    category="norm",
+    lowers_to="nn.LocalResponseNorm",
 )
 
 # ------------------------------------------------------------ activations
@@ -360,6 +360,8 @@ RELU6 = _activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet)", inplace=T
 GELU = _activation(
     "gelu", "GELU", "Gaussian error linear unit", args=(Arg("approximate", choice("none", "tanh"), "none"),)
 )
+
+
 SILU = _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish (EfficientNet)", inplace=True)
 SIGMOID = _activation("sigmoid", "Sigmoid", "logistic sigmoid", saves=SAVES_OUTPUT)
 TANH = _activation("tanh", "Tanh", "hyperbolic tangent", saves=SAVES_OUTPUT)
@@ -376,20 +378,22 @@ def _leaky(a: Attrs, x: Shape, inplace: bool) -> Any:
 
 LEAKY_RELU = LayerKind(
     name="leaky_relu",
-    category="activation",
-    lowers_to="nn.LeakyReLU",
     doc="Leaky ReLU: x for x > 0, slope·x otherwise.",
     args=(Arg("slope", number, 0.01),),
     shape=_same,
     module=_leaky,
+    category="activation",
+    lowers_to="nn.LeakyReLU",
 )
+
+
 SOFTMAX = LayerKind(
     name="softmax",
-    lowers_to="nn.Softmax(dim=1)",
     doc="Softmax over channels (dim 1).",
     shape=_same,
     module=lambda a, x, inplace: _nn().Softmax(dim=1),
     saves=SAVES_OUTPUT,
+    lowers_to="nn.Softmax(dim=1)",
 )
 
 # ---------------------------------------------------------------- pooling
@@ -430,10 +434,6 @@ def _pool_shape(kind: str, with_dilation: bool) -> Any:
 
 MAXPOOL = LayerKind(
     name="maxpool",
-    label=_pool_label("maxpool"),
-    category="pool",
-    receptive=rf_window,
-    lowers_to="nn.MaxPool2d",
     doc="Max pooling (nn.MaxPool2d); stride defaults to the kernel.",
     args=_pool_args(True),
     shape=_pool_shape("maxpool", True),
@@ -441,13 +441,15 @@ MAXPOOL = LayerKind(
         a.kernel, stride=a.stride or a.kernel, padding=a.padding, dilation=a.dilation, ceil_mode=a.ceil_mode
     ),
     saves=_argmax_saves,
-)
-AVGPOOL = LayerKind(
-    name="avgpool",
-    label=_pool_label("avgpool"),
+    label=_pool_label("maxpool"),
     category="pool",
     receptive=rf_window,
-    lowers_to="nn.AvgPool2d",
+    lowers_to="nn.MaxPool2d",
+)
+
+
+AVGPOOL = LayerKind(
+    name="avgpool",
     doc="Average pooling (nn.AvgPool2d); stride defaults to the kernel.",
     args=_pool_args(False) + (Arg("count_include_pad", boolean, True),),
     shape=_pool_shape("avgpool", False),
@@ -458,6 +460,10 @@ AVGPOOL = LayerKind(
         ceil_mode=a.ceil_mode,
         count_include_pad=a.count_include_pad,
     ),
+    label=_pool_label("avgpool"),
+    category="pool",
+    receptive=rf_window,
+    lowers_to="nn.AvgPool2d",
 )
 
 
@@ -471,28 +477,30 @@ def _adaptive_shape(kind: str) -> Any:
 
 ADAPTIVE_AVGPOOL = LayerKind(
     name="adaptive_avgpool",
-    label=lambda a: f"adaptive_avgpool {_kernel(a['size'])}",
-    category="pool",
-    receptive=rf_adaptive,
-    lowers_to="nn.AdaptiveAvgPool2d",
     doc="Adaptive average pooling to a fixed output size (1 gives global pooling).",
     args=(Arg("size", pair(positive_int)),),
     shape=_adaptive_shape("adaptive_avgpool"),
     module=lambda a, x, inplace: _nn().AdaptiveAvgPool2d(a.size),
     # Global pooling runs as mean(), which keeps only sizes; other sizes keep the input.
     saves=lambda a, x, y, device: (() if y[1:] == (1, 1) else (0,), 0, 0),
-)
-ADAPTIVE_MAXPOOL = LayerKind(
-    name="adaptive_maxpool",
-    label=lambda a: f"adaptive_maxpool {_kernel(a['size'])}",
+    label=lambda a: f"adaptive_avgpool {_kernel(a['size'])}",
     category="pool",
     receptive=rf_adaptive,
-    lowers_to="nn.AdaptiveMaxPool2d",
+    lowers_to="nn.AdaptiveAvgPool2d",
+)
+
+
+ADAPTIVE_MAXPOOL = LayerKind(
+    name="adaptive_maxpool",
     doc="Adaptive max pooling to a fixed output size.",
     args=(Arg("size", pair(positive_int)),),
     shape=_adaptive_shape("adaptive_maxpool"),
     module=lambda a, x, inplace: _nn().AdaptiveMaxPool2d(a.size),
     saves=_argmax_saves,
+    label=lambda a: f"adaptive_maxpool {_kernel(a['size'])}",
+    category="pool",
+    receptive=rf_adaptive,
+    lowers_to="nn.AdaptiveMaxPool2d",
 )
 
 # ----------------------------------------------------------- regularisers
@@ -506,14 +514,14 @@ def _dropout_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
 
 DROPOUT = LayerKind(
     name="dropout",
-    label=lambda a: f"dropout {a.get('p')}",
-    category="regulariser",
-    lowers_to="nn.Dropout",
     doc="Dropout with probability p (identity in eval mode).",
     args=(Arg("p", probability, 0.5, rate=True),),
     shape=_same,
     module=lambda a, x, inplace: _nn().Dropout(p=a.p),
     saves=_dropout_saves,
+    label=lambda a: f"dropout {a.get('p')}",
+    category="regulariser",
+    lowers_to="nn.Dropout",
 )
 
 
@@ -525,14 +533,16 @@ def _stochastic_depth(a: Attrs, x: Shape, inplace: bool) -> Any:
 
 STOCHASTIC_DEPTH = LayerKind(
     name="stochastic_depth",
-    label=lambda a: f"stochastic_depth {a.get('p')}",
-    lowers_to="cnnspec.layers.nn.StochasticDepth",
     doc="Drops the whole sample's path with probability p in training (Huang et al. 2016).",
     args=(Arg("p", probability, rate=True), Arg("mode", choice("row", "batch"), "row")),
     shape=_same,
     module=_stochastic_depth,
     # x * noise, with one noise value per sample ("row") or one for the batch.
     saves=lambda a, x, y, device: ((), F32, 0) if a["mode"] == "row" else ((), 0, F32),
+    label=lambda a: f"stochastic_depth {a.get('p')}",
+    # No category: drawn white, as before the table held the colours (dropout's grey would change
+    # every EfficientNet diagram).
+    lowers_to="cnnspec.layers.nn.StochasticDepth",
 )
 
 # ---------------------------------------------------------------- reshape
@@ -544,15 +554,15 @@ def _flatten_shape(a: Attrs, x: Shape) -> Shape:
 
 FLATTEN = LayerKind(
     name="flatten",
-    category="reshape",
-    receptive=rf_whole,
-    lowers_to="torch.flatten(x, 1)",
     doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1).",
     shape=_flatten_shape,
     function="torch.flatten",
     function_args=lambda a: (1,),
     saves=SAVES_NOTHING,
     view=True,
+    category="reshape",
+    receptive=rf_whole,
+    lowers_to="torch.flatten(x, 1)",
 )
 
 # ------------------------------------------------------------------ joins
@@ -619,8 +629,6 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
 
 ADD = LayerKind(
     name="add",
-    category="join",
-    lowers_to="a + b + ... (`+=` where nothing else reads a)",
     doc="Sums its branches (same shapes).",
     shape=_add_shape,
     function="operator.add",
@@ -628,28 +636,34 @@ ADD = LayerKind(
     inplace_function="operator.iadd",
     arity="many",
     saves=SAVES_NOTHING,
+    category="join",
+    lowers_to="a + b + ... (`+=` where nothing else reads a)",
 )
+
+
 MUL = LayerKind(
     name="mul",
-    category="join",
-    lowers_to="a * b * ...",
     doc="Multiplies its branches elementwise, broadcasting 1-sized dimensions (squeeze-and-excitation).",
     shape=_broadcast,
     function="operator.mul",
     arity="many",
     saves=lambda a, xs, y, device: (tuple(range(len(xs))), 0, 0),  # every operand
+    category="join",
+    lowers_to="a * b * ...",
 )
+
+
 CONCAT = LayerKind(
     name="concat",
-    category="join",
-    takes_list=True,
-    function_args=lambda a: (1,),
-    lowers_to="torch.cat([a, b, ...], 1)",
     doc="Concatenates its branches along channels.",
     shape=_concat_shape,
     function="torch.cat",
     arity="many",
     saves=SAVES_NOTHING,
+    category="join",
+    takes_list=True,
+    function_args=lambda a: (1,),
+    lowers_to="torch.cat([a, b, ...], 1)",
 )
 
 
