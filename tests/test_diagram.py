@@ -289,3 +289,16 @@ def test_gallery_draws_what_checks_and_lists_the_rest(tmp_path: Path) -> None:
     assert "`resnet.cnn`: network parameter `layers` has no value" in index
     assert "](resnet18.svg)" in index
     ET.parse(out / "resnet18.svg")
+
+
+@pytest.mark.parametrize("command", [["diagram", "{spec}", "-o", "{out}"], ["layers"], ["check", "{spec}"]])
+def test_diagram_layers_and_check_import_neither_torch_nor_the_fx_backend(command: list[str], tmp_path: Path) -> None:
+    import sys
+
+    args = [a.format(spec=SPECS / "googlenet.cnn", out=tmp_path / "g.dot") for a in command]
+    code = (
+        f"import sys; from cnnspec.cli import main; main({args!r}); "
+        "bad = [m for m in ('torch', 'cnnspec.backends.fx') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
