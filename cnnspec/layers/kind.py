@@ -2,8 +2,9 @@
 
 An entry says which arguments the layer takes, how it maps an input shape
 to an output shape, how many parameters and buffers it owns, how many MACs
-it costs, what autograd keeps of it for backward, and which torch module or
-function implements it. Shapes exclude the batch dimension: (C, H, W) for
+it costs, what autograd keeps of it for backward, the window it slides (for
+the receptive field), its diagram label and category, and which torch module
+or function implements it. Shapes exclude the batch dimension: (C, H, W) for
 feature maps, (F,) for flat features. Nothing here imports torch at import
 time; torch is imported when a module is built.
 """
@@ -161,7 +162,7 @@ class LayerKind:
     (torch.cat(branches, *function_args)); other joins apply their function
     to two values at a time, left to right.
     receptive(a, x, y) -> the Window the layer slides over its input, or None
-    where each output sees what its input sees (RF_SAME, the default);
+    where each output sees what its input sees (rf_same, the default);
     joins take the widest of their branches whatever this rule says.
     label(a) -> the text a diagram box shows ("conv 3×3, 64, /2"), the name
     when None; category: the family a diagram colours it by (CATEGORIES);
