@@ -34,9 +34,6 @@ __all__ = [
 
 def register_layer(kind: LayerKind, *, replace: bool = False) -> LayerKind:
     """Make a user-defined layer kind available to every spec (see docs/extending.md)."""
-    from cnnspec.layers.registry import _ensure_builtins
-
-    _ensure_builtins()
     return register(kind, replace=replace)
 
 

@@ -147,7 +147,7 @@ def set_warning_handler(handler: Callable[[list[Diagnostic], SourceMap], None] |
 
 def _rename_warnings(graph: Graph, diags: Diagnostics) -> None:
     """W006 for each module name that torch cannot take as it is (see backends.fx.safe_paths)."""
-    from cnnspec.backends.fx import renamed_modules
+    from cnnspec.backends.names import renamed_modules
 
     for node, old, new in renamed_modules(graph):
         diags.warning(

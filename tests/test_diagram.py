@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import struct
@@ -31,12 +32,18 @@ def dot_nodes(dot: str) -> list[str]:
 
 def dot_edges(dot: str) -> list[str]:
     """The drawn edges (not the invisible ones that hold branches in order)."""
-    return [e for e in re.findall(r"^\s*n\d+ -> n\d+ \[.*\];$", dot, flags=re.M) if "style=invis" not in e]
+    return [e for e in re.findall(r"^\s*n\d+ -> n\d+ \[.*\]$", dot, flags=re.M) if "style=invis" not in e]
+
+
+def rank_rows(dot: str) -> list[list[str]]:
+    """The nodes of each `{rank=same ...}` subgraph, in order."""
+    rows = re.findall(r"\{\n\s*rank=same\n((?:\s*n\d+\n)+)\s*\}", dot)
+    return [row.split() for row in rows]
 
 
 def label_of(dot: str, node: str) -> str:
     """The text of a node's label, tags stripped."""
-    m = re.search(rf"^\s*{node} \[label=<(.*?)>, shape", dot, flags=re.M)
+    m = re.search(rf"^\s*{node} \[label=<(.*?)> fillcolor=", dot, flags=re.M)
     assert m, node
     return re.sub(r"<[^>]+>", " ", m.group(1))
 
@@ -91,7 +98,7 @@ def test_resnet152_expanded_has_every_block_and_every_shortcut() -> None:
 def test_edges_carry_the_shapes_of_the_ir() -> None:
     c = analyse(SPECS / "alexnet.cnn")
     d = to_dot(c.graph, c.analysis, expand=True)
-    labels = [re.search(r'xlabel="([^"]*)"', e).group(1) for e in dot_edges(d.dot)]  # type: ignore[union-attr]
+    labels = [re.search(r'xlabel="?([^" \]]*)', e).group(1) for e in dot_edges(d.dot)]  # type: ignore[union-attr]
     want = ["×".join(map(str, c.graph.nodes[n.inputs[0]].out_shape)) for n in c.graph.layers()]
     assert labels == want
 
@@ -100,13 +107,12 @@ def test_googlenet_branches_sit_in_spec_order() -> None:
     d = diagram("googlenet.cnn")
     # Nine Inception modules framed; their branches are columns held in one row, not clusters.
     assert d.clusters == 9
-    rows = re.findall(r"\{rank=same; ((?:n\d+; ?)+)\}", d.dot)
+    rows = rank_rows(d.dot)
     assert len(rows) == 9
-    for row in rows:
-        ids = [i.strip(";") for i in row.split()]
+    for ids in rows:
         paths = [re.search(r"\.(branch\d)\b", label_of(d.dot, n)).group(1) for n in ids]  # type: ignore[union-attr]
         assert paths == ["branch1", "branch2", "branch3", "branch4"]
-        assert f"{' -> '.join(ids)} [style=invis];" in d.dot
+        assert all(f"{a} -> {z} [style=invis]" in d.dot for a, z in itertools.pairwise(ids))
     # Every inception's concat has four incoming edges.
     concats = re.findall(r"^\s*(n\d+) \[label=<<b>concat</b>", d.dot, flags=re.M)
     assert len(concats) == 9
@@ -120,10 +126,9 @@ def test_googlenet_branches_are_drawn_left_to_right() -> None:
     for spec in ("googlenet.cnn", "googlenet2014.cnn"):
         d = diagram(spec)
         x = plain_x(d.dot)
-        rows = re.findall(r"\{rank=same; ((?:n\d+; ?)+)\}", d.dot)
+        rows = rank_rows(d.dot)
         assert len(rows) == 9
-        for row in rows:
-            ids = [i.strip(";") for i in row.split()]
+        for ids in rows:
             xs = [x[i] for i in ids]
             assert xs == sorted(xs), (spec, ids, xs)
 
@@ -147,7 +152,7 @@ def test_aux_heads_are_framed_apart_with_their_own_output_nodes() -> None:
     assert [t for _, t in outputs] == ["aux1 output 1000", "aux2 output 1000", "output 1000"]
     assert "loss weight 0.3, training only" in d.dot and "main output" in d.dot
     # The aux frames are dashed and hold their head's layers and the output node.
-    blocks = re.findall(r"subgraph (cluster_\d+) \{\n\s*label=<<b>(aux\d): AuxHead.*?style=\"([^\"]*)\"", d.dot)
+    blocks = re.findall(r"subgraph (cluster_\d+) \{\n[^\n]*label=<<b>(aux\d): AuxHead[^\n]*style=\"([^\"]*)\"", d.dot)
     assert [(name, "dashed" in style) for _, name, style in blocks] == [("aux1", True), ("aux2", True)]
     # Edges into a head and to its output are drawn in the aux colour; the main path's are not.
     aux_edges = [e for e in dot_edges(d.dot) if AUX_COLOUR in e]
@@ -166,7 +171,7 @@ def test_unnamed_aux_head_gets_a_frame_of_its_own() -> None:
     assert d.clusters == 1 and d.aux_outputs == 1
     assert "aux1: aux head (×0.5)" in d.dot and "aux1 output 10" in d.dot
     frame = d.dot[d.dot.index("subgraph cluster_1") :]
-    frame = frame[: frame.index("\n  }")]
+    frame = frame[: frame.index("\n\t}")]
     assert frame.count("[label=") == 4  # the head's three layers and its output node
     assert "c2" not in frame
 
@@ -238,7 +243,7 @@ def test_dot_output_needs_no_graphviz(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     out = tmp_path / "lenet.dot"
     assert main(["diagram", str(SPECS / "lenet5.cnn"), "-o", str(out)]) == 0
-    assert out.read_text().startswith('digraph "LeNet5" {')
+    assert out.read_text().startswith("digraph LeNet5 {")
 
 
 def test_missing_dot_says_how_to_install(
@@ -284,3 +289,16 @@ def test_gallery_draws_what_checks_and_lists_the_rest(tmp_path: Path) -> None:
     assert "`resnet.cnn`: network parameter `layers` has no value" in index
     assert "](resnet18.svg)" in index
     ET.parse(out / "resnet18.svg")
+
+
+@pytest.mark.parametrize("command", [["diagram", "{spec}", "-o", "{out}"], ["layers"], ["check", "{spec}"]])
+def test_diagram_layers_and_check_import_neither_torch_nor_the_fx_backend(command: list[str], tmp_path: Path) -> None:
+    import sys
+
+    args = [a.format(spec=SPECS / "googlenet.cnn", out=tmp_path / "g.dot") for a in command]
+    code = (
+        f"import sys; from cnnspec.cli import main; main({args!r}); "
+        "bad = [m for m in ('torch', 'cnnspec.backends.fx') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -98,3 +98,102 @@ def test_a_registered_saves_rule_decides_where_the_next_activation_runs_in_place
     _register_space_to_depth(name, saves=saves)
     model = cnnspec.compile(SPEC.replace("space_to_depth(2)", f"{name}(2)\n    act: relu"))
     assert model.act.inplace is in_place
+
+
+def _max_shape(a: Attrs, xs: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
+    if any(x != xs[0] for x in xs):
+        raise ShapeError("max: every branch must give the same shape", code="E303")
+    return xs[0]
+
+
+def _register_max_join() -> None:
+    if lookup("elementwise_max") is None:
+        cnnspec.register_layer(
+            LayerKind(
+                name="elementwise_max", doc="The elementwise maximum of its branches.", shape=_max_shape,
+                function="torch.maximum", arity="many", saves=SAVES_NOTHING, category="join",
+                label=lambda a: "max",
+            )
+        )  # fmt: skip
+
+
+JOIN_SPEC = """
+network Maxed {
+    input: 3 x 8 x 8
+    conv(4, 3, padding = 1)
+    elementwise_max {
+        a: conv(4, 1)
+        b: conv(4, 3, padding = 1)
+        c: identity
+    }
+    flatten
+    linear(2)
+}
+"""
+
+
+def test_a_registered_join_kind_is_a_join_everywhere() -> None:
+    """A kind of arity "many" registered by a user is written `name { ... }` and joins its branches
+    in the checker, the receptive-field pass, the compiled module and the diagram, like `add`."""
+    from cnnspec.api import analyse
+    from cnnspec.backends.diagram import to_dot
+
+    _register_max_join()
+    report = cnnspec.check(JOIN_SPEC)
+    join = next(row for row in report.layers if row.op == "elementwise_max")
+    assert join.output_shape == [4, 8, 8]
+    assert len(join.inputs) == 3
+    assert join.receptive_field == [5, 5]  # the widest branch: 3×3 then 3×3
+    model = cnnspec.compile(JOIN_SPEC)
+    x = torch.randn(2, 3, 8, 8)
+    assert model(x).shape == (2, 2)
+    maxima = [n for n in model.graph.nodes if n.op == "call_function" and n.target is torch.maximum]
+    assert len(maxima) == 2  # ((a max b) max c), as add folds its branches
+    assert maxima[-1].meta["cnnspec_path"] == "elementwise_max"
+    checked = analyse(JOIN_SPEC)
+    dot = to_dot(checked.graph, checked.analysis).dot
+    assert "<b>max</b>" in dot and "#f2f2f2" in dot  # the join's label and the joins' fill
+
+
+def test_a_join_kind_called_like_a_layer_says_it_takes_a_body() -> None:
+    _register_max_join()
+    with pytest.raises(cnnspec.SpecError) as e:
+        cnnspec.check(JOIN_SPEC.replace("elementwise_max {", "elementwise_max()\n    g: {"))
+    assert [d.code for d in e.value.diagnostics] == ["E103"]
+
+
+def test_docs_layer_table_is_generated_from_the_layer_table() -> None:
+    from pathlib import Path
+
+    from cnnspec.layers.docs import current_section, section
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    assert current_section(docs) == section(), "run `python -m cnnspec.layers.docs docs/language.md`"
+
+
+def test_every_builtin_kind_has_its_rules_in_its_entry() -> None:
+    """What the backends and passes need of a kind is in its entry, not keyed by its name elsewhere."""
+    from cnnspec.layers.builtin import BUILTIN
+    from cnnspec.layers.registry import CATEGORIES, is_join, join_kinds
+
+    assert set(join_kinds()) >= {"add", "mul", "concat"}
+    for kind in BUILTIN:
+        assert kind.category in CATEGORIES, kind.name
+        assert kind.lowers_to or kind.function, kind.name
+        assert is_join(kind.name) == (kind.arity == "many") == (kind.category == "join"), kind.name
+
+
+def test_registering_is_safe_from_threads() -> None:
+    """Eight threads registering kinds at once lose none of them, and readers see the built-ins throughout."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = lookup("relu")
+    assert base is not None
+
+    def add(i: int) -> bool:
+        cnnspec.register_layer(LayerKind(name=f"threaded_{i}", doc="", shape=base.shape))
+        return lookup("conv") is not None
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(add, range(16)))
+    assert all(lookup(f"threaded_{i}") is not None for i in range(16))

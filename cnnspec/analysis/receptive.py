@@ -7,8 +7,10 @@ al. 2019 ("Computing Receptive Fields of Convolutional Neural Networks"):
     jump_out = jump_in · s
 
 starting from rf = 1, jump = 1 at the input. Padding moves a window but does
-not widen it, so it does not enter. A join (add, concat, mul) sees what its
-widest branch sees, on the grid of its branches at its own resolution (a
+not widen it, so it does not enter. Each layer kind's `receptive` rule in the
+layer table gives the window it slides (cnnspec.layers.kind: rf_window,
+rf_adaptive, rf_whole), or None where each output sees what its input sees.
+A join (any kind of arity "many") sees what its widest branch sees, on the grid of its branches at its own resolution (a
 branch broadcast from 1×1, as a squeeze-and-excitation gate, sets no grid:
 its jump is that of a global pool, not the spacing of the output).
 Adaptive pooling is a window of the size torch uses (global pooling covers
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cnnspec.ir import Copy, Graph, Node
+from cnnspec.ir import Graph, Node
+from cnnspec.layers.registry import Attrs, Window, lookup
 
 Pair = tuple[int, int]
 
@@ -41,106 +44,37 @@ class Receptive(NamedTuple):
 _ORIGIN = Receptive((1, 1), (1, 1))
 
 
-def _pair(v: object, default: Pair) -> Pair:
-    if v is None:
-        return default
-    if isinstance(v, int):
-        return (v, v)
-    if isinstance(v, (tuple, list)) and len(v) == 2:
-        return (int(v[0]), int(v[1]))
-    return default
-
-
-def _window(x: Receptive, kernel: Pair, stride: Pair, dilation: Pair) -> Receptive:
+def _slide(x: Receptive, window: Window) -> Receptive:
     (rh, rw), (jh, jw) = x
+    kernel, stride, dilation = window
     rf = (rh + dilation[0] * (kernel[0] - 1) * jh, rw + dilation[1] * (kernel[1] - 1) * jw)
-    return _make(Receptive, (rf, (jh * stride[0], jw * stride[1])))
+    return Receptive(rf, (jh * stride[0], jw * stride[1]))
 
 
-# Receptive(rf, jump) without the Python-level __new__ a NamedTuple adds: this pass makes one per node.
-_make = tuple.__new__
-
-
-def _adaptive(in_hw: Pair, out_hw: Pair) -> tuple[Pair, Pair]:
-    """The widest window and the stride of torch's adaptive pooling from in_hw to out_hw."""
-    kernel, stride = [], []
-    for n, m in zip(in_hw, out_hw, strict=True):
-        # torch's window i spans [floor(i·n/m), ceil((i+1)·n/m)); the widest is ceil(n/m) (+1 when uneven).
-        k = max(-(-((i + 1) * n) // m) - (i * n) // m for i in range(m))
-        kernel.append(k)
-        stride.append(max(1, n // m))
-    return (kernel[0], kernel[1]), (stride[0], stride[1])
+def _join(node: Node, inputs: list[Receptive]) -> Receptive:
+    rf = (max(r.rf[0] for r in inputs), max(r.rf[1] for r in inputs))
+    # The output's grid is that of the branches at its resolution: a gate broadcast from 1×1
+    # (squeeze-and-excitation's) widens what the output sees but does not space its positions.
+    hw = node.out_shape[1:]
+    grid = [r for r, s in zip(inputs, node.in_shapes, strict=False) if len(hw) != 2 or s[1:] == hw] or inputs
+    jump = (max(r.jump[0] for r in grid), max(r.jump[1] for r in grid))
+    return Receptive(rf, jump)
 
 
 def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
     """The receptive field of one node given those of its inputs."""
-    if not inputs:
+    kind = lookup(node.kind)
+    if not inputs or kind is None:
         return _ORIGIN
-    if len(inputs) > 1:
-        rf = (max(r.rf[0] for r in inputs), max(r.rf[1] for r in inputs))
-        # The output's grid is that of the branches at its resolution: a gate broadcast from 1×1
-        # (squeeze-and-excitation's) widens what the output sees but does not space its positions.
-        hw = node.out_shape[1:]
-        grid = [r for r, s in zip(inputs, node.in_shapes, strict=False) if len(hw) != 2 or s[1:] == hw] or inputs
-        jump = (max(r.jump[0] for r in grid), max(r.jump[1] for r in grid))
-        return Receptive(rf, jump)
-    x = inputs[0]
-    a = node.attrs
-    in_shape = node.in_shapes[0] if node.in_shapes else ()
-    if node.kind.startswith("adaptive_") and len(in_shape) == 3:
-        kernel, stride = _adaptive((in_shape[1], in_shape[2]), (node.out_shape[1], node.out_shape[2]))
-        return _window(x, kernel, stride, (1, 1))
-    if "kernel" in a and len(in_shape) == 3:
-        kernel = _pair(a["kernel"], (1, 1))
-        # Pooling's stride defaults to its kernel (None in the attrs).
-        stride = _pair(a.get("stride"), kernel)
-        return _window(x, kernel, stride, _pair(a.get("dilation"), (1, 1)))
-    if len(in_shape) == 3 and len(node.out_shape) == 1:
-        # flatten (or any map-to-vector op): every output sees the whole map.
-        return _window(x, (in_shape[1], in_shape[2]), (in_shape[1], in_shape[2]), (1, 1))
-    return x
+    if kind.is_join:
+        return _join(node, inputs)
+    window = kind.receptive(Attrs(node.attrs), node.in_shapes[0], node.out_shape)
+    return inputs[0] if window is None else _slide(inputs[0], window)
 
 
 def receptive_fields(graph: Graph) -> list[Receptive]:
     """Receptive field and jump of every node by id, the input included (rf 1, jump 1)."""
-    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
-    fields: list[Receptive] = [_ORIGIN] * len(nodes)  # by node id, which is the index
-    for start, stop, copy in graph.runs():
-        if copy is not None:
-            for one in copy.single():  # each copy of a run reads the one before it
-                _shift(one, fields)
-            continue
-        for node in nodes[start:stop]:
-            fields[node.id] = node_receptive(node, [fields[j] for j in node.inputs])
+    fields: list[Receptive] = []
+    for node in graph.nodes:  # in id order: inputs come first
+        fields.append(node_receptive(node, [fields[j] for j in node.inputs]))
     return fields
-
-
-def _shift(c: Copy, fields: list[Receptive]) -> None:
-    """A replayed block instance's receptive fields, from its source's.
-
-    Inside an instance every node's field is affine in what its input sees:
-    rf = rf_in + a · jump_in and jump = s · jump_in, with a and s fixed by the
-    instance's ops and shapes (windows add d·(k − 1) times a jump that is a
-    multiple of jump_in; joins take the widest branch, which scaling by a
-    positive jump_in does not change). So a copy reading (rf', jump') has
-    rf' + (rf − rf_in) / jump_in · jump' where its source had rf.
-    """
-    (r0h, r0w), (j0h, j0w) = fields[c.source_input]
-    (r1h, r1w), (j1h, j1w) = fields[c.input]
-    source = fields[c.source : c.source + c.count]
-    if (r0h, r0w, j0h, j0w) == (r1h, r1w, j1h, j1w):
-        fields[c.start : c.start + c.count] = source
-        return
-    if (j0h, j0w) == (j1h, j1w):
-        # The same jump (copies in a repetition read the same resolution): jumps are the source's
-        # and fields move by the difference of the inputs', since rf − rf_in is a multiple of jump_in.
-        dh, dw = r1h - r0h, r1w - r0w
-        fields[c.start : c.start + c.count] = [_make(Receptive, ((h + dh, w + dw), jump)) for (h, w), jump in source]
-        return
-    fields[c.start : c.start + c.count] = [
-        _make(Receptive, (
-            (r1h + (h - r0h) // j0h * j1h, r1w + (w - r0w) // j0w * j1w),
-            (sh // j0h * j1h, sw // j0w * j1w),
-        ))
-        for (h, w), (sh, sw) in source
-    ]

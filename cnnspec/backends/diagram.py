@@ -1,4 +1,4 @@
-"""Graphviz diagrams of a network: IR and pass results in, DOT text out, `dot` renders it.
+"""Graphviz diagrams of a network: IR and pass results in, DOT built with the graphviz package, `dot` renders it.
 
 What is drawn comes from the IR and the analysis, never recomputed: each
 node shows its op with its key arguments and its output shape (parameters
@@ -23,45 +23,40 @@ the main output then gets one too, so that the sinks say which is which.
 from __future__ import annotations
 
 import html
+import itertools
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import graphviz
 
 from cnnspec.analysis import Analysis
 from cnnspec.analysis.aux import aux_heads
 from cnnspec.ir import Graph, Node
+from cnnspec.layers.registry import Attrs, LayerKind, is_join, lookup
 from cnnspec.views.fold import Item, build_tree, describe
 
 #: Output suffixes and the `dot -T` format that writes them (None: the DOT text itself).
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
 
-#: Ops drawn inside the node of the layer they follow, when that layer feeds only them.
-_POST_OPS = {
-    "batchnorm", "groupnorm", "layernorm", "lrn",
-    "relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "leaky_relu",
-}  # fmt: skip
-#: Fill colour per op family; anything else is white.
+#: Categories (the layer table's) of the ops drawn inside the node of the layer they follow,
+#: when that layer feeds only them.
+_POST_OPS = ("norm", "activation")
+#: Fill colour per category of the layer table; anything else is white.
 _COLOURS = {
     "conv": "#dbe9f6",
     "linear": "#e8dcf2",
-    "maxpool": "#fde5cc",
-    "avgpool": "#fde5cc",
-    "adaptive_avgpool": "#fde5cc",
-    "adaptive_maxpool": "#fde5cc",
-    "batchnorm": "#fff5c2",
-    "groupnorm": "#fff5c2",
-    "layernorm": "#fff5c2",
-    "lrn": "#fff5c2",
-    "dropout": "#eeeeee",
-    "flatten": "#eeeeee",
+    "pool": "#fde5cc",
+    "norm": "#fff5c2",
+    "activation": "#e3f4e1",
+    "regulariser": "#eeeeee",
+    "reshape": "#eeeeee",
 }
-_JOINS = {"add", "concat", "mul"}
+_JOIN_FILL = "#f2f2f2"
 #: Auxiliary heads: frame, fill, and the colour of the edges into and inside them.
 AUX_COLOUR = "#d9822b"
 _AUX_FILL = "#fff6ec"
 _OUTPUT_FILL = "#ffe0b8"
-_ACTIVATIONS = _POST_OPS - {"batchnorm", "groupnorm", "layernorm", "lrn"}
 SKIP_COLOUR = "#d62728"
 
 
@@ -81,47 +76,15 @@ def _human(n: float) -> str:
     return str(int(n))
 
 
-def _pair(v: object) -> str:
-    if isinstance(v, (tuple, list)):
-        return str(v[0]) if v[0] == v[1] else f"{v[0]}×{v[1]}"
-    return str(v)
-
-
-def _kernel(v: object) -> str:
-    if isinstance(v, (tuple, list)):
-        return f"{v[0]}×{v[1]}"
-    return f"{v}×{v}"
+def _kind(node: Node) -> LayerKind:
+    kind = lookup(node.kind)
+    assert kind is not None, node.kind  # elaboration made the node from the table
+    return kind
 
 
 def op_text(node: Node) -> str:
-    """The op with its key arguments, the way papers label boxes: "conv 3×3, 64, /2"."""
-    a, k = node.attrs, node.kind
-    if k == "conv":
-        parts = [f"conv {_kernel(a['kernel'])}", str(a["out"])]
-        if _pair(a.get("stride", 1)) != "1":
-            parts.append(f"/{_pair(a['stride'])}")
-        if a.get("groups", 1) != 1:
-            parts.append(f"g{a['groups']}")
-        if _pair(a.get("dilation", 1)) != "1":
-            parts.append(f"d{_pair(a['dilation'])}")
-        return ", ".join(parts)
-    if k == "linear":
-        return f"linear {a['out']}"
-    if k in ("maxpool", "avgpool"):
-        stride = a.get("stride") or a["kernel"]
-        text = f"{k} {_kernel(a['kernel'])}"
-        return text + (f", /{_pair(stride)}" if _pair(stride) != "1" else "")
-    if k.startswith("adaptive_"):
-        return f"{k} {_kernel(a['size'])}"
-    if k in ("dropout", "stochastic_depth"):
-        return f"{k} {a.get('p')}"
-    if k == "lrn":
-        return f"lrn {a['size']}"
-    if k == "groupnorm":
-        return f"groupnorm {a['groups']}"
-    if k == "add" and a.get("residual"):
-        return "add"
-    return k
+    """The op with its key arguments, the way papers label boxes: "conv 3×3, 64, /2" (the table's label)."""
+    return _kind(node).label_text(Attrs(node.attrs))
 
 
 def _wrap(prefix: str, ops: list[str], width: int = 60) -> list[str]:
@@ -229,9 +192,10 @@ class _Builder:
         ops = " · ".join([op_text(head)] + [op_text(n) for n in chain[1:]])
         where = f"{_where(head)}→ {shape_text(last.out_shape)}"
         lines = [ops, where, *self._stats_line([n.id for n in chain])]
-        if head.kind in _JOINS:
-            return self._unit([n.id for n in chain], lines, fill="#f2f2f2", shape="box", style="rounded,filled,bold")
-        fill = _COLOURS.get(head.kind, "#e3f4e1" if head.kind in _ACTIVATIONS else "#ffffff")
+        kind = _kind(head)
+        if kind.is_join:
+            return self._unit([n.id for n in chain], lines, fill=_JOIN_FILL, shape="box", style="rounded,filled,bold")
+        fill = _COLOURS.get(kind.category, "#ffffff")
         return self._unit([n.id for n in chain], lines, fill=fill)
 
     def _block_unit(self, item: Item) -> _Unit:
@@ -259,7 +223,7 @@ class _Builder:
     def _fusable(self, prev: Node, node: Node) -> bool:
         return (
             not self.expand
-            and node.kind in _POST_OPS
+            and _kind(node).category in _POST_OPS
             and node.inputs == (prev.id,)
             and self.graph.users(prev.id) == [node.id]
             and prev.scope == node.scope
@@ -268,7 +232,7 @@ class _Builder:
     def _joins_branches(self, item: Item) -> bool:
         """Whether the group ends in a join of several branches (an Inception module)."""
         last = self.graph.nodes[item.last]
-        return last.kind in _JOINS and len(last.inputs) > 2
+        return is_join(last.kind) and len(last.inputs) > 2
 
     def items(self, items: list[Item], level: int, branches: bool = False, head: str = "") -> list[_Unit | _Cluster]:
         """The drawn nodes and clusters of a list of items.
@@ -387,34 +351,33 @@ class _Builder:
         return row if len(row) > 1 else []
 
 
-def _unit_dot(u: _Unit, indent: str) -> str:
+def _unit_node(g: graphviz.Digraph, u: _Unit) -> None:
     first, *rest = u.lines
     label = f"<b>{_esc(first)}</b>" + "".join(f'<br/><font point-size="9">{_esc(x)}</font>' for x in rest)
-    extra = f", peripheries={u.peripheries}" if u.peripheries != 1 else ""
-    return (
-        f'{indent}{u.dot_id} [label=<{label}>, shape={u.shape}, style="{u.style}", fillcolor="{u.fill}"{extra}];'
-    )
+    extra = {"peripheries": str(u.peripheries)} if u.peripheries != 1 else {}
+    g.node(u.dot_id, label=f"<{label}>", shape=u.shape, style=u.style, fillcolor=u.fill, **extra)
 
 
-def _emit(items: list[_Unit | _Cluster], indent: str, out: list[str]) -> int:
-    """Append the DOT lines of the items; returns how many clusters they hold."""
+def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph) -> int:
+    """Add the items to g; returns how many clusters they hold."""
     clusters = 0
     for it in items:
         if isinstance(it, _Unit):
-            out.append(_unit_dot(it, indent))
-        else:
-            fill = f' fillcolor="{it.fill}";' if it.fill else ""
-            label = f"<<b>{_esc(it.label)}</b>>"
-            out.append(f"{indent}subgraph {it.dot_id} {{")
-            out.append(f'{indent}  label={label}; labeljust=l; style="{it.style}"; color="{it.colour}";{fill}')
-            clusters += 1 + _emit(it.items, indent + "  ", out)
+            _unit_node(g, it)
+            continue
+        with g.subgraph(name=it.dot_id) as c:
+            fill = {"fillcolor": it.fill} if it.fill else {}
+            c.attr(label=f"<<b>{_esc(it.label)}</b>>", labeljust="l", style=it.style, color=it.colour, **fill)
+            clusters += 1 + _emit(it.items, c)
             if it.row:
                 # One rank, and invisible edges between neighbours, which dot draws left to right:
                 # the branches keep the spec's order whatever the crossing heuristic prefers.
-                ids = " ".join(f"{u};" for u in it.row)
-                out.append(f"{indent}  {{rank=same; {ids}}}")
-                out.append(f"{indent}  {' -> '.join(it.row)} [style=invis];")
-            out.append(f"{indent}}}")
+                with c.subgraph() as rank:
+                    rank.attr(rank="same")
+                    for u in it.row:
+                        rank.node(u)
+                for a, z in itertools.pairwise(it.row):
+                    c.edge(a, z, style="invis")
     return clusters
 
 
@@ -440,15 +403,19 @@ def to_dot(
         top.append(b._unit([], [f"output {shape_text(graph.output_shape)}", "main output"],
                            fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold"))
 
-    out = [
-        f"digraph {_dot_id(graph.network)} {{",
-        f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.25, ranksep=0.3, '
-        f'label=<<b>{_esc(graph.network)}</b>: {_esc(shape_text(graph.input_shape))} → '
-        f'{_esc(shape_text(graph.output_shape))}>, labelloc=t];',
-        '  node [fontname="Helvetica", fontsize=11, margin="0.12,0.04", height=0.3];',
-        '  edge [fontname="Helvetica", fontsize=8, color="#555555", fontcolor="#555555", arrowsize=0.6];',
-    ]
-    n_clusters = _emit(top, "  ", out)
+    g = graphviz.Digraph(
+        graph.network,
+        graph_attr={
+            "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25", "ranksep": "0.3",
+            "label": f"<<b>{_esc(graph.network)}</b>: {_esc(shape_text(graph.input_shape))} → "
+                     f"{_esc(shape_text(graph.output_shape))}>",
+            "labelloc": "t",
+        },
+        node_attr={"fontname": "Helvetica", "fontsize": "11", "margin": "0.12,0.04", "height": "0.3"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "fontcolor": "#555555",
+                   "arrowsize": "0.6"},
+    )  # fmt: skip
+    n_clusters = _emit(top, g)
 
     # One edge per pair of drawn nodes; shapes come from the producing node's out_shape. A pair
     # is a skip edge only when every edge it stands for is one: into a fold, the main path wins.
@@ -474,23 +441,16 @@ def to_dot(
         seen[key], labels[key] = False, shape_text(graph.output_shape)
     n_skip = 0
     for (a, z), skip in seen.items():
-        label = _esc(labels[(a, z)])
+        label = labels[(a, z)]
         if z in aux_units:
-            out.append(f'  {a} -> {z} [xlabel="{label}", color="{AUX_COLOUR}", fontcolor="{AUX_COLOUR}"];')
+            g.edge(a, z, xlabel=label, color=AUX_COLOUR, fontcolor=AUX_COLOUR)
         elif skip:
             n_skip += 1
-            out.append(
-                f'  {a} -> {z} [xlabel="{label}", style=dashed, color="{SKIP_COLOUR}", '
-                f'fontcolor="{SKIP_COLOUR}", penwidth=1.4, constraint=false];'
-            )
+            g.edge(a, z, xlabel=label, style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.4",
+                   constraint="false")  # fmt: skip
         else:
-            out.append(f'  {a} -> {z} [xlabel="{label}"];')
-    out.append("}")
-    return Diagram("\n".join(out) + "\n", b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out))
-
-
-def _dot_id(name: str) -> str:
-    return '"' + name.replace('"', r"\"") + '"'
+            g.edge(a, z, xlabel=label)
+    return Diagram(g.source, b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out))
 
 
 def find_dot() -> str:
@@ -505,14 +465,18 @@ def find_dot() -> str:
 
 
 def render(dot_text: str, path: Path, fmt: str | None) -> None:
-    """Write DOT text to path, rendered by `dot -T<fmt>` unless fmt is None (the DOT text itself)."""
+    """Write DOT text to path, rendered by Graphviz's `dot -T<fmt>` unless fmt is None (the DOT text itself)."""
     if fmt is None:
         path.write_text(dot_text, encoding="utf-8")
         return
-    exe = find_dot()
-    args = [exe, f"-T{fmt}", "-o", str(path)]
+    find_dot()
     if fmt == "png":
-        args.insert(1, "-Gdpi=110")
-    done = subprocess.run(args, input=dot_text.encode("utf-8"), capture_output=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"dot failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
+        # `dot -Gdpi=110`: the root graph's default dpi, given on the line after `digraph name {`.
+        header, _, body = dot_text.partition("\n")
+        dot_text = f"{header}\n\tgraph [dpi=110]\n{body}"
+    try:
+        data = graphviz.pipe("dot", fmt, dot_text.encode("utf-8"), quiet=True)
+    except graphviz.CalledProcessError as e:
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else str(e.stderr or "")
+        raise RuntimeError(f"dot failed ({e.returncode}): {stderr.strip()}") from None
+    path.write_bytes(data)

@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnspec.backends.fx import fx_name, module_paths
+from cnnspec.backends.names import fx_name, module_paths
 from cnnspec.ir import Graph
 
 if TYPE_CHECKING:

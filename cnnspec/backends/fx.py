@@ -10,14 +10,11 @@ node.meta["cnnspec_span"], and its layer's path in node.meta["cnnspec_path"].
 from __future__ import annotations
 
 import importlib
-import keyword
 import operator
-import unicodedata
-from collections.abc import Iterable, Iterator
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.analysis.memory import keeps_output
+from cnnspec.backends.names import TORCH_ATTRS, fx_name, module_paths, renamed_modules, safe_name, safe_paths
 from cnnspec.ir import Graph, Node
 from cnnspec.layers import init as inits
 from cnnspec.layers.registry import Attrs, lookup
@@ -25,6 +22,12 @@ from cnnspec.layers.registry import Attrs, lookup
 if TYPE_CHECKING:
     import torch.fx
     from torch import nn
+
+#: The naming functions, importable from here as before they moved to cnnspec.backends.names.
+__all__ = [
+    "TORCH_ATTRS", "build_modules", "fx_name", "module_paths", "module_tree", "renamed_modules", "safe_name",
+    "safe_paths", "to_fx_graph", "to_graph_module",
+]  # fmt: skip
 
 def _function(dotted: str) -> Any:
     mod, _, name = dotted.rpartition(".")
@@ -45,139 +48,6 @@ def _may_run_inplace(graph: Graph, node: Node) -> bool:
         and node.inputs.count(src.id) == 1
         and not keeps_output(src)
     )
-
-
-#: Public attributes of nn.Module, fx.GraphModule and AuxOutputsGraphModule: a
-#: submodule of that name would clash with them (add_module refuses it, or the
-#: generated forward would call the wrong thing). Kept as a literal so that
-#: checking a spec need not import torch; a test compares it with torch's.
-TORCH_ATTRS = frozenset(
-    """T_destination add_module add_submodule apply aux_names aux_weights bfloat16 buffers call_super_init children
-    code compile cpu cuda delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float
-    forward get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta modules mtia
-    named_buffers named_children named_modules named_parameters parameters print_readable recompile
-    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
-    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
-    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
-    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule shape_env share_memory state_dict to
-    to_empty to_folder train training type xpu zero_grad""".split()  # noqa: SIM905  (a list literal would be 70 lines)
-)
-
-
-_path = attrgetter("path")
-#: Names safe_name has passed (bounded): most checks name their modules alike.
-_SAFE_NAMES: set[str] = set()
-
-
-def _known_safe(name: str) -> bool:
-    """safe_name, remembering the names it passes."""
-    if not safe_name(name):
-        return False
-    if len(_SAFE_NAMES) < 100_000:
-        _SAFE_NAMES.add(name)
-    return True
-
-
-def safe_name(name: str) -> bool:
-    """Whether torch and the generated Python can use name as a submodule attribute as it is.
-
-    Digits are fine (Sequential-style "0", "1", as torchvision names them);
-    otherwise the name must be an identifier that Unicode normalisation leaves
-    alone (Python would read `self.ﬁ` as `self.fi`), not a keyword, not an
-    attribute of nn.Module or GraphModule, and not private (a leading `_`).
-    """
-    if name.isascii() and name.isdigit():
-        return True
-    return (
-        name.isidentifier()
-        and unicodedata.normalize("NFKC", name) == name
-        and not keyword.iskeyword(name)
-        and name not in TORCH_ATTRS
-        and not name.startswith("_")
-    )
-
-
-def _sanitise(name: str) -> str:
-    text = unicodedata.normalize("NFKC", name)
-    text = "".join(c if (c.isascii() and (c.isalnum() or c == "_")) or c.isidentifier() else "_" for c in text)
-    text = text.strip("_") or "m"
-    if not text.isidentifier() or unicodedata.normalize("NFKC", text) != text:
-        text = "m_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in text)
-    if keyword.iskeyword(text) or text in TORCH_ATTRS:
-        text += "_"
-    return text
-
-
-def safe_paths(paths: Iterable[str]) -> dict[str, str]:
-    """A safe module path for every spec module path: unchanged where torch accepts it.
-
-    Each unsafe component is mapped to a sanitised name (`forward` becomes
-    `forward_`, `import` becomes `import_`, `a b` becomes `a_b`), made unique
-    among its siblings, kept names included (`x_2` when `x_` is taken).
-    """
-    paths = list(dict.fromkeys(paths))
-    # Check each distinct name once: a network of 10,000 layers has a few dozen.
-    unsafe = {part for part in set(".".join(paths).split(".")) if not safe_name(part)}
-    if not unsafe:
-        return {path: path for path in paths}
-    kept: dict[str, set[str]] = {}
-    for path in paths:
-        parts = path.split(".")
-        for i, part in enumerate(parts):
-            if part not in unsafe:
-                kept.setdefault(".".join(parts[:i]), set()).add(part)
-    assigned: dict[tuple[str, str], str] = {}
-    taken = {k: set(v) for k, v in kept.items()}
-    out: dict[str, str] = {}
-    for path in paths:
-        parts = path.split(".")
-        if unsafe.isdisjoint(parts):
-            out[path] = path
-            continue
-        new = []
-        for i, part in enumerate(parts):
-            parent = ".".join(parts[:i])
-            if part not in unsafe:
-                new.append(part)
-                continue
-            key = (parent, part)
-            if key not in assigned:
-                base = _sanitise(part)
-                used = taken.setdefault(parent, set())
-                cand, n = base, 1
-                while cand in used:
-                    n += 1
-                    cand = f"{base}_{n}"
-                used.add(cand)
-                assigned[key] = cand
-            new.append(assigned[key])
-        out[path] = ".".join(new)
-    return out
-
-
-def module_paths(graph: Graph) -> dict[str, str]:
-    """Spec module path -> the path the compiled module uses, for every layer with a module."""
-    return safe_paths(n.path for n in graph.layers() if n.has_module)
-
-
-def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
-    """(node, spec path, compiled path) for every module whose path had to change."""
-    # The names in module paths: those of the layers elaborated afresh, and the instance names
-    # of replayed blocks (the rest of a copy's paths repeats its source's).
-    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
-    paths = [path for c in graph.copies for path in c.paths]
-    for start, stop, copy in graph.runs():
-        if copy is None:
-            # Layers without a module too: a name more can only send us to the exact answer below.
-            paths += map(_path, nodes[start:stop])
-    names = set(".".join(paths).split("."))
-    digits = set(filter(str.isdigit, names))  # positions, most of the names: safe when ASCII
-    if "".join(digits).isascii() and all(_known_safe(name) for name in names - digits - _SAFE_NAMES):
-        return  # the common case, decided from the few distinct names alone
-    renamed = module_paths(graph)
-    for node in graph.layers():
-        if node.has_module and renamed[node.path] != node.path:
-            yield node, node.path, renamed[node.path]
 
 
 def build_modules(graph: Graph) -> dict[str, nn.Module]:
@@ -248,19 +118,6 @@ def module_tree(modules: dict[str, nn.Module]) -> nn.Module:
     return root
 
 
-def fx_name(path: str) -> str:
-    """A valid Python identifier for an fx node or class name derived from a spec name.
-
-    Normalised as Python normalises identifiers, so that the name written is
-    the name Python reads.
-    """
-    path = unicodedata.normalize("NFKC", path)
-    name = "".join(c if c.isidentifier() or (c.isalnum() and c.isascii()) or c == "_" else "_" for c in path)
-    if not name or not name.isidentifier() or keyword.iskeyword(name):
-        name = "_" + "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name)
-    return name
-
-
 def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
     """The fx.Graph of a network: placeholder, call_module per layer, call_function per join.
 
@@ -291,9 +148,10 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
         name = fx_name(node.path)
         if node.has_module:
             out = fxg.call_module(paths[node.path], (args[0],))
-        elif node.kind == "concat":
-            out = fxg.call_function(torch.cat, (args, 1), name=name)
-        elif kind.arity == "many":
+        elif kind.takes_list:
+            fn = _function(kind.function or "")
+            out = fxg.call_function(fn, (args, *kind.function_args(Attrs(node.attrs))), name=name)
+        elif kind.is_join:
             fn = _function(kind.function or "")
             # A partial sum is the join's own value, so only the first step needs the check.
             in_place = _function(kind.inplace_function) if kind.inplace_function else fn

@@ -1,4 +1,4 @@
-"""The built-in layer vocabulary: one register(LayerKind(...)) per layer.
+"""The built-in layer vocabulary: one LayerKind per layer, all of them in BUILTIN.
 
 MAC convention: one MAC is one multiply-add of a convolution or a linear
 layer (bias additions are not counted). Normalisation, activations, pooling
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnspec.layers.registry import (
+from cnnspec.layers.kind import (
     F32,
     I64,
     SAVES_NOTHING,
@@ -31,7 +31,9 @@ from cnnspec.layers.registry import (
     positive_int,
     positive_number,
     probability,
-    register,
+    rf_adaptive,
+    rf_whole,
+    rf_window,
 )
 
 
@@ -117,6 +119,35 @@ def _window_shape(a: Attrs, x: Shape, kind: str, ceil: bool = False, dilation: t
     return (c, oh, ow)
 
 
+def _kernel(v: Any) -> str:
+    return f"{v[0]}×{v[1]}"
+
+
+def _pair_label(v: Any) -> str:
+    return str(v[0]) if v[0] == v[1] else f"{v[0]}×{v[1]}"
+
+
+def _conv_label(a: Attrs) -> str:
+    """The way papers label a conv box: "conv 3×3, 64, /2"."""
+    parts = [f"conv {_kernel(a['kernel'])}", str(a["out"])]
+    if _pair_label(a["stride"]) != "1":
+        parts.append(f"/{_pair_label(a['stride'])}")
+    if a["groups"] != 1:
+        parts.append(f"g{a['groups']}")
+    if _pair_label(a["dilation"]) != "1":
+        parts.append(f"d{_pair_label(a['dilation'])}")
+    return ", ".join(parts)
+
+
+def _pool_label(kind: str) -> Any:
+    def label(a: Attrs) -> str:
+        stride = a.get("stride") or a["kernel"]
+        text = f"{kind} {_kernel(a['kernel'])}"
+        return text + (f", /{_pair_label(stride)}" if _pair_label(stride) != "1" else "")
+
+    return label
+
+
 # ------------------------------------------------------------------- conv
 
 
@@ -168,24 +199,26 @@ def _conv_module(a: Attrs, x: Shape, inplace: bool) -> Any:
     )
 
 
-register(
-    LayerKind(
-        name="conv",
-        doc="2-d convolution (nn.Conv2d); input channels come from the input shape.",
-        args=(
-            Arg("out", positive_int, doc="output channels"),
-            Arg("kernel", pair(positive_int), doc="kernel size, an int or [h, w]"),
-            Arg("stride", pair(positive_int), 1),
-            Arg("padding", padding, 0, doc='an int, [h, w], "same" or "valid"'),
-            Arg("dilation", pair(positive_int), 1),
-            Arg("groups", positive_int, 1, doc="groups; groups = in.channels is depthwise"),
-            Arg("bias", boolean, True),
-        ),
-        shape=_conv_shape,
-        count=_conv_count,
-        macs=_conv_macs,
-        module=_conv_module,
-    )
+CONV = LayerKind(
+    name="conv",
+    doc="2-d convolution (nn.Conv2d); input channels come from the input shape.",
+    args=(
+        Arg("out", positive_int, doc="output channels"),
+        Arg("kernel", pair(positive_int), doc="kernel size, an int or [h, w]"),
+        Arg("stride", pair(positive_int), 1),
+        Arg("padding", padding, 0, doc='an int, [h, w], "same" or "valid"'),
+        Arg("dilation", pair(positive_int), 1),
+        Arg("groups", positive_int, 1, doc="groups; groups = in.channels is depthwise"),
+        Arg("bias", boolean, True),
+    ),
+    shape=_conv_shape,
+    count=_conv_count,
+    macs=_conv_macs,
+    module=_conv_module,
+    label=_conv_label,
+    category="conv",
+    receptive=rf_window,
+    lowers_to="nn.Conv2d",
 )
 
 # ----------------------------------------------------------------- linear
@@ -196,16 +229,17 @@ def _linear_shape(a: Attrs, x: Shape) -> Shape:
     return (a.out,)
 
 
-register(
-    LayerKind(
-        name="linear",
-        doc="Fully connected layer (nn.Linear) on flat features.",
-        args=(Arg("out", positive_int, doc="output features"), Arg("bias", boolean, True)),
-        shape=_linear_shape,
-        count=lambda a, x: (x[0] * a.out + (a.out if a.bias else 0), 0),
-        macs=lambda a, x, y: x[0] * a.out,
-        module=lambda a, x, inplace: _nn().Linear(x[0], a.out, bias=a.bias),
-    )
+LINEAR = LayerKind(
+    name="linear",
+    doc="Fully connected layer (nn.Linear) on flat features.",
+    args=(Arg("out", positive_int, doc="output features"), Arg("bias", boolean, True)),
+    shape=_linear_shape,
+    count=lambda a, x: (x[0] * a.out + (a.out if a.bias else 0), 0),
+    macs=lambda a, x, y: x[0] * a.out,
+    module=lambda a, x, inplace: _nn().Linear(x[0], a.out, bias=a.bias),
+    label=lambda a: f"linear {a['out']}",
+    category="linear",
+    lowers_to="nn.Linear",
 )
 
 # ---------------------------------------------------------- normalisation
@@ -216,16 +250,16 @@ def _bn_module(a: Attrs, x: Shape, inplace: bool) -> Any:
     return cls(x[0], eps=a.eps, momentum=a.momentum, affine=a.affine)
 
 
-register(
-    LayerKind(
-        name="batchnorm",
-        doc="Batch normalisation, 2-d on feature maps and 1-d on flat features.",
-        args=(Arg("eps", positive_number, 1e-5), Arg("momentum", probability, 0.1), Arg("affine", boolean, True)),
-        shape=_same,
-        count=lambda a, x: (2 * x[0] if a["affine"] else 0, 2 * x[0] + 1),
-        module=_bn_module,
-        saves=lambda a, x, y, device: ((0,), 0, 2 * x[0] * F32),  # save_mean and save_invstd, per channel
-    )
+BATCHNORM = LayerKind(
+    name="batchnorm",
+    doc="Batch normalisation, 2-d on feature maps and 1-d on flat features.",
+    args=(Arg("eps", positive_number, 1e-5), Arg("momentum", probability, 0.1), Arg("affine", boolean, True)),
+    shape=_same,
+    count=lambda a, x: (2 * x[0] if a["affine"] else 0, 2 * x[0] + 1),
+    module=_bn_module,
+    saves=lambda a, x, y, device: ((0,), 0, 2 * x[0] * F32),  # save_mean and save_invstd, per channel
+    category="norm",
+    lowers_to="nn.BatchNorm2d (nn.BatchNorm1d on flat features)",
 )
 
 
@@ -239,28 +273,29 @@ def _gn_shape(a: Attrs, x: Shape) -> Shape:
     return x
 
 
-register(
-    LayerKind(
-        name="groupnorm",
-        doc="Group normalisation (nn.GroupNorm) over channel groups.",
-        args=(Arg("groups", positive_int), Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
-        shape=_gn_shape,
-        count=lambda a, x: (2 * x[0] if a.affine else 0, 0),
-        module=lambda a, x, inplace: _nn().GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine),
-        saves=lambda a, x, y, device: ((0,), 2 * a["groups"] * F32, 0),  # mean and rstd per sample and group
-    )
+GROUPNORM = LayerKind(
+    name="groupnorm",
+    doc="Group normalisation (nn.GroupNorm) over channel groups.",
+    args=(Arg("groups", positive_int), Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
+    shape=_gn_shape,
+    count=lambda a, x: (2 * x[0] if a.affine else 0, 0),
+    module=lambda a, x, inplace: _nn().GroupNorm(a.groups, x[0], eps=a.eps, affine=a.affine),
+    saves=lambda a, x, y, device: ((0,), 2 * a["groups"] * F32, 0),  # mean and rstd per sample and group
+    label=lambda a: f"groupnorm {a['groups']}",
+    category="norm",
+    lowers_to="nn.GroupNorm",
 )
 
-register(
-    LayerKind(
-        name="layernorm",
-        doc="Layer normalisation (nn.LayerNorm) over all of C×H×W (or the flat features).",
-        args=(Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
-        shape=_same,
-        count=lambda a, x: (2 * math.prod(x) if a.affine else 0, 0),
-        module=lambda a, x, inplace: _nn().LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine),
-        saves=((0,), 2 * F32, 0),  # mean and rstd per sample
-    )
+LAYERNORM = LayerKind(
+    name="layernorm",
+    doc="Layer normalisation (nn.LayerNorm) over all of C×H×W (or the flat features).",
+    args=(Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
+    shape=_same,
+    count=lambda a, x: (2 * math.prod(x) if a.affine else 0, 0),
+    module=lambda a, x, inplace: _nn().LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine),
+    saves=((0,), 2 * F32, 0),  # mean and rstd per sample
+    category="norm",
+    lowers_to="nn.LayerNorm",
 )
 
 
@@ -277,20 +312,21 @@ def _lrn_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
     return (0,), ((c + n - 1) * h * w + 2 * c * h * w) * F32, 0
 
 
-register(
-    LayerKind(
-        name="lrn",
-        doc="Local response normalisation across channels (AlexNet 2012, GoogLeNet 2014).",
-        args=(
-            Arg("size", positive_int),
-            Arg("alpha", number, 1e-4),
-            Arg("beta", number, 0.75),
-            Arg("k", number, 1.0),
-        ),
-        shape=_lrn_shape,
-        module=lambda a, x, inplace: _nn().LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k),
-        saves=_lrn_saves,
-    )
+LRN = LayerKind(
+    name="lrn",
+    doc="Local response normalisation across channels (AlexNet 2012, GoogLeNet 2014).",
+    args=(
+        Arg("size", positive_int),
+        Arg("alpha", number, 1e-4),
+        Arg("beta", number, 0.75),
+        Arg("k", number, 1.0),
+    ),
+    shape=_lrn_shape,
+    module=lambda a, x, inplace: _nn().LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k),
+    saves=_lrn_saves,
+    label=lambda a: f"lrn {a['size']}",
+    category="norm",
+    lowers_to="nn.LocalResponseNorm",
 )
 
 # ------------------------------------------------------------ activations
@@ -304,7 +340,8 @@ def _activation(
     inplace: bool = False,
     saves: Saves | None = None,
     view: bool = False,
-) -> None:
+    category: str = "activation",
+) -> LayerKind:
     def build(a: Attrs, x: Shape, in_place: bool) -> Any:
         kwargs = {arg.name: a[arg.name] for arg in args}
         if inplace:
@@ -312,41 +349,51 @@ def _activation(
         return getattr(_nn(), cls)(**kwargs)
 
     rule = {"saves": saves} if saves is not None else {}  # else the default: its input
-    register(LayerKind(name=name, doc=doc, args=args, shape=_same, module=build, inplace=inplace, view=view, **rule))
+    return LayerKind(
+        name=name, doc=doc, args=args, shape=_same, module=build, inplace=inplace, view=view,
+        category=category, lowers_to=f"nn.{cls}", **rule,
+    )  # fmt: skip
 
 
-_activation("relu", "ReLU", "max(0, x)", inplace=True, saves=SAVES_OUTPUT)
-_activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet)", inplace=True, saves=SAVES_OUTPUT)
-_activation("gelu", "GELU", "Gaussian error linear unit", args=(Arg("approximate", choice("none", "tanh"), "none"),))
-_activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish (EfficientNet)", inplace=True)
-_activation("sigmoid", "Sigmoid", "logistic sigmoid", saves=SAVES_OUTPUT)
-_activation("tanh", "Tanh", "hyperbolic tangent", saves=SAVES_OUTPUT)
-_activation("hardswish", "Hardswish", "MobileNetV3's hard swish", inplace=True)
-_activation("hardsigmoid", "Hardsigmoid", "MobileNetV3's hard sigmoid", inplace=True)
-_activation("identity", "Identity", "passes its input through", saves=SAVES_NOTHING, view=True)
+RELU = _activation("relu", "ReLU", "max(0, x)", inplace=True, saves=SAVES_OUTPUT)
+RELU6 = _activation("relu6", "ReLU6", "min(max(0, x), 6) (MobileNet)", inplace=True, saves=SAVES_OUTPUT)
+GELU = _activation(
+    "gelu", "GELU", "Gaussian error linear unit", args=(Arg("approximate", choice("none", "tanh"), "none"),)
+)
+
+
+SILU = _activation("silu", "SiLU", "x·sigmoid(x), a.k.a. swish (EfficientNet)", inplace=True)
+SIGMOID = _activation("sigmoid", "Sigmoid", "logistic sigmoid", saves=SAVES_OUTPUT)
+TANH = _activation("tanh", "Tanh", "hyperbolic tangent", saves=SAVES_OUTPUT)
+HARDSWISH = _activation("hardswish", "Hardswish", "MobileNetV3's hard swish", inplace=True)
+HARDSIGMOID = _activation("hardsigmoid", "Hardsigmoid", "MobileNetV3's hard sigmoid", inplace=True)
+IDENTITY = _activation(
+    "identity", "Identity", "passes its input through", saves=SAVES_NOTHING, view=True, category=""
+)
 
 
 def _leaky(a: Attrs, x: Shape, inplace: bool) -> Any:
     return _nn().LeakyReLU(negative_slope=a.slope)
 
 
-register(
-    LayerKind(
-        name="leaky_relu",
-        doc="Leaky ReLU: x for x > 0, slope·x otherwise.",
-        args=(Arg("slope", number, 0.01),),
-        shape=_same,
-        module=_leaky,
-    )
+LEAKY_RELU = LayerKind(
+    name="leaky_relu",
+    doc="Leaky ReLU: x for x > 0, slope·x otherwise.",
+    args=(Arg("slope", number, 0.01),),
+    shape=_same,
+    module=_leaky,
+    category="activation",
+    lowers_to="nn.LeakyReLU",
 )
-register(
-    LayerKind(
-        name="softmax",
-        doc="Softmax over channels (dim 1).",
-        shape=_same,
-        module=lambda a, x, inplace: _nn().Softmax(dim=1),
-        saves=SAVES_OUTPUT,
-    )
+
+
+SOFTMAX = LayerKind(
+    name="softmax",
+    doc="Softmax over channels (dim 1).",
+    shape=_same,
+    module=lambda a, x, inplace: _nn().Softmax(dim=1),
+    saves=SAVES_OUTPUT,
+    lowers_to="nn.Softmax(dim=1)",
 )
 
 # ---------------------------------------------------------------- pooling
@@ -385,32 +432,38 @@ def _pool_shape(kind: str, with_dilation: bool) -> Any:
     return shape
 
 
-register(
-    LayerKind(
-        name="maxpool",
-        doc="Max pooling (nn.MaxPool2d); stride defaults to the kernel.",
-        args=_pool_args(True),
-        shape=_pool_shape("maxpool", True),
-        module=lambda a, x, inplace: _nn().MaxPool2d(
-            a.kernel, stride=a.stride or a.kernel, padding=a.padding, dilation=a.dilation, ceil_mode=a.ceil_mode
-        ),
-        saves=_argmax_saves,
-    )
+MAXPOOL = LayerKind(
+    name="maxpool",
+    doc="Max pooling (nn.MaxPool2d); stride defaults to the kernel.",
+    args=_pool_args(True),
+    shape=_pool_shape("maxpool", True),
+    module=lambda a, x, inplace: _nn().MaxPool2d(
+        a.kernel, stride=a.stride or a.kernel, padding=a.padding, dilation=a.dilation, ceil_mode=a.ceil_mode
+    ),
+    saves=_argmax_saves,
+    label=_pool_label("maxpool"),
+    category="pool",
+    receptive=rf_window,
+    lowers_to="nn.MaxPool2d",
 )
-register(
-    LayerKind(
-        name="avgpool",
-        doc="Average pooling (nn.AvgPool2d); stride defaults to the kernel.",
-        args=_pool_args(False) + (Arg("count_include_pad", boolean, True),),
-        shape=_pool_shape("avgpool", False),
-        module=lambda a, x, inplace: _nn().AvgPool2d(
-            a.kernel,
-            stride=a.stride or a.kernel,
-            padding=a.padding,
-            ceil_mode=a.ceil_mode,
-            count_include_pad=a.count_include_pad,
-        ),
-    )
+
+
+AVGPOOL = LayerKind(
+    name="avgpool",
+    doc="Average pooling (nn.AvgPool2d); stride defaults to the kernel.",
+    args=_pool_args(False) + (Arg("count_include_pad", boolean, True),),
+    shape=_pool_shape("avgpool", False),
+    module=lambda a, x, inplace: _nn().AvgPool2d(
+        a.kernel,
+        stride=a.stride or a.kernel,
+        padding=a.padding,
+        ceil_mode=a.ceil_mode,
+        count_include_pad=a.count_include_pad,
+    ),
+    label=_pool_label("avgpool"),
+    category="pool",
+    receptive=rf_window,
+    lowers_to="nn.AvgPool2d",
 )
 
 
@@ -422,26 +475,32 @@ def _adaptive_shape(kind: str) -> Any:
     return shape
 
 
-register(
-    LayerKind(
-        name="adaptive_avgpool",
-        doc="Adaptive average pooling to a fixed output size (1 gives global pooling).",
-        args=(Arg("size", pair(positive_int)),),
-        shape=_adaptive_shape("adaptive_avgpool"),
-        module=lambda a, x, inplace: _nn().AdaptiveAvgPool2d(a.size),
-        # Global pooling runs as mean(), which keeps only sizes; other sizes keep the input.
-        saves=lambda a, x, y, device: (() if y[1:] == (1, 1) else (0,), 0, 0),
-    )
+ADAPTIVE_AVGPOOL = LayerKind(
+    name="adaptive_avgpool",
+    doc="Adaptive average pooling to a fixed output size (1 gives global pooling).",
+    args=(Arg("size", pair(positive_int)),),
+    shape=_adaptive_shape("adaptive_avgpool"),
+    module=lambda a, x, inplace: _nn().AdaptiveAvgPool2d(a.size),
+    # Global pooling runs as mean(), which keeps only sizes; other sizes keep the input.
+    saves=lambda a, x, y, device: (() if y[1:] == (1, 1) else (0,), 0, 0),
+    label=lambda a: f"adaptive_avgpool {_kernel(a['size'])}",
+    category="pool",
+    receptive=rf_adaptive,
+    lowers_to="nn.AdaptiveAvgPool2d",
 )
-register(
-    LayerKind(
-        name="adaptive_maxpool",
-        doc="Adaptive max pooling to a fixed output size.",
-        args=(Arg("size", pair(positive_int)),),
-        shape=_adaptive_shape("adaptive_maxpool"),
-        module=lambda a, x, inplace: _nn().AdaptiveMaxPool2d(a.size),
-        saves=_argmax_saves,
-    )
+
+
+ADAPTIVE_MAXPOOL = LayerKind(
+    name="adaptive_maxpool",
+    doc="Adaptive max pooling to a fixed output size.",
+    args=(Arg("size", pair(positive_int)),),
+    shape=_adaptive_shape("adaptive_maxpool"),
+    module=lambda a, x, inplace: _nn().AdaptiveMaxPool2d(a.size),
+    saves=_argmax_saves,
+    label=lambda a: f"adaptive_maxpool {_kernel(a['size'])}",
+    category="pool",
+    receptive=rf_adaptive,
+    lowers_to="nn.AdaptiveMaxPool2d",
 )
 
 # ----------------------------------------------------------- regularisers
@@ -453,15 +512,16 @@ def _dropout_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
     return (), math.prod(x) * (1 if device == "cuda" else F32), 0  # the mask: bool on CUDA, float on CPU
 
 
-register(
-    LayerKind(
-        name="dropout",
-        doc="Dropout with probability p (identity in eval mode).",
-        args=(Arg("p", probability, 0.5, rate=True),),
-        shape=_same,
-        module=lambda a, x, inplace: _nn().Dropout(p=a.p),
-        saves=_dropout_saves,
-    )
+DROPOUT = LayerKind(
+    name="dropout",
+    doc="Dropout with probability p (identity in eval mode).",
+    args=(Arg("p", probability, 0.5, rate=True),),
+    shape=_same,
+    module=lambda a, x, inplace: _nn().Dropout(p=a.p),
+    saves=_dropout_saves,
+    label=lambda a: f"dropout {a.get('p')}",
+    category="regulariser",
+    lowers_to="nn.Dropout",
 )
 
 
@@ -471,16 +531,18 @@ def _stochastic_depth(a: Attrs, x: Shape, inplace: bool) -> Any:
     return StochasticDepth(a.p, a.mode)
 
 
-register(
-    LayerKind(
-        name="stochastic_depth",
-        doc="Drops the whole sample's path with probability p in training (Huang et al. 2016).",
-        args=(Arg("p", probability, rate=True), Arg("mode", choice("row", "batch"), "row")),
-        shape=_same,
-        module=_stochastic_depth,
-        # x * noise, with one noise value per sample ("row") or one for the batch.
-        saves=lambda a, x, y, device: ((), F32, 0) if a["mode"] == "row" else ((), 0, F32),
-    )
+STOCHASTIC_DEPTH = LayerKind(
+    name="stochastic_depth",
+    doc="Drops the whole sample's path with probability p in training (Huang et al. 2016).",
+    args=(Arg("p", probability, rate=True), Arg("mode", choice("row", "batch"), "row")),
+    shape=_same,
+    module=_stochastic_depth,
+    # x * noise, with one noise value per sample ("row") or one for the batch.
+    saves=lambda a, x, y, device: ((), F32, 0) if a["mode"] == "row" else ((), 0, F32),
+    label=lambda a: f"stochastic_depth {a.get('p')}",
+    # No category: drawn white, as before the table held the colours (dropout's grey would change
+    # every EfficientNet diagram).
+    lowers_to="cnnspec.layers.nn.StochasticDepth",
 )
 
 # ---------------------------------------------------------------- reshape
@@ -490,16 +552,17 @@ def _flatten_shape(a: Attrs, x: Shape) -> Shape:
     return (math.prod(x),)
 
 
-register(
-    LayerKind(
-        name="flatten",
-        doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1).",
-        shape=_flatten_shape,
-        function="torch.flatten",
-        function_args=lambda a: (1,),
-        saves=SAVES_NOTHING,
-        view=True,
-    )
+FLATTEN = LayerKind(
+    name="flatten",
+    doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1).",
+    shape=_flatten_shape,
+    function="torch.flatten",
+    function_args=lambda a: (1,),
+    saves=SAVES_NOTHING,
+    view=True,
+    category="reshape",
+    receptive=rf_whole,
+    lowers_to="torch.flatten(x, 1)",
 )
 
 # ------------------------------------------------------------------ joins
@@ -564,35 +627,49 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     return (sum(s[0] for s in xs), *first[1:])
 
 
-register(
-    LayerKind(
-        name="add",
-        doc="Sums its branches (same shapes).",
-        shape=_add_shape,
-        function="operator.add",
-        # `out += identity`, as torchvision's residual blocks do: no new tensor per block.
-        inplace_function="operator.iadd",
-        arity="many",
-        saves=SAVES_NOTHING,
-    )
+ADD = LayerKind(
+    name="add",
+    doc="Sums its branches (same shapes).",
+    shape=_add_shape,
+    function="operator.add",
+    # `out += identity`, as torchvision's residual blocks do: no new tensor per block.
+    inplace_function="operator.iadd",
+    arity="many",
+    saves=SAVES_NOTHING,
+    category="join",
+    lowers_to="a + b + ... (`+=` where nothing else reads a)",
 )
-register(
-    LayerKind(
-        name="mul",
-        doc="Multiplies its branches elementwise, broadcasting 1-sized dimensions (squeeze-and-excitation).",
-        shape=_broadcast,
-        function="operator.mul",
-        arity="many",
-        saves=lambda a, xs, y, device: (tuple(range(len(xs))), 0, 0),  # every operand
-    )
+
+
+MUL = LayerKind(
+    name="mul",
+    doc="Multiplies its branches elementwise, broadcasting 1-sized dimensions (squeeze-and-excitation).",
+    shape=_broadcast,
+    function="operator.mul",
+    arity="many",
+    saves=lambda a, xs, y, device: (tuple(range(len(xs))), 0, 0),  # every operand
+    category="join",
+    lowers_to="a * b * ...",
 )
-register(
-    LayerKind(
-        name="concat",
-        doc="Concatenates its branches along channels.",
-        shape=_concat_shape,
-        function="torch.cat",
-        arity="many",
-        saves=SAVES_NOTHING,
-    )
+
+
+CONCAT = LayerKind(
+    name="concat",
+    doc="Concatenates its branches along channels.",
+    shape=_concat_shape,
+    function="torch.cat",
+    arity="many",
+    saves=SAVES_NOTHING,
+    category="join",
+    takes_list=True,
+    function_args=lambda a: (1,),
+    lowers_to="torch.cat([a, b, ...], 1)",
 )
+
+
+#: Every built-in kind, in the order `cnnspec layers` and the docs list them.
+BUILTIN: tuple[LayerKind, ...] = (
+    CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
+    RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
+    MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, ADD, MUL, CONCAT,
+)  # fmt: skip

@@ -24,7 +24,7 @@ from cnnspec.diagnostics import Diagnostics, Frame, Note
 from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, GroupRow, InitRule, Node, every_field
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.init import SCHEMES, TARGETS, pattern_problem
-from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
+from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, is_join, lookup, suggest
 from cnnspec.semantics.values import (
     LITERALS,
     MAX_WORK,
@@ -45,7 +45,6 @@ from cnnspec.syntax import ast
 from cnnspec.syntax.loader import Program
 from cnnspec.syntax.source import Span
 
-JOINS = ("concat", "add", "mul")
 #: Work units one statement costs (values.MAX_WORK counts list items as 1).
 STATEMENT_WORK = 4
 
@@ -489,7 +488,7 @@ class Elaborator:
         if isinstance(stmt, ast.CallStmt):
             return self._call_stmt(stmt, cur, ctx)
         if isinstance(stmt, ast.GroupStmt):
-            if stmt.name in JOINS:
+            if is_join(stmt.name):
                 return self._join(stmt, cur, ctx)
             return self._group(stmt, cur, ctx)
         if isinstance(stmt, ast.ResidualStmt):
