@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,8 +70,9 @@ def analyse(
         # The limits keep nesting far below the recursion limit; this is the last line of defence.
         diags.error("E603", "the spec is nested too deeply to check", None, help=["flatten the deepest nesting"])
         diags.raise_if_errors()
-    if _warning_handler is not None and diags.warnings:
-        _warning_handler(diags.warnings, sources)
+    handler = _warning_handler.get()
+    if handler is not None and diags.warnings:
+        handler(diags.warnings, sources)
     return Checked(program, graph, analysis, diags.warnings)
 
 
@@ -133,14 +135,18 @@ def _gib(n: int) -> str:
     return f"{n} bytes"
 
 
-#: Called with the warnings of every successful analyse (the command line prints them).
-_warning_handler: Callable[[list[Diagnostic], SourceMap], None] | None = None
+#: Called with the warnings of every successful analyse (the command line prints them). A context
+#: variable: each thread (and asyncio task) has its own handler, so library calls in other threads
+#: never print through the command line's.
+_warning_handler: ContextVar[Callable[[list[Diagnostic], SourceMap], None] | None] = ContextVar(
+    "cnnspec_warning_handler", default=None
+)
 
 
 def set_warning_handler(handler: Callable[[list[Diagnostic], SourceMap], None] | None) -> None:
-    """Have handler(warnings, sources) called whenever analyse succeeds with warnings."""
-    global _warning_handler
-    _warning_handler = handler
+    """Have handler(warnings, sources) called whenever analyse succeeds with warnings, in this
+    thread (or context)."""
+    _warning_handler.set(handler)
 
 
 def _rename_warnings(graph: Graph, diags: Diagnostics) -> None:

@@ -730,3 +730,22 @@ def test_static_warnings_are_found_again_for_a_spec_checked_again_and_anew_for_a
     assert found() == []
     spec.write_text("network Net {\n    input: 3 x 8 x 8\n    let unused = 2\n    relu\n}\n")
     assert found() == [("W004", "`let unused` is never used", 3)]
+
+
+def test_a_warning_handler_set_in_one_thread_is_not_called_for_checks_in_another(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cnnspec import api
+
+    spec = spec_file(tmp_path, "block Unused() { relu }\nnetwork n {\n    input: 3 x 8 x 8\n    relu\n}\n")
+    seen: list[str] = []
+    api.set_warning_handler(lambda warnings, sources: seen.extend(d.code for d in warnings))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            elsewhere = pool.submit(lambda: [d.code for d in analyse(spec).warnings]).result()
+        assert elsewhere == ["W001"]
+        assert seen == []  # the other thread's check did not call this thread's handler
+        analyse(spec)
+        assert seen == ["W001"]
+    finally:
+        api.set_warning_handler(None)
