@@ -475,7 +475,7 @@ class Elaborator:
 
     def _branch(self, stmt: ast.Stmt, cur: Value, ctx: Context) -> Value:
         """One branch of a join: a statement that gives a tensor (a `let` gives none: E409)."""
-        if isinstance(stmt, ast.LetStmt):
+        if isinstance(stmt, ast.LetStmt) and not self._too_big:
             self.diags.error(
                 "E409",
                 "`let` cannot be a branch of a join",
