@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.analysis import Analysis, analyze
 from cnnspec.diagnostics import Diagnostic, Diagnostics
-from cnnspec.gc_pause import gc_paused
 from cnnspec.ir import Graph
-from cnnspec.semantics.elaborate import Elaborator, Limits, deep_recursion, select_network, static_warnings
+from cnnspec.lint.static import static_warnings
+from cnnspec.semantics.elaborate import Elaborator, Limits
+from cnnspec.semantics.select import select_network
 from cnnspec.syntax.loader import Program, load
 from cnnspec.syntax.source import SourceMap
 from cnnspec.views.report import Report, build_report
@@ -46,33 +48,31 @@ def analyse(
     sources = SourceMap()
     diags = Diagnostics(sources)
     try:
-        with deep_recursion(), gc_paused():
-            program = load(spec, sources)
-            name = select_network(program, network, diags)
-            static_warnings(program, diags)
+        program = load(spec, sources)
+        name = select_network(program, network, diags)
+        static_warnings(program, diags)
+        diags.raise_if_errors()
+        assert name is not None
+        graph = Elaborator(program, diags, limits).network(name, params, input_shape)
+        diags.raise_if_errors()
+        assert graph is not None
+        analysis = analyze(graph)
+        if analysis.trainable_params > MAX_PARAMS:
+            diags.error(
+                "E605",
+                f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
+                program.networks[name].name_span,
+                help=["check the layer widths and repetition counts"],
+            )
             diags.raise_if_errors()
-            assert name is not None
-            # The elaborator goes as soon as it is done: its templates and memos are garbage
-            # before the collector comes back on, so the collection that follows skips them.
-            graph = Elaborator(program, diags, limits).network(name, params, input_shape)
-            diags.raise_if_errors()
-            assert graph is not None
-            analysis = analyze(graph)
-            if analysis.trainable_params > MAX_PARAMS:
-                diags.error(
-                    "E605",
-                    f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
-                    program.networks[name].name_span,
-                    help=["check the layer widths and repetition counts"],
-                )
-                diags.raise_if_errors()
-            _rename_warnings(graph, diags)
+        _rename_warnings(graph, diags)
     except RecursionError:
         # The limits keep nesting far below the recursion limit; this is the last line of defence.
         diags.error("E603", "the spec is nested too deeply to check", None, help=["flatten the deepest nesting"])
         diags.raise_if_errors()
-    if _warning_handler is not None and diags.warnings:
-        _warning_handler(diags.warnings, sources)
+    handler = _warning_handler.get()
+    if handler is not None and diags.warnings:
+        handler(diags.warnings, sources)
     return Checked(program, graph, analysis, diags.warnings)
 
 
@@ -135,14 +135,18 @@ def _gib(n: int) -> str:
     return f"{n} bytes"
 
 
-#: Called with the warnings of every successful analyse (the command line prints them).
-_warning_handler: Callable[[list[Diagnostic], SourceMap], None] | None = None
+#: Called with the warnings of every successful analyse (the command line prints them). A context
+#: variable: each thread (and asyncio task) has its own handler, so library calls in other threads
+#: never print through the command line's.
+_warning_handler: ContextVar[Callable[[list[Diagnostic], SourceMap], None] | None] = ContextVar(
+    "cnnspec_warning_handler", default=None
+)
 
 
 def set_warning_handler(handler: Callable[[list[Diagnostic], SourceMap], None] | None) -> None:
-    """Have handler(warnings, sources) called whenever analyse succeeds with warnings."""
-    global _warning_handler
-    _warning_handler = handler
+    """Have handler(warnings, sources) called whenever analyse succeeds with warnings, in this
+    thread (or context)."""
+    _warning_handler.set(handler)
 
 
 def _rename_warnings(graph: Graph, diags: Diagnostics) -> None:

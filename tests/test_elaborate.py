@@ -8,17 +8,17 @@ lists what would have been valid.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SPECS, spec_file, stock_specs
+from support import SPECS, spec_file
 
 import cnnspec
 from cnnspec.api import analyse
 from cnnspec.ir import Graph
-from cnnspec.views.report import build_report
 
 
 def layers(spec: str | Path, **params: Any) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -597,15 +597,13 @@ def test_inception_v3_joins_have_one_path_each() -> None:
     assert got["Mixed_7b.concat_1"] == got["Mixed_7b.concat_2"] == ("concat", (768, 8, 8))
 
 
-# ---------------------------------------------------------------- replay
+# ------------------------------------------------- instances, threads
 
-NODE_FIELDS = (
-    "kind", "path", "has_module", "inputs", "attrs", "in_shapes", "out_shape", "span", "trace", "scope", "skip"
-)  # fmt: skip
+NODE_FIELDS = ("kind", "has_module", "attrs", "in_shapes", "out_shape", "span", "skip")
 
 
-def _elaborate(spec: Path, replay: bool, **params: Any) -> tuple[Graph, Any]:
-    from cnnspec.analysis import analyze
+def _elaborate(spec: Path, **params: Any) -> tuple[Any, Graph]:
+    """The program and graph of a spec's network, elaborated directly (no passes)."""
     from cnnspec.diagnostics import Diagnostics
     from cnnspec.semantics.elaborate import Elaborator, select_network
     from cnnspec.syntax.loader import load
@@ -616,169 +614,92 @@ def _elaborate(spec: Path, replay: bool, **params: Any) -> tuple[Graph, Any]:
     program = load(spec, sources)
     name = select_network(program, None, diags)
     assert name is not None
-    g = Elaborator(program, diags, replay=replay).network(name, params)
+    g = Elaborator(program, diags).network(name, params)
     diags.raise_if_errors()
     assert g is not None
-    return g, analyze(g)
+    return program, g
 
 
-@pytest.mark.parametrize(
-    ("spec", "params"),
-    [(p, {}) for p in stock_specs()]
-    + [(SPECS / "googlenet.cnn", {"aux_logits": True}), (SPECS / "googlenet2014.cnn", {"aux_logits": True})],
-    ids=lambda v: v.stem if isinstance(v, Path) else ",".join(v),
-)
-def test_replayed_instances_equal_instances_elaborated_afresh(spec: Path, params: dict[str, Any]) -> None:
-    """Replay copies a block instance's nodes and the passes shift its figures (receptive fields,
-    saved tensors): nodes, analysis and report must be what elaborating every instance gives."""
-    _assert_replay_equals_fresh(spec, **params)
+def test_equal_block_instances_elaborate_to_equal_nodes_each_with_its_own_paths() -> None:
+    """Every instance is elaborated afresh: layer3.2 to layer3.35 of ResNet-152 are alike but for
+    their paths, inputs (each reads the one before) and block frames."""
+    _, g = _elaborate(SPECS / "resnet152.cnn")
+    instances = [[n for n in g.nodes if n.path.startswith(f"layer3.{i}.")] for i in range(2, 36)]
+    first = instances[0]
+    assert len(first) == 10
+    for i, nodes in enumerate(instances, 2):
+        assert [[getattr(n, f) for f in NODE_FIELDS] for n in nodes] == [
+            [getattr(n, f) for f in NODE_FIELDS] for n in first
+        ]
+        assert [n.path.removeprefix(f"layer3.{i}.") for n in nodes] == [n.path.removeprefix("layer3.2.") for n in first]
+        assert {n.scope for n in nodes} >= {f"layer3.{i}"}
+        assert all(n.trace[-1].path.startswith(f"layer3.{i}") for n in nodes)
+    # Each instance reads the output of the one before it.
+    for before, after in itertools.pairwise(instances):
+        assert after[0].inputs == (before[-1].id,)
+    assert [n.id for n in g.nodes] == list(range(len(g.nodes)))
 
 
-@pytest.mark.parametrize(
-    ("body", "runs"),
-    [
-        ('    relu\n    "c{1}": G * 7\n    conv(8, 1)\n', [6]),  # copies named by a template
-        ("    relu\n    stack: G * 7\n    conv(8, 1)\n", [6]),  # in a labelled repetition's scope
-        ("    relu\n    G * 2\n    G * 7\n", [8]),  # a second repetition goes on with the first's run
-        ("    relu\n    conv(16, 1)\n    G(16) * 3\n    G * 5\n", [2, 3]),  # G * 5 starts on 16 channels
-        ("    relu\n    P * 6\n", [5]),  # one node per copy
-    ],
-    ids=["template-names", "labelled", "two-repetitions", "other-arguments", "one-node"],
-)
-def test_the_rest_of_a_run_replays_as_copies_one_by_one_would(tmp_path: Path, body: str, runs: list[int]) -> None:
-    """After its second copy, a repetition adds the copies left of a run together (_replay_run)."""
-    blocks = (
-        "block G(c = 8) {\n    conv(c, 1)\n    res: residual {\n        conv(c, 3, padding = 1)\n"
-        "        inner: { relu }\n    }\n}\nblock P() {\n    identity\n}\n"
-    )
-    spec = spec_file(tmp_path, blocks + "network n {\n    input: 8 x 8 x 8\n" + body + "}\n")
-    replayed = _assert_replay_equals_fresh(spec)
-    assert [len(c.paths) for c in replayed.copies] == runs
+def test_elaborations_in_threads_give_the_single_threaded_graphs() -> None:
+    """Elaboration keeps no state between checks: 8 threads elaborating specs at once (each its
+    own budget, scopes and binder) build exactly what one thread builds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cnnspec.diagnostics import Diagnostics
+    from cnnspec.semantics.elaborate import Elaborator, select_network
+    from cnnspec.syntax.loader import load
+    from cnnspec.syntax.source import SourceMap
+
+    specs = [SPECS / f"{n}.cnn" for n in ("resnet50", "googlenet", "densenet121", "mobilenet_v2", "vgg16")]
+    programs = []
+    for spec in specs:  # parsed up front: this test is about elaboration
+        sources = SourceMap()
+        program = load(spec, sources)
+        programs.append((program, sources, select_network(program, None, Diagnostics(sources))))
+
+    def run(job: tuple[Any, Any, str | None]) -> list[tuple[Any, ...]]:
+        program, sources, name = job
+        g = Elaborator(program, Diagnostics(sources)).network(name, {})
+        assert g is not None
+        return [(n.path, n.kind, n.inputs, n.out_shape, tuple(n.attrs.items())) for n in g.nodes]
+
+    alone = [run(job) for job in programs]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(2):
+            assert list(pool.map(run, programs * 4)) == alone * 4
 
 
-def _assert_replay_equals_fresh(spec: Path, **params: Any) -> Graph:
-    fresh, fresh_analysis = _elaborate(spec, replay=False, **params)
-    replayed, analysis = _elaborate(spec, replay=True, **params)
-    assert not fresh.copies
-    assert [[getattr(n, f) for f in NODE_FIELDS] for n in replayed.nodes] == [
-        [getattr(n, f) for f in NODE_FIELDS] for n in fresh.nodes
-    ]
-    assert replayed.groups == fresh.groups
-    assert analysis == fresh_analysis
-    assert analysis.receptive == fresh_analysis.receptive
-    assert build_report(replayed, analysis).model_dump() == build_report(fresh, fresh_analysis).model_dump()
-    return replayed
+def test_the_deepest_nesting_the_limits_allow_reports_e603_within_the_default_recursion_limit(
+    tmp_path: Path,
+) -> None:
+    """Statements nested past Limits.max_nesting give E603, never a RecursionError, even with an
+    expression nested as deep as the parser allows at the bottom (deep_recursion is gone)."""
+    import sys
+
+    from cnnspec.semantics.context import Limits
+    from cnnspec.syntax.parser import MAX_NESTING
+
+    assert sys.getrecursionlimit() <= 1000 + 100  # pytest does not raise it
+    depth = Limits().max_nesting + 5
+    # Each block adds a level of joins (the most frames per level) and calls the next block.
+    blocks = [f"block B{i}() {{ concat {{ B{i + 1}; relu }} }}" for i in range(depth)]
+    # An addition nested as deep as the parser allows (two Python frames a level to evaluate).
+    expr = "1 + (" * (MAX_NESTING - 15) + "1" + ")" * (MAX_NESTING - 15)
+    blocks.append(f"block B{depth}() {{ conv({expr}, 1) }}")
+    spec = spec_file(tmp_path, "\n".join(blocks) + "\nnetwork n {\n    input: 3 x 8 x 8\n    B0\n}\n")
+    (err,) = [e for e in errors(spec) if e.code == "E603"]
+    assert err.message == f"blocks and groups are nested more than {Limits().max_nesting} deep"
+    # Just under the limit, the same spec elaborates with the deep expression evaluated.
+    shallow = Limits().max_nesting // 2 - 2
+    blocks = [f"block B{i}() {{ concat {{ B{i + 1}; relu }} }}" for i in range(shallow)]
+    blocks.append(f"block B{shallow}() {{ conv({expr}, 1) }}")
+    spec = spec_file(tmp_path, "\n".join(blocks) + "\nnetwork n {\n    input: 3 x 8 x 8\n    B0\n}\n")
+    deepest = [r for r in cnnspec.check(spec).layers if r.op.startswith("conv")]
+    assert [r.output_shape for r in deepest] == [[1 + MAX_NESTING - 15, 8, 8]]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        # The copy's input (a conv's output) is not kept before it; the source's (a relu's) is:
-        # the saved-tensor pass cannot take the copy's figures from its source's and walks it.
-        "    relu\n    B\n    B\n    B\n",
-        # Neither input is kept before its instance, and each instance keeps it first (its conv).
-        "    B\n    B\n    B\n",
-        # A view of the block input inside the instance shares its storage.
-        "    V\n    V\n    V\n",
-        # The copies keep their output (relu), which the layer after the last would keep again
-        # were that not carried over; each input is kept before its instance (by a relu).
-        "    relu\n    R\n    R\n    R\n    conv(8, 1)\n",
-        # The same, the output being a view of the storage kept inside the instance.
-        "    relu\n    W\n    W\n    W\n    conv(8, 1)\n",
-        # Copies of an instance that holds copies itself.
-        "    relu\n    S\n    S\n    S\n    conv(8, 1)\n",
-        # Runs of copies, each reading the one before: the third and later take the second's figures.
-        "    relu\n    B * 6\n    conv(8, 1)\n",
-        "    B * 6\n    relu\n",
-        "    relu\n    R * 6\n    conv(8, 1)\n",
-        "    relu\n    V * 6\n    conv(8, 1)\n",
-        "    relu\n    W * 6\n    conv(8, 1)\n",
-        "    relu\n    S * 5\n    conv(8, 1)\n    S * 4\n",
-    ],
-    ids=[
-        "input-kept-differs",
-        "input-kept-inside",
-        "view-of-input",
-        "output-kept",
-        "output-a-view",
-        "nested",
-        "run-input-kept-inside",
-        "run-first",
-        "run-output-kept",
-        "run-view-of-input",
-        "run-output-a-view",
-        "run-of-nested",
-    ],
-)
-def test_replayed_instances_keep_what_fresh_ones_keep(tmp_path: Path, body: str) -> None:
-    blocks = (
-        "block B() {\n    conv(8, 3, padding = 1)\n}\nblock V() {\n    identity\n    conv(8, 1)\n}\n"
-        "block W() {\n    conv(8, 1)\n    relu\n    identity\n}\nblock R() {\n    conv(8, 1)\n    relu\n}\n"
-        "block S() {\n    R\n    R\n}\n"
-    )
-    spec = spec_file(tmp_path, blocks + "network n {\n    input: 8 x 8 x 8\n" + body + "}\n")
-    _, fresh_analysis = _elaborate(spec, replay=False)
-    replayed, analysis = _elaborate(spec, replay=True)
-    assert replayed.copies
-    if "* 6" in body:
-        assert max(len(c.paths) for c in replayed.copies) >= 3
-    assert analysis.saved == fresh_analysis.saved
-    assert analysis == fresh_analysis
-    assert analysis.receptive == fresh_analysis.receptive
-
-
-def test_the_passes_leave_replayed_nodes_unmade_until_read() -> None:
-    g, analysis = _elaborate(SPECS / "resnet152.cnn", replay=True)
-    copy = g.copies[-1]
-    assert g.slots[copy.start] is None  # the passes took the copies' figures from their sources
-    assert analysis.trainable_params == 60_192_808
-    assert g.nodes[copy.start].path == copy.paths[0] + ".conv1"  # made when read
-    assert None not in g.slots
-
-
-def test_reading_one_copy_makes_only_its_nodes() -> None:
-    g, _ = _elaborate(SPECS / "resnet152.cnn", replay=True)
-    fresh, _ = _elaborate(SPECS / "resnet152.cnn", replay=False)
-    mid = g.copies[len(g.copies) // 2]
-    made = g.node_range(mid.start, mid.start + mid.count)
-    assert [n.path for n in made] == [n.path for n in fresh.nodes[mid.start : mid.start + mid.count]]
-    unmade = [c for c in g.copies if g.slots[c.start] is None]
-    assert len(unmade) == len(g.copies) - 1
-    # The copies of a run after its second are deferred together: reading one makes them all.
-    later = mid.copy(5)
-    assert g.slots[later.start] is None
-    g.node_range(later.start, later.start + 1)
-    assert g.slots[mid.stop - 1] is not None
-    assert sum(g.slots[c.start] is None for c in g.copies) == len(g.copies) - 1
-    assert g.node_range(0, len(g.slots)) == g.nodes  # the rest, made in place
-    assert [n.inputs for n in g.nodes] == [n.inputs for n in fresh.nodes]
-
-
-@pytest.mark.parametrize("nested", [False, True], ids=["resnet152", "copies-of-copies"])
-def test_the_origin_of_a_node_is_its_entry_of_origins(tmp_path: Path, nested: bool) -> None:
-    spec = SPECS / "resnet152.cnn"
-    if nested:
-        text = "block R() {\n    conv(8, 1)\n    relu\n}\nblock S() {\n    R\n    R\n}\n"
-        spec = spec_file(tmp_path, text + "network n {\n    input: 8 x 8 x 8\n    relu\n    S * 4\n}\n")
-    g, _ = _elaborate(spec, replay=True)
-    origins = g.origins()
-    assert any(o != i for i, o in enumerate(origins))
-    assert [g.origin(i) for i in range(len(g.slots))] == origins
-
-
-def test_replay_happens_where_instances_repeat() -> None:
-    g, _ = _elaborate(SPECS / "resnet152.cnn", replay=True)
-    # 50 bottlenecks, 8 distinct: the other 42 are copies of 10 nodes, in one run per stage
-    # (layer3.2 to layer3.35 each read the one before).
-    assert [len(c.paths) for c in g.copies] == [1, 6, 34, 1]
-    assert {c.count for c in g.copies} == {10}
-    assert g.copies[2].paths == [f"layer3.{i}" for i in range(2, 36)]
-    assert g.copies[2].stop == g.copies[2].start + 340
-    assert g.group_sources["layer3.35"] == "layer3.1"
-
-
-def test_an_instance_is_not_replayed_for_an_argument_equal_only_as_a_python_key(tmp_path: Path) -> None:
-    # 1 == true in Python: memo keys must tell them apart, or `c` replays `b` unchecked.
+def test_an_argument_equal_to_another_only_as_a_python_key_is_checked_on_its_own(tmp_path: Path) -> None:
+    # 1 == true in Python: `c` must not pass as `b` did.
     body = "    input: 3 x 8 x 8\n    a: B(1)\n    b: B(1)\n    c: B(true)\n"
     text = "block B(c) {\n    conv(c, 1)\n}\nnetwork n {\n" + body + "}\n"
     spec = spec_file(tmp_path, text)
@@ -809,3 +730,22 @@ def test_static_warnings_are_found_again_for_a_spec_checked_again_and_anew_for_a
     assert found() == []
     spec.write_text("network Net {\n    input: 3 x 8 x 8\n    let unused = 2\n    relu\n}\n")
     assert found() == [("W004", "`let unused` is never used", 3)]
+
+
+def test_a_warning_handler_set_in_one_thread_is_not_called_for_checks_in_another(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cnnspec import api
+
+    spec = spec_file(tmp_path, "block Unused() { relu }\nnetwork n {\n    input: 3 x 8 x 8\n    relu\n}\n")
+    seen: list[str] = []
+    api.set_warning_handler(lambda warnings, sources: seen.extend(d.code for d in warnings))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            elsewhere = pool.submit(lambda: [d.code for d in analyse(spec).warnings]).result()
+        assert elsewhere == ["W001"]
+        assert seen == []  # the other thread's check did not call this thread's handler
+        analyse(spec)
+        assert seen == ["W001"]
+    finally:
+        api.set_warning_handler(None)

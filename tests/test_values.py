@@ -1,12 +1,13 @@
-"""Expressions: the compiled form (values.compiled) against the tree walker (values.evaluate).
+"""Expressions (values.evaluate): values, errors and the work each evaluation charges to its Budget.
 
-The elaborator evaluates through compiled closures; evaluate stays the
-definition. For any expression, both must give the same value (of the same
-type), or the same error at the same span, and charge the same work.
+A Budget belongs to one check and is passed down explicitly: there is no
+shared counter, so evaluations with their own budgets cannot disturb one
+another, from one thread or several.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnspec.semantics import values
-from cnnspec.semantics.values import UNKNOWN, EvalError, Ref, ShapeValue, compiled, evaluate, reset_work, work_spent
+from cnnspec.semantics.values import UNKNOWN, Budget, EvalError, Ref, ShapeValue, evaluate
 from cnnspec.syntax.parser import parse_expr
 
 ENV: dict[str, Any] = {
@@ -57,69 +58,94 @@ def expressions() -> st.SearchStrategy[str]:
     return st.recursive(st.sampled_from(LEAVES), extend, max_leaves=8)
 
 
-def outcome(fn: Any, limit: int) -> tuple[Any, ...]:
-    """What evaluating gives: ("value", type, value) or ("error", code, message, span), and the work."""
-    reset_work(limit)
+def outcome(text: str, limit: int = values.MAX_WORK) -> tuple[Any, ...]:
+    """What evaluating gives: ("value", type, value) or ("error", code, message, span, help), and the work."""
+    budget = Budget(limit)
     try:
-        v = fn()
+        v = evaluate(parse_expr(text), ENV, SHAPE, budget)
         got: tuple[Any, ...] = ("value", type(v), repr(v))
     except EvalError as e:
         got = ("error", e.code, str(e), e.span, e.help)
-    return (*got, work_spent())
-
-
-def both(text: str, limit: int = values.MAX_WORK) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    e = parse_expr(text)
-    walked = outcome(lambda: evaluate(e, ENV, SHAPE), limit)
-    fast = outcome(lambda: compiled(e)(ENV, SHAPE), limit)
-    return walked, fast
+    return (*got, budget.spent)
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "expected", "work"),
     [
-        "a * 4 + 1",
-        "int(a * 64 / 64) * 2",
-        "big * 4",  # past 2^62: E604
-        "big + big",
-        "a / b",  # division by zero
-        "a // 2 + a % 2",
-        "huge * huge",  # inf: E203
-        "1e300 ** 2",
-        "(-8) ** 0.5",
-        "f * 2 + a",
-        "t + 1",  # a bool is no number
-        "s + s",
-        "xs + xs",
-        "u * 2",  # UNKNOWN stays UNKNOWN
-        "max(a, f)",
-        "max(xs)",
-        "sum(nest[0]) + len(nest)",
-        "divisible(a * 10, 8)",
-        "nofunc(a)",
-        "nope + 1",
-        "unit * 2",
-        "in.channels * 2",
-        "int(in)",
-        "range(a)",
-        "a == 3 and f < 3",
-        "xs == [1, 2, 3]",
+        ("a * 4 + 1", 13, 0),
+        ("int(a * 64 / 64) * 2", 6, 1),
+        ("big * 4", "E604", 0),  # past 2^62
+        ("big + big", 2**62, 0),  # the limit itself is allowed
+        ("a / b", "E203", 0),  # division by zero
+        ("a // 2 + a % 2", 2, 0),
+        ("huge * huge", "E203", 0),  # inf
+        ("1e300 ** 2", "E604", 0),
+        ("(-8) ** 0.5", "E203", 0),
+        ("f * 2 + a", 8.0, 0),
+        ("t + 1", "E204", 0),  # a bool is no number
+        ("s + s", "abab", 4),
+        ("xs + xs", [1, 2, 3, 1, 2, 3], 6),  # a list built costs its items
+        ("u * 2", UNKNOWN, 0),  # UNKNOWN stays UNKNOWN
+        ("max(a, f)", 3, 2),  # a call costs its arguments
+        ("max(xs)", 3, 3),
+        ("sum(nest[0]) + len(nest)", 5, 7),
+        ("divisible(a * 10, 8)", 32, 2),
+        ("nofunc(a)", "E105", 0),
+        ("nope + 1", "E102", 0),
+        ("unit * 2", "E204", 0),
+        ("in.channels * 2", 128, 0),
+        ("int(in)", "E226", 1),
+        ("range(a)", [0, 1, 2], 4),
+        ("a == 3 and f < 3", True, 2),
+        ("xs == [1, 2, 3]", True, 9),  # comparing lists costs their items
     ],
 )
-def test_the_compiled_form_gives_what_evaluate_gives(text: str) -> None:
-    walked, fast = both(text)
-    assert fast == walked
+def test_an_expression_gives_its_value_or_error_and_charges_its_work(text: str, expected: Any, work: int) -> None:
+    got = outcome(text)
+    if isinstance(expected, str) and expected[:1] == "E" and expected[1:].isdigit():
+        assert got[:2] == ("error", expected)
+    else:
+        assert got[:3] == ("value", type(expected), repr(expected))
+    assert got[-1] == work
 
 
-def test_the_work_limit_stops_both_at_the_same_argument() -> None:
-    # Each argument of a call is charged as it is evaluated: the limit falls on the same one.
-    for limit in range(0, 12):
-        walked, fast = both("max(sum(xs), len(nest), max(a, 2), sum([1, 2, 3]))", limit)
-        assert fast == walked
+def test_the_work_limit_stops_at_the_argument_that_passes_it() -> None:
+    text = "max(sum(xs), len(nest), max(a, 2), sum([1, 2, 3]))"
+    full = outcome(text)
+    assert full[0] == "value"
+    for limit in range(full[-1]):
+        got = outcome(text, limit)
+        assert got[:2] == ("error", "E608"), limit
+        assert f"more than {limit:,} steps" in got[2]
+    assert outcome(text, full[-1]) == full
+
+
+def test_a_budget_is_shared_by_the_evaluations_given_it_and_by_no_others() -> None:
+    budget = Budget(10)
+    e = parse_expr("xs + xs")  # 6 units
+    evaluate(e, ENV, SHAPE, budget)
+    assert budget.spent == 6
+    assert evaluate(e, ENV, SHAPE) == [1, 2, 3, 1, 2, 3]  # a fresh budget of its own
+    assert budget.spent == 6
+    with pytest.raises(EvalError) as err:
+        evaluate(e, ENV, SHAPE, budget)
+    assert err.value.code == "E608"
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(expressions(), st.sampled_from([values.MAX_WORK, 3, 10]))
-def test_random_expressions_evaluate_alike_compiled_or_walked(text: str, limit: int) -> None:
-    walked, fast = both(text, limit)
-    assert fast == walked, text
+@given(expressions(), st.sampled_from([3, 10]))
+def test_a_smaller_budget_only_ever_stops_an_evaluation(text: str, limit: int) -> None:
+    full, small = outcome(text), outcome(text, limit)
+    if small[:2] == ("error", "E608"):
+        assert full[-1] > limit or full[0] == "error", text
+    else:
+        assert small == full, text
+
+
+def test_evaluations_in_threads_give_the_single_threaded_results() -> None:
+    texts = ["max(sum(xs), len(nest))", "xs + xs", "range(a)", "a / b", "[i * a for i in range(50)]"] * 8
+    limits = [values.MAX_WORK, 5, 60]
+    alone = [outcome(t, lim) for t in texts for lim in limits]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(lambda tl: outcome(*tl), [(t, lim) for t in texts for lim in limits]))
+    assert threaded == alone

@@ -491,7 +491,7 @@ CODES: dict[str, Code] = {
         Code(
             "E603",
             "nested too deep",
-            "Blocks and groups are nested deeper than the limit (64 block instances, 400 levels in all).",
+            "Blocks and groups are nested deeper than the limit (64 block instances, 80 levels of statements in all).",
             "",
             "",
         ),

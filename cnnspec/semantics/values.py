@@ -14,7 +14,6 @@ import operator
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from cnnspec.syntax import ast
@@ -29,39 +28,23 @@ MAX_LIST = 1_000_000
 MAX_WORK = 5_000_000
 
 
-class _Work:
-    """The work counter of the current elaboration (see MAX_WORK)."""
+@dataclass
+class Budget:
+    """The work one elaboration may still do (see MAX_WORK); one per check, passed down."""
 
-    spent = 0
-    limit = MAX_WORK
+    limit: int = MAX_WORK
+    spent: int = 0
 
-
-_work = _Work()
-#: The counter itself, for the loops that charge inline (spent += n; past limit, charge(0, span)).
-WORK = _work
-
-
-def reset_work(limit: int = MAX_WORK) -> None:
-    """Start counting work afresh, up to limit (the elaborator calls this per network)."""
-    _work.spent = 0
-    _work.limit = limit
-
-
-def charge(n: int, span: Span | None) -> None:
-    """Count n units of work; past the limit, stop with E608."""
-    _work.spent += n
-    if _work.spent > _work.limit:
-        raise EvalError(
-            f"evaluating the spec takes more than {_work.limit:,} steps",
-            span,  # type: ignore[arg-type]
-            "E608",
-            help="look for loops that build no layers, or large lists built again and again",
-        )
-
-
-def work_spent() -> int:
-    """Work counted since the last reset_work."""
-    return _work.spent
+    def charge(self, n: int, span: Span | None) -> None:
+        """Count n units of work; past the limit, stop with E608."""
+        self.spent += n
+        if self.spent > self.limit:
+            raise EvalError(
+                f"evaluating the spec takes more than {self.limit:,} steps",
+                span,  # type: ignore[arg-type]
+                "E608",
+                help="look for loops that build no layers, or large lists built again and again",
+            )
 
 
 def deep_size(v: Any, cap: int) -> int:
@@ -211,7 +194,7 @@ BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
 }
 
 
-def _check_size(v: Any, span: Span) -> Any:
+def _check_size(v: Any, span: Span, budget: Budget) -> Any:
     if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):  # the common case first
         if abs(v) > MAX_INT:
             raise EvalError(f"the number {v:.3e} is too large (the limit is 2^62)", span, "E604")
@@ -224,7 +207,7 @@ def _check_size(v: Any, span: Span) -> Any:
     if isinstance(v, list):
         # Building a list costs its items, nested lists included, so that no
         # spec can build (or later compare) structures larger than MAX_WORK.
-        charge(deep_size(v, _work.limit), span)
+        budget.charge(deep_size(v, budget.limit), span)
     return v
 
 
@@ -256,8 +239,18 @@ def _is_num(v: Any) -> bool:
 LITERALS = frozenset({ast.Num, ast.Str, ast.Bool})
 
 
-def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unknown | None = None) -> Any:
-    """The value of an expression, or EvalError pointing at the offending part."""
+def evaluate(
+    e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unknown | None = None, budget: Budget | None = None
+) -> Any:
+    """The value of an expression, or EvalError pointing at the offending part.
+
+    budget: the work this evaluation may do, shared by the evaluations of one check; a fresh
+    one (MAX_WORK) when not given.
+    """
+    return _eval(e, env, block_input, budget if budget is not None else Budget())
+
+
+def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget) -> Any:
     # Dispatch on the exact class (the expression classes have no subclasses): a chain of
     # isinstance checks costs more than the evaluation of most expressions.
     t = type(e)
@@ -274,19 +267,19 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
             help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
         )
     if t is ast.Binary:
-        return _binary(e, env, block_input)
+        return _binary(e, env, block_input, budget)
     if t is ast.FuncCall:
-        return _call(e, env, block_input)
+        return _call(e, env, block_input, budget)
     if t is ast.BlockInput:
         if block_input is None:
             raise EvalError("`in` is only known once the network's input is given", e.span, "E202")
         return block_input
     if t is ast.ListExpr:
-        return _check_size([evaluate(i, env, block_input) for i in e.items], e.span)
+        return _check_size([_eval(i, env, block_input, budget) for i in e.items], e.span, budget)
     if t is ast.ListComp:
-        return _list_comp(e, env, block_input)
+        return _list_comp(e, env, block_input, budget)
     if t is ast.Attribute:
-        obj = evaluate(e.obj, env, block_input)
+        obj = _eval(e.obj, env, block_input, budget)
         if obj is UNKNOWN:
             return UNKNOWN
         if isinstance(obj, ShapeValue):
@@ -303,8 +296,8 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
             return v
         raise EvalError(f"a {type_name(obj)} has no attribute `{e.name}`", e.span, "E204")
     if t is ast.Index:
-        obj = evaluate(e.obj, env, block_input)
-        idx = evaluate(e.index, env, block_input)
+        obj = _eval(e.obj, env, block_input, budget)
+        idx = _eval(e.index, env, block_input, budget)
         if obj is UNKNOWN or idx is UNKNOWN:
             return UNKNOWN
         if not isinstance(obj, list):
@@ -317,7 +310,7 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
             )
         return obj[idx]
     if t is ast.Unary:
-        v = evaluate(e.operand, env, block_input)
+        v = _eval(e.operand, env, block_input, budget)
         if v is UNKNOWN:
             return UNKNOWN
         if e.op == "not":
@@ -328,12 +321,12 @@ def evaluate(e: ast.Expr, env: Mapping[str, Any], block_input: ShapeValue | _Unk
             raise EvalError(f"cannot negate a {type_name(v)}", e.operand.span, "E204")
         return -v
     if t is ast.CondExpr:
-        cond = evaluate(e.cond, env, block_input)
+        cond = _eval(e.cond, env, block_input, budget)
         if cond is UNKNOWN:
             return UNKNOWN
         if not isinstance(cond, bool):
             raise EvalError(f"`if` needs true or false, got a {type_name(cond)}", e.cond.span, "E204")
-        return evaluate(e.then if cond else e.orelse, env, block_input)
+        return _eval(e.then if cond else e.orelse, env, block_input, budget)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
 
 
@@ -342,8 +335,8 @@ def _weight(v: Any) -> int:
     return 1 + sum(_weight(x) for x in v) if isinstance(v, list) else 1
 
 
-def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any) -> Any:
-    items = evaluate(e.iter, env, block_input)
+def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any, budget: Budget) -> Any:
+    items = _eval(e.iter, env, block_input, budget)
     if items is UNKNOWN:
         return UNKNOWN
     if not isinstance(items, list):
@@ -351,32 +344,32 @@ def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any) -> Any
         raise EvalError(f"`for` in a list needs a list, got a {what}", e.iter.span, "E204", help="use range(n)")
     out, total = [], 0
     for v in items:
-        x = evaluate(e.item, ChainMap({e.var: v}, env), block_input)
+        x = _eval(e.item, ChainMap({e.var: v}, env), block_input, budget)
         # Nested comprehensions multiply sizes: bound what one builds, nested values included.
         total += _weight(x)
         if total > MAX_LIST:
             raise EvalError(f"the list holds more than {MAX_LIST} values", e.span, "E604")
         out.append(x)
-    return _check_size(out, e.span)
+    return _check_size(out, e.span, budget)
 
 
-def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any) -> Any:
+def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any, budget: Budget) -> Any:
     if e.op in ("and", "or"):
-        a = evaluate(e.left, env, block_input)
+        a = _eval(e.left, env, block_input, budget)
         if a is UNKNOWN:
             return UNKNOWN
         if not isinstance(a, bool):
             raise EvalError(f"`{e.op}` needs true or false, got a {type_name(a)}", e.left.span, "E204")
         if (e.op == "and" and not a) or (e.op == "or" and a):
             return a
-        b = evaluate(e.right, env, block_input)
+        b = _eval(e.right, env, block_input, budget)
         if b is not UNKNOWN and not isinstance(b, bool):
             raise EvalError(f"`{e.op}` needs true or false, got a {type_name(b)}", e.right.span, "E204")
         return b
-    return _binary_values(e, evaluate(e.left, env, block_input), evaluate(e.right, env, block_input))
+    return _binary_values(e, _eval(e.left, env, block_input, budget), _eval(e.right, env, block_input, budget), budget)
 
 
-def _binary_values(e: ast.Binary, a: Any, b: Any) -> Any:
+def _binary_values(e: ast.Binary, a: Any, b: Any, budget: Budget) -> Any:
     """A binary operation (not `and`, `or`) of its operands' values."""
     if a is UNKNOWN or b is UNKNOWN:
         return UNKNOWN
@@ -394,24 +387,24 @@ def _binary_values(e: ast.Binary, a: Any, b: Any) -> Any:
                 raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604") from None
             if type(v) is complex:  # a negative number to a fractional power
                 raise EvalError(f"({show(a)}) ** {show(b)} is not a real number", e.span, "E203")
-            return _check_size(v, e.span)
+            return _check_size(v, e.span, budget)
     if e.op in _COMPARE:
         if e.op in ("==", "!="):
-            charge(deep_size(a, _work.limit) + deep_size(b, _work.limit), e.span)
+            budget.charge(deep_size(a, budget.limit) + deep_size(b, budget.limit), e.span)
             return _COMPARE[e.op](a, b)
         if not (_is_num(a) and _is_num(b)) and not (isinstance(a, str) and isinstance(b, str)):
             raise EvalError(f"cannot compare a {type_name(a)} with a {type_name(b)}", e.span, "E204")
         return _COMPARE[e.op](a, b)
     if e.op == "+" and isinstance(a, list) and isinstance(b, list):
-        return _check_size(a + b, e.span)
+        return _check_size(a + b, e.span, budget)
     if e.op == "+" and isinstance(a, str) and isinstance(b, str):
-        charge(len(a) + len(b), e.span)
-        return _check_size(a + b, e.span)
+        budget.charge(len(a) + len(b), e.span)
+        return _check_size(a + b, e.span, budget)
     # Two numbers took the arithmetic above.
     raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, "E204")
 
 
-def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
+def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any, budget: Budget) -> Any:
     if e.func not in BUILTINS:
         hint = _suggest(e.func, list(BUILTINS))
         raise EvalError(
@@ -423,26 +416,26 @@ def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any) -> Any:
     args = []
     kwargs = {}
     for a in e.args:
-        v = evaluate(a.value, env, block_input)
+        v = _eval(a.value, env, block_input, budget)
         if v is UNKNOWN:
             return UNKNOWN
         # A built-in walks its arguments (sum, max, len of nested lists): charge them.
-        charge(deep_size(v, _work.limit), a.span)
+        budget.charge(deep_size(v, budget.limit), a.span)
         if a.name is None:
             args.append(v)
         else:
             kwargs[a.name] = v
-    return _call_values(e, args, kwargs)
+    return _call_values(e, args, kwargs, budget)
 
 
-def _call_values(e: ast.FuncCall, args: list[Any], kwargs: dict[str, Any]) -> Any:
+def _call_values(e: ast.FuncCall, args: list[Any], kwargs: dict[str, Any], budget: Budget) -> Any:
     """A call of a built-in (known to exist) with its arguments' values, charged for already."""
     fn, sig = BUILTINS[e.func]
     odd = [v for v in [*args, *kwargs.values()] if isinstance(v, (ShapeValue, Ref))]
     if odd:
         raise EvalError(f"{e.func} cannot take a {type_name(odd[0])}", e.span, "E226", help=f"signature: {sig}")
     try:
-        return _check_size(fn(*args, **kwargs), e.span)
+        return _check_size(fn(*args, **kwargs), e.span, budget)
     except EvalError:
         raise
     except (TypeError, ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
@@ -459,98 +452,3 @@ def _suggest(name: str, candidates: list[str]) -> str | None:
     from cnnspec.layers.registry import suggest
 
     return suggest(name, candidates)
-
-
-# ------------------------------------------------------------ compiled form
-
-Compiled = Callable[[Mapping[str, Any], Any], Any]
-
-#: Per expression (by id, with the expression, which keeps the id from being reused): its
-#: compiled form. A fact of the parsed text, which the parse cache keeps across checks.
-_COMPILED: dict[int, tuple[ast.Expr, Compiled]] = {}
-_COMPILED_MAX = 100_000
-
-
-def compiled(e: ast.Expr) -> Compiled:
-    """A function of (env, block_input) that gives evaluate(e, env, block_input): the same value,
-    the same error and the same work charged, without walking the tree each time.
-
-    Names, arithmetic and calls of built-ins (most expressions in specs) become closures that
-    do what evaluate does for them; every other expression, and any value off their common
-    path, goes to evaluate's own code for that node.
-    """
-    got = _COMPILED.get(id(e))
-    if got is not None and got[0] is e:
-        return got[1]
-    if len(_COMPILED) >= _COMPILED_MAX:
-        _COMPILED.clear()
-    fn = _compile(e)
-    _COMPILED[id(e)] = (e, fn)
-    return fn
-
-
-def _compile(e: ast.Expr) -> Compiled:
-    t = type(e)
-    if t in LITERALS:
-        value = e.value  # type: ignore[attr-defined]
-        return lambda env, block_input: value
-    if t is ast.Name:
-        return _compile_name(e)  # type: ignore[arg-type]
-    if t is ast.Binary and (e.op in _NUMERIC or e.op in _COMPARE):  # type: ignore[attr-defined]
-        return _compile_binary(e)  # type: ignore[arg-type]
-    if t is ast.FuncCall and e.func in BUILTINS:  # type: ignore[attr-defined]
-        return _compile_call(e)  # type: ignore[arg-type]
-    return partial(evaluate, e)
-
-
-def _compile_name(e: ast.Name) -> Compiled:
-    name = e.id
-
-    def value(env: Mapping[str, Any], block_input: Any) -> Any:
-        if name in env:
-            return env[name]
-        return evaluate(e, env, block_input)  # the error, with its hint
-
-    return value
-
-
-def _compile_binary(e: ast.Binary) -> Compiled:
-    left, right, op, span = _compile(e.left), _compile(e.right), _NUMERIC.get(e.op), e.span
-    if op is None or e.op == "**" or e.op in ("/", "//", "%"):
-        # Comparisons, powers and divisions: evaluate's checks, on the operands' values.
-        return lambda env, block_input: _binary_values(e, left(env, block_input), right(env, block_input))
-
-    def arithmetic(env: Mapping[str, Any], block_input: Any) -> Any:  # + - * on two ints: most
-        a = left(env, block_input)
-        b = right(env, block_input)
-        if a.__class__ is int and b.__class__ is int:
-            v = op(a, b)
-            if -MAX_INT <= v <= MAX_INT:
-                return v
-            return _check_size(v, span)  # the error
-        return _binary_values(e, a, b)
-
-    return arithmetic
-
-
-def _compile_call(e: ast.FuncCall) -> Compiled:
-    args = [(a.name, _compile(a.value), a.span) for a in e.args]
-    work = _work
-
-    def call(env: Mapping[str, Any], block_input: Any) -> Any:
-        positional, named = [], {}
-        for name, arg, span in args:
-            v = arg(env, block_input)
-            if v is UNKNOWN:
-                return UNKNOWN
-            # charge(deep_size(v)), as _call does, without the calls for a value that is no list.
-            work.spent += deep_size(v, work.limit) if v.__class__ is list else 1
-            if work.spent > work.limit:
-                charge(0, span)  # the error
-            if name is None:
-                positional.append(v)
-            else:
-                named[name] = v
-        return _call_values(e, positional, named)
-
-    return call

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, PrivateAttr, computed_field
 
 from cnnspec.analysis import Analysis
 from cnnspec.diagnostics import Diagnostic
-from cnnspec.gc_pause import gc_paused
 from cnnspec.ir import Graph, construct_unchecked
 
 if TYPE_CHECKING:
@@ -399,9 +398,8 @@ class _Views:
         self.requested_depth, self.expand, self.batch = depth, expand, batch
 
     def built(self, name: str) -> Any:
-        """The view `name`, built with the cycle collector paused (the rows all live on)."""
-        with gc_paused():
-            return getattr(self, name)
+        """The view `name`."""
+        return getattr(self, name)
 
     @cached_property
     def owner(self) -> dict[int, str]:
