@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from operator import itemgetter
+from typing import Any
 
 from cnnspec.analysis.macs import count_macs
 from cnnspec.analysis.memory import Saved, activation_bytes, saved_tensors
@@ -12,13 +13,19 @@ from cnnspec.analysis.params import count_params
 from cnnspec.analysis.receptive import Receptive, receptive_fields
 from cnnspec.ir import Graph
 
+#: Every static pass, in the order run: (the Analysis field it fills, a pure function of the graph
+#: giving one entry per node id). Adding a pass is one line here and one field on Analysis.
+PASSES: tuple[tuple[str, Callable[[Graph], list[Any]]], ...] = (
+    ("params", count_params),
+    ("macs", count_macs),
+    ("saved", saved_tensors),
+    ("receptive", receptive_fields),
+)
+
 
 @dataclass(frozen=True)
 class Analysis:
-    """Per-node results of the passes: lists indexed by node id, None where a node has no entry.
-
-    Lists rather than dicts: a replayed block instance's entries are a slice of its source's.
-    """
+    """Per-node results of the passes: lists indexed by node id, None where a node has no entry."""
 
     #: (trainable parameters, buffer elements); None for nodes without a module.
     params: list[tuple[int, int] | None]
@@ -26,29 +33,22 @@ class Analysis:
     macs: list[int | None]
     #: Bytes autograd keeps for backward (see cnnspec.analysis.memory); None for the input.
     saved: list[Saved | None]
-    #: The graph the passes ran over (for the receptive fields, computed when first asked for).
+    #: Receptive field and jump of every node (the input included).
+    receptive: list[Receptive]
+    #: The graph the passes ran over.
     graph: Graph = field(repr=False, compare=False)
 
-    @cached_property
-    def receptive(self) -> list[Receptive]:
-        """Receptive field and jump of every node (the input included).
-
-        Computed on first use: only the rows of a report and the diagrams show
-        them, and a caller that wants the totals does not pay for them.
-        """
-        return receptive_fields(self.graph)
-
-    @cached_property
+    @property
     def trainable_params(self) -> int:
         """Total trainable parameters."""
         return sum(map(itemgetter(0), filter(None, self.params)))
 
-    @cached_property
+    @property
     def buffers(self) -> int:
         """Total buffer elements (batch-norm running statistics and counters)."""
         return sum(map(itemgetter(1), filter(None, self.params)))
 
-    @cached_property
+    @property
     def total_macs(self) -> int:
         """Total MACs for one sample."""
         return sum(filter(None, self.macs))
@@ -59,10 +59,5 @@ class Analysis:
 
 
 def analyze(graph: Graph) -> Analysis:
-    """Run every static pass over a graph."""
-    return Analysis(
-        params=count_params(graph),
-        macs=count_macs(graph),
-        saved=saved_tensors(graph),
-        graph=graph,
-    )
+    """Run every pass in PASSES over a graph."""
+    return Analysis(graph=graph, **{name: run(graph) for name, run in PASSES})

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cnnspec.ir import Copy, Graph, Node
+from cnnspec.ir import Graph, Node
 
 Pair = tuple[int, int]
 
@@ -103,44 +103,7 @@ def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
 
 def receptive_fields(graph: Graph) -> list[Receptive]:
     """Receptive field and jump of every node by id, the input included (rf 1, jump 1)."""
-    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
-    fields: list[Receptive] = [_ORIGIN] * len(nodes)  # by node id, which is the index
-    for start, stop, copy in graph.runs():
-        if copy is not None:
-            for one in copy.single():  # each copy of a run reads the one before it
-                _shift(one, fields)
-            continue
-        for node in nodes[start:stop]:
-            fields[node.id] = node_receptive(node, [fields[j] for j in node.inputs])
+    fields: list[Receptive] = []  # by node id, which is the index
+    for node in graph.nodes:
+        fields.append(node_receptive(node, [fields[j] for j in node.inputs]))
     return fields
-
-
-def _shift(c: Copy, fields: list[Receptive]) -> None:
-    """A replayed block instance's receptive fields, from its source's.
-
-    Inside an instance every node's field is affine in what its input sees:
-    rf = rf_in + a · jump_in and jump = s · jump_in, with a and s fixed by the
-    instance's ops and shapes (windows add d·(k − 1) times a jump that is a
-    multiple of jump_in; joins take the widest branch, which scaling by a
-    positive jump_in does not change). So a copy reading (rf', jump') has
-    rf' + (rf − rf_in) / jump_in · jump' where its source had rf.
-    """
-    (r0h, r0w), (j0h, j0w) = fields[c.source_input]
-    (r1h, r1w), (j1h, j1w) = fields[c.input]
-    source = fields[c.source : c.source + c.count]
-    if (r0h, r0w, j0h, j0w) == (r1h, r1w, j1h, j1w):
-        fields[c.start : c.start + c.count] = source
-        return
-    if (j0h, j0w) == (j1h, j1w):
-        # The same jump (copies in a repetition read the same resolution): jumps are the source's
-        # and fields move by the difference of the inputs', since rf − rf_in is a multiple of jump_in.
-        dh, dw = r1h - r0h, r1w - r0w
-        fields[c.start : c.start + c.count] = [_make(Receptive, ((h + dh, w + dw), jump)) for (h, w), jump in source]
-        return
-    fields[c.start : c.start + c.count] = [
-        _make(Receptive, (
-            (r1h + (h - r0h) // j0h * j1h, r1w + (w - r0w) // j0w * j1w),
-            (sh // j0h * j1h, sw // j0w * j1w),
-        ))
-        for (h, w), (sh, sw) in source
-    ]

@@ -162,14 +162,8 @@ def module_paths(graph: Graph) -> dict[str, str]:
 
 def renamed_modules(graph: Graph) -> Iterator[tuple[Node, str, str]]:
     """(node, spec path, compiled path) for every module whose path had to change."""
-    # The names in module paths: those of the layers elaborated afresh, and the instance names
-    # of replayed blocks (the rest of a copy's paths repeats its source's).
-    nodes = graph.slots  # only the nodes elaborated afresh are read: no copy is made
-    paths = [path for c in graph.copies for path in c.paths]
-    for start, stop, copy in graph.runs():
-        if copy is None:
-            # Layers without a module too: a name more can only send us to the exact answer below.
-            paths += map(_path, nodes[start:stop])
+    # Layers without a module too: a name more can only send us to the exact answer below.
+    paths = list(map(_path, graph.nodes))
     names = set(".".join(paths).split("."))
     digits = set(filter(str.isdigit, names))  # positions, most of the names: safe when ASCII
     if "".join(digits).isascii() and all(_known_safe(name) for name in names - digits - _SAFE_NAMES):

@@ -16,12 +16,12 @@ import sys
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 from cnnspec.diagnostics import Diagnostics, Frame, Note
-from cnnspec.ir import MODEL_SETTERS, AuxOutput, Copy, Graph, GroupRow, InitRule, Node, every_field
+from cnnspec.ir import AuxOutput, Graph, GroupRow, InitRule, Node
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.init import SCHEMES, TARGETS, pattern_problem
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, ShapeError, all_kinds, lookup, suggest
@@ -222,9 +222,6 @@ class _Value(NamedTuple):
 #: _make(_Value, (node, shape)): a NamedTuple without its generated __new__'s Python frame, for the
 #: per-layer and per-instance paths (_Value, Copy, Frame).
 _make = tuple.__new__
-_new_model, _set_dict, _set_fields_set, _set_extra, _set_private = MODEL_SETTERS
-#: The fields-set of a Node given every field, shared by all of them.
-_NODE_FIELDS = every_field(Node)
 
 
 def select_network(program: Program, name: str | None, diags: Diagnostics) -> str | None:
@@ -264,7 +261,7 @@ class Elaborator:
     """Builds the IR graph of one network, collecting diagnostics."""
 
     def __init__(
-        self, program: Program, diags: Diagnostics, limits: Limits | None = None, *, replay: bool = True
+        self, program: Program, diags: Diagnostics, limits: Limits | None = None, *, replay: bool = False
     ) -> None:
         """replay=False elaborates every block instance afresh (the tests compare the two ways)."""
         self.program = program
@@ -587,7 +584,7 @@ class Elaborator:
                 name = f"{kind}_{n}"
             count[kind] = n + 1
             taken.add(name)
-            graph.slots[node_id].path = scope.child(name)  # type: ignore[union-attr]  # a join, made afresh
+            graph.nodes[node_id] = replace(graph.nodes[node_id], path=scope.child(name))  # H2: until H1's rewrite
         scope.joins.clear()
 
     def _call_stmt(self, stmt: ast.CallStmt, cur: _Value, ctx: _Ctx) -> _Value:
@@ -642,7 +639,7 @@ class Elaborator:
             self._group_info(path, "repeat", stmt.name, stmt.span)
             scope = _Scope(path)
             ctx = ctx._replace(scope=scope)
-        before = len(self.graph.slots) if self.graph is not None else 0
+        before = len(self.graph.nodes) if self.graph is not None else 0
         for i in range(count):
             path = self._name(ctx.scope, labels[i] if labels else None, stmt.span)
             cur = self._emit(kind, block, stmt, cur, ctx, path, memo)
@@ -847,7 +844,7 @@ class Elaborator:
     ) -> _Value:
         graph = self.graph
         assert graph is not None
-        if len(graph.slots) >= self.limits.max_nodes:
+        if len(graph.nodes) >= self.limits.max_nodes:
             if not self._too_big:
                 self.diags.error(
                     "E602",
@@ -858,26 +855,21 @@ class Elaborator:
             self._too_big = True
             return _Value(ids[0], None)
         known = out is not None and None not in in_shapes
-        nid = len(graph.slots)
-        node = _new_model(Node)  # construct_unchecked, inlined: this runs once per layer
-        _set_dict(node, {
-            "id": nid,
-            "kind": kind,
-            "path": path,
-            "has_module": has_module,
-            "inputs": ids,
-            "attrs": attrs,  # shared: the memoised arguments of equal calls are one Attrs
-            "in_shapes": in_shapes if known else (),
-            "out_shape": out if known else (),
-            "span": span,
-            "trace": ctx.trace,
-            "scope": ctx.scope.path,
-            "skip": skip,
-        })
-        _set_fields_set(node, _NODE_FIELDS)  # this sets them all
-        _set_extra(node, None)
-        _set_private(node, None)
-        graph.slots.append(node)
+        nid = len(graph.nodes)
+        graph.add(Node(
+            id=nid,
+            kind=kind,
+            path=path,
+            has_module=has_module,
+            inputs=ids,
+            attrs=attrs,  # shared: the memoised arguments of equal calls are one Attrs
+            in_shapes=in_shapes if known else (),  # type: ignore[arg-type]  # known: no None among them
+            out_shape=out if known else (),  # type: ignore[arg-type]
+            span=span,
+            trace=ctx.trace,
+            scope=ctx.scope.path,
+            skip=skip,
+        ))
         return _make(_Value, (nid, out if known else None))
 
     # ---------------------------------------------------------------- blocks
@@ -897,7 +889,7 @@ class Elaborator:
             # A later copy of a repetition, on the shape a copy before it was replayed on: that
             # copy passed the checks below in the same context, and bound the same arguments.
             template = seen[cur.shape]
-            if len(self.graph.slots) + len(template.recipe) < self.limits.max_nodes:  # type: ignore[union-attr,arg-type]
+            if len(self.graph.nodes) + len(template.recipe) < self.limits.max_nodes:  # type: ignore[union-attr,arg-type]
                 self._group_info(path, "block", block.name, stmt.span, memo["args"])  # type: ignore[index]
                 return self._replay(template, cur, ctx, _make(Frame, (block.name, path, stmt.span)))
         self.used_blocks.add(block.name)
@@ -947,7 +939,7 @@ class Elaborator:
         if (
             template is not None
             and template.recipe
-            and len(graph.slots) + len(template.recipe) < self.limits.max_nodes  # type: ignore[arg-type]
+            and len(graph.nodes) + len(template.recipe) < self.limits.max_nodes  # type: ignore[arg-type]
         ):
             if seen is not None:
                 seen[cur.shape] = template
@@ -960,7 +952,7 @@ class Elaborator:
             trace=ctx.trace + (frame,),
             blocks=ctx.blocks + (block.name,),
         )
-        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.slots), len(graph.aux)
+        n_diags, n_nodes, n_aux = len(self.diags.items), len(graph.nodes), len(graph.aux)
         n_groups = len(graph.group_rows)
         out = self._body(block.body, cur, inner)
         self._close(inner.scope)
@@ -968,7 +960,7 @@ class Elaborator:
         if key is not None and clean and out.shape is not None:
             prefix = path + "."
             self._templates[key] = _Template(
-                stop=len(graph.slots),
+                stop=len(graph.nodes),
                 # Its groups were made by its body, after the n_groups before it.
                 groups=[r for r in graph.group_rows[n_groups:] if r[0].startswith(prefix)],
                 base_id=n_nodes,
@@ -1049,8 +1041,8 @@ class Elaborator:
             or last.source != t.base_id
             or last.count != count
             or last.output != cur.node
-            or last.stop != len(graph.slots)
-            or len(graph.slots) + left * count >= self.limits.max_nodes
+            or last.stop != len(graph.nodes)
+            or len(graph.nodes) + left * count >= self.limits.max_nodes
         ):
             return None
         return t
@@ -1256,7 +1248,7 @@ class Elaborator:
                 self.diags.error(e.code, str(e), span, notes=notes, help=[e.help] if e.help else [], trace=ctx.trace)
         graph = self.graph
         assert graph is not None
-        n_nodes = len(graph.slots)
+        n_nodes = len(graph.nodes)
         # The path is provisional: the scope names its joins when it closes (_close).
         out = self._node(
             kind.name,
@@ -1270,7 +1262,7 @@ class Elaborator:
             ctx,
             skip=skip,
         )
-        if entry is not None and len(graph.slots) > n_nodes:
+        if entry is not None and len(graph.nodes) > n_nodes:
             entry[1] = out.node
         return out
 
@@ -1390,7 +1382,7 @@ class Elaborator:
             )
             return _Value(cur.node, None)
         inner = self._scoped(stmt, ctx, None, "group", "for")
-        before = len(self.graph.slots) if self.graph is not None else 0
+        before = len(self.graph.nodes) if self.graph is not None else 0
         for i, item in enumerate(items):
             cur = self._body(stmt.body, cur, inner._replace(env={**inner.env, stmt.var: item}))
             if self._too_big or (i == 0 and self._overflows(before, len(items) - 1, stmt.span, ctx)):
@@ -1404,8 +1396,8 @@ class Elaborator:
         fails at once instead of after building a million layers.
         """
         assert self.graph is not None
-        per_copy = len(self.graph.slots) - before
-        total = len(self.graph.slots) + per_copy * copies_left
+        per_copy = len(self.graph.nodes) - before
+        total = len(self.graph.nodes) + per_copy * copies_left
         if per_copy == 0 or total <= self.limits.max_nodes:
             return False
         self.diags.error(
