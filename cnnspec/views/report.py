@@ -6,7 +6,7 @@ import math
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr, computed_field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field
 
 from cnnspec.analysis import Analysis
 from cnnspec.diagnostics import Diagnostic
@@ -27,7 +27,14 @@ ACTIVATION_CONVENTION = (
 MAX_ROWS = 60
 
 
-class LayerRow(BaseModel):
+class _Model(BaseModel):
+    """A part of the `--json` report: its schema (report_schema) requires every field, since the dump
+    always has them all, defaults included."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class LayerRow(_Model):
     """One layer or join of the network."""
 
     path: str
@@ -54,7 +61,7 @@ class LayerRow(BaseModel):
     col: int
 
 
-class GroupRow(BaseModel):
+class GroupRow(_Model):
     """A block instance or named group, with the totals of the layers inside."""
 
     path: str
@@ -69,7 +76,7 @@ class GroupRow(BaseModel):
     activation_bytes: int
 
 
-class FoldRow(BaseModel):
+class FoldRow(_Model):
     """A run of consecutive block instances shown as one ("Bottleneck ×35").
 
     identical: the instances match layer for layer. Otherwise varies says what
@@ -89,7 +96,7 @@ class FoldRow(BaseModel):
     varies: list[str] = Field(default_factory=list)
 
 
-class TableRow(BaseModel):
+class TableRow(_Model):
     """One row of the summary table as shown at the report's depth."""
 
     level: int
@@ -106,7 +113,7 @@ class TableRow(BaseModel):
     aux: str = ""
 
 
-class InitRow(BaseModel):
+class InitRow(_Model):
     """An `init` rule as the compiled module applies it, in the order written (a later rule
     redraws what an earlier one drew).
 
@@ -126,7 +133,7 @@ class InitRow(BaseModel):
     col: int
 
 
-class AuxRow(BaseModel):
+class AuxRow(_Model):
     """An auxiliary output: returned in training mode only, weighted in the loss."""
 
     name: str
@@ -143,7 +150,7 @@ class AuxRow(BaseModel):
     col: int
 
 
-class StageRow(BaseModel):
+class StageRow(_Model):
     """A run of consecutive layers at one spatial resolution (the head: flat features).
 
     The layers of an aux head are left out of the main path's runs and make
@@ -161,7 +168,7 @@ class StageRow(BaseModel):
     aux: str = ""
 
 
-class Report(BaseModel):
+class Report(_Model):
     """What `cnnspec check` knows about a network without running it.
 
     The totals are fields; the rows (layers, groups, folds, stages, aux
@@ -274,6 +281,11 @@ class Report(BaseModel):
     def summary(self) -> str:
         """The human-readable table."""
         return format_report(self)
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON schema of `cnnspec check --json`: the Report as it serialises, rows included."""
+    return Report.model_json_schema(mode="serialization")
 
 
 #: Running sums over the nodes in id order of parameters, buffers, MACs and activation bytes
