@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -13,19 +12,23 @@ from cnnspec.analysis.params import count_params
 from cnnspec.analysis.receptive import Receptive, receptive_fields
 from cnnspec.ir import Graph
 
-#: Every static pass, in the order run: (the Analysis field it fills, a pure function of the graph
-#: giving one entry per node id). Adding a pass is one line here and one field on Analysis.
+#: Every static pass: (the Analysis attribute it fills, a pure function of the graph giving one
+#: entry per node id). Adding a pass is one line here and its type on Analysis.
 PASSES: tuple[tuple[str, Callable[[Graph], list[Any]]], ...] = (
     ("params", count_params),
     ("macs", count_macs),
     ("saved", saved_tensors),
     ("receptive", receptive_fields),
 )
+_BY_NAME = dict(PASSES)
 
 
-@dataclass(frozen=True)
 class Analysis:
-    """Per-node results of the passes: lists indexed by node id, None where a node has no entry."""
+    """The results of the passes over one graph: lists indexed by node id, None where a node has no entry.
+
+    Each pass runs when its result is first read and is kept: `check` reads the
+    totals only, so it never pays for the receptive fields the rows show.
+    """
 
     #: (trainable parameters, buffer elements); None for nodes without a module.
     params: list[tuple[int, int] | None]
@@ -35,8 +38,21 @@ class Analysis:
     saved: list[Saved | None]
     #: Receptive field and jump of every node (the input included).
     receptive: list[Receptive]
-    #: The graph the passes ran over.
-    graph: Graph = field(repr=False, compare=False)
+
+    def __init__(self, graph: Graph) -> None:
+        #: The graph the passes run over.
+        self.graph = graph
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not yet set: a pass not yet run.
+        run = _BY_NAME.get(name)
+        if run is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = self.__dict__[name] = run(self.graph)
+        return value
+
+    def __repr__(self) -> str:
+        return f"Analysis({self.graph.network!r}, ran={sorted(set(self.__dict__) & set(_BY_NAME))})"
 
     @property
     def trainable_params(self) -> int:
@@ -59,5 +75,5 @@ class Analysis:
 
 
 def analyze(graph: Graph) -> Analysis:
-    """Run every pass in PASSES over a graph."""
-    return Analysis(graph=graph, **{name: run(graph) for name, run in PASSES})
+    """The passes in PASSES over a graph, each run when its result is first read."""
+    return Analysis(graph)
