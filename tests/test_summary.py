@@ -313,3 +313,15 @@ def test_json_report_validates_against_the_report_schema(spec: str, capsys: pyte
     assert set(schema["required"]) == set(data)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "layers": [{"path": 1}]}, schema)
+
+
+def test_the_summary_imports_the_report_for_type_checking_only() -> None:
+    """report.py renders itself with summary.py (Report.summary): summary.py must not import it back."""
+    import ast
+
+    import cnnspec.views.summary as summary
+
+    tree = ast.parse(Path(summary.__file__).read_text())
+    runtime = [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert "cnnspec.views.format" in runtime
+    assert "cnnspec.views.report" not in runtime
