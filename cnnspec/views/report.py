@@ -173,9 +173,9 @@ class Report(_Model):
 
     The totals are fields; the rows (layers, groups, folds, stages, aux
     outputs, the table) are computed fields built from the checked graph on
-    first use and kept: every figure in them comes from the passes, which
-    have all run by the time the report exists, and a caller that wants only
-    the totals does not pay for 500 row objects. They serialise in this order,
+    first use and kept: every figure in them comes from the passes (each
+    run when first read), and a caller that wants only the totals does not
+    pay for 500 row objects. They serialise in this order,
     after the fields, like any field.
     """
 
