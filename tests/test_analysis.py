@@ -185,3 +185,78 @@ def test_activation_memory_of_norms_dropout_and_friends() -> None:
     c = analyse(text)
     gm = to_graph_module(c.graph)
     assert c.analysis.activation_bytes(2) == measure_saved_bytes(gm, torch.randn(2, 8, 16, 16))
+
+
+# ------------------------------------------------------------ the IR: immutable nodes, PASSES, cut points
+
+
+def _cuts_by_definition(graph) -> list[int]:
+    """The cut points as the definition states them: every later node reads only p or nodes after it."""
+    nodes = graph.nodes
+    return [p for p in range(len(nodes)) if all(i >= p for n in nodes[p + 1 :] for i in n.inputs)]
+
+
+def _instance_ids(graph, kind: str, name: str) -> list[list[int]]:
+    """The node ids of each instance of a block, in order."""
+    out = []
+    for path, group in graph.groups.items():
+        if group.kind == kind and group.name == name:
+            out.append([n.id for n in graph.nodes if n.scope == path or n.scope.startswith(path + ".")])
+    return out
+
+
+def test_nodes_are_immutable_once_built() -> None:
+    import dataclasses
+
+    c = analyse(SPECS / "resnet18.cnn")
+    node = c.graph.nodes[5]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        node.path = "renamed"  # type: ignore[misc]
+    assert not hasattr(node, "__dict__")  # slots: no attribute besides the fields
+
+
+def test_analyze_runs_every_pass_listed_in_passes() -> None:
+    from cnnspec.analysis import PASSES, analyze
+
+    c = analyse(SPECS / "googlenet.cnn")
+    a = analyze(c.graph)
+    assert [name for name, _ in PASSES] == ["params", "macs", "saved", "receptive"]
+    for name, run in PASSES:
+        assert getattr(a, name) == run(c.graph)
+        assert len(getattr(a, name)) == len(c.graph.nodes)
+
+
+def test_every_node_of_a_plain_chain_is_a_cut_point() -> None:
+    c = analyse(SPECS / "lenet5.cnn")
+    assert c.graph.cut_points() == list(range(len(c.graph.nodes)))
+
+
+def test_resnet18_cuts_between_residual_blocks_never_inside_one() -> None:
+    g = analyse(SPECS / "resnet18.cnn").graph
+    cuts = set(g.cut_points())
+    blocks = _instance_ids(g, "block", "BasicBlock")
+    assert len(blocks) == 8
+    for ids in blocks:
+        (join,) = [i for i in ids if g.nodes[i].skip]  # the add the shortcut enters
+        assert not cuts & set(range(ids[0], join)), ids  # the shortcut crosses every point before it
+        assert {ids[0] - 1, join, ids[-1]} <= cuts  # the block's input, its sum, its output: one tensor
+    assert g.cut_points() == _cuts_by_definition(g)
+
+
+def test_googlenet_cuts_between_inception_modules_never_inside_one() -> None:
+    g = analyse(SPECS / "googlenet.cnn").graph
+    cuts = set(g.cut_points())
+    modules = _instance_ids(g, "block", "Inception")
+    assert len(modules) == 9
+    for ids in modules:
+        assert not cuts & set(ids[:-1]), ids  # four branches run side by side until the concat
+        assert ids[-1] in cuts
+    assert g.cut_points() == _cuts_by_definition(g)
+
+
+@pytest.mark.parametrize("spec", ["densenet121", "inception_v3", "efficientnet_b0", "mobilenet_v2"])
+def test_cut_points_match_their_definition(spec: str) -> None:
+    g = analyse(SPECS / f"{spec}.cnn").graph
+    cuts = g.cut_points()
+    assert cuts == _cuts_by_definition(g)
+    assert cuts[0] == 0 and cuts[-1] == len(g.nodes) - 1

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support import stock_specs
 
 from cnnspec.api import analyse
 from cnnspec.cli import main
@@ -296,3 +297,31 @@ def test_check_does_not_import_torch_or_rich() -> None:
     ).format(str(SPECS / "resnet50.cnn"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("spec", [p.stem for p in stock_specs()])
+def test_json_report_validates_against_the_report_schema(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import jsonschema  # a dev dependency (pyproject's [dev] extra)
+
+    from cnnspec.views.report import report_schema
+
+    assert main(["check", str(SPECS / f"{spec}.cnn"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    schema = report_schema()
+    jsonschema.validate(data, schema)
+    # The schema pins what a reader may rely on: every key the dump has is required.
+    assert set(schema["required"]) == set(data)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**data, "layers": [{"path": 1}]}, schema)
+
+
+def test_the_summary_imports_the_report_for_type_checking_only() -> None:
+    """report.py renders itself with summary.py (Report.summary): summary.py must not import it back."""
+    import ast
+
+    import cnnspec.views.summary as summary
+
+    tree = ast.parse(Path(summary.__file__).read_text())
+    runtime = [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert "cnnspec.views.format" in runtime
+    assert "cnnspec.views.report" not in runtime

@@ -1,5 +1,5 @@
-"""Static passes over the IR graph: small pure functions of the graph."""
+"""Static passes over the IR graph: small pure functions of the graph, listed in PASSES."""
 
-from cnnspec.analysis.analysis import Analysis, analyze
+from cnnspec.analysis.analysis import PASSES, Analysis, analyze
 
-__all__ = ["Analysis", "analyze"]
+__all__ = ["PASSES", "Analysis", "analyze"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Callable
 from operator import itemgetter
+from typing import Any
 
 from cnnspec.analysis.macs import count_macs
 from cnnspec.analysis.memory import Saved, activation_bytes, saved_tensors
@@ -12,12 +12,22 @@ from cnnspec.analysis.params import count_params
 from cnnspec.analysis.receptive import Receptive, receptive_fields
 from cnnspec.ir import Graph
 
+#: Every static pass: (the Analysis attribute it fills, a pure function of the graph giving one
+#: entry per node id). Adding a pass is one line here and its type on Analysis.
+PASSES: tuple[tuple[str, Callable[[Graph], list[Any]]], ...] = (
+    ("params", count_params),
+    ("macs", count_macs),
+    ("saved", saved_tensors),
+    ("receptive", receptive_fields),
+)
+_BY_NAME = dict(PASSES)
 
-@dataclass(frozen=True)
+
 class Analysis:
-    """Per-node results of the passes: lists indexed by node id, None where a node has no entry.
+    """The results of the passes over one graph: lists indexed by node id, None where a node has no entry.
 
-    Lists rather than dicts: a replayed block instance's entries are a slice of its source's.
+    Each pass runs when its result is first read and is kept: `check` reads the
+    totals only, so it never pays for the receptive fields the rows show.
     """
 
     #: (trainable parameters, buffer elements); None for nodes without a module.
@@ -26,29 +36,35 @@ class Analysis:
     macs: list[int | None]
     #: Bytes autograd keeps for backward (see cnnspec.analysis.memory); None for the input.
     saved: list[Saved | None]
-    #: The graph the passes ran over (for the receptive fields, computed when first asked for).
-    graph: Graph = field(repr=False, compare=False)
+    #: Receptive field and jump of every node (the input included).
+    receptive: list[Receptive]
 
-    @cached_property
-    def receptive(self) -> list[Receptive]:
-        """Receptive field and jump of every node (the input included).
+    def __init__(self, graph: Graph) -> None:
+        #: The graph the passes run over.
+        self.graph = graph
 
-        Computed on first use: only the rows of a report and the diagrams show
-        them, and a caller that wants the totals does not pay for them.
-        """
-        return receptive_fields(self.graph)
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not yet set: a pass not yet run.
+        run = _BY_NAME.get(name)
+        if run is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = self.__dict__[name] = run(self.graph)
+        return value
 
-    @cached_property
+    def __repr__(self) -> str:
+        return f"Analysis({self.graph.network!r}, ran={sorted(set(self.__dict__) & set(_BY_NAME))})"
+
+    @property
     def trainable_params(self) -> int:
         """Total trainable parameters."""
         return sum(map(itemgetter(0), filter(None, self.params)))
 
-    @cached_property
+    @property
     def buffers(self) -> int:
         """Total buffer elements (batch-norm running statistics and counters)."""
         return sum(map(itemgetter(1), filter(None, self.params)))
 
-    @cached_property
+    @property
     def total_macs(self) -> int:
         """Total MACs for one sample."""
         return sum(filter(None, self.macs))
@@ -59,10 +75,5 @@ class Analysis:
 
 
 def analyze(graph: Graph) -> Analysis:
-    """Run every static pass over a graph."""
-    return Analysis(
-        params=count_params(graph),
-        macs=count_macs(graph),
-        saved=saved_tensors(graph),
-        graph=graph,
-    )
+    """The passes in PASSES over a graph, each run when its result is first read."""
+    return Analysis(graph)

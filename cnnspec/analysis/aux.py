@@ -14,18 +14,6 @@ from __future__ import annotations
 from cnnspec.ir import Graph
 
 
-def _ancestors(graph: Graph, start: int) -> set[int]:
-    """start and every node it depends on."""
-    seen = {start}
-    stack = [start]
-    while stack:
-        for src in graph.nodes[stack.pop()].inputs:
-            if src not in seen:
-                seen.add(src)
-                stack.append(src)
-    return seen
-
-
 def aux_heads(graph: Graph) -> dict[int, str]:
     """Node id -> the name of the aux output whose head it belongs to (main-path nodes are absent).
 
@@ -34,9 +22,9 @@ def aux_heads(graph: Graph) -> dict[int, str]:
     """
     if not graph.aux:
         return {}
-    main = _ancestors(graph, graph.output)
+    main = graph.ancestors(graph.output)
     owner: dict[int, str] = {}
     for aux in graph.aux:
-        for nid in sorted(_ancestors(graph, aux.node) - main):
+        for nid in sorted(graph.ancestors(aux.node) - main):
             owner.setdefault(nid, aux.name)
     return owner

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from cnnspec.analysis.per_layer import attrs_of as _attrs
-from cnnspec.analysis.per_layer import per_layer
+from cnnspec.analysis.per_layer import attrs_of, per_layer
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import all_kinds, no_params
-
-_NONE = (0, 0)
+from cnnspec.layers.registry import all_kinds
 
 
 def count_params(graph: Graph) -> list[tuple[int, int] | None]:
     """(trainable parameters, buffer elements) of every node by id; None for one without a module."""
     kinds = all_kinds()
-    # Block instances share attrs dicts: count each (op, attrs, input shape) once.
-    seen: dict[tuple, tuple[int, int]] = {}
 
     def count(node: Node) -> tuple[int, int] | None:
-        if not node.has_module:
-            return None
         kind = kinds.get(node.kind)
-        if kind is None:
+        if not node.has_module or kind is None:
             return None
-        if kind.count is no_params:  # activations, pooling: no key to build
-            return _NONE
-        key = (node.kind, id(node.attrs), node.in_shapes[0])
-        counted = seen.get(key)
-        if counted is None:
-            counted = seen[key] = kind.count(_attrs(node), node.in_shapes[0])
-        return counted
+        return kind.count(attrs_of(node), node.in_shapes[0])
 
     return per_layer(graph, count)

@@ -128,16 +128,13 @@ def _fold_path(first: str, last: str) -> str:
 _Varying = tuple[tuple, tuple]
 
 
-def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[tuple[int, str], tuple]) -> tuple[tuple, _Varying]:
+def _loose_and_varying(item: Item, graph: Graph) -> tuple[tuple, _Varying]:
     """What must match for two block instances to fold (ops, arguments but rates, spatial shapes,
     wiring), and what may differ: the channel counts, and the rates (_rate_args).
 
     Two instances are identical exactly when all three parts are equal: a
     shape is its channel count (shape[:1]) followed by the rest (shape[1:]),
-    and a node's arguments are its rates and the rest. attrs_seen: the
-    arguments' parts by the id of a node's attrs dict and its kind, kept
-    between calls on one graph (equal calls and replayed instances share
-    their attrs dicts).
+    and a node's arguments are its rates and the rest.
     """
     ids = item.node_ids
     index = {nid: i for i, nid in enumerate(ids)}
@@ -150,11 +147,7 @@ def _loose_and_varying(item: Item, graph: Graph, attrs_seen: dict[tuple[int, str
     rate_values = []
     for nid in ids:
         n = nodes[nid]
-        a = n.attrs
-        key = (id(a), n.kind)  # which arguments are rates depends on the kind
-        parts = attrs_seen.get(key)
-        if parts is None:
-            parts = attrs_seen[key] = (*_attrs_parts(a, n.kind, rates), a)
+        parts = _attrs_parts(n.attrs, n.kind, rates)
         path = n.path
         in_shapes, out_shape = n.in_shapes, n.out_shape
         sig.append((
@@ -193,24 +186,9 @@ def _follows(prev: Item, item: Item, graph: Graph) -> bool:
     return all(src in inside or src == last for nid in item.node_ids for src in graph.nodes[nid].inputs)
 
 
-def _fold_runs(
-    items: list[Item], graph: Graph, attrs_seen: dict[tuple[int, str], tuple], sigs: dict[str, tuple[tuple, _Varying]]
-) -> list[Item]:
+def _fold_runs(items: list[Item], graph: Graph) -> list[Item]:
     """Fold runs of consecutive block instances: identically where the whole run is identical,
-    loosely (channels or rates vary) where it differs only in those.
-
-    sigs: _loose_and_varying by instance; a replayed instance (Graph.group_sources) has its
-    source's, being the same node for node.
-    """
-    sources = graph.group_sources
-
-    def loose_and_varying(item: Item) -> tuple[tuple, _Varying]:
-        key = sources.get(item.path, item.path)
-        got = sigs.get(key)
-        if got is None:
-            got = sigs[key] = _loose_and_varying(item, graph, attrs_seen)
-        return got
-
+    loosely (channels or rates vary) where it differs only in those."""
     out: list[Item] = []
     run: list[Item] = []
     # The run's block name and node count, and (computed only once a second instance may
@@ -236,9 +214,9 @@ def _fold_runs(
             key = (item.group.name, len(item.node_ids))
             if run and key == run_key and _follows(run[-1], item, graph):
                 if run_sig is None:
-                    run_sig, varying = loose_and_varying(run[0])
+                    run_sig, varying = _loose_and_varying(run[0], graph)
                     run_varying = [varying]
-                sig, varying = loose_and_varying(item)
+                sig, varying = _loose_and_varying(item, graph)
                 if sig == run_sig:
                     run.append(item)
                     run_varying.append(varying)
@@ -277,9 +255,6 @@ def build_tree(graph: Graph) -> list[Item]:
             stack.append(item)
         stack[-1].children.append(Item("layer", node.path, node=node))
 
-    attrs_seen: dict[tuple[int, str], tuple] = {}
-    sigs: dict[str, tuple[tuple, _Varying]] = {}
-
     def fold(item: Item) -> None:
         kids = item.children
         groups = False
@@ -288,7 +263,7 @@ def build_tree(graph: Graph) -> list[Item]:
                 fold(child)
                 groups = True
         if groups:  # only groups fold: a list of layers stays as it is
-            item.children = _fold_runs(kids, graph, attrs_seen, sigs)
+            item.children = _fold_runs(kids, graph)
 
     fold(root)
     return root.children

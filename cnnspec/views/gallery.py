@@ -80,7 +80,7 @@ def build_one(spec: Path, out: Path, params: dict[str, object] | None = None, su
 
 def index_text(entries: list[Entry]) -> str:
     """The gallery's index page (Markdown)."""
-    from cnnspec.views.summary import human
+    from cnnspec.views.format import human
 
     drawn = [e for e in entries if not e.skipped]
     skipped = [e for e in entries if e.skipped]

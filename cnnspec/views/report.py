@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import math
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr, computed_field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field
 
 from cnnspec.analysis import Analysis
 from cnnspec.diagnostics import Diagnostic
-from cnnspec.ir import Graph, construct_unchecked
-
-if TYPE_CHECKING:
-    from cnnspec.views.fold import Item
+from cnnspec.ir import Graph
+from cnnspec.views.fold import Item, auto_depth, build_tree, describe, visible
+from cnnspec.views.summary import format_report
 
 #: Stated once in every summary and report: what one MAC and one FLOP are.
 MAC_CONVENTION = (
@@ -28,7 +27,14 @@ ACTIVATION_CONVENTION = (
 MAX_ROWS = 60
 
 
-class LayerRow(BaseModel):
+class _Model(BaseModel):
+    """A part of the `--json` report: its schema (report_schema) requires every field, since the dump
+    always has them all, defaults included."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class LayerRow(_Model):
     """One layer or join of the network."""
 
     path: str
@@ -55,7 +61,7 @@ class LayerRow(BaseModel):
     col: int
 
 
-class GroupRow(BaseModel):
+class GroupRow(_Model):
     """A block instance or named group, with the totals of the layers inside."""
 
     path: str
@@ -70,7 +76,7 @@ class GroupRow(BaseModel):
     activation_bytes: int
 
 
-class FoldRow(BaseModel):
+class FoldRow(_Model):
     """A run of consecutive block instances shown as one ("Bottleneck ×35").
 
     identical: the instances match layer for layer. Otherwise varies says what
@@ -90,7 +96,7 @@ class FoldRow(BaseModel):
     varies: list[str] = Field(default_factory=list)
 
 
-class TableRow(BaseModel):
+class TableRow(_Model):
     """One row of the summary table as shown at the report's depth."""
 
     level: int
@@ -107,7 +113,7 @@ class TableRow(BaseModel):
     aux: str = ""
 
 
-class InitRow(BaseModel):
+class InitRow(_Model):
     """An `init` rule as the compiled module applies it, in the order written (a later rule
     redraws what an earlier one drew).
 
@@ -127,7 +133,7 @@ class InitRow(BaseModel):
     col: int
 
 
-class AuxRow(BaseModel):
+class AuxRow(_Model):
     """An auxiliary output: returned in training mode only, weighted in the loss."""
 
     name: str
@@ -144,7 +150,7 @@ class AuxRow(BaseModel):
     col: int
 
 
-class StageRow(BaseModel):
+class StageRow(_Model):
     """A run of consecutive layers at one spatial resolution (the head: flat features).
 
     The layers of an aux head are left out of the main path's runs and make
@@ -162,14 +168,14 @@ class StageRow(BaseModel):
     aux: str = ""
 
 
-class Report(BaseModel):
+class Report(_Model):
     """What `cnnspec check` knows about a network without running it.
 
     The totals are fields; the rows (layers, groups, folds, stages, aux
     outputs, the table) are computed fields built from the checked graph on
-    first use and kept: every figure in them comes from the passes, which
-    have all run by the time the report exists, and a caller that wants only
-    the totals does not pay for 500 row objects. They serialise in this order,
+    first use and kept: every figure in them comes from the passes (each
+    run when first read), and a caller that wants only the totals does not
+    pay for 500 row objects. They serialise in this order,
     after the fields, like any field.
     """
 
@@ -194,31 +200,31 @@ class Report(BaseModel):
     @cached_property
     def layers(self) -> list[LayerRow]:
         """One row per layer and join, in topological order."""
-        return self._views.built("layers")
+        return self._views.layers
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def groups(self) -> list[GroupRow]:
         """Block instances and named groups, with the totals of the layers inside."""
-        return self._views.built("groups_and_folds")[0]
+        return self._views.groups_and_folds[0]
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def folds(self) -> list[FoldRow]:
         """Runs of identical (or channels-only different) block instances shown as one."""
-        return self._views.built("groups_and_folds")[1]
+        return self._views.groups_and_folds[1]
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def stages(self) -> list[StageRow]:
         """Runs of consecutive layers at one spatial resolution."""
-        return self._views.built("stages")
+        return self._views.stages
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def aux_outputs(self) -> list[AuxRow]:
         """Auxiliary outputs in declaration order; their heads' parameters and MACs are in the totals."""
-        return self._views.built("aux_rows")
+        return self._views.aux_rows
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -236,7 +242,7 @@ class Report(BaseModel):
     @property
     def depth(self) -> int | None:
         """How many levels of groups the table opens (None: all)."""
-        return self._views.built("depth")
+        return self._views.depth
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -248,13 +254,13 @@ class Report(BaseModel):
     @cached_property
     def table(self) -> list[TableRow]:
         """The summary table's rows as shown at `depth`."""
-        return self._views.built("table")
+        return self._views.table
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def init_rules(self) -> list[InitRow]:
         """The network's `init` rules in the order applied, with the layers each selects."""
-        return self._views.built("init_rows")
+        return self._views.init_rows
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -274,34 +280,12 @@ class Report(BaseModel):
     @property
     def summary(self) -> str:
         """The human-readable table."""
-        from cnnspec.views.summary import format_report
-
         return format_report(self)
 
 
-def _row(cls: type[_M], **fields: Any) -> _M:
-    """A row from values the passes already computed with the row's types, without validation.
-
-    Like the elaborator's nodes: pydantic's validation cost as much as the rest of the
-    report for ResNet-152's 500 layers. Fields left out take their defaults.
-    """
-    for name, default in _DEFAULTS[cls]:
-        if name not in fields:
-            fields[name] = default
-    return construct_unchecked(cls, fields)
-
-
-_M = TypeVar("_M", bound=BaseModel)
-#: Per row model: the (name, default) of each field with a plain (immutable) default; a field
-#: with a default factory (a list) must be given.
-_DEFAULTS: dict[type[BaseModel], list[tuple[str, Any]]] = {
-    cls: [
-        (name, f.default)
-        for name, f in cls.model_fields.items()
-        if not f.is_required() and f.default_factory is None
-    ]
-    for cls in (LayerRow, GroupRow, FoldRow, TableRow, AuxRow, StageRow, InitRow)
-}
+def report_schema() -> dict[str, Any]:
+    """The JSON schema of `cnnspec check --json`: the Report as it serialises, rows included."""
+    return Report.model_json_schema(mode="serialization")
 
 
 #: Running sums over the nodes in id order of parameters, buffers, MACs and activation bytes
@@ -340,8 +324,10 @@ def _stages(graph: Graph, sums: _Sums, owner: dict[int, str]) -> list[StageRow]:
         r[2], r[3], r[4] = node.path, r[3] + 1, shape
         r[5], r[6], r[7] = r[5] + params, r[6] + macs, r[7] + act
     return [
-        _row(StageRow, resolution=r[0], first=r[1], last=r[2], layers=r[3], output_shape=list(r[4]), params=r[5],
-             macs=r[6], activation_bytes=r[7], aux=r[8])
+        StageRow(
+            resolution=r[0], first=r[1], last=r[2], layers=r[3], output_shape=list(r[4]), params=r[5],
+            macs=r[6], activation_bytes=r[7], aux=r[8],
+        )
         for r in rows + list(heads.values())
     ]
 
@@ -397,10 +383,6 @@ class _Views:
         self.graph, self.analysis, self.warnings = graph, analysis, warnings
         self.requested_depth, self.expand, self.batch = depth, expand, batch
 
-    def built(self, name: str) -> Any:
-        """The view `name`."""
-        return getattr(self, name)
-
     @cached_property
     def owner(self) -> dict[int, str]:
         """The aux head each node lies in (cnnspec.analysis.aux)."""
@@ -455,57 +437,34 @@ class _Views:
         receptive = self.analysis.receptive
         cum_p, cum_b, cum_m, cum_a = self.sums
         nodes = graph.nodes
-        origin = graph.origins()
         rows: list[LayerRow] = []
-        for node in nodes[1:]:  # the input is not a layer
-            nid = node.id
-            act = cum_a[nid + 1] - cum_a[nid]
-            r = receptive[nid]
-            o = origin[nid]
-            if o != nid:
-                # A replayed layer: what depends on its place in the network is all that differs
-                # from its source's row (rows[i - 1] is node i's).
-                fields = rows[o - 1].__dict__.copy()
-                fields["path"] = node.path
-                fields["output_shape"] = list(node.out_shape)
-                fields["receptive_field"] = list(r.rf)
-                fields["jump"] = list(r.jump)
-                fields["activation_bytes"] = act
-                fields["scope"] = node.scope
-                fields["inputs"] = [nodes[i].path for i in node.inputs]
-                fields["skip"] = list(node.skip)
-                fields["aux"] = owner.get(nid, "")
-                rows.append(construct_unchecked(LayerRow, fields))
-                continue
-            params, buffers = cum_p[nid + 1] - cum_p[nid], cum_b[nid + 1] - cum_b[nid]
+        for node in graph.layers():
+            nid, r, span = node.id, receptive[node.id], node.span
             macs = cum_m[nid + 1] - cum_m[nid]
-            span = node.span
-            rows.append(construct_unchecked(LayerRow, {
-                "path": node.path,
-                "op": node.kind,
-                "output_shape": list(node.out_shape),
-                "params": params,
-                "buffers": buffers,
-                "macs": macs,
-                "flops": 2 * macs,
-                "receptive_field": list(r.rf),
-                "jump": list(r.jump),
-                "activation_bytes": act,
-                "output_bytes": 4 * batch * math.prod(node.out_shape),
-                "scope": node.scope,
-                "inputs": [nodes[i].path for i in node.inputs],
-                "skip": list(node.skip),
-                "aux": owner.get(nid, ""),
-                "file": span.file,
-                "line": span.line,
-                "col": span.col,
-            }))
+            rows.append(LayerRow(
+                path=node.path,
+                op=node.kind,
+                output_shape=list(node.out_shape),
+                params=cum_p[nid + 1] - cum_p[nid],
+                buffers=cum_b[nid + 1] - cum_b[nid],
+                macs=macs,
+                flops=2 * macs,
+                receptive_field=list(r.rf),
+                jump=list(r.jump),
+                activation_bytes=cum_a[nid + 1] - cum_a[nid],
+                output_bytes=4 * batch * math.prod(node.out_shape),
+                scope=node.scope,
+                inputs=[nodes[i].path for i in node.inputs],
+                skip=list(node.skip),
+                aux=owner.get(nid, ""),
+                file=span.file,
+                line=span.line,
+                col=span.col,
+            ))
         return rows
 
     @cached_property
     def tree(self) -> list[Item]:
-        from cnnspec.views.fold import build_tree
-
         return build_tree(self.graph)
 
     @cached_property
@@ -518,18 +477,22 @@ class _Views:
             for item in items:
                 if item.kind == "fold":
                     p, _, m, _ = self.totals(item)
-                    folds.append(_row(FoldRow, path=item.path, block=item.name, count=item.count,
-                                      instances=[i.path for i in item.instances], params=p, macs=m,
-                                      output_shape=list(nodes[item.last].out_shape),
-                                      identical=item.identical, varies=list(item.varies)))
+                    folds.append(FoldRow(
+                        path=item.path, block=item.name, count=item.count,
+                        instances=[i.path for i in item.instances], params=p, macs=m,
+                        output_shape=list(nodes[item.last].out_shape),
+                        identical=item.identical, varies=list(item.varies),
+                    ))
                     collect(item.instances)
                 elif item.kind == "group":
                     assert item.group is not None
                     p, b, m, a = self.totals(item)
-                    groups.append(_row(GroupRow, path=item.path, kind=item.group.kind, name=item.name,
-                                       layers=len(item.node_ids), params=p, buffers=b, macs=m,
-                                       output_shape=list(nodes[item.last].out_shape),
-                                       receptive_field=self.rf(item.last), activation_bytes=a))
+                    groups.append(GroupRow(
+                        path=item.path, kind=item.group.kind, name=item.name,
+                        layers=len(item.node_ids), params=p, buffers=b, macs=m,
+                        output_shape=list(nodes[item.last].out_shape),
+                        receptive_field=self.rf(item.last), activation_bytes=a,
+                    ))
                     collect(item.children)
 
         collect(self.tree)
@@ -537,16 +500,12 @@ class _Views:
 
     @cached_property
     def depth(self) -> int | None:
-        from cnnspec.views.fold import auto_depth
-
         if self.requested_depth != -1:
             return self.requested_depth
         return None if self.expand else auto_depth(self.tree, self.expand, MAX_ROWS)
 
     @cached_property
     def table(self) -> list[TableRow]:
-        from cnnspec.views.fold import describe, visible
-
         nodes, owner = self.graph.nodes, self.owner
 
         def head_of(item: Item) -> str:
@@ -561,8 +520,7 @@ class _Views:
             item = shown.item
             p, _, m, a = self.totals(item)
             opened = shown.opened
-            table.append(_row(
-                TableRow,
+            table.append(TableRow(
                 level=shown.level, kind="open" if opened else item.kind, path=item.path, op=describe(item),
                 count=item.count, output_shape=list(nodes[item.last].out_shape),
                 params=0 if opened else p, macs=0 if opened else m,
@@ -576,8 +534,7 @@ class _Views:
         rules = self.graph.init_rules
         layers = self.graph.layers() if rules else []
         return [
-            _row(
-                InitRow,
+            InitRow(
                 kind=r.kind, pattern=r.pattern, target=r.target, scheme=r.scheme, args=dict(r.args),
                 layers=sum(map(r.selects, layers)), file=r.span.file, line=r.span.line, col=r.span.col,
             )
@@ -591,8 +548,7 @@ class _Views:
         for out in self.graph.aux:
             ids = [i for i, name in self.owner.items() if name == out.name]
             node = self.graph.nodes[out.node]
-            rows.append(_row(
-                AuxRow,
+            rows.append(AuxRow(
                 name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight,
                 layers=len(ids), params=sum((params[i] or (0, 0))[0] for i in ids),
                 macs=sum(macs[i] or 0 for i in ids), file=out.span.file, line=out.span.line, col=out.span.col,

@@ -8,39 +8,17 @@ command line's cold start matters more than its colours.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cnnspec.views.report import Report, TableRow
+from cnnspec.views.format import human, nbytes, rf_text, shape_text
+
+if TYPE_CHECKING:
+    # Types only: the report imports this module to render itself (Report.summary).
+    from cnnspec.views.report import Report, TableRow
 
 HEADER = ("module", "op", "output", "params", "MACs", "RF", "act. mem")
 #: Columns aligned to the right (the numbers).
 RIGHT = {3, 4, 5, 6}
-
-
-def shape_text(shape: list[int]) -> str:
-    """64×56×56, or a flat size."""
-    return "×".join(str(d) for d in shape)
-
-
-def human(n: float) -> str:
-    """1.23M, 4.09G: a count with an SI suffix."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
-
-
-def nbytes(n: float) -> str:
-    """Bytes in binary units: 97.49 MiB."""
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{int(n)} B"
-
-
-def rf_text(rf: list[int]) -> str:
-    """7, or 7×11 when not square."""
-    return str(rf[0]) if len(rf) == 2 and rf[0] == rf[1] else "×".join(map(str, rf))
 
 
 def _cells(r: TableRow) -> tuple[str, ...]:

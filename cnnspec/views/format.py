@@ -1,0 +1,31 @@
+"""Formatting shared by the views: shapes, counts, byte sizes and receptive fields as text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """64×56×56, or a flat size."""
+    return "×".join(str(d) for d in shape)
+
+
+def human(n: float) -> str:
+    """1.23M, 4.09G: a count with an SI suffix."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return str(int(n))
+
+
+def nbytes(n: float) -> str:
+    """Bytes in binary units: 97.49 MiB."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def rf_text(rf: Sequence[int]) -> str:
+    """7, or 7×11 when not square."""
+    return str(rf[0]) if len(rf) == 2 and rf[0] == rf[1] else "×".join(map(str, rf))
