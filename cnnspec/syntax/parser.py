@@ -348,8 +348,10 @@ def _word(term: str) -> str:
 
 
 #: Tokens that continue an expression; listing them all after every operand is noise.
-_OPERATORS = {"ADD_OP", "MUL_OP", "MINUS", "COMP_OP", "_POW", "AND", "OR", "IF", "DOT", "LSQB", "FOR", "STAR"}
-_EXPR_START = {"NUMBER", "NAME", "STRING", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "IN", "NOT"}
+_OPERATORS = frozenset(
+    {"ADD_OP", "MUL_OP", "MINUS", "COMP_OP", "_POW", "AND", "OR", "IF", "DOT", "LSQB", "FOR", "STAR"}
+)
+_EXPR_START = frozenset({"NUMBER", "NAME", "STRING", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "IN", "NOT"})
 
 
 def _describe_expected(expected: set[str]) -> str:
