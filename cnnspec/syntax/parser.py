@@ -88,7 +88,7 @@ class _Separators:
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         """Filter one parse's tokens (Lark's post-lexer interface)."""
-        state = _CURRENT.get()
+        state = _CURRENT.get(None) or _Brackets()  # Lark.lex() outside parse(): nobody reads the state
         stack = state.stack
         for tok in stream:
             if tok.type == "_SEP":
