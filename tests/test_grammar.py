@@ -271,6 +271,25 @@ def test_names_and_attributes_in_expressions() -> None:
     assert value("layers[i] * width / 64", layers=[3, 4], i=1, width=128) == 8.0
 
 
+def test_each_parse_builds_its_own_ast() -> None:
+    # No parse is cached between calls: a caller that changes its AST changes no one else's.
+    text = "network N {\n    input: 3 x 8 x 8\n    conv(4, 3)\n}\n"
+    first, second = parse(text, "n.cnn"), parse(text, "n.cnn")
+    assert first == second and first is not second
+    first.items.clear()
+    assert parse(text, "n.cnn") == second
+
+
+def test_a_syntax_error_leaves_no_open_bracket_to_the_next_parse() -> None:
+    # The post-lexer's bracket stack belongs to one parse: an unclosed `(` here must not make
+    # the next text's newlines look as if they were inside brackets.
+    with pytest.raises(SpecError):
+        parse("network N {\n    input: 3 x (8\n", "bad.cnn")
+    module = parse("network N {\n    input: 3 x 8 x 8\n    relu\n    relu\n}\n", "n.cnn")
+    (net,) = module.items
+    assert isinstance(net, ast.NetworkDef) and len(net.body) == 3
+
+
 def test_expression_syntax_error_has_a_span() -> None:
     with pytest.raises(SpecError) as e:
         parse_expr("[1, 2", "--set layers")

@@ -53,14 +53,10 @@ class Diagnostic:
     trace: tuple[Frame, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        """The machine-readable form (``--diagnostics json``)."""
-        s = self.span
+        """The machine-readable form (``--diagnostics json``); the span's fields are None when it has none."""
         return {
-            "file": s.file if s else None,
-            "line": s.line if s else None,
-            "col": s.col if s else None,
-            "end_line": s.end_line if s else None,
-            "end_col": s.end_col if s else None,
+            **dict.fromkeys(_SPAN_FIELDS),
+            **_span_dict(self.span),
             "severity": self.severity,
             "code": self.code,
             "message": self.message,
@@ -70,10 +66,17 @@ class Diagnostic:
         }
 
 
+_SPAN_FIELDS = ("file", "line", "col", "end_line", "end_col")
+
+
 def _span_dict(span: Span | None) -> dict[str, object]:
-    if span is None:
-        return {}
-    return {"file": span.file, "line": span.line, "col": span.col, "end_line": span.end_line, "end_col": span.end_col}
+    """The fields of a span by name, in _SPAN_FIELDS order; empty for no span."""
+    return {} if span is None else {name: getattr(span, name) for name in _SPAN_FIELDS}
+
+
+def _errors_first(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """The errors, then the warnings, each in the order found (callers that show one line show the first)."""
+    return [d for d in diags if d.severity == "error"] + [d for d in diags if d.severity != "error"]
 
 
 class SpecError(Exception):
@@ -83,10 +86,7 @@ class SpecError(Exception):
     """
 
     def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap | None = None, omitted: int = 0) -> None:
-        # Errors first: callers that show one line show the first error.
-        self.diagnostics = [d for d in diagnostics if d.severity == "error"] + [
-            d for d in diagnostics if d.severity != "error"
-        ]
+        self.diagnostics = _errors_first(diagnostics)
         self.sources = sources or SourceMap()
         self.omitted = omitted
         super().__init__(self.render(color=False))
@@ -208,7 +208,7 @@ def render(d: Diagnostic, sources: SourceMap, color: bool = False) -> str:
 
 def render_all(diags: list[Diagnostic], sources: SourceMap, color: bool = False, omitted: int = 0) -> str:
     """Every diagnostic, errors before warnings, in the order found, capped at MAX_SHOWN."""
-    ordered = [d for d in diags if d.severity == "error"] + [d for d in diags if d.severity != "error"]
+    ordered = _errors_first(diags)
     shown = ordered[:MAX_SHOWN]
     parts = [render(d, sources, color) for d in shown]
     more = len(ordered) - len(shown) + omitted

@@ -50,8 +50,7 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
     if is_path(spec):
-        # Plain strings: pathlib's objects cost more than everything else loading does, parsing
-        # aside (which the parse cache spares a spec checked again).
+        # Plain strings: pathlib's objects cost more than everything else loading does, parsing aside.
         path = os.fspath(spec)
         base = os.path.realpath(path)
         name = display_name(path, base)

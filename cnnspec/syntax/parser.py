@@ -8,14 +8,15 @@ expected in words.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
-from functools import lru_cache
+from contextvars import ContextVar
+from functools import cache
 from importlib import resources
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
@@ -53,112 +54,101 @@ class _TooDeep(Exception):
         self.tok = tok
 
 
-class _Separators:
-    """Post-lexer: newlines inside () and [] are not separators; runs of them fold into one.
+class _Brackets:
+    """The state of one parse that the post-lexer keeps and syntax-error recovery reads.
 
-    It also drops separators right after `{`, so a body may open on its own
-    line. Tokens are never held back: the contextual lexer lexes each token in
-    the parser state that the previous one left. It keeps the stack of open
-    brackets and the previous token, which syntax-error recovery reads.
+    stack: the brackets open at the current token; last: the previous token
+    passed on. Made anew for every parse() call and never shared.
     """
-
-    always_accept = ("_SEP",)
 
     def __init__(self) -> None:
         self.stack: list[Token] = []
         self.last: Token | None = None
 
-    def reset(self) -> None:
-        """Forget the previous text. Not done in process(): Lark restarts the token
-        stream after each recovered syntax error, and the brackets stay open."""
-        self.stack, self.last = [], None
+
+#: The _Brackets of the parse running in this thread (and context). Lark takes the post-lexer
+#: once, when the parser is built, and hands it every parse's token stream; a ContextVar is how
+#: that one shared post-lexer reaches the state of the parse it is serving without sharing it.
+_CURRENT: ContextVar[_Brackets] = ContextVar("cnnspec_parse_brackets")
+
+
+class _Separators:
+    """Post-lexer: newlines inside () and [] are not separators; runs of them fold into one.
+
+    It also drops separators right after `{`, so a body may open on its own
+    line. Tokens are never held back: the contextual lexer lexes each token in
+    the parser state that the previous one left. The object holds no state, so
+    one Lark instance serves every thread: what a parse must remember between
+    tokens (open brackets, the previous token) is that parse's _Brackets. It
+    is not reset in process(): Lark restarts the token stream after each
+    recovered syntax error, and the brackets stay open.
+    """
+
+    always_accept = ("_SEP",)
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        """Filter one parse's tokens (Lark's post-lexer interface)."""
+        state = _CURRENT.get(None) or _Brackets()  # Lark.lex() outside parse(): nobody reads the state
+        stack = state.stack
         for tok in stream:
             if tok.type == "_SEP":
-                top = self.stack[-1].type if self.stack else None
-                if top in ("LPAR", "LSQB") or (self.last is None or self.last.type in ("LBRACE", "_SEP")):
+                top = stack[-1].type if stack else None
+                if top in ("LPAR", "LSQB") or (state.last is None or state.last.type in ("LBRACE", "_SEP")):
                     continue
             elif tok.type in _OPENERS:
-                self.stack.append(tok)
-                if len(self.stack) > MAX_NESTING:
+                stack.append(tok)
+                if len(stack) > MAX_NESTING:
                     raise _TooDeep(tok)
             elif tok.type in _CLOSERS:
                 # Pop to the matching opener; a stray closer leaves the stack alone.
-                for i in range(len(self.stack) - 1, -1, -1):
-                    if self.stack[i].type == _CLOSERS[tok.type]:
-                        del self.stack[i:]
+                for i in range(len(stack) - 1, -1, -1):
+                    if stack[i].type == _CLOSERS[tok.type]:
+                        del stack[i:]
                         break
-            self.last = tok
+            state.last = tok
             yield tok
 
 
-_POSTLEX = _Separators()
+#: Guards the first build of the parser, so that threads starting together build it once.
+_BUILD_LOCK = threading.Lock()
 
 
-@lru_cache(maxsize=1)
 def _parser() -> Lark:
-    parser = Lark(
+    """The one Lark parser, built on first use (building it costs a cold start, see _build_parser).
+
+    Sharing it between threads is safe: it is never changed after it is built, each
+    parse() makes its own lexer and parser state (LexerThread, ParserState), the
+    post-lexer keeps no state (_Separators), and the tree builder's callbacks are
+    pure. The contextual lexer builds each state's scanner on first use without a
+    lock; two threads doing so at once build equal scanners (there are no lexer
+    callbacks to add), so either one serves.
+    """
+    with _BUILD_LOCK:
+        return _build_parser()
+
+
+@cache
+def _build_parser() -> Lark:
+    return Lark(
         grammar_text(),
         start=["start", "expr"],
         parser="lalr",
         lexer="contextual",
-        postlex=_POSTLEX,
+        postlex=_Separators(),
         propagate_positions=True,
         maybe_placeholders=True,
         cache=True,  # a pickled parser in the temp dir: saves ~0.2 s at every start
     )
-    _pass_through_chain_rules(parser)
-    return parser
-
-
-def _pass_through_chain_rules(parser: Lark) -> None:
-    """Reduce each `?a: b` alternative (one nonterminal, inlined) by handing b's node on as it is.
-
-    Lark's tree builder for such a reduction returns the child and then sets
-    the child's positions to the values they already have. Every operand of an
-    expression climbs ten of these rules (`expr` down to `postfix`), about 60%
-    of all reductions, so skipping the builder saves about a fifth of parsing.
-    The parser's callbacks are the dict Lark keeps in `_callbacks` (left
-    alone should a later Lark not have it).
-    """
-    callbacks = getattr(parser, "_callbacks", None)
-    for rule in list(callbacks or ()):
-        expansion = getattr(rule, "expansion", None)
-        if (
-            expansion is not None
-            and len(expansion) == 1
-            and not expansion[0].is_term
-            and rule.alias is None
-            and rule.options.expand1
-        ):
-            callbacks[rule] = _FIRST_CHILD
-
-
-_FIRST_CHILD = itemgetter(0)
-
-
-#: Parsed files by (name, text). The AST is never mutated after parsing, so one
-#: process that checks many networks of a family parses each file once.
-_PARSED: dict[tuple[str, str], ast.Module] = {}
-_PARSED_MAX = 64
 
 
 def parse(text: str, file: str, sources: SourceMap | None = None) -> ast.Module:
-    """Parse one file's text into an ast.Module, or raise SpecError."""
+    """Parse one file's text into an ast.Module, or raise SpecError.
+
+    Nothing is cached: a check parses each file it reads once (the loader sees to
+    that), and the next check reads the files again, as they may have changed.
+    """
     if sources is not None:
         sources.add(file, text)
-    key = (file, text)
-    module = _PARSED.get(key)
-    if module is None:
-        module = _parse_uncached(text, file, sources)
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.pop(next(iter(_PARSED)))
-        _PARSED[key] = module
-    return module
-
-
-def _parse_uncached(text: str, file: str, sources: SourceMap | None) -> ast.Module:
     tree = _parse_tree(text, file, "start", sources)
     return _build(tree, file, sources)
 
@@ -179,9 +169,10 @@ def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> 
             [Diagnostic("E607", f"{file} has {len(text):,} characters, more than the limit of {MAX_SOURCE:,}", span)],
             sources,
         )
-    recovery = _Recovery(text, file, _POSTLEX)
-    _POSTLEX.reset()
+    brackets = _Brackets()
+    recovery = _Recovery(text, file, brackets)
     tree = None
+    token = _CURRENT.set(brackets)
     try:
         tree = _parser().parse(text, start=start, on_error=recovery.handle)
     except _TooDeep as e:
@@ -193,6 +184,8 @@ def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> 
         # Recovery itself failed on a strange input; what was found so far stands.
         if not recovery.diags:
             raise
+    finally:
+        _CURRENT.reset(token)
     if recovery.diags:
         raise SpecError(recovery.diags, sources)
     deep = _too_deep_tree(tree)
@@ -202,8 +195,9 @@ def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> 
 
 
 def _build(tree: Any, file: str, sources: SourceMap | None) -> Any:
+    """The AST of a parse tree (nesting is bounded by MAX_NESTING, so the recursive walk is safe)."""
     builder = _Builder(file)
-    result = builder.build(tree)
+    result = builder.transform(tree)
     if builder.errors:
         raise SpecError(builder.errors, sources)
     return result
@@ -242,7 +236,7 @@ class _Recovery:
     statement is reported at the bracket (E003) and closed.
     """
 
-    def __init__(self, text: str, file: str, post: _Separators) -> None:
+    def __init__(self, text: str, file: str, post: _Brackets) -> None:
         self.text = text
         self.file = file
         self.post = post
@@ -354,8 +348,10 @@ def _word(term: str) -> str:
 
 
 #: Tokens that continue an expression; listing them all after every operand is noise.
-_OPERATORS = {"ADD_OP", "MUL_OP", "MINUS", "COMP_OP", "_POW", "AND", "OR", "IF", "DOT", "LSQB", "FOR", "STAR"}
-_EXPR_START = {"NUMBER", "NAME", "STRING", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "IN", "NOT"}
+_OPERATORS = frozenset(
+    {"ADD_OP", "MUL_OP", "MINUS", "COMP_OP", "_POW", "AND", "OR", "IF", "DOT", "LSQB", "FOR", "STAR"}
+)
+_EXPR_START = frozenset({"NUMBER", "NAME", "STRING", "LSQB", "LPAR", "MINUS", "TRUE", "FALSE", "IN", "NOT"})
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -486,32 +482,25 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or tok.line or 0, tok.end_column or 0)
 
 
-class _Builder:
+@v_args(meta=True, inline=True)
+class _Builder(Transformer[Token, Any]):
     """Builds cnnspec.syntax.ast nodes from the parse tree; nothing more.
 
     Each rule's method takes the node's meta and its children, built bottom
-    up. A plain recursive walk, not lark.Transformer: the transformer's
-    per-node dispatch (a v_args wrapper made anew for every node) cost more
-    than building the nodes.
+    up. One builder per parse: it keeps the file name and the errors found.
     """
 
+    __visit_tokens__ = False  # tokens stay tokens; the rules read them
+
     def __init__(self, file: str) -> None:
+        super().__init__(visit_tokens=False)
         self.file = file
         #: Errors in literals (bad escapes, numbers out of range), all reported together.
         self.errors: list[Diagnostic] = []
-        self._rules: dict[str, Any] = {}
 
-    def build(self, tree: Tree) -> Any:
-        """The AST of a parse tree (nesting is bounded by MAX_NESTING, so recursion is safe)."""
-        children = [self.build(c) if isinstance(c, Tree) else c for c in tree.children]
-        rule = self._rules.get(tree.data)
-        if rule is None:
-            rule = self._rules[tree.data] = getattr(self, tree.data, self._default)
-        return rule(tree.meta, *children)
-
-    def _default(self, meta: Any, *children: Any) -> Any:
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
         # An `expr` start whose rule is inlined arrives here as a one-child tree.
-        assert len(children) == 1, children
+        assert len(children) == 1, (data, children)
         return children[0]
 
     def _span(self, meta: Any) -> Span:
