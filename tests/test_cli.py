@@ -273,3 +273,44 @@ def test_written_files_get_the_usual_permissions(tmp_path: Path) -> None:
     out = tmp_path / "model.dot"
     write_new(out, force=False, writer=lambda p: p.write_text("digraph {}\n"))
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# ------------------------------------------------------------ import weight
+
+_IMPORTS_AFTER = """\
+import contextlib, io, json, sys
+import cnnspec.cli
+with contextlib.redirect_stdout(io.StringIO()):
+    rc = cnnspec.cli.main(sys.argv[1:])
+print(json.dumps({"rc": rc, "torch": "torch" in sys.modules}))
+"""
+
+
+def _run_in_fresh_interpreter(*args: str | Path) -> dict:
+    p = subprocess.run([sys.executable, "-c", _IMPORTS_AFTER, *map(str, args)], capture_output=True, text=True,
+                       timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "RESNET152"],
+        ["check", "RESNET152", "--json"],
+        ["diagram", "RESNET152", "-o", "OUT.dot"],
+        ["layers"],
+        ["train", "--help"],
+    ],
+)
+def test_check_diagram_and_layers_never_import_torch(args: list[str], tmp_path: Path) -> None:
+    """A cold `cnnspec check` must stay well under half a second, and importing torch alone takes longer."""
+    args = [str(SPECS / "resnet152.cnn") if a == "RESNET152" else str(tmp_path / a) if a == "OUT.dot" else a
+            for a in args]
+    result = _run_in_fresh_interpreter(*args)
+    assert result == {"rc": 0, "torch": False}
+
+
+def test_the_torch_import_check_sees_torch_when_it_is_imported(tmp_path: Path) -> None:
+    """compile needs torch: the probe above would report it, so its False is not vacuous."""
+    assert _run_in_fresh_interpreter("compile", SPECS / "lenet5.cnn") == {"rc": 0, "torch": True}

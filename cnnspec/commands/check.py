@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs
@@ -46,33 +43,16 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.api import analyse
     from cnnspec.views.report import build_report
 
-    with _few_full_collections():
-        checked = analyse(args.spec, **spec_kwargs(args))
-        report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
-        if args.json:
-            # Indenting needs json's pure-Python encoder, several times slower than
-            # the C one: past a few thousand layers the JSON comes out compact.
-            indent = 2 if len(report.layers) <= INDENT_MAX_LAYERS else None
-            print(json.dumps(report.model_dump(), indent=indent))
-        else:
-            from cnnspec.views.summary import print_report
+    checked = analyse(args.spec, **spec_kwargs(args))
+    report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
+    if args.json:
+        # Indenting needs json's pure-Python encoder, several times slower than
+        # the C one: past a few thousand layers the JSON comes out compact.
+        indent = 2 if len(report.layers) <= INDENT_MAX_LAYERS else None
+        print(json.dumps(report.model_dump(), indent=indent))
+    else:
+        from cnnspec.views.summary import print_report
 
-            print_report(report)
+        print_report(report)
     return 0
 
-
-@contextmanager
-def _few_full_collections() -> Iterator[None]:
-    """Keep the garbage collector's young collections, but all but stop its full ones.
-
-    A full collection scans every object alive, and the AST, graph and report
-    of a large spec are millions of them: at the default thresholds a
-    20k-layer check spent 2.8 s of 8 s in a dozen full collections. Young
-    cycles are still collected; older garbage waits for the next full collection.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(old[0], old[1], max(old[2], 1000))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)

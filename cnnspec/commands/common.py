@@ -8,19 +8,33 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnspec.diagnostics import SpecError
 
+if TYPE_CHECKING:
+    from cnnspec.syntax import ast
+
 
 class UsageError(Exception):
-    """A command-line mistake (exit status 2), not a spec error."""
+    """A command-line mistake (exit status 2), not a spec error; the trainer's usage errors are ones too."""
+
+    exit_code = 2
 
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     """SPEC, --network, --set and --input, common to check, compile and diagram."""
     p.add_argument("spec", help="path to a .cnn file")
     p.add_argument("--network", metavar="NAME", help="which network of the file (default: its only one)")
+    add_set_arg(p)
+    p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x160x160")
+    p.add_argument(
+        "--diagnostics", choices=("text", "json"), default="text", help="how errors are printed (json for editors)"
+    )
+
+
+def add_set_arg(p: argparse.ArgumentParser) -> None:
+    """The repeatable --set NAME=VALUE option (its values land in args.sets), the same for every command."""
     p.add_argument(
         "--set",
         dest="sets",
@@ -29,28 +43,41 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="override a network parameter, e.g. --set num_classes=10 or --set 'layers=[3, 4, 6, 3]'",
     )
-    p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x160x160")
-    p.add_argument(
-        "--diagnostics", choices=("text", "json"), default="text", help="how errors are printed (json for editors)"
-    )
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """--set NAME=VALUE items as parsed spec expressions (evaluated against the network)."""
+def split_set(item: str) -> tuple[str, str]:
+    """One --set NAME=VALUE item as (name, value text), the value not yet parsed."""
+    name, eq, value = item.partition("=")
+    name = name.strip()
+    if not eq or not name.isidentifier():
+        raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
+    return name, value.strip()
+
+
+def parse_set_value(name: str, text: str) -> ast.Expr:
+    """The value text of --set NAME as a spec expression; typed against the network's parameters later."""
     from cnnspec.syntax.parser import parse_expr
 
-    out: dict[str, Any] = {}
+    try:
+        return parse_expr(text, f"--set {name}")
+    except SpecError as e:
+        why = e.diagnostics[0].message
+        raise UsageError(f"--set {name}: cannot read the value {text!r}: {why}") from None
+
+
+def set_texts(items: list[str]) -> dict[str, str]:
+    """--set NAME=VALUE items as {name: value text}, each value checked to be a spec expression."""
+    out: dict[str, str] = {}
     for item in items:
-        name, eq, value = item.partition("=")
-        name = name.strip()
-        if not eq or not name.isidentifier():
-            raise UsageError(f"--set expects NAME=VALUE, got {item!r}")
-        try:
-            out[name] = parse_expr(value.strip(), f"--set {name}")
-        except SpecError as e:
-            why = e.diagnostics[0].message
-            raise UsageError(f"--set {name}: cannot read the value {value.strip()!r}: {why}") from None
+        name, text = split_set(item)
+        parse_set_value(name, text)
+        out[name] = text
     return out
+
+
+def parse_sets(items: list[str]) -> dict[str, ast.Expr]:
+    """--set NAME=VALUE items as parsed spec expressions (evaluated against the network)."""
+    return {name: parse_set_value(name, text) for name, text in map(split_set, items)}
 
 
 def parse_input(text: str | None) -> tuple[int, ...] | None:

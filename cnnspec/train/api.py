@@ -57,7 +57,8 @@ def train(
     """Train a network and write the run into ``out``; returns a :class:`TrainResult`.
 
     ``spec`` is a ``.cnn`` path or source text (compiled with ``cnnspec.compile``;
-    ``network`` and ``params`` as there), or a zero-argument factory returning
+    ``network`` and ``params`` as there; the ``sets`` option takes parameters as
+    spec text, as ``--set`` does), or a zero-argument factory returning
     any ``nn.Module`` classifier together with ``input_shape`` (C, H, W).
     ``data`` is ``"digits"``, ``"imagefolder:PATH"`` or ``"synthetic[:N]"``;
     ``config`` a TOML/YAML file; ``options`` any :class:`TrainConfig` field
@@ -89,7 +90,7 @@ def train(
             if plan.resume_from is None or not saved.is_file():
                 raise UsageError("no spec given: pass the .cnn file to train")
             spec_path = str(saved)
-        source = model.from_spec(spec_path, cfg.network, cfg.params)
+        source = model.from_spec(spec_path, cfg.network, cfg.network_params())
         if "\n" in spec_path:  # source text, not a path: keep only the copy in out/
             cfg.spec = None
     return loop.run(cfg, source, out, plan)

@@ -12,11 +12,13 @@ import types
 import typing
 from typing import Any, NoReturn
 
-from cnnspec.train.config import TrainConfig, parse_param
+from cnnspec.commands.common import UsageError as CommandUsageError
+from cnnspec.commands.common import add_set_arg, set_texts
+from cnnspec.train.config import TrainConfig
 from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
 
 PROG = "cnnspec train"
-_NOT_OPTIONS = {"spec", "params", "data"}  # spec is positional, params come from --set
+_NOT_OPTIONS = {"spec", "params", "sets", "data"}  # spec is positional, sets come from --set, params from the API
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Multi-worker: torchrun --nproc-per-node N -m cnnspec train ...; see docs/training.md.",
     )
     parser.add_argument("spec", nargs="?", help="the .cnn spec file (optional with --resume)")
-    parser.add_argument("--set", dest="set", action="append", default=[], metavar="NAME=VALUE",
-                        help="set a network parameter, e.g. --set num_classes=10 (repeatable)")
+    add_set_arg(parser)
     parser.add_argument("--data", default=argparse.SUPPRESS,
                         help="digits | imagefolder:PATH (train/ and val/ class folders) | synthetic[:N]")
     parser.add_argument("--out", required=True, metavar="DIR", help="run directory (checkpoints, metrics, weights)")
@@ -119,12 +120,12 @@ def _strip_launch_options(argv: list[str]) -> list[str]:
     return rest
 
 
-def _report(exc: TrainError) -> None:
+def _report(exc: TrainError | CommandUsageError) -> None:
     rank = _rank()
     # Usage errors and agreed stops happen identically on every worker: say them once.
     if rank == 0:
         print(f"{PROG}: error: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
-    elif not isinstance(exc, UsageError | NonFiniteLoss | Interrupted):
+    elif not isinstance(exc, CommandUsageError | NonFiniteLoss | Interrupted):
         print(f"[rank {rank}] {PROG}: error: {exc}", file=sys.stderr)
 
 
@@ -146,16 +147,17 @@ def main(argv: list[str] | None = None) -> int:
                       max_restarts=args.max_restarts)
 
     options = {k: v for k, v in vars(args).items()
-               if k not in {"spec", "set", "out", "config", "resume", "force", "nproc_per_node", "max_restarts"}}
+               if k not in {"spec", "sets", "out", "config", "resume", "force", "nproc_per_node", "max_restarts"}}
     try:
-        params = dict(parse_param(p) for p in args.set)
+        # The same parser and usage error as `cnnspec check --set`; the texts are kept for config.yaml.
+        sets = set_texts(args.sets)
         if args.spec is None and not args.resume:
             raise UsageError("missing the .cnn spec to train (e.g. cnnspec train specs/lenet5.cnn ...)")
         from cnnspec.train.api import train
 
         train(args.spec, out=args.out, config=args.config, resume=args.resume, force=args.force,
-              params=params or None, **options)
-    except TrainError as exc:
+              sets=sets or None, **options)
+    except (TrainError, CommandUsageError) as exc:
         _report(exc)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cnnspec.commands.common import UsageError as CommandUsageError
+from cnnspec.commands.common import parse_set_value
 from cnnspec.train.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -34,7 +36,11 @@ class TrainConfig(BaseModel):
     spec: str | None = Field(None, description="path of the .cnn spec (set by the CLI/API)")
     network: str | None = Field(None, description="network to build when the spec holds several")
     params: dict[str, ParamValue] = Field(
-        default_factory=dict, description="network parameters (--set k=v), e.g. num_classes=10"
+        default_factory=dict, description="network parameters as plain values (Python API), e.g. num_classes=10"
+    )
+    sets: dict[str, str] = Field(
+        default_factory=dict,
+        description="network parameters as spec expressions (--set NAME=VALUE), e.g. layers: '[1, 1, 1, 1]'",
     )
 
     # Data.
@@ -97,6 +103,22 @@ class TrainConfig(BaseModel):
             raise ValueError("milestones must be increasing positive epoch numbers")
         return value
 
+    @field_validator("sets")
+    @classmethod
+    def _sets_are_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not name.isidentifier():
+                raise ValueError(f"{name!r} is not a parameter name")
+            try:
+                parse_set_value(name, text)
+            except CommandUsageError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def network_params(self) -> dict[str, Any]:
+        """The network's parameters: plain values and parsed --set expressions (these win)."""
+        return {**self.params, **{name: parse_set_value(name, text) for name, text in self.sets.items()}}
+
     @model_validator(mode="after")
     def _data_source_known(self) -> TrainConfig:
         kind = self.data.split(":", 1)[0]
@@ -158,14 +180,24 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def resolve(*layers: dict[str, Any]) -> TrainConfig:
-    """Merge option layers (later wins; ``params`` merge key by key) and validate."""
+    """Merge option layers (later wins; ``params`` and ``sets`` merge key by key) and validate.
+
+    A network parameter lives in one of the two: a later layer that gives it in
+    one takes it out of the other, so a --set on resume replaces a saved value.
+    """
     merged: dict[str, Any] = {}
-    params: dict[str, Any] = {}
+    by_kind: dict[str, dict[str, Any]] = {"params": {}, "sets": {}}
     for layer in layers:
         layer = _normalise_keys(layer)
-        params.update(layer.get("params") or {})
-        merged.update({k: v for k, v in layer.items() if k != "params"})
-    merged["params"] = params
+        for kind, other in (("params", "sets"), ("sets", "params")):
+            given = layer.get(kind) or {}
+            if not isinstance(given, dict):
+                raise UsageError(f"invalid option {kind}: expected a table of NAME = VALUE, got {given!r}")
+            by_kind[kind].update(given)
+            for name in given:
+                by_kind[other].pop(name, None)
+        merged.update({k: v for k, v in layer.items() if k not in by_kind})
+    merged.update(by_kind)
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as exc:
@@ -189,21 +221,3 @@ def save_config(config: TrainConfig, path: Path) -> None:
 def load_saved_config(path: Path) -> dict[str, Any]:
     """Read a config written by :func:`save_config` as a dict of values."""
     return read_config_file(path)
-
-
-def parse_param(text: str) -> tuple[str, ParamValue]:
-    """Parse one ``--set k=v``; numbers and booleans become numbers and booleans."""
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key.isidentifier():
-        raise UsageError(f"--set expects NAME=VALUE, got {text!r}")
-    value = value.strip()
-    lowered = value.lower()
-    if lowered in {"true", "false"}:
-        return key, lowered == "true"
-    for cast in (int, float):
-        try:
-            return key, cast(value)
-        except ValueError:
-            pass
-    return key, value

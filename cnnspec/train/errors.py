@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cnnspec.commands.common import UsageError as CommandUsageError
+
 
 class TrainError(Exception):
     """A problem that stops training; printed as one line, exit status 1."""
@@ -9,8 +11,12 @@ class TrainError(Exception):
     exit_code = 1
 
 
-class UsageError(TrainError):
-    """A bad option, config value or argument; exit status 2."""
+class UsageError(TrainError, CommandUsageError):
+    """A bad option, config value or argument; exit status 2.
+
+    It is the command line's usage error too, so that `cnnspec check` and
+    `cnnspec train` report a bad --set alike; it stays a TrainError for API callers.
+    """
 
     exit_code = 2
 

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from train_helpers import load_weights
+from train_helpers import initial_weights, load_weights
 
-import cnnspec
 from cnnspec.train import cli
 from cnnspec.train.errors import TrainError
 from cnnspec.train.loop import training_loss
@@ -64,8 +63,7 @@ def test_the_auxiliary_head_learns_only_through_its_weighted_loss(
         "--weight-decay", "0", "--progress", "off", "--seed", "3", "--out", str(out),
     ])
     assert code == 0, capsys.readouterr().err
-    torch.manual_seed(3)  # the trainer seeds the same way before building the model
-    initial = cnnspec.compile(str(spec), weight=weight).state_dict()
+    initial = initial_weights(spec, seed=3, weight=weight)
     trained = load_weights(out / "model.safetensors")
     assert not torch.equal(trained["fc.weight"], initial["fc.weight"])  # the main head always learns
     side_moved = not torch.equal(trained["side.fc.weight"], initial["side.fc.weight"])

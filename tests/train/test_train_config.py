@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from train_helpers import load_weights
 
 from cnnspec.train import cli
 from cnnspec.train.api import resolve_config
@@ -82,3 +84,59 @@ def test_spec_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.Capt
     code, err = _main(capsys, str(spec), "--data", "digits", "--out", str(tmp_path / "r"))
     assert code == 1
     assert "Traceback" not in err and "broken.cnn" in err
+
+
+TINY = """\
+network Tiny(kernel = [3, 3], num_classes = 10) {
+    input: 1 x 8 x 8
+    conv1: conv(4, kernel)
+    relu
+    flatten
+    fc: linear(num_classes)
+}
+"""
+
+
+def test_set_takes_spec_values_and_a_resumed_run_keeps_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--set layers=[...] is a list, as for `cnnspec check`; config.yaml keeps it as spec text for --resume."""
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    common = ("--data", "synthetic:64", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    code, err = _main(capsys, str(spec), "--set", "kernel=[5, 5]", "--epochs", "2", "--stop-after", "1", *common)
+    assert code == 0, err
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["sets"] == {"kernel": "[5, 5]"} and saved["params"] == {}
+    assert load_weights(out / "model.safetensors")["conv1.weight"].shape == (4, 1, 5, 5)
+
+    code, err = _main(capsys, str(spec), "--epochs", "2", "--resume", *common)  # no --set: the saved one holds
+    assert code == 0, err
+    assert load_weights(out / "model.safetensors")["conv1.weight"].shape == (4, 1, 5, 5)
+    assert yaml.safe_load((out / "config.yaml").read_text())["sets"] == {"kernel": "[5, 5]"}
+
+
+@pytest.mark.parametrize("bad", ["kernel", "kernel=[5", "2x=1"])
+def test_a_bad_set_is_the_same_usage_error_from_check_and_train(
+    tmp_path: Path, lenet: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    from cnnspec.cli import main as cnnspec_main
+
+    assert cnnspec_main(["check", str(lenet), "--set", bad]) == 2
+    checked = capsys.readouterr().err.strip()
+    assert cnnspec_main(["train", str(lenet), "--set", bad, "--out", str(tmp_path / "r")]) == 2
+    trained = capsys.readouterr().err.strip()
+    assert checked.startswith("cnnspec check: error: --set ") and len(checked.splitlines()) == 1
+    assert trained == checked.replace("cnnspec check:", "cnnspec train:", 1)
+    assert not (tmp_path / "r").exists()
+
+
+def test_sets_in_a_config_file_are_checked_like_the_command_line(tmp_path: Path) -> None:
+    good = resolve({"sets": {"kernel": "[5, 5]"}}, {"params": {"num_classes": 3}})
+    assert (good.sets, good.params) == ({"kernel": "[5, 5]"}, {"num_classes": 3})
+    # A later layer giving a parameter in one form replaces the other form.
+    assert resolve({"params": {"kernel": 3}}, {"sets": {"kernel": "[5, 5]"}}).params == {}
+    assert resolve({"sets": {"kernel": "[5, 5]"}}, {"params": {"kernel": 3}}).sets == {}
+    with pytest.raises(UsageError, match=r"invalid option sets: --set kernel: cannot read the value '\[5'"):
+        resolve({"sets": {"kernel": "[5"}})

@@ -30,3 +30,17 @@ def load_weights(path: Path) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(path))
+
+
+def initial_weights(spec: str | Path, seed: int, **params: object) -> dict:
+    """The weights a run with ``--seed seed`` starts from: the trainer seeds torch, then compiles the spec.
+
+    test_train_aux's weight-0 case checks this: a head that gets no gradient
+    ends training exactly equal to these weights.
+    """
+    import torch
+
+    import cnnspec
+
+    torch.manual_seed(seed)
+    return cnnspec.compile(str(spec), **params).state_dict()
