@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnspec.analysis import Analysis, analyze
 from cnnspec.diagnostics import Diagnostic, Diagnostics
+from cnnspec.diagnostics.codes import E603, E605, E609, W006
 from cnnspec.ir import Graph
 from cnnspec.lint.static import static_warnings
 from cnnspec.semantics.elaborate import Elaborator, Limits
@@ -59,7 +60,7 @@ def analyse(
         analysis = analyze(graph)
         if analysis.trainable_params > MAX_PARAMS:
             diags.error(
-                "E605",
+                E605,
                 f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
                 program.networks[name].name_span,
                 help=["check the layer widths and repetition counts"],
@@ -68,7 +69,7 @@ def analyse(
         _rename_warnings(graph, diags)
     except RecursionError:
         # The limits keep nesting far below the recursion limit; this is the last line of defence.
-        diags.error("E603", "the spec is nested too deeply to check", None, help=["flatten the deepest nesting"])
+        diags.error(E603, "the spec is nested too deeply to check", None, help=["flatten the deepest nesting"])
         diags.raise_if_errors()
     handler = _warning_handler.get()
     if handler is not None and diags.warnings:
@@ -118,7 +119,7 @@ def ensure_fits(checked: Checked, batch: int = 0) -> None:
     diags = Diagnostics(sources)
     item = checked.program.networks[checked.graph.network]
     diags.error(
-        "E609",
+        E609,
         f"compiling `{checked.graph.network}` needs about {_gib(need)} "
         f"({checked.analysis.trainable_params:,} parameters), but only {_gib(have)} is available",
         item.name_span,
@@ -155,7 +156,7 @@ def _rename_warnings(graph: Graph, diags: Diagnostics) -> None:
 
     for node, old, new in renamed_modules(graph):
         diags.warning(
-            "W006",
+            W006,
             f"the module name `{old}` cannot be a torch attribute; it is compiled as `{new}`",
             node.span,
             help=["rename it in the spec to keep the state_dict keys as written"],

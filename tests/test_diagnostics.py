@@ -119,7 +119,7 @@ def _codes_in_source() -> set[str]:
     for path in (ROOT / "cnnspec").rglob("*.py"):
         if path.name == "codes.py" or "train" in path.parts:
             continue
-        found |= set(re.findall(r'"([EW]\d{3})"', path.read_text(encoding="utf-8")))
+        found |= set(re.findall(r'\b([EW]\d{3})\b', path.read_text(encoding="utf-8")))
     return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from cnnspec.diagnostics.codes import E303, E304, E305, E306
 from cnnspec.layers.kind import (
     F32,
     I64,
@@ -53,7 +54,7 @@ def _need_map(kind: str, x: Shape) -> None:
         raise ShapeError(
             f"{kind} needs a C×H×W feature map but gets flat features of size {fmt(x)}",
             help="move this layer before `flatten`, or use a layer for flat inputs",
-            code="E304",
+            code=E304,
         )
 
 
@@ -62,7 +63,7 @@ def _need_flat(kind: str, x: Shape) -> None:
         raise ShapeError(
             f"{kind} needs a flat input but gets {fmt(x)}; add `flatten` before it",
             help="for a feature map, `adaptive_avgpool(1)` then `flatten` gives one feature per channel",
-            code="E304",
+            code=E304,
         )
 
 
@@ -164,19 +165,19 @@ def _conv_shape(a: Attrs, x: Shape) -> Shape:
         raise ShapeError(
             f"groups={groups} does not divide {cin} input channels",
             help=f"choose groups among the divisors of {cin}: {_divisors(cin)}",
-            code="E305",
+            code=E305,
         )
     if out % groups:
         raise ShapeError(
             f"groups={groups} does not divide {out} output channels",
             help=f"choose groups among the divisors of {out}: {_divisors(out)}",
-            code="E305",
+            code=E305,
         )
     if a["padding"] == "same" and a["stride"] != (1, 1):
         raise ShapeError(
             f'padding "same" needs stride 1, but the stride is {_pair_text(a["stride"])}',
             help="give the padding as a number instead, e.g. padding = kernel // 2",
-            code="E306",
+            code=E306,
         )
     _, h, w = _window_shape(a, x, "conv", dilation=a["dilation"])
     return (out, h, w)
@@ -268,7 +269,7 @@ def _gn_shape(a: Attrs, x: Shape) -> Shape:
         raise ShapeError(
             f"groupnorm: {a.groups} groups do not divide {x[0]} channels",
             help=f"choose groups among the divisors of {x[0]}: {_divisors(x[0])}",
-            code="E305",
+            code=E305,
         )
     return x
 
@@ -425,7 +426,7 @@ def _pool_shape(kind: str, with_dilation: bool) -> Any:
                 raise ShapeError(
                     f"{kind}: padding {b.padding[i]} is more than half the kernel {b.kernel[i]}",
                     help="torch only pads pooling windows by at most half the kernel",
-                    code="E306",
+                    code=E306,
                 )
         return _window_shape(b, x, kind, ceil=b.ceil_mode, dilation=b.dilation if with_dilation else (1, 1))
 
@@ -581,7 +582,7 @@ def _add_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
             raise ShapeError(
                 f"add: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(first)}",
                 help="every branch of `add` must give the same shape",
-                code="E303",
+                code=E303,
             )
     return first
 
@@ -591,14 +592,14 @@ def _broadcast(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(out):
             raise ShapeError(
-                f"mul: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(tuple(out))}", code="E303"
+                f"mul: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(tuple(out))}", code=E303
             )
         for d, (p, q) in enumerate(zip(out, s, strict=True)):
             if p != q and 1 not in (p, q):
                 raise ShapeError(
                     f"mul: {_branch(a, i)} gives {fmt(s)}, which does not broadcast against {fmt(tuple(out))}",
                     help="each dimension must be equal, or 1 in one of the branches",
-                    code="E303",
+                    code=E303,
                 )
             out[d] = max(p, q)
     return tuple(out)
@@ -614,7 +615,7 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
             raise ShapeError(
                 f"concat: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(first)}",
                 help="concat joins feature maps along channels, or flat features with flat features",
-                code="E303",
+                code=E303,
             )
         for d in range(1, len(first)):
             if s[d] != first[d]:
@@ -622,7 +623,7 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
                     f"concat branches disagree in {_DIMS[d]}: "
                     f"{first[d]} ({_branch(a, 0)}) and {s[d]} ({_branch(a, i)})",
                     help="concat joins along channels; every branch must keep the same height and width",
-                    code="E303",
+                    code=E303,
                 )
     return (sum(s[0] for s in xs), *first[1:])
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cnnspec.diagnostics.codes import E211, E212, E301
+
 Shape = tuple[int, ...]
 
 
@@ -22,7 +24,7 @@ class ShapeError(Exception):
     """A layer cannot accept its input shape; the message shows the arithmetic."""
 
     def __init__(
-        self, message: str, help: str | None = None, code: str = "E301", notes: Sequence[str] = ()
+        self, message: str, help: str | None = None, code: str = E301, notes: Sequence[str] = ()
     ) -> None:
         super().__init__(message)
         self.help = help
@@ -33,7 +35,7 @@ class ShapeError(Exception):
 class ArgError(Exception):
     """An argument value has the wrong type or is out of range."""
 
-    def __init__(self, message: str, code: str = "E211") -> None:
+    def __init__(self, message: str, code: str = E211) -> None:
         super().__init__(message)
         self.code = code
 
@@ -249,7 +251,7 @@ def positive_int(v: Any) -> int:
         return v
     n = as_int(v, "a positive int")
     if n < 1:
-        raise ArgError(f"must be at least 1, got {n}", code="E212")
+        raise ArgError(f"must be at least 1, got {n}", code=E212)
     return n
 
 
@@ -259,7 +261,7 @@ def nonneg_int(v: Any) -> int:
         return v
     n = as_int(v, "an int")
     if n < 0:
-        raise ArgError(f"must not be negative, got {n}", code="E212")
+        raise ArgError(f"must not be negative, got {n}", code=E212)
     return n
 
 
@@ -305,7 +307,7 @@ def positive_number(v: Any) -> float:
     """A number above zero."""
     f = number(v)
     if f <= 0:
-        raise ArgError(f"must be above 0, got {v}", code="E212")
+        raise ArgError(f"must be above 0, got {v}", code=E212)
     return f
 
 
@@ -313,7 +315,7 @@ def probability(v: Any) -> float:
     """A number in [0, 1]."""
     f = number(v)
     if not 0.0 <= f <= 1.0:
-        raise ArgError(f"must lie in [0, 1], got {v}", code="E212")
+        raise ArgError(f"must lie in [0, 1], got {v}", code=E212)
     return f
 
 

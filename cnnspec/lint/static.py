@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics
+from cnnspec.diagnostics.codes import W001, W002, W004
 from cnnspec.syntax import ast
 from cnnspec.syntax.loader import Program
 from cnnspec.syntax.source import Span
@@ -48,7 +49,7 @@ def _findings(program: Program) -> list[_Finding]:
     for name in [] if block_params else program.main_blocks:
         if name not in referenced:
             block = program.blocks[name]
-            out.append(("W001", f"block `{name}` is never used", block.name_span, "remove it, or use it in a network"))
+            out.append((W001, f"block `{name}` is never used", block.name_span, "remove it, or use it in a network"))
     defs = [program.blocks[n] for n in program.main_blocks if n in referenced]  # unused: W001 says enough
     defs += [d for n in program.main_networks if isinstance(d := program.networks[n], ast.NetworkDef)]
     for d in defs:
@@ -58,7 +59,7 @@ def _findings(program: Program) -> list[_Finding]:
             if p.name not in used and p.name not in later and not p.name.startswith("_"):
                 what = "block" if isinstance(d, ast.BlockDef) else "network"
                 out.append((
-                    "W002",
+                    W002,
                     f"parameter `{p.name}` of {what} `{d.name}` is never used",
                     p.span,
                     f"remove it, or rename it `_{p.name}` to keep it in the signature",
@@ -112,7 +113,7 @@ def _unused_lets(body: list[ast.Stmt], out: list[_Finding]) -> None:
         stmt = body[i]
         if isinstance(stmt, ast.LetStmt) and stmt.name not in later and not stmt.name.startswith("_"):
             out.append((
-                "W004",
+                W004,
                 f"`let {stmt.name}` is never used",
                 stmt.span,
                 "remove it, or start its name with `_` to keep it",

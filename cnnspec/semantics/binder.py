@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics, Frame
+from cnnspec.diagnostics.codes import E207, E208, E209, E210, E504, E505, E506
 from cnnspec.layers.registry import ArgError, Attrs, LayerKind, suggest
 from cnnspec.semantics.values import UNKNOWN, Budget, EvalError, Ref, evaluate, show, type_name
 from cnnspec.syntax import ast
@@ -69,7 +70,7 @@ class Binder:
                 else f"{callee.title} takes {n} argument{s}, got {len(positional)} positional"
             )
             self.diags.error(
-                "E210", message, positional[n].span, help=[f"signature: {callee.signature()}"], trace=trace
+                E210, message, positional[n].span, help=[f"signature: {callee.signature()}"], trace=trace
             )
             ok = False
         noun = "argument" if callee.is_layer else "parameter"
@@ -81,7 +82,7 @@ class Binder:
             elif a.name not in callee.params:
                 hint = suggest(a.name, list(callee.params))
                 self.diags.error(
-                    "E209",
+                    E209,
                     f"{callee.title} has no {noun} `{a.name}`",
                     a.span,
                     help=([f"did you mean `{hint}`?"] if hint else []) + [f"signature: {callee.signature()}"],
@@ -94,14 +95,14 @@ class Binder:
             if name in values:
                 if callee.is_layer:
                     self.diags.error(
-                        "E208",
+                        E208,
                         f"argument `{name}` is given twice",
                         a.span,
                         help=[f"signature: {callee.signature()}"],
                         trace=trace,
                     )
                 else:
-                    self.diags.error("E208", f"argument `{name}` is given twice", a.span)
+                    self.diags.error(E208, f"argument `{name}` is given twice", a.span)
                 ok = False
                 continue
             values[name] = value_of(a.value)
@@ -110,7 +111,7 @@ class Binder:
 
     def _missing(self, callee: Callee, name: str, span: Span, trace: tuple[Frame, ...]) -> None:
         self.diags.error(
-            "E207",
+            E207,
             f"{callee.title} needs its argument `{name}`",
             span,
             help=[f"signature: {callee.signature()}"],
@@ -197,7 +198,7 @@ class Binder:
                 hint = suggest(key, list(declared))
                 listed = ", ".join(param_text(p) for p in definition.params) or "none"
                 self.diags.error(
-                    "E504",
+                    E504,
                     f"network `{name}` has no parameter `{key}`",
                     None,
                     help=([f"did you mean `{hint}`?"] if hint else []) + [f"its parameters: {listed}"],
@@ -215,7 +216,7 @@ class Binder:
                     env[p.name] = self.evaluate(p.default, env)
                 else:
                     self.diags.error(
-                        "E506",
+                        E506,
                         f"network parameter `{p.name}` has no value",
                         p.span,
                         help=[f"give it a default, or pass --set {p.name}=VALUE"],
@@ -240,7 +241,7 @@ class Binder:
             value = self.refs[value]  # the Python API names blocks by string
         if expected is not None and not same_type(expected, value):
             self.diags.error(
-                "E505",
+                E505,
                 f"--set {p.name}: expected {_a(type_name(expected))} like {show(expected)}, "
                 f"got {_a(type_name(value))} ({show(value)})",
                 p.span,

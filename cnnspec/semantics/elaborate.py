@@ -20,6 +20,31 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics, Frame, Note
+from cnnspec.diagnostics.codes import (
+    E101,
+    E103,
+    E104,
+    E209,
+    E212,
+    E213,
+    E214,
+    E217,
+    E220,
+    E221,
+    E302,
+    E405,
+    E406,
+    E407,
+    E408,
+    E409,
+    E410,
+    E411,
+    E601,
+    E602,
+    E603,
+    W003,
+    W005,
+)
 from cnnspec.ir import AuxOutput, Graph, InitRule, Node
 from cnnspec.layers.builtin import fmt
 from cnnspec.layers.registry import Attrs, LayerKind, ShapeError, all_kinds, is_join, lookup, suggest
@@ -123,12 +148,12 @@ class Elaborator:
                 if v is UNKNOWN:
                     return None
                 if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                    self.diags.error("E212", f"an input dimension must be a positive int, got {show(v)}", d.span)
+                    self.diags.error(E212, f"an input dimension must be a positive int, got {show(v)}", d.span)
                     return None
                 dims.append(v)
             if len(dims) not in (1, 3):
                 self.diags.error(
-                    "E213", f"the input must be C x H x W or a flat size, got {len(dims)} dimensions", stmt.span
+                    E213, f"the input must be C x H x W or a flat size, got {len(dims)} dimensions", stmt.span
                 )
                 return None
             shape = tuple(dims)
@@ -136,7 +161,7 @@ class Elaborator:
             shape = override
         if shape is None:
             self.diags.error(
-                "E214",
+                E214,
                 f"network `{definition.name}` does not say its input shape",
                 definition.name_span,
                 help=["start its body with `input: 3 x 224 x 224`, or pass --input 3x224x224"],
@@ -171,7 +196,7 @@ class Elaborator:
             return Value(cur.node, None), ctx
         if self._nesting >= self.limits.max_nesting:
             self.diags.error(
-                "E603",
+                E603,
                 f"blocks and groups are nested more than {self.limits.max_nesting} deep",
                 stmt.span,
                 trace=ctx.trace,
@@ -191,7 +216,7 @@ class Elaborator:
     def _init_stmt(self, stmt: ast.InitStmt, cur: Value, ctx: Context) -> tuple[Value, Context]:
         if not ctx.top:
             self.diags.error(
-                "E406",
+                E406,
                 "`init` belongs at the top level of a network",
                 stmt.span,
                 help=[
@@ -209,7 +234,7 @@ class Elaborator:
 
     def _input_stmt(self, stmt: ast.InputStmt, cur: Value, ctx: Context) -> tuple[Value, Context]:
         self.diags.error(
-            "E407",
+            E407,
             "`input` may only open a network's body",
             stmt.span,
             help=["a block takes its input from the statement before it"],
@@ -236,7 +261,7 @@ class Elaborator:
             return Value(cur.node, None), ctx
         if kind is not None and kind.is_join:
             self.diags.error(
-                "E103",
+                E103,
                 f"`{kind.name}` joins branches and takes a body",
                 stmt.span,
                 help=[f"write `{kind.name} {{ branch1; branch2 }}`"],
@@ -267,12 +292,12 @@ class Elaborator:
             return Value(cur.node, None)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.diags.error(
-                "E217", f"a repetition count must be an int of at least 0, got {show(count)}", stmt.repeat.span
+                E217, f"a repetition count must be an int of at least 0, got {show(count)}", stmt.repeat.span
             )
             return Value(cur.node, None)
         if count > self.limits.max_repeat:
             self.diags.error(
-                "E601",
+                E601,
                 f"repeating {count:,} times exceeds the limit of {self.limits.max_repeat:,}",
                 stmt.repeat.span,
                 trace=ctx.trace,
@@ -306,7 +331,7 @@ class Elaborator:
         if stmt.name in self.program.networks:
             helps = ["a network cannot be used as a layer; define the shared part as a `block`"]
         helps.append("see `cnnspec layers` for the built-in layers")
-        self.diags.error("E101", f"unknown layer or block `{stmt.name}`", stmt.name_span, help=helps)
+        self.diags.error(E101, f"unknown layer or block `{stmt.name}`", stmt.name_span, help=helps)
 
     def _layer(self, kind: LayerKind, stmt: ast.CallStmt, cur: Value, ctx: Context, path: str) -> Value:
         attrs = self.binder.layer(kind, stmt.args, stmt.span, lambda e: self._eval(e, ctx), ctx.trace)
@@ -340,7 +365,7 @@ class Elaborator:
         if len(self._drafts) >= self.limits.max_nodes:
             if not self._too_big:
                 self.diags.error(
-                    "E602",
+                    E602,
                     f"the network has more than {self.limits.max_nodes:,} layers",
                     span,
                     help=["check the repetition counts"],
@@ -370,7 +395,7 @@ class Elaborator:
         if block.name in ctx.blocks:
             cycle = " -> ".join(ctx.blocks[ctx.blocks.index(block.name) :] + (block.name,))
             self.diags.error(
-                "E405",
+                E405,
                 f"block `{block.name}` instantiates itself: {cycle}",
                 stmt.name_span,
                 notes=[Note(f"`{block.name}` is defined here", block.name_span)],
@@ -379,7 +404,7 @@ class Elaborator:
             return Value(cur.node, None)
         if len(ctx.blocks) >= self.limits.max_depth:
             self.diags.error(
-                "E603", f"blocks are nested more than {self.limits.max_depth} deep", stmt.name_span, trace=ctx.trace
+                E603, f"blocks are nested more than {self.limits.max_depth} deep", stmt.name_span, trace=ctx.trace
             )
             return Value(cur.node, None)
         # A block's arguments see their caller's `in` (None at the network's level: an error to read).
@@ -415,7 +440,7 @@ class Elaborator:
         label = stmt.label
         if name is not None and label is not None:
             self.diags.error(
-                "E408", f"the group `{name}` already has a name; drop the label `{label.text}:`", label.span
+                E408, f"the group `{name}` already has a name; drop the label `{label.text}:`", label.span
             )
         if name is None and label is None:
             return ctx
@@ -435,7 +460,7 @@ class Elaborator:
             return self._join(stmt, cur, ctx), ctx
         if stmt.name is not None and (lookup(stmt.name) is not None or stmt.name in self.program.blocks):
             self.diags.error(
-                "E104",
+                E104,
                 f"`{stmt.name}` is a layer or block, not a group name",
                 stmt.name_span,
                 help=[f"to name a group, write `name: {{ ... }}`; to call `{stmt.name}`, use `{stmt.name}(...)`"],
@@ -452,7 +477,7 @@ class Elaborator:
         assert kind is not None
         if len(stmt.body) < 2:
             self.diags.error(
-                "E410",
+                E410,
                 f"`{stmt.name}` needs at least two branches, got {len(stmt.body)}",
                 stmt.span,
                 help=["each statement in the braces is one branch; group a branch's layers with `{ ... }`"],
@@ -470,7 +495,7 @@ class Elaborator:
         """One branch of a join: a statement that gives a tensor (a `let` gives none: E409)."""
         if isinstance(stmt, ast.LetStmt) and not self._too_big:
             self.diags.error(
-                "E409",
+                E409,
                 "`let` cannot be a branch of a join",
                 stmt.span,
                 help=["put the `let` before the join, or inside a branch's `{ ... }`"],
@@ -540,7 +565,7 @@ class Elaborator:
         sc = stmt.shortcut
         if sc is None:
             self.diags.error(
-                "E302",
+                E302,
                 f"residual: body gives {fmt(body.shape)}, input is {fmt(cur.shape)}, and there is no shortcut",
                 stmt.span,
                 help=[
@@ -556,7 +581,7 @@ class Elaborator:
             return Value(body.node, None)
         if proj.shape != body.shape:
             self.diags.error(
-                "E302",
+                E302,
                 f"residual: the body gives {fmt(body.shape)} but the shortcut gives {fmt(proj.shape)}",
                 sc.span,
                 notes=[Note(f"the input is {fmt(cur.shape)}")],
@@ -584,22 +609,22 @@ class Elaborator:
             if a.name not in (None, "weight"):
                 hint = ["did you mean `weight`?"] if suggest(a.name or "", ["weight"]) else []
                 self.diags.error(
-                    "E209", f"`aux` has no argument `{a.name}`", a.span, help=[*hint, "signature: aux(weight = 1.0)"]
+                    E209, f"`aux` has no argument `{a.name}`", a.span, help=[*hint, "signature: aux(weight = 1.0)"]
                 )
                 continue
             weight = self._eval(a.value, ctx)
         if weight is not UNKNOWN and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
-            self.diags.error("E212", f"an aux weight must be a number of at least 0, got {show(weight)}", stmt.span)
+            self.diags.error(E212, f"an aux weight must be a number of at least 0, got {show(weight)}", stmt.span)
             weight = UNKNOWN
         inner = self._scoped(stmt, ctx, None, "aux", "aux")._replace(top=False)
         out = self._body(stmt.body, cur, inner)
         self._closed(inner, ctx)
         if out.node == cur.node and out.shape is not None:
-            self.diags.error("E411", "`aux` needs at least one layer", stmt.span, trace=ctx.trace)
+            self.diags.error(E411, "`aux` needs at least one layer", stmt.span, trace=ctx.trace)
         elif weight is not UNKNOWN:
             if weight == 0:
                 self.diags.warning(
-                    "W005",
+                    W005,
                     "this auxiliary head has weight 0: its output is computed and ignored by the loss",
                     stmt.span,
                     help=["give it a positive weight, or remove the `aux` head"],
@@ -618,7 +643,7 @@ class Elaborator:
             return Value(cur.node, None), ctx
         if not isinstance(cond, bool):
             self.diags.error(
-                "E220", f"`if` needs true or false, got a {type_name(cond)} ({show(cond)})", stmt.cond.span
+                E220, f"`if` needs true or false, got a {type_name(cond)} ({show(cond)})", stmt.cond.span
             )
             return Value(cur.node, None), ctx
         inner = self._scoped(stmt, ctx, None, "group", "if")
@@ -634,7 +659,7 @@ class Elaborator:
             return Value(cur.node, None), ctx
         if not isinstance(items, list):
             self.diags.error(
-                "E221",
+                E221,
                 f"`for` needs a list, got a {type_name(items)}",
                 stmt.iter.span,
                 help=["use range(n) to repeat n times"],
@@ -659,7 +684,7 @@ class Elaborator:
         if per_copy == 0 or total <= self.limits.max_nodes:
             return False
         self.diags.error(
-            "E602",
+            E602,
             f"the network has more than {self.limits.max_nodes:,} layers: {copies_left + 1:,} copies of "
             f"{per_copy:,} layer{'s' if per_copy != 1 else ''} would make {total:,}",
             span,
@@ -675,7 +700,7 @@ class Elaborator:
         for key, sc in self._shortcuts_seen.items():
             if key not in self._shortcuts_built:
                 self.diags.warning(
-                    "W003",
+                    W003,
                     "this shortcut is never built: in every instance the body keeps the input's shape, "
                     "so the identity is used",
                     sc.span,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics
+from cnnspec.diagnostics.codes import E106, E108, E222, E224, E225, W007
 from cnnspec.ir import InitRule, Node
 from cnnspec.layers.init import SCHEMES, TARGETS, pattern_problem
 from cnnspec.layers.registry import all_kinds, lookup, suggest
@@ -17,7 +18,7 @@ def init_rules(stmt: ast.InitStmt, value_of: Callable[[ast.Expr], Any], diags: D
     if lookup(stmt.kind) is None:
         hint = suggest(stmt.kind, list(all_kinds()))
         diags.error(
-            "E106",
+            E106,
             f"`init` names an unknown layer `{stmt.kind}`",
             stmt.kind_span,
             help=[f"did you mean `{hint}`?"] if hint else [],
@@ -27,7 +28,7 @@ def init_rules(stmt: ast.InitStmt, value_of: Callable[[ast.Expr], Any], diags: D
         problem = pattern_problem(stmt.pattern)
         if problem is not None:
             diags.error(
-                "E225",
+                E225,
                 f'`init` cannot match module paths with "{stmt.pattern}": {problem}',
                 stmt.pattern_span,
                 help=['write dot-separated names, each maybe with `*`, like "layer*.*.bn3"'],
@@ -36,12 +37,12 @@ def init_rules(stmt: ast.InitStmt, value_of: Callable[[ast.Expr], Any], diags: D
     rules = []
     for a in stmt.assigns:
         if a.target not in TARGETS:
-            diags.error("E222", f"`init` sets `weight` or `bias`, not `{a.target}`", a.span)
+            diags.error(E222, f"`init` sets `weight` or `bias`, not `{a.target}`", a.span)
             continue
         if a.scheme not in SCHEMES:
             hint = suggest(a.scheme, list(SCHEMES))
             diags.error(
-                "E108",
+                E108,
                 f"unknown initialisation `{a.scheme}`",
                 a.span,
                 help=([f"did you mean `{hint}`?"] if hint else []) + ["schemes: " + ", ".join(SCHEMES)],
@@ -52,7 +53,7 @@ def init_rules(stmt: ast.InitStmt, value_of: Callable[[ast.Expr], Any], diags: D
         for arg in a.args:
             if arg.name is None or arg.name not in allowed:
                 diags.error(
-                    "E224", f"`{a.scheme}` takes the keyword arguments {', '.join(allowed) or 'none'}", arg.span
+                    E224, f"`{a.scheme}` takes the keyword arguments {', '.join(allowed) or 'none'}", arg.span
                 )
                 continue
             args[arg.name] = value_of(arg.value)
@@ -68,7 +69,7 @@ def unmatched_patterns(patterns: list[tuple[ast.InitStmt, InitRule]], layers: li
         if not any(map(rule.selects, layers)):
             near = sorted(n.path for n in layers if n.kind == stmt.kind)[:3]
             diags.warning(
-                "W007",
+                W007,
                 f'`init {stmt.kind} "{stmt.pattern}"` matches no {stmt.kind} layer, so it changes nothing',
                 stmt.pattern_span,
                 help=[

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics, Note
+from cnnspec.diagnostics.codes import E218, E404
 from cnnspec.syntax import ast
 from cnnspec.syntax.source import Span
 
@@ -44,7 +45,7 @@ class Scope:
         if not name or "." in name:
             # `.` separates module paths: "a.b" would silently nest a module in another.
             diags.error(
-                "E218",
+                E218,
                 f'the name "{name}" cannot name a module: it is empty or has a `.`',
                 where,
                 help=["use letters, digits and `_`"],
@@ -52,7 +53,7 @@ class Scope:
             name = f"_{self.counter - 1}"
         if name in self.names:
             diags.error(
-                "E404",
+                E404,
                 f"the name `{name}` is used twice in {self.path or 'the network'}",
                 where,
                 notes=[Note("first used here", self.names[name])],
@@ -93,7 +94,7 @@ def template_names(label: ast.Label, count: int, diags: Diagnostics) -> list[str
     number, close, end = rest.partition("}")
     if not close or not number.isdigit() or "{" in end or "}" in end:
         diags.error(
-            "E218",
+            E218,
             f'the naming template "{text}" needs one {{N}} where N is the first number',
             label.span,
             help=['write "denselayer{1}" to name copies denselayer1, denselayer2, ...'],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics
+from cnnspec.diagnostics.codes import E501, E502, E503
 from cnnspec.layers.registry import suggest
 from cnnspec.semantics.binder import Binder, ValueOf
 from cnnspec.syntax import ast
@@ -18,7 +19,7 @@ def select_network(program: Program, name: str | None, diags: Diagnostics) -> st
             return name
         hint = suggest(name, list(program.networks))
         diags.error(
-            "E501",
+            E501,
             f"no network named `{name}`",
             None,
             help=[f"did you mean `{hint}`?" if hint else "networks: " + (", ".join(program.networks) or "none")],
@@ -33,10 +34,10 @@ def select_network(program: Program, name: str | None, diags: Diagnostics) -> st
     if not mains:
         if len(program.networks) == 1:
             return next(iter(program.networks))
-        diags.error("E502", f"{program.main_file} defines no network", None, help=["add `network Name { ... }`"])
+        diags.error(E502, f"{program.main_file} defines no network", None, help=["add `network Name { ... }`"])
     else:
         diags.error(
-            "E503",
+            E503,
             f"{program.main_file} defines several networks: {', '.join(mains)}",
             None,
             help=["choose one with --network NAME"],
@@ -57,7 +58,7 @@ def resolve_network(
         defined = [n for n, v in program.networks.items() if isinstance(v, ast.NetworkDef)]
         hint = suggest(item.target, defined)
         binder.diags.error(
-            "E501",
+            E501,
             f"`{item.target}` is not a network defined with a body",
             item.target_span,
             help=[f"did you mean `{hint}`?"] if hint else [],

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnnspec.diagnostics.codes import E102, E105, E107, E202, E203, E204, E205, E226, E604, E608
 from cnnspec.syntax import ast
 from cnnspec.syntax.source import Span
 
@@ -42,7 +43,7 @@ class Budget:
             raise EvalError(
                 f"evaluating the spec takes more than {self.limit:,} steps",
                 span,  # type: ignore[arg-type]
-                "E608",
+                E608,
                 help="look for loops that build no layers, or large lists built again and again",
             )
 
@@ -73,7 +74,7 @@ UNKNOWN: Any = _Unknown()
 class EvalError(Exception):
     """An expression cannot be evaluated; carries the span to point at."""
 
-    def __init__(self, message: str, span: Span, code: str = "E204", help: str | None = None) -> None:
+    def __init__(self, message: str, span: Span, code: str = E204, help: str | None = None) -> None:
         super().__init__(message)
         self.span = span
         self.code = code
@@ -197,13 +198,13 @@ BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
 def _check_size(v: Any, span: Span, budget: Budget) -> Any:
     if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):  # the common case first
         if abs(v) > MAX_INT:
-            raise EvalError(f"the number {v:.3e} is too large (the limit is 2^62)", span, "E604")
+            raise EvalError(f"the number {v:.3e} is too large (the limit is 2^62)", span, E604)
         return v
     if isinstance(v, float) and not math.isfinite(v):
-        raise EvalError("the result is not a finite number", span, "E203")
+        raise EvalError("the result is not a finite number", span, E203)
     if isinstance(v, (list, str)) and len(v) > MAX_LIST:
         what = "list" if isinstance(v, list) else "string"
-        raise EvalError(f"a {what} of {len(v):,} items is longer than the limit of {MAX_LIST:,}", span, "E604")
+        raise EvalError(f"a {what} of {len(v):,} items is longer than the limit of {MAX_LIST:,}", span, E604)
     if isinstance(v, list):
         # Building a list costs its items, nested lists included, so that no
         # spec can build (or later compare) structures larger than MAX_WORK.
@@ -263,7 +264,7 @@ def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget)
         raise EvalError(
             f"unknown name `{e.id}`",
             e.span,
-            "E102",
+            E102,
             help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
         )
     if t is ast.Binary:
@@ -272,7 +273,7 @@ def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget)
         return _call(e, env, block_input, budget)
     if t is ast.BlockInput:
         if block_input is None:
-            raise EvalError("`in` is only known once the network's input is given", e.span, "E202")
+            raise EvalError("`in` is only known once the network's input is given", e.span, E202)
         return block_input
     if t is ast.ListExpr:
         return _check_size([_eval(i, env, block_input, budget) for i in e.items], e.span, budget)
@@ -290,23 +291,23 @@ def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget)
                 raise EvalError(
                     f"the shape {show(obj)} has no `{e.name}`",
                     e.span,
-                    "E107",
+                    E107,
                     help=(f"did you mean `{hint}`? " if hint else "") + f"use one of {valid}, rank, shape",
                 )
             return v
-        raise EvalError(f"a {type_name(obj)} has no attribute `{e.name}`", e.span, "E204")
+        raise EvalError(f"a {type_name(obj)} has no attribute `{e.name}`", e.span, E204)
     if t is ast.Index:
         obj = _eval(e.obj, env, block_input, budget)
         idx = _eval(e.index, env, block_input, budget)
         if obj is UNKNOWN or idx is UNKNOWN:
             return UNKNOWN
         if not isinstance(obj, list):
-            raise EvalError(f"only lists can be indexed, not a {type_name(obj)}", e.obj.span, "E204")
+            raise EvalError(f"only lists can be indexed, not a {type_name(obj)}", e.obj.span, E204)
         if not isinstance(idx, int) or isinstance(idx, bool):
-            raise EvalError(f"a list index must be an int, not a {type_name(idx)}", e.index.span, "E204")
+            raise EvalError(f"a list index must be an int, not a {type_name(idx)}", e.index.span, E204)
         if not -len(obj) <= idx < len(obj):
             raise EvalError(
-                f"index {idx} is out of range for a list of {len(obj)} items", e.index.span, "E205"
+                f"index {idx} is out of range for a list of {len(obj)} items", e.index.span, E205
             )
         return obj[idx]
     if t is ast.Unary:
@@ -315,17 +316,17 @@ def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget)
             return UNKNOWN
         if e.op == "not":
             if not isinstance(v, bool):
-                raise EvalError(f"`not` needs true or false, got a {type_name(v)}", e.operand.span, "E204")
+                raise EvalError(f"`not` needs true or false, got a {type_name(v)}", e.operand.span, E204)
             return not v
         if not _is_num(v):
-            raise EvalError(f"cannot negate a {type_name(v)}", e.operand.span, "E204")
+            raise EvalError(f"cannot negate a {type_name(v)}", e.operand.span, E204)
         return -v
     if t is ast.CondExpr:
         cond = _eval(e.cond, env, block_input, budget)
         if cond is UNKNOWN:
             return UNKNOWN
         if not isinstance(cond, bool):
-            raise EvalError(f"`if` needs true or false, got a {type_name(cond)}", e.cond.span, "E204")
+            raise EvalError(f"`if` needs true or false, got a {type_name(cond)}", e.cond.span, E204)
         return _eval(e.then if cond else e.orelse, env, block_input, budget)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
 
@@ -341,14 +342,14 @@ def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any, budget
         return UNKNOWN
     if not isinstance(items, list):
         what = type_name(items)
-        raise EvalError(f"`for` in a list needs a list, got a {what}", e.iter.span, "E204", help="use range(n)")
+        raise EvalError(f"`for` in a list needs a list, got a {what}", e.iter.span, E204, help="use range(n)")
     out, total = [], 0
     for v in items:
         x = _eval(e.item, ChainMap({e.var: v}, env), block_input, budget)
         # Nested comprehensions multiply sizes: bound what one builds, nested values included.
         total += _weight(x)
         if total > MAX_LIST:
-            raise EvalError(f"the list holds more than {MAX_LIST} values", e.span, "E604")
+            raise EvalError(f"the list holds more than {MAX_LIST} values", e.span, E604)
         out.append(x)
     return _check_size(out, e.span, budget)
 
@@ -359,12 +360,12 @@ def _binary(e: ast.Binary, env: Mapping[str, Any], block_input: Any, budget: Bud
         if a is UNKNOWN:
             return UNKNOWN
         if not isinstance(a, bool):
-            raise EvalError(f"`{e.op}` needs true or false, got a {type_name(a)}", e.left.span, "E204")
+            raise EvalError(f"`{e.op}` needs true or false, got a {type_name(a)}", e.left.span, E204)
         if (e.op == "and" and not a) or (e.op == "or" and a):
             return a
         b = _eval(e.right, env, block_input, budget)
         if b is not UNKNOWN and not isinstance(b, bool):
-            raise EvalError(f"`{e.op}` needs true or false, got a {type_name(b)}", e.right.span, "E204")
+            raise EvalError(f"`{e.op}` needs true or false, got a {type_name(b)}", e.right.span, E204)
         return b
     return _binary_values(e, _eval(e.left, env, block_input, budget), _eval(e.right, env, block_input, budget), budget)
 
@@ -378,22 +379,22 @@ def _binary_values(e: ast.Binary, a: Any, b: Any, budget: Budget) -> Any:
         arith = _NUMERIC.get(e.op)
         if arith is not None:
             if b == 0 and e.op in ("/", "//", "%"):
-                raise EvalError("division by zero", e.right.span, "E203")
+                raise EvalError("division by zero", e.right.span, E203)
             if e.op == "**" and (abs(b) > 64 or (ta is float and abs(a) > 1e6)):
-                raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604")
+                raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, E604)
             try:
                 v = arith(a, b)
             except OverflowError:  # a float power past 1.8e308; other results come back inf
-                raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, "E604") from None
+                raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, E604) from None
             if type(v) is complex:  # a negative number to a fractional power
-                raise EvalError(f"({show(a)}) ** {show(b)} is not a real number", e.span, "E203")
+                raise EvalError(f"({show(a)}) ** {show(b)} is not a real number", e.span, E203)
             return _check_size(v, e.span, budget)
     if e.op in _COMPARE:
         if e.op in ("==", "!="):
             budget.charge(deep_size(a, budget.limit) + deep_size(b, budget.limit), e.span)
             return _COMPARE[e.op](a, b)
         if not (_is_num(a) and _is_num(b)) and not (isinstance(a, str) and isinstance(b, str)):
-            raise EvalError(f"cannot compare a {type_name(a)} with a {type_name(b)}", e.span, "E204")
+            raise EvalError(f"cannot compare a {type_name(a)} with a {type_name(b)}", e.span, E204)
         return _COMPARE[e.op](a, b)
     if e.op == "+" and isinstance(a, list) and isinstance(b, list):
         return _check_size(a + b, e.span, budget)
@@ -401,7 +402,7 @@ def _binary_values(e: ast.Binary, a: Any, b: Any, budget: Budget) -> Any:
         budget.charge(len(a) + len(b), e.span)
         return _check_size(a + b, e.span, budget)
     # Two numbers took the arithmetic above.
-    raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, "E204")
+    raise EvalError(f"cannot apply `{e.op}` to a {type_name(a)} and a {type_name(b)}", e.span, E204)
 
 
 def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any, budget: Budget) -> Any:
@@ -410,7 +411,7 @@ def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any, budget: Bud
         raise EvalError(
             f"unknown function `{e.func}`",
             e.span,
-            "E105",
+            E105,
             help=(f"did you mean `{hint}`? " if hint else "") + "functions: " + ", ".join(sorted(BUILTINS)),
         )
     args = []
@@ -433,13 +434,13 @@ def _call_values(e: ast.FuncCall, args: list[Any], kwargs: dict[str, Any], budge
     fn, sig = BUILTINS[e.func]
     odd = [v for v in [*args, *kwargs.values()] if isinstance(v, (ShapeValue, Ref))]
     if odd:
-        raise EvalError(f"{e.func} cannot take a {type_name(odd[0])}", e.span, "E226", help=f"signature: {sig}")
+        raise EvalError(f"{e.func} cannot take a {type_name(odd[0])}", e.span, E226, help=f"signature: {sig}")
     try:
         return _check_size(fn(*args, **kwargs), e.span, budget)
     except EvalError:
         raise
     except (TypeError, ValueError, OverflowError, ZeroDivisionError, MemoryError) as exc:
-        raise EvalError(f"{e.func}: {_plain(exc)}", e.span, "E226", help=f"signature: {sig}") from None
+        raise EvalError(f"{e.func}: {_plain(exc)}", e.span, E226, help=f"signature: {sig}") from None
 
 
 def _plain(exc: Exception) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnspec.diagnostics import Diagnostics, Note, SpecError
+from cnnspec.diagnostics.codes import E401, E402, E403, E412, E607
 from cnnspec.syntax import ast
 from cnnspec.syntax.parser import MAX_SOURCE, parse
 from cnnspec.syntax.source import SourceMap, Span, display_name
@@ -57,10 +58,10 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
         try:
             text = read_spec(path)
         except _TooLarge as e:
-            diags.error("E607", f"{name} is {e.size:,} bytes, more than the limit of {MAX_SOURCE:,}", None)
+            diags.error(E607, f"{name} is {e.size:,} bytes, more than the limit of {MAX_SOURCE:,}", None)
             raise SpecError(diags.items, sources) from None
         except (OSError, UnicodeDecodeError) as e:
-            diags.error("E401", f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
+            diags.error(E401, f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
             raise SpecError(diags.items, sources) from None
     else:
         name, text, base = "<spec>", str(spec), os.path.join(os.getcwd(), "<spec>")
@@ -162,7 +163,7 @@ class _Loader:
             start = cycle.index(target)
             names = " -> ".join(display_name(p) for p in cycle[start:])
             self.diags.error(
-                "E402",
+                E402,
                 f"import cycle: {names}",
                 item.span,
                 help=["move the shared blocks into a file that both can import"],
@@ -171,18 +172,18 @@ class _Loader:
         if target in self.done:
             return
         if len(self.done) >= MAX_FILES:
-            self.diags.error("E607", f"more than {MAX_FILES} files are imported", item.span)
+            self.diags.error(E607, f"more than {MAX_FILES} files are imported", item.span)
             return
         try:
             text = read_spec(target)
         except _TooLarge as e:
             self.diags.error(
-                "E607", f'cannot import "{item.path}": it is {e.size:,} bytes, more than {MAX_SOURCE:,}', item.span
+                E607, f'cannot import "{item.path}": it is {e.size:,} bytes, more than {MAX_SOURCE:,}', item.span
             )
             return
         except (OSError, UnicodeDecodeError) as e:
             self.diags.error(
-                "E401",
+                E401,
                 f'cannot import "{item.path}": {_reason(e)}',
                 item.span,
                 help=[f"imports are relative to the importing file; looked for {display_name(target)}"],
@@ -197,7 +198,7 @@ class _Loader:
         other = prog.blocks.get(item.name) or prog.networks.get(item.name)
         if other is not None:
             self.diags.error(
-                "E403",
+                E403,
                 f"`{item.name}` is defined twice",
                 item.name_span,
                 notes=[Note("first defined here", other.name_span)],
@@ -220,7 +221,7 @@ class _Loader:
             if p.name in first:
                 what = "block" if isinstance(item, ast.BlockDef) else "network"
                 self.diags.error(
-                    "E412",
+                    E412,
                     f"{what} `{item.name}` has two parameters named `{p.name}`",
                     p.span,
                     notes=[Note("first named here", first[p.name].span)],

@@ -20,6 +20,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
+from cnnspec.diagnostics.codes import E001, E002, E003, E004, E005, E606, E607
 from cnnspec.semantics.values import MAX_INT
 from cnnspec.syntax import ast
 from cnnspec.syntax.source import SourceMap, Span
@@ -166,7 +167,7 @@ def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> 
     if len(text) > MAX_SOURCE:
         span = Span(file, 1, 1, 1, 2)
         raise SpecError(
-            [Diagnostic("E607", f"{file} has {len(text):,} characters, more than the limit of {MAX_SOURCE:,}", span)],
+            [Diagnostic(E607, f"{file} has {len(text):,} characters, more than the limit of {MAX_SOURCE:,}", span)],
             sources,
         )
     brackets = _Brackets()
@@ -205,7 +206,7 @@ def _build(tree: Any, file: str, sources: SourceMap | None) -> Any:
 
 def _too_deep(file: str, line: int, col: int, what: str) -> Diagnostic:
     return Diagnostic(
-        "E606",
+        E606,
         f"{what} nested more than {MAX_NESTING} levels deep here",
         Span(file, line, col, line, col + 1),
         help=["no hand-written spec nests this deep; split the expression or the statement with `let` or blocks"],
@@ -306,7 +307,7 @@ def _unclosed(opener: Token, tok: Token, file: str) -> Diagnostic:
     close = {"LPAR": ")", "LSQB": "]"}[opener.type]
     line, col = opener.line or 1, opener.column or 1
     return Diagnostic(
-        "E003",
+        E003,
         f"this `{opener}` is never closed",
         Span(file, line, col, line, col + 1),
         notes=[Note(f"expected `{close}` before {_token_text(tok)}", _tok_span(file, tok))],
@@ -403,7 +404,7 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
             helps.append("compare with `==`; `=` only sets a keyword argument or a default")
         elif ch in "'":
             helps.append('strings use double quotes: "..."')
-        return Diagnostic("E001", msg, span, help=helps)
+        return Diagnostic(E001, msg, span, help=helps)
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         lines = _lines(text)
         while len(lines) > 1 and not lines[-1].strip():
@@ -414,14 +415,14 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
             ch = lines[opener.line - 1][opener.col - 1]
             close = {"(": ")", "[": "]", "{": "}"}[ch]
             return Diagnostic(
-                "E003",
+                E003,
                 f"this `{ch}` is never closed",
                 opener,
                 notes=[Note("the file ends here", span)],
                 help=[f"add the missing `{close}`"],
             )
         expected = set(e.expected) if isinstance(e, UnexpectedEOF) else set(e.accepts or e.expected)
-        return Diagnostic("E002", f"unexpected end of file; {_describe_expected(expected)}", span)
+        return Diagnostic(E002, f"unexpected end of file; {_describe_expected(expected)}", span)
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     line = tok.line or e.line
@@ -443,7 +444,7 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
         helps.append("this `}` has no matching `{`; check the braces above")
     elif tok.type in ("RPAR", "RSQB") and tok.type not in expected:
         helps.append(f"this `{tok}` has no matching opening bracket")
-    return Diagnostic("E002", msg, span, notes=notes, help=helps)
+    return Diagnostic(E002, msg, span, notes=notes, help=helps)
 
 
 def _unclosed_opener(text: str, file: str) -> Span | None:
@@ -517,7 +518,7 @@ class _Builder(Transformer[Token, Any]):
         except (ValueError, SyntaxError):
             self.errors.append(
                 Diagnostic(
-                    "E004",
+                    E004,
                     f"the string {tok} has an escape sequence the language does not know",
                     _tok_span(self.file, tok),
                     help=['strings allow \\\\, \\", \\n and \\t; write a backslash as \\\\'],
@@ -660,7 +661,7 @@ class _Builder(Transformer[Token, Any]):
         if not ok:
             self.errors.append(
                 Diagnostic(
-                    "E005",
+                    E005,
                     f"the number {s if len(s) <= 24 else s[:20] + '…'} is out of range",
                     self._span(meta),
                     help=["numbers may be at most 2^62 (ints) or about 1.8e308 (floats)"],
