@@ -35,6 +35,7 @@ from cnnspec.analysis.aux import aux_heads
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.registry import Attrs, LayerKind, is_join, lookup
 from cnnspec.views.fold import Item, build_tree, describe
+from cnnspec.views.format import human, shape_text
 
 #: Output suffixes and the `dot -T` format that writes them (None: the DOT text itself).
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
@@ -62,18 +63,6 @@ SKIP_COLOUR = "#d62728"
 
 class GraphvizMissing(RuntimeError):
     """The `dot` program is not on PATH."""
-
-
-def shape_text(shape: tuple[int, ...] | list[int]) -> str:
-    """64×56×56, or a flat size."""
-    return "×".join(str(d) for d in shape)
-
-
-def _human(n: float) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
 
 
 def _kind(node: Node) -> LayerKind:
@@ -178,7 +167,7 @@ class _Builder:
         p, m = self._totals(ids)
         if not p and not m:
             return []
-        return [f"{p:,} params · {_human(m)} MACs"]
+        return [f"{p:,} params · {human(m)} MACs"]
 
     def _unit(self, ids: list[int], lines: list[str], **style: object) -> _Unit:
         self.n_units += 1
