@@ -9,12 +9,14 @@ Torch is imported only when a module is built.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnnspec.api import check, compile
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.layers.registry import Arg, LayerKind, ShapeError, register
-from cnnspec.views.report import Report
+
+if TYPE_CHECKING:
+    from cnnspec.views.report import Report
 
 __version__ = "0.1.0"
 
@@ -38,10 +40,14 @@ def register_layer(kind: LayerKind, *, replace: bool = False) -> LayerKind:
 
 
 def __getattr__(name: str) -> Any:
-    # cnnspec.train is a callable subpackage; import it on first use so that
-    # `import cnnspec` stays free of torch.
+    # Imported on first use: cnnspec.train (a callable subpackage) so that `import cnnspec` stays
+    # free of torch, Report so that it stays free of pydantic (the command line's table needs neither).
     if name == "train":
         import importlib
 
         return importlib.import_module("cnnspec.train")
+    if name == "Report":
+        from cnnspec.views.report import Report
+
+        return Report
     raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")

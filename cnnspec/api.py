@@ -18,10 +18,11 @@ from cnnspec.semantics.elaborate import Elaborator, Limits
 from cnnspec.semantics.select import select_network
 from cnnspec.syntax.loader import Program, load
 from cnnspec.syntax.source import SourceMap
-from cnnspec.views.report import Report, build_report
 
 if TYPE_CHECKING:
     import torch.fx
+
+    from cnnspec.views.report import Report
 
 #: Networks above this many parameters are refused (about 400 GB of fp32 weights).
 MAX_PARAMS = 100_000_000_000
@@ -171,6 +172,9 @@ def check(
     spec is a path to a .cnn file or the spec text; params override the
     network's parameters (as --set does). Raises cnnspec.SpecError.
     """
+    # Imported here: the report is a pydantic model, and the command line's table needs neither.
+    from cnnspec.views.report import build_report
+
     c = analyse(spec, network, input_shape=input_shape, **params)
     return build_report(c.graph, c.analysis, c.warnings)
 

@@ -11,6 +11,7 @@ CNNSPEC_UPDATE_GOLDEN=1 after an intended change and review the diff.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -215,7 +216,7 @@ def test_report_rows_are_built_when_read_and_reports_compare_by_their_data() -> 
     assert report.layers is rows  # built once, kept
     again = cnnspec.check(spec)
     assert report == again  # one has its rows built, the other not yet
-    assert report.model_dump()["layers"] == [r.model_dump() for r in rows]
+    assert report.model_dump()["layers"] == [dataclasses.asdict(r) for r in rows]
     assert report != cnnspec.check(SPECS / "resnet34.cnn")
 
 

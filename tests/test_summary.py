@@ -299,6 +299,21 @@ def test_check_does_not_import_torch_or_rich() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_the_plain_summary_leaves_pydantic_to_the_json_report() -> None:
+    """pydantic's import is a third of a cold `cnnspec check`: only --json and cnnspec.check() need the model."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cnnspec.cli import main; rc = main(['check', {!r}] + sys.argv[1:]); "
+        "print('pydantic' in sys.modules, file=sys.stderr); sys.exit(rc)"
+    ).format(str(SPECS / "resnet50.cnn"))
+    for args, imported in (([], "False"), (["--json"], "True")):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[-1] == imported, args
+
+
 @pytest.mark.parametrize("spec", [p.stem for p in stock_specs()])
 def test_json_report_validates_against_the_report_schema(spec: str, capsys: pytest.CaptureFixture[str]) -> None:
     import jsonschema  # a dev dependency (pyproject's [dev] extra)

@@ -26,7 +26,7 @@ def add_view_args(p: argparse.ArgumentParser) -> None:
 
 
 def view_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """build_report's keyword arguments from --depth, --expand and --batch."""
+    """The report's keyword arguments (ReportData, build_report) from --depth, --expand and --batch."""
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth expects a number of at least 0, got {args.depth}")
     if args.batch < 1:
@@ -41,18 +41,21 @@ INDENT_MAX_LAYERS = 5000
 def run(args: argparse.Namespace) -> int:
     """Check the spec; print its table or JSON report."""
     from cnnspec.api import analyse
-    from cnnspec.views.report import build_report
 
     checked = analyse(args.spec, **spec_kwargs(args))
-    report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
     if args.json:
+        # The pydantic Report (and pydantic) only here: the table needs neither.
+        from cnnspec.views.report import build_report
+
+        report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
         # Indenting needs json's pure-Python encoder, several times slower than
         # the C one: past a few thousand layers the JSON comes out compact.
         indent = 2 if len(report.layers) <= INDENT_MAX_LAYERS else None
         print(json.dumps(report.model_dump(), indent=indent))
     else:
+        from cnnspec.views.rows import ReportData
         from cnnspec.views.summary import print_report
 
-        print_report(report)
+        print_report(ReportData(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args)))
     return 0
 

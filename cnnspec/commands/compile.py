@@ -30,7 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check, build the module, print the summary, write the output file."""
     from cnnspec.api import analyse
-    from cnnspec.views.report import build_report
 
     out = Path(args.output) if args.output else None
     if out is not None:
@@ -46,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.backends.fx import to_graph_module
 
     gm = to_graph_module(checked.graph)
-    report = build_report(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args))
+    from cnnspec.views.rows import ReportData
     from cnnspec.views.summary import print_report
 
-    print_report(report)
+    print_report(ReportData(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args)))
     n = sum(p.numel() for p in gm.parameters())
     print(f"compiled:    torch.fx.GraphModule {type(gm).__name__} with {n:,} parameters")
     if out is not None:

@@ -1,174 +1,35 @@
-"""The report of a checked network: the data behind `check`'s table and `--json`."""
+"""The report of a checked network as a pydantic model: the boundary of `check --json` and its schema.
+
+The data comes from cnnspec.views.rows (plain records, which the text summary
+reads directly); this module adds the model, its validation and its JSON schema.
+"""
 
 from __future__ import annotations
 
-import math
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, computed_field
+from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
 from cnnspec.analysis import Analysis
 from cnnspec.diagnostics import Diagnostic
 from cnnspec.ir import Graph
-from cnnspec.views.fold import Item, auto_depth, build_tree, describe, visible
+from cnnspec.views.rows import (
+    ACTIVATION_CONVENTION,
+    MAC_CONVENTION,
+    AuxRow,
+    FoldRow,
+    GroupRow,
+    InitRow,
+    LayerRow,
+    ReportData,
+    StageRow,
+    TableRow,
+)
 from cnnspec.views.summary import format_report
 
-#: Stated once in every summary and report: what one MAC and one FLOP are.
-MAC_CONVENTION = (
-    "1 MAC = one multiply-add of a convolution or linear layer, per sample; FLOPs = 2 × MACs; "
-    "bias, normalisation, activation, pooling and joins are not counted"
-)
-#: What the activation memory counts (docs/analysis.md).
-ACTIVATION_CONVENTION = (
-    "fp32 tensors autograd saves for backward in one training step, input included, each storage once"
-)
-#: Tables taller than this open fewer levels of groups unless --depth or --expand says otherwise.
-MAX_ROWS = 60
 
-
-class _Model(BaseModel):
-    """A part of the `--json` report: its schema (report_schema) requires every field, since the dump
-    always has them all, defaults included."""
-
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
-
-
-class LayerRow(_Model):
-    """One layer or join of the network."""
-
-    path: str
-    op: str
-    output_shape: list[int]
-    params: int
-    buffers: int
-    macs: int
-    flops: int
-    #: Receptive field (height, width) in input pixels and the jump (effective stride).
-    receptive_field: list[int]
-    jump: list[int]
-    #: Bytes autograd keeps for backward because of this layer, at the report's batch size.
-    activation_bytes: int
-    #: Output tensor size in bytes (fp32) at the report's batch size.
-    output_bytes: int
-    scope: str
-    inputs: list[str]
-    skip: list[int]
-    #: The aux output whose head this layer belongs to ("" on the main path).
-    aux: str = ""
-    file: str
-    line: int
-    col: int
-
-
-class GroupRow(_Model):
-    """A block instance or named group, with the totals of the layers inside."""
-
-    path: str
-    kind: str
-    name: str
-    layers: int
-    params: int
-    buffers: int
-    macs: int
-    output_shape: list[int]
-    receptive_field: list[int]
-    activation_bytes: int
-
-
-class FoldRow(_Model):
-    """A run of consecutive block instances shown as one ("Bottleneck ×35").
-
-    identical: the instances match layer for layer. Otherwise varies says what
-    differs, "channels" (the channel counts: "DenseLayer ×6 (channels vary)"),
-    "rates" (dropout and stochastic depth rates: "MBConv ×3 (rates vary)") or
-    both; nothing else may.
-    """
-
-    path: str
-    block: str
-    count: int
-    instances: list[str]
-    params: int
-    macs: int
-    output_shape: list[int]
-    identical: bool = True
-    varies: list[str] = Field(default_factory=list)
-
-
-class TableRow(_Model):
-    """One row of the summary table as shown at the report's depth."""
-
-    level: int
-    kind: str  # "layer", "group" (collapsed), "open" (an opened group's header), "fold"
-    path: str
-    op: str
-    count: int
-    output_shape: list[int]
-    params: int
-    macs: int
-    receptive_field: list[int]
-    activation_bytes: int
-    #: The aux output whose head this row lies in ("" on the main path).
-    aux: str = ""
-
-
-class InitRow(_Model):
-    """An `init` rule as the compiled module applies it, in the order written (a later rule
-    redraws what an earlier one drew).
-
-    layers: how many layers of `kind` it selects (those whose module path matches
-    `pattern`, when it has one); a selected layer without the tensor (a conv with
-    bias = false and target bias) is left as it is.
-    """
-
-    kind: str
-    pattern: str | None
-    target: str
-    scheme: str
-    args: dict[str, object]
-    layers: int
-    file: str
-    line: int
-    col: int
-
-
-class AuxRow(_Model):
-    """An auxiliary output: returned in training mode only, weighted in the loss."""
-
-    name: str
-    #: The module path of the layer whose output it is.
-    node: str
-    output_shape: list[int]
-    weight: float
-    #: Totals over the layers of its head (the layers only it depends on).
-    layers: int
-    params: int
-    macs: int
-    file: str
-    line: int
-    col: int
-
-
-class StageRow(_Model):
-    """A run of consecutive layers at one spatial resolution (the head: flat features).
-
-    The layers of an aux head are left out of the main path's runs and make
-    one row of their own, whose resolution is "aux1 head" and `aux` its name.
-    """
-
-    resolution: str
-    first: str
-    last: str
-    layers: int
-    output_shape: list[int]
-    params: int
-    macs: int
-    activation_bytes: int
-    aux: str = ""
-
-
-class Report(_Model):
+class Report(BaseModel):
     """What `cnnspec check` knows about a network without running it.
 
     The totals are fields; the rows (layers, groups, folds, stages, aux
@@ -178,6 +39,9 @@ class Report(_Model):
     pay for 500 row objects. They serialise in this order,
     after the fields, like any field.
     """
+
+    # The schema (report_schema) requires every field, since the dump always has them all, defaults included.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     network: str
     params: dict[str, object]
@@ -194,79 +58,79 @@ class Report(_Model):
     batch: int = 1
     activation_bytes: int = 0
     activation_convention: str = ACTIVATION_CONVENTION
-    _views: _Views = PrivateAttr()
+    _data: ReportData = PrivateAttr()
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def layers(self) -> list[LayerRow]:
         """One row per layer and join, in topological order."""
-        return self._views.layers
+        return self._data.layers
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def groups(self) -> list[GroupRow]:
         """Block instances and named groups, with the totals of the layers inside."""
-        return self._views.groups_and_folds[0]
+        return self._data.groups
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def folds(self) -> list[FoldRow]:
         """Runs of identical (or channels-only different) block instances shown as one."""
-        return self._views.groups_and_folds[1]
+        return self._data.folds
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def stages(self) -> list[StageRow]:
         """Runs of consecutive layers at one spatial resolution."""
-        return self._views.stages
+        return self._data.stages
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def aux_outputs(self) -> list[AuxRow]:
         """Auxiliary outputs in declaration order; their heads' parameters and MACs are in the totals."""
-        return self._views.aux_rows
+        return self._data.aux_outputs
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def aux_params(self) -> int:
         """The part of total_params that lies in aux heads (used in training only)."""
-        return sum(r.params for r in self.aux_outputs)
+        return self._data.aux_params
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def aux_macs(self) -> int:
         """The part of macs that lies in aux heads."""
-        return sum(r.macs for r in self.aux_outputs)
+        return self._data.aux_macs
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def depth(self) -> int | None:
         """How many levels of groups the table opens (None: all)."""
-        return self._views.depth
+        return self._data.depth
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def expanded(self) -> bool:
         """Whether the table shows every instance of a fold."""
-        return self._views.expand
+        return self._data.expanded
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def table(self) -> list[TableRow]:
         """The summary table's rows as shown at `depth`."""
-        return self._views.table
+        return self._data.table
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
     def init_rules(self) -> list[InitRow]:
         """The network's `init` rules in the order applied, with the layers each selects."""
-        return self._views.init_rows
+        return self._data.init_rules
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def warnings(self) -> list[dict[str, object]]:
         """The checker's warnings, as --diagnostics json gives them."""
-        return self._views.warnings
+        return self._data.warnings
 
     def __eq__(self, other: object) -> bool:
         """Reports are equal when their data is (pydantic's own __eq__ would also compare the
@@ -280,56 +144,12 @@ class Report(_Model):
     @property
     def summary(self) -> str:
         """The human-readable table."""
-        return format_report(self)
+        return format_report(self._data)
 
 
 def report_schema() -> dict[str, Any]:
     """The JSON schema of `cnnspec check --json`: the Report as it serialises, rows included."""
     return Report.model_json_schema(mode="serialization")
-
-
-#: Running sums over the nodes in id order of parameters, buffers, MACs and activation bytes
-#: (_Views.sums): node i's own figure is sums[k][i + 1] - sums[k][i].
-_Sums = tuple[list[int], list[int], list[int], list[int]]
-
-
-def _stages(graph: Graph, sums: _Sums, owner: dict[int, str]) -> list[StageRow]:
-    # Plain lists while summing (a pydantic model's __setattr__ is slow), rows at the end:
-    # [resolution, first, last, layers, shape, params, macs, activation_bytes, aux].
-    rows: list[list[Any]] = []
-    heads: dict[str, list[Any]] = {}
-    cum_p, _, cum_m, cum_a = sums
-    resolutions: dict[tuple[int, ...], str] = {}
-    for node in graph.layers():
-        nid = node.id
-        shape = node.out_shape
-        aux = owner.get(nid, "")
-        act = cum_a[nid + 1] - cum_a[nid]
-        params = cum_p[nid + 1] - cum_p[nid]
-        macs = cum_m[nid + 1] - cum_m[nid]
-        # An aux head would cut the main path's run at its resolution in two: it gets a row apart.
-        if aux:
-            r = heads.get(aux)
-            if r is None:
-                r = heads[aux] = [f"{aux} head", node.path, node.path, 0, shape, 0, 0, 0, aux]
-        else:
-            res = resolutions.get(shape)
-            if res is None:
-                res = resolutions[shape] = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
-            if rows and rows[-1][0] == res:
-                r = rows[-1]
-            else:
-                r = [res, node.path, node.path, 0, shape, 0, 0, 0, ""]
-                rows.append(r)
-        r[2], r[3], r[4] = node.path, r[3] + 1, shape
-        r[5], r[6], r[7] = r[5] + params, r[6] + macs, r[7] + act
-    return [
-        StageRow(
-            resolution=r[0], first=r[1], last=r[2], layers=r[3], output_shape=list(r[4]), params=r[5],
-            macs=r[6], activation_bytes=r[7], aux=r[8],
-        )
-        for r in rows + list(heads.values())
-    ]
 
 
 def build_report(
@@ -341,220 +161,8 @@ def build_report(
     expand: bool = False,
     batch: int = 1,
 ) -> Report:
-    """Assemble the report from the graph and the pass results.
-
-    depth: how many levels of groups the table opens; None opens all, -1
-    (the default) opens as many as fit in MAX_ROWS rows. expand: show every
-    instance of a fold. batch: the batch size of the activation memory.
-    """
-    trainable = analysis.trainable_params
-    macs = analysis.total_macs
-    report = Report(
-        network=graph.network,
-        params={k: v for k, v in graph.params.items() if isinstance(v, (int, float, str, bool, list))},
-        input_shape=list(graph.input_shape),
-        output_shape=list(graph.output_shape),
-        total_params=trainable,
-        trainable_params=trainable,
-        buffers=analysis.buffers,
-        param_bytes_fp32=4 * trainable,
-        param_bytes_bf16=2 * trainable,
-        macs=macs,
-        flops=2 * macs,
-        batch=batch,
-        activation_bytes=analysis.activation_bytes(batch),
-    )
-    report._views = _Views(graph, analysis, [d.to_dict() for d in warnings or []], depth, expand, batch)
+    """Assemble the report from the graph and the pass results (see ReportData for the arguments)."""
+    data = ReportData(graph, analysis, warnings, depth=depth, expand=expand, batch=batch)
+    report = Report.model_validate(data, from_attributes=True)
+    report._data = data
     return report
-
-
-class _Views:
-    """The rows of a report, each list built from the graph and the pass results when first asked for."""
-
-    def __init__(
-        self,
-        graph: Graph,
-        analysis: Analysis,
-        warnings: list[dict[str, object]],
-        depth: int | None,
-        expand: bool,
-        batch: int,
-    ) -> None:
-        self.graph, self.analysis, self.warnings = graph, analysis, warnings
-        self.requested_depth, self.expand, self.batch = depth, expand, batch
-
-    @cached_property
-    def owner(self) -> dict[int, str]:
-        """The aux head each node lies in (cnnspec.analysis.aux)."""
-        from cnnspec.analysis.aux import aux_heads
-
-        return aux_heads(self.graph)
-
-    def rf(self, nid: int) -> list[int]:
-        return list(self.analysis.receptive[nid].rf)
-
-    @cached_property
-    def sums(self) -> _Sums:
-        """Running sums of parameters, buffers, MACs and activation bytes over the nodes in id order.
-
-        An item's nodes are a run of consecutive ids, so its totals are a
-        difference of two sums rather than a loop.
-        """
-        analysis, batch = self.analysis, self.batch
-        cum_p, cum_b, cum_m, cum_a = [0], [0], [0], [0]
-        p = b = m = a = 0
-        for counts, macs, s in zip(analysis.params, analysis.macs, analysis.saved, strict=True):
-            params, buffers = counts or (0, 0)
-            p, b, m, a = p + params, b + buffers, m + (macs or 0), a + (s[0] * batch + s[1] if s else 0)
-            cum_p.append(p)
-            cum_b.append(b)
-            cum_m.append(m)
-            cum_a.append(a)
-        return cum_p, cum_b, cum_m, cum_a
-
-    def totals(self, item: Item) -> tuple[int, int, int, int]:
-        """Parameters, buffers, MACs and activation bytes of the nodes of an item."""
-        cum_p, cum_b, cum_m, cum_a = self.sums
-        ids = item.node_ids
-        first, last = ids[0], ids[-1]
-        if last - first + 1 == len(ids):
-            return (
-                cum_p[last + 1] - cum_p[first],
-                cum_b[last + 1] - cum_b[first],
-                cum_m[last + 1] - cum_m[first],
-                cum_a[last + 1] - cum_a[first],
-            )
-        return (  # not a run (no spec makes one so far): add them up
-            sum(cum_p[i + 1] - cum_p[i] for i in ids),
-            sum(cum_b[i + 1] - cum_b[i] for i in ids),
-            sum(cum_m[i + 1] - cum_m[i] for i in ids),
-            sum(cum_a[i + 1] - cum_a[i] for i in ids),
-        )
-
-    @cached_property
-    def layers(self) -> list[LayerRow]:
-        graph, batch, owner = self.graph, self.batch, self.owner
-        receptive = self.analysis.receptive
-        cum_p, cum_b, cum_m, cum_a = self.sums
-        nodes = graph.nodes
-        rows: list[LayerRow] = []
-        for node in graph.layers():
-            nid, r, span = node.id, receptive[node.id], node.span
-            macs = cum_m[nid + 1] - cum_m[nid]
-            rows.append(LayerRow(
-                path=node.path,
-                op=node.kind,
-                output_shape=list(node.out_shape),
-                params=cum_p[nid + 1] - cum_p[nid],
-                buffers=cum_b[nid + 1] - cum_b[nid],
-                macs=macs,
-                flops=2 * macs,
-                receptive_field=list(r.rf),
-                jump=list(r.jump),
-                activation_bytes=cum_a[nid + 1] - cum_a[nid],
-                output_bytes=4 * batch * math.prod(node.out_shape),
-                scope=node.scope,
-                inputs=[nodes[i].path for i in node.inputs],
-                skip=list(node.skip),
-                aux=owner.get(nid, ""),
-                file=span.file,
-                line=span.line,
-                col=span.col,
-            ))
-        return rows
-
-    @cached_property
-    def tree(self) -> list[Item]:
-        return build_tree(self.graph)
-
-    @cached_property
-    def groups_and_folds(self) -> tuple[list[GroupRow], list[FoldRow]]:
-        nodes = self.graph.nodes
-        groups: list[GroupRow] = []
-        folds: list[FoldRow] = []
-
-        def collect(items: list[Item]) -> None:
-            for item in items:
-                if item.kind == "fold":
-                    p, _, m, _ = self.totals(item)
-                    folds.append(FoldRow(
-                        path=item.path, block=item.name, count=item.count,
-                        instances=[i.path for i in item.instances], params=p, macs=m,
-                        output_shape=list(nodes[item.last].out_shape),
-                        identical=item.identical, varies=list(item.varies),
-                    ))
-                    collect(item.instances)
-                elif item.kind == "group":
-                    assert item.group is not None
-                    p, b, m, a = self.totals(item)
-                    groups.append(GroupRow(
-                        path=item.path, kind=item.group.kind, name=item.name,
-                        layers=len(item.node_ids), params=p, buffers=b, macs=m,
-                        output_shape=list(nodes[item.last].out_shape),
-                        receptive_field=self.rf(item.last), activation_bytes=a,
-                    ))
-                    collect(item.children)
-
-        collect(self.tree)
-        return groups, folds
-
-    @cached_property
-    def depth(self) -> int | None:
-        if self.requested_depth != -1:
-            return self.requested_depth
-        return None if self.expand else auto_depth(self.tree, self.expand, MAX_ROWS)
-
-    @cached_property
-    def table(self) -> list[TableRow]:
-        nodes, owner = self.graph.nodes, self.owner
-
-        def head_of(item: Item) -> str:
-            """The aux head every node of the item lies in, or "" (a main-path or mixed item)."""
-            if not owner:
-                return ""
-            heads = {owner.get(i, "") for i in item.node_ids}
-            return heads.pop() if len(heads) == 1 else ""
-
-        table = []
-        for shown in visible(self.tree, self.depth, self.expand):
-            item = shown.item
-            p, _, m, a = self.totals(item)
-            opened = shown.opened
-            table.append(TableRow(
-                level=shown.level, kind="open" if opened else item.kind, path=item.path, op=describe(item),
-                count=item.count, output_shape=list(nodes[item.last].out_shape),
-                params=0 if opened else p, macs=0 if opened else m,
-                receptive_field=self.rf(item.last), activation_bytes=0 if opened else a,
-                aux=head_of(item),
-            ))
-        return table
-
-    @cached_property
-    def init_rows(self) -> list[InitRow]:
-        rules = self.graph.init_rules
-        layers = self.graph.layers() if rules else []
-        return [
-            InitRow(
-                kind=r.kind, pattern=r.pattern, target=r.target, scheme=r.scheme, args=dict(r.args),
-                layers=sum(map(r.selects, layers)), file=r.span.file, line=r.span.line, col=r.span.col,
-            )
-            for r in rules
-        ]
-
-    @cached_property
-    def aux_rows(self) -> list[AuxRow]:
-        params, macs = self.analysis.params, self.analysis.macs
-        rows = []
-        for out in self.graph.aux:
-            ids = [i for i, name in self.owner.items() if name == out.name]
-            node = self.graph.nodes[out.node]
-            rows.append(AuxRow(
-                name=out.name, node=node.path, output_shape=list(node.out_shape), weight=out.weight,
-                layers=len(ids), params=sum((params[i] or (0, 0))[0] for i in ids),
-                macs=sum(macs[i] or 0 for i in ids), file=out.span.file, line=out.span.line, col=out.span.col,
-            ))
-        return rows
-
-    @cached_property
-    def stages(self) -> list[StageRow]:
-        return _stages(self.graph, self.sums, self.owner)

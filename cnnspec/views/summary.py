@@ -13,8 +13,13 @@ from typing import TYPE_CHECKING, Any
 from cnnspec.views.format import human, nbytes, rf_text, shape_text
 
 if TYPE_CHECKING:
-    # Types only: the report imports this module to render itself (Report.summary).
-    from cnnspec.views.report import Report, TableRow
+    # Types only: the report imports this module to render itself (Report.summary), and the
+    # plain summary must not import pydantic through it.
+    from cnnspec.views.report import Report
+    from cnnspec.views.rows import ReportData, TableRow
+
+    #: Either has every attribute the summary reads, by the same name.
+    AnyReport = Report | ReportData
 
 HEADER = ("module", "op", "output", "params", "MACs", "RF", "act. mem")
 #: Columns aligned to the right (the numbers).
@@ -41,7 +46,7 @@ def _cells(r: TableRow) -> tuple[str, ...]:
 _VARIES = {"channels": "channel counts", "rates": "rates (dropout, stochastic depth)"}
 
 
-def _view_note(report: Report) -> str:
+def _view_note(report: AnyReport) -> str:
     folds = any(r.kind == "fold" for r in report.table)
     if report.depth is None and not folds:
         return ""
@@ -70,11 +75,11 @@ def align(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int])
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
-def _table_lines(report: Report) -> list[str]:
+def _table_lines(report: AnyReport) -> list[str]:
     return align(HEADER, [_cells(r) for r in report.table], RIGHT)
 
 
-def totals_lines(report: Report) -> list[str]:
+def totals_lines(report: AnyReport) -> list[str]:
     """The totals under the table: parameters, memory, MACs/FLOPs with their convention, activations."""
     b = report.batch
     aux = []
@@ -98,7 +103,7 @@ def totals_lines(report: Report) -> list[str]:
     ]
 
 
-def aux_lines(report: Report) -> list[str]:
+def aux_lines(report: AnyReport) -> list[str]:
     """The auxiliary outputs: name, the layer whose output it is, shape, loss weight, what its head holds."""
     if not report.aux_outputs:
         return []
@@ -114,7 +119,7 @@ def aux_lines(report: Report) -> list[str]:
     return [intro, *align(header, rows, {3, 4, 5, 6})]
 
 
-def stage_lines(report: Report) -> list[str]:
+def stage_lines(report: AnyReport) -> list[str]:
     """The per-stage breakdown: one line per run of layers at one resolution."""
     header = ("stage", "layers", "from", "to", "output", "params", "MACs", "%MACs", "act. mem")
     total = report.macs or 1
@@ -126,7 +131,7 @@ def stage_lines(report: Report) -> list[str]:
     return align(header, rows, {1, 5, 6, 7, 8})
 
 
-def format_report(report: Report) -> str:
+def format_report(report: AnyReport) -> str:
     """The table `cnnspec check` prints: grouped rows, then totals and stages, as plain text."""
     shapes = f"input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}"
     out = [f"network {report.network}: {shapes}"]
@@ -145,7 +150,7 @@ def format_report(report: Report) -> str:
     return "\n".join(out)
 
 
-def format_rich(report: Report, file: Any = None) -> None:
+def format_rich(report: AnyReport, file: Any = None) -> None:
     """Print the report with rich: the same table with folds highlighted and nesting as indentation."""
     from rich.console import Console
     from rich.markup import escape
@@ -176,7 +181,7 @@ def format_rich(report: Report, file: Any = None) -> None:
         console.print(line, highlight=False)
 
 
-def print_report(report: Report) -> None:
+def print_report(report: AnyReport) -> None:
     """Print the summary: rich on a terminal, plain text otherwise."""
     if sys.stdout.isatty():
         format_rich(report)
