@@ -20,6 +20,7 @@ import torch
 from support import SPECS
 
 import cnnspec
+from cnnspec import cli
 from cnnspec.api import analyse
 from cnnspec.backends import export
 from cnnspec.backends.fx import to_graph_module
@@ -156,3 +157,61 @@ def test_compile_returns_a_fresh_module_each_time() -> None:
     a = cnnspec.compile(SPECS / "lenet5.cnn")
     b = cnnspec.compile(SPECS / "lenet5.cnn")
     assert a is not b and a.conv1 is not b.conv1
+
+
+#: Imports a generated module in a fresh interpreter and runs it on zeros; prints its docstrings.
+RUN_GENERATED = textwrap.dedent(
+    """
+    import importlib.util, json, re, sys
+    import torch
+
+    source = sys.argv[1]
+    spec = importlib.util.spec_from_file_location("generated", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = re.search(r"^class (\\w+)\\(nn.Module\\):", open(source).read(), re.M).group(1)
+    model = getattr(module, cls)().eval()
+    with torch.no_grad():
+        y = model(torch.zeros(1, 1, 4, 4))
+    print(json.dumps({"doc": module.__doc__, "class_doc": getattr(module, cls).__doc__, "shape": list(y.shape)}))
+    """
+)
+
+
+def _run_generated(source: Path) -> dict[str, object]:
+    p = subprocess.run([sys.executable, "-c", RUN_GENERATED, str(source)], capture_output=True, text=True,
+                       cwd=source.parent, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        'x"""; open("INJECTED", "w").write("ran"); """',  # would close the docstring and run a statement
+        "a\\N{b}c\\",  # \N and a trailing backslash: escapes that make a .py unparsable
+        "two\nlines'\"",
+    ],
+)
+def test_a_file_name_reaches_the_generated_module_as_text_never_as_code(hostile: str, tmp_path: Path) -> None:
+    net = tmp_path / f"{hostile}.cnn"
+    net.write_text("network Tiny {\n    input: 1 x 4 x 4\n    conv(2, 3)\n}\n")
+    main = tmp_path / "main.cnn"
+    main.write_text(f"import {json.dumps(net.name)}\n")
+    out = tmp_path / "model.py"
+    assert cli.main(["compile", str(main), "--network", "Tiny", "-o", str(out)]) == 0
+    result = _run_generated(out)
+    assert not (tmp_path / "INJECTED").exists()
+    assert str(net) in str(result["doc"]) or net.name in str(result["doc"])  # the name, read back unchanged
+    assert result["shape"] == [1, 2, 2, 2]
+
+
+@pytest.mark.parametrize("name", ["getattr", "super", "nn", "torch", "print"])
+def test_a_network_named_like_a_builtin_exports_a_module_that_imports_and_runs(name: str, tmp_path: Path) -> None:
+    spec = tmp_path / "net.cnn"
+    spec.write_text(f"network {name} {{\n    input: 1 x 4 x 4\n    conv(2, 3)\n    relu\n}}\n")
+    out = tmp_path / "model.py"
+    assert cli.main(["compile", str(spec), "-o", str(out)]) == 0
+    result = _run_generated(out)
+    assert result["shape"] == [1, 2, 2, 2]
+    assert str(result["class_doc"]).startswith(f"{name}: input 1x4x4")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,26 @@ def _add(root: nn.Module, path: str, module: nn.Module) -> None:
 '''
 
 
+def docstring_text(text: str) -> str:
+    """text as it may stand inside a triple-quoted docstring of generated code, read back unchanged.
+
+    Spec names and file paths reach the generated module's docstrings: a quote,
+    a backslash or a line break in them must not end the string or start an
+    escape (a file name holding three quotes and a statement would otherwise
+    have that statement run when the module is imported).
+    """
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def _class_name(network: str, taken: set[str]) -> str:
+    """The generated class's name: the network's, unless it would shadow a builtin (`super`,
+    `getattr`) or a name the module itself uses."""
+    name = fx_name(network)
+    while name in taken or hasattr(builtins, name):
+        name += "_"
+    return name
+
+
 def _constructor(module: torch.nn.Module) -> str:
     import torch
 
@@ -58,15 +79,12 @@ def python_source(gm: torch.fx.GraphModule, graph: Graph) -> str:
             extra_classes[cls.__name__] = inspect.getsource(cls)
         lines.append(f"        _add(self, {path!r}, {_constructor(module)})")
     forward = gm.code.strip("\n")
-    name = fx_name(graph.network)
-    # The class must not shadow a name the module itself uses.
-    while name in {"torch", "nn", "math", "operator", "_add", *extra_classes}:
-        name += "_"
-    parts = [_HEADER.format(name=name, file=graph.input.span.file)]
+    name = _class_name(graph.network, {"torch", "nn", "math", "operator", "_add", *extra_classes})
+    parts = [_HEADER.format(name=name, file=docstring_text(graph.input.span.file))]
     parts += [src for src in extra_classes.values()]
     parts.append(
         f"class {name}(nn.Module):\n"
-        f'    """{graph.network}: input {"x".join(map(str, graph.input_shape))}."""\n\n'
+        f'    """{docstring_text(graph.network)}: input {"x".join(map(str, graph.input_shape))}."""\n\n'
         "    def __init__(self) -> None:\n"
         "        super().__init__()\n" + "\n".join(lines) + "\n\n" + _indent(forward) + "\n"
     )
