@@ -157,6 +157,15 @@ class _Loader:
                 self.define(item, path, main)
 
     def import_(self, importer: str, item: ast.Import, chain: tuple[tuple[str, Span], ...]) -> None:
+        if "\0" in item.path:  # the OS refuses such a path outright (os.path raises ValueError)
+            shown = item.path.replace("\0", "\\0")
+            self.diags.error(
+                E401,
+                f'cannot import "{shown}": a file name cannot hold a NUL character',
+                item.span,
+                help=["check the import's string for a stray control character"],
+            )
+            return
         target = os.path.realpath(os.path.join(os.path.dirname(importer), item.path))
         if target == importer or any(p == target for p, _ in chain):
             cycle = [p for p, _ in chain] + [importer, target]
