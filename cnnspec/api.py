@@ -18,6 +18,7 @@ from cnnspec.semantics.elaborate import Elaborator, Limits
 from cnnspec.semantics.select import select_network
 from cnnspec.syntax.loader import Program, load
 from cnnspec.syntax.source import SourceMap
+from cnnspec.views.format import nbytes
 
 if TYPE_CHECKING:
     import torch.fx
@@ -121,20 +122,13 @@ def ensure_fits(checked: Checked, batch: int = 0) -> None:
     item = checked.program.networks[checked.graph.network]
     diags.error(
         E609,
-        f"compiling `{checked.graph.network}` needs about {_gib(need)} "
-        f"({checked.analysis.trainable_params:,} parameters), but only {_gib(have)} is available",
+        f"compiling `{checked.graph.network}` needs about {nbytes(need)} "
+        f"({checked.analysis.trainable_params:,} parameters), but only {nbytes(have)} is available",
         item.name_span,
         help=["check the widths and repetition counts, or pass --insist to compile anyway"],
     )
     sources.texts.update(checked.program.sources.texts)
     diags.raise_if_errors()
-
-
-def _gib(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n} bytes"
 
 
 #: Called with the warnings of every successful analyse (the command line prints them). A context
