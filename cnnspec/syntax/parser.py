@@ -510,28 +510,38 @@ def _node(f: Any, _rule: str, children: list[Any], _meta: Any) -> _Built:
     """Build one node (Lark's visit wrapper for each rule): call the rule's method with the span
     of everything the rule matched and the values it reads, in order; absent optional parts
     (None) and keyword or bracket tokens are left out."""
-    state = _CURRENT.get()
     values: list[Any] = []
     kids: list[_Built] = []
-    first = last = None
+    height = 0
+    first = last = None  # the first and last child present: the span runs from one to the other
     for child in children:
         if child is None:
             continue
         if isinstance(child, _Built):
             kids.append(child)
             values.append(child.value)
-            extent = child.extent
-            first = first or extent
-            last = extent
-        else:  # a token
-            if child.type in _VALUE_TOKENS:
-                values.append(child)
-            extent = Span(state.file, child.line, child.column, child.end_line, child.end_column)
-            first = first or extent
-            last = extent
-    span = first.to(last) if first is not None and last is not None else Span(state.file, 1, 1, 1, 1)
-    height = 1 + max((kid.height for kid in kids), default=0)
-    return _Built(f(span, *values), span, span.line, span.col, height, kids)
+            height = max(height, child.height)
+        elif child.type in _VALUE_TOKENS:
+            values.append(child)
+        if first is None:
+            first = child
+        last = child
+    span = _span_between(first, last)
+    return _Built(f(span, *values), span, span.line, span.col, height + 1, kids)
+
+
+def _span_between(first: _Built | Token | None, last: _Built | Token | None) -> Span:
+    """The span from the start of first to the end of last (an empty rule's: the file's start)."""
+    file = _CURRENT.get().file
+    if first is None or last is None:
+        return Span(file, 1, 1, 1, 1)
+    if isinstance(first, _Built):
+        line, col = first.extent.line, first.extent.col
+    else:
+        line, col = first.line, first.column
+    if isinstance(last, _Built):
+        return Span(file, line, col, last.extent.end_line, last.extent.end_col)
+    return Span(file, line, col, last.end_line, last.end_column)
 
 
 def _parenthesised(_f: Any, _rule: str, children: list[Any], _meta: Any) -> _Built:
