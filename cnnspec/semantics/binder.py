@@ -49,9 +49,9 @@ class Binder:
         self.diags = diags
         self.refs = refs
         self.budget = budget
-        #: Per layer kind of this check (the table does not change during one): its Callee and
-        #: its optional arguments' defaults, checked.
-        self._layers: dict[str, tuple[Callee, dict[str, Any]]] = {}
+        #: Per layer kind of this check (the table does not change during one): its Callee, its
+        #: arguments in order with the optional ones' defaults checked, its required arguments.
+        self._layers: dict[str, tuple[Callee, dict[str, Any], frozenset[str]]] = {}
 
     def _given(
         self, callee: Callee, args: list[ast.Arg], value_of: ValueOf, trace: tuple[Frame, ...]
@@ -61,7 +61,7 @@ class Binder:
         spans: dict[str, Span] = {}
         ok = True
         n = len(callee.params)
-        positional = [a for a in args if a.name is None]
+        positional = [a for a in args if a.name is None] if len(args) > n else []
         if len(positional) > n:
             s = "s" if n != 1 else ""
             message = (
@@ -73,7 +73,6 @@ class Binder:
                 E210, message, positional[n].span, help=[f"signature: {callee.signature()}"], trace=trace
             )
             ok = False
-        noun = "argument" if callee.is_layer else "parameter"
         for i, a in enumerate(args):
             if a.name is None:
                 if i >= n:
@@ -81,6 +80,7 @@ class Binder:
                 name = callee.params[i]
             elif a.name not in callee.params:
                 hint = suggest(a.name, list(callee.params))
+                noun = "argument" if callee.is_layer else "parameter"
                 self.diags.error(
                     E209,
                     f"{callee.title} has no {noun} `{a.name}`",
@@ -124,19 +124,19 @@ class Binder:
         """A layer call's checked arguments, every one of the kind's in its order; None on an error."""
         known = self._layers.get(kind.name)
         if known is None:
-            optional = [a for a in kind.args if not a.required]
-            defaults = {a.name: a.check(a.default) if a.default is not None else None for a in optional}
-            known = self._layers[kind.name] = (Callee.layer(kind), defaults)
-        callee, defaults = known
+            # Every argument in the kind's order (the attrs' order), the optional ones at their
+            # checked default; a required one's None is never returned: it is given or an error.
+            template = {a.name: None if a.required or a.default is None else a.check(a.default) for a in kind.args}
+            required = frozenset(a.name for a in kind.args if a.required)
+            known = self._layers[kind.name] = (Callee.layer(kind), template, required)
+        callee, template, required = known
         values, spans, ok = self._given(callee, args, value_of, trace)
-        attrs = Attrs()
+        attrs = Attrs(template)
         for spec in kind.args:
             if spec.name not in values:
-                if spec.required:
+                if spec.name in required:
                     self._missing(callee, spec.name, span, trace)
                     ok = False
-                else:
-                    attrs[spec.name] = defaults[spec.name]
                 continue
             value = values[spec.name]
             if value is UNKNOWN:

@@ -11,12 +11,13 @@ import math
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
@@ -55,22 +56,26 @@ class _TooDeep(Exception):
         self.tok = tok
 
 
-class _Brackets:
-    """The state of one parse that the post-lexer keeps and syntax-error recovery reads.
+class _Parse:
+    """The state of one parse: what the post-lexer keeps, syntax-error recovery reads and the
+    AST builder needs. Made anew for every parse() call and never shared.
 
-    stack: the brackets open at the current token; last: the previous token
-    passed on. Made anew for every parse() call and never shared.
+    stack: the brackets open at the current token; last: the previous token passed on;
+    file: the name spans carry; errors: errors in literals (bad escapes, numbers out of range).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, file: str) -> None:
         self.stack: list[Token] = []
         self.last: Token | None = None
+        self.file = file
+        self.errors: list[Diagnostic] = []
 
 
-#: The _Brackets of the parse running in this thread (and context). Lark takes the post-lexer
-#: once, when the parser is built, and hands it every parse's token stream; a ContextVar is how
-#: that one shared post-lexer reaches the state of the parse it is serving without sharing it.
-_CURRENT: ContextVar[_Brackets] = ContextVar("cnnspec_parse_brackets")
+#: The _Parse of the parse running in this thread (and context). Lark takes the post-lexer and
+#: the AST builder once, when the parser is built, and calls them for every parse; a ContextVar
+#: is how that one shared post-lexer and builder reach the state of the parse they are serving
+#: without sharing it.
+_CURRENT: ContextVar[_Parse] = ContextVar("cnnspec_parse_state")
 
 
 class _Separators:
@@ -80,7 +85,7 @@ class _Separators:
     line. Tokens are never held back: the contextual lexer lexes each token in
     the parser state that the previous one left. The object holds no state, so
     one Lark instance serves every thread: what a parse must remember between
-    tokens (open brackets, the previous token) is that parse's _Brackets. It
+    tokens (open brackets, the previous token) is that parse's _Parse. It
     is not reset in process(): Lark restarts the token stream after each
     recovered syntax error, and the brackets stay open.
     """
@@ -89,7 +94,7 @@ class _Separators:
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         """Filter one parse's tokens (Lark's post-lexer interface)."""
-        state = _CURRENT.get(None) or _Brackets()  # Lark.lex() outside parse(): nobody reads the state
+        state = _CURRENT.get(None) or _Parse("")  # Lark.lex() outside parse(): nobody reads the state
         stack = state.stack
         for tok in stream:
             if tok.type == "_SEP":
@@ -119,10 +124,11 @@ def _parser() -> Lark:
 
     Sharing it between threads is safe: it is never changed after it is built, each
     parse() makes its own lexer and parser state (LexerThread, ParserState), the
-    post-lexer keeps no state (_Separators), and the tree builder's callbacks are
-    pure. The contextual lexer builds each state's scanner on first use without a
-    lock; two threads doing so at once build equal scanners (there are no lexer
-    callbacks to add), so either one serves.
+    post-lexer keeps no state (_Separators), and the AST builder's callbacks keep
+    none either (the file name and the errors found are the parse's _Parse). The
+    contextual lexer builds each state's scanner on first use without a lock; two
+    threads doing so at once build equal scanners (there are no lexer callbacks to
+    add), so either one serves.
     """
     with _BUILD_LOCK:
         return _build_parser()
@@ -136,8 +142,10 @@ def _build_parser() -> Lark:
         parser="lalr",
         lexer="contextual",
         postlex=_Separators(),
-        propagate_positions=True,
-        maybe_placeholders=True,
+        # The AST is built as the parser reduces: no parse tree is made, then walked. The builder
+        # sees every token, keywords and brackets too, as spans start and end at them.
+        transformer=_Builder(),
+        keep_all_tokens=True,
         cache=True,  # a pickled parser in the temp dir: saves ~0.2 s at every start
     )
 
@@ -150,32 +158,31 @@ def parse(text: str, file: str, sources: SourceMap | None = None) -> ast.Module:
     """
     if sources is not None:
         sources.add(file, text)
-    tree = _parse_tree(text, file, "start", sources)
-    return _build(tree, file, sources)
+    return _parse(text, file, "start", sources)
 
 
 def parse_expr(text: str, file: str = "<--set>") -> ast.Expr:
     """Parse one expression, e.g. the value of `--set layers=[3, 4, 6, 3]`; raises SpecError."""
     sources = SourceMap()
     sources.add(file, text)
-    tree = _parse_tree(text, file, "expr", sources)
-    return _build(tree, file, sources)
+    return _parse(text, file, "expr", sources)
 
 
-def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
-    """The Lark tree of text, or SpecError with every independent syntax error."""
+def _parse(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
+    """The AST of text, or SpecError with every independent syntax error (or, when there are
+    none, the first place nested too deep, or every error in a literal)."""
     if len(text) > MAX_SOURCE:
         span = Span(file, 1, 1, 1, 2)
         raise SpecError(
             [Diagnostic(E607, f"{file} has {len(text):,} characters, more than the limit of {MAX_SOURCE:,}", span)],
             sources,
         )
-    brackets = _Brackets()
-    recovery = _Recovery(text, file, brackets)
-    tree = None
-    token = _CURRENT.set(brackets)
+    state = _Parse(file)
+    recovery = _Recovery(text, file, state)
+    built = None
+    token = _CURRENT.set(state)
     try:
-        tree = _parser().parse(text, start=start, on_error=recovery.handle)
+        built = _parser().parse(text, start=start, on_error=recovery.handle)
     except _TooDeep as e:
         recovery.diags.append(_too_deep(file, e.tok.line or 1, e.tok.column or 1, "brackets are"))
     except UnexpectedInput as e:
@@ -189,19 +196,13 @@ def _parse_tree(text: str, file: str, start: str, sources: SourceMap | None) -> 
         _CURRENT.reset(token)
     if recovery.diags:
         raise SpecError(recovery.diags, sources)
-    deep = _too_deep_tree(tree)
-    if deep is not None:
-        raise SpecError([_too_deep(file, deep[0], deep[1], "the statements and expressions are")], sources)
-    return tree
-
-
-def _build(tree: Any, file: str, sources: SourceMap | None) -> Any:
-    """The AST of a parse tree (nesting is bounded by MAX_NESTING, so the recursive walk is safe)."""
-    builder = _Builder(file)
-    result = builder.transform(tree)
-    if builder.errors:
-        raise SpecError(builder.errors, sources)
-    return result
+    assert isinstance(built, _Built), built
+    if built.height > MAX_NESTING:
+        line, col = _too_deep_node(built)
+        raise SpecError([_too_deep(file, line, col, "the statements and expressions are")], sources)
+    if state.errors:
+        raise SpecError(state.errors, sources)
+    return built.value
 
 
 def _too_deep(file: str, line: int, col: int, what: str) -> Diagnostic:
@@ -213,18 +214,16 @@ def _too_deep(file: str, line: int, col: int, what: str) -> Diagnostic:
     )
 
 
-def _too_deep_tree(tree: Any) -> tuple[int, int] | None:
-    """The position of the first node nested deeper than MAX_NESTING, or None (iterative walk)."""
-    stack = [(tree, 1)]
+def _too_deep_node(root: _Built) -> tuple[int, int]:
+    """The position of the first node nested deeper than MAX_NESTING, last children first
+    (which node E606 names is part of its golden text)."""
+    stack = [(root, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_NESTING:
-            meta = node.meta
-            return (getattr(meta, "line", 1), getattr(meta, "column", 1))
-        for child in node.children:
-            if hasattr(child, "children"):
-                stack.append((child, depth + 1))
-    return None
+            return node.line, node.column
+        stack.extend((kid, depth + 1) for kid in node.kids)
+    raise AssertionError("no node below MAX_NESTING in a tree that high")
 
 
 class _Recovery:
@@ -237,7 +236,7 @@ class _Recovery:
     statement is reported at the bracket (E003) and closed.
     """
 
-    def __init__(self, text: str, file: str, post: _Brackets) -> None:
+    def __init__(self, text: str, file: str, post: _Parse) -> None:
         self.text = text
         self.file = file
         self.post = post
@@ -483,172 +482,224 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line or 0, tok.column or 0, tok.end_line or tok.line or 0, tok.end_column or 0)
 
 
-@v_args(meta=True, inline=True)
-class _Builder(Transformer[Token, Any]):
-    """Builds cnnspec.syntax.ast nodes from the parse tree; nothing more.
+#: The terminals whose text a rule reads; every other token (keywords, brackets, commas,
+#: separators) only marks where a node starts or ends.
+_VALUE_TOKENS = frozenset({"NAME", "NUMBER", "STRING", "COMP_OP", "ADD_OP", "MUL_OP", "MINUS"})
 
-    Each rule's method takes the node's meta and its children, built bottom
-    up. One builder per parse: it keeps the file name and the errors found.
+
+@dataclass(slots=True)
+class _Built:
+    """What a reduction leaves on the parser's stack: the value built (an AST node, a list of
+    them), and what a parse tree's node would tell about it.
+
+    extent: the text it covers, brackets around an expression included (the parent's span
+    starts and ends there); line, column: where the node itself starts (a parenthesised
+    expression starts inside); height: how many nodes deep it is; kids: the _Built it was made
+    from, kept to name the node that is too deep when height passes MAX_NESTING.
     """
 
-    __visit_tokens__ = False  # tokens stay tokens; the rules read them
+    value: Any
+    extent: Span
+    line: int
+    column: int
+    height: int
+    kids: list[_Built]
 
-    def __init__(self, file: str) -> None:
-        super().__init__(visit_tokens=False)
-        self.file = file
-        #: Errors in literals (bad escapes, numbers out of range), all reported together.
-        self.errors: list[Diagnostic] = []
+
+def _node(f: Any, _rule: str, children: list[Any], _meta: Any) -> _Built:
+    """Build one node (Lark's visit wrapper for each rule): call the rule's method with the span
+    of everything the rule matched and the values it reads, in order; absent optional parts
+    (None) and keyword or bracket tokens are left out."""
+    values: list[Any] = []
+    kids: list[_Built] = []
+    height = 0
+    first = last = None  # the first and last child present: the span runs from one to the other
+    for child in children:
+        if child is None:
+            continue
+        if isinstance(child, _Built):
+            kids.append(child)
+            values.append(child.value)
+            height = max(height, child.height)
+        elif child.type in _VALUE_TOKENS:
+            values.append(child)
+        if first is None:
+            first = child
+        last = child
+    span = _span_between(first, last)
+    return _Built(f(span, *values), span, span.line, span.col, height + 1, kids)
+
+
+def _span_between(first: _Built | Token | None, last: _Built | Token | None) -> Span:
+    """The span from the start of first to the end of last (an empty rule's: the file's start)."""
+    file = _CURRENT.get().file
+    if first is None or last is None:
+        return Span(file, 1, 1, 1, 1)
+    if isinstance(first, _Built):
+        line, col = first.extent.line, first.extent.col
+    else:
+        line, col = first.line, first.column
+    if isinstance(last, _Built):
+        return Span(file, line, col, last.extent.end_line, last.extent.end_col)
+    return Span(file, line, col, last.end_line, last.end_column)
+
+
+def _parenthesised(_f: Any, _rule: str, children: list[Any], _meta: Any) -> _Built:
+    """`( expr )`: the expression itself, its extent grown to the brackets (no node of its own)."""
+    lpar, inner, rpar = children
+    extent = Span(inner.extent.file, lpar.line, lpar.column, rpar.end_line, rpar.end_column)
+    return _Built(inner.value, extent, inner.line, inner.column, inner.height, inner.kids)
+
+
+@v_args(wrapper=_node)
+class _Builder(Transformer[Token, Any]):
+    """Builds cnnspec.syntax.ast nodes as the parser reduces; nothing more.
+
+    Each rule's method takes the span of what the rule matched and the values it reads (see
+    _node), built bottom up. The builder keeps no state: one serves every parse and thread;
+    the file name and the errors found are the running parse's (_CURRENT).
+    """
 
     def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
-        # An `expr` start whose rule is inlined arrives here as a one-child tree.
-        assert len(children) == 1, (data, children)
-        return children[0]
-
-    def _span(self, meta: Any) -> Span:
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        # Only rules that Lark inlines into their parent (_stmt, x* ...) come here; it reads the children.
+        return Tree(data, children)
 
     # items
 
-    def start(self, meta: Any, *items: Any) -> ast.Module:
-        return ast.Module(self.file, [i for i in items if i is not None])
+    def start(self, span: Span, *items: Any) -> ast.Module:
+        return ast.Module(span.file, list(items))
 
-    def _unquote(self, tok: Token) -> str:
-        try:
-            return _unquote(tok)
-        except (ValueError, SyntaxError):
-            self.errors.append(
-                Diagnostic(
-                    E004,
-                    f"the string {tok} has an escape sequence the language does not know",
-                    _tok_span(self.file, tok),
-                    help=['strings allow \\\\, \\", \\n and \\t; write a backslash as \\\\'],
-                )
-            )
-            return ""
+    def import_stmt(self, span: Span, path: Token) -> ast.Import:
+        return ast.Import(_string(path), span)
 
-    def import_stmt(self, meta: Any, path: Token) -> ast.Import:
-        return ast.Import(self._unquote(path), self._span(meta))
+    def block_def(self, span: Span, name: Token, *params_body: list) -> ast.BlockDef:
+        params, body = params_body if len(params_body) == 2 else ([], params_body[0])
+        return ast.BlockDef(str(name), params, body, span, _tok_span(span.file, name))
 
-    def block_def(self, meta: Any, name: Token, params: list | None, body: list) -> ast.BlockDef:
-        return ast.BlockDef(str(name), params or [], body, self._span(meta), _tok_span(self.file, name))
+    def network_def(self, span: Span, name: Token, *params_body: list) -> ast.NetworkDef:
+        params, body = params_body if len(params_body) == 2 else ([], params_body[0])
+        return ast.NetworkDef(str(name), params, body, span, _tok_span(span.file, name))
 
-    def network_def(self, meta: Any, name: Token, params: list | None, body: list) -> ast.NetworkDef:
-        return ast.NetworkDef(str(name), params or [], body, self._span(meta), _tok_span(self.file, name))
+    def network_alias(self, span: Span, name: Token, target: Token, args: list | None = None) -> ast.NetworkAlias:
+        target_span, name_span = _tok_span(span.file, target), _tok_span(span.file, name)
+        return ast.NetworkAlias(str(name), str(target), target_span, args or [], span, name_span)
 
-    def network_alias(self, meta: Any, name: Token, target: Token, args: list | None) -> ast.NetworkAlias:
-        target_span, name_span = _tok_span(self.file, target), _tok_span(self.file, name)
-        return ast.NetworkAlias(str(name), str(target), target_span, args or [], self._span(meta), name_span)
-
-    def params(self, meta: Any, *params: ast.Param) -> list[ast.Param]:
+    def params(self, span: Span, *params: ast.Param) -> list[ast.Param]:
         return list(params)
 
-    def param(self, meta: Any, name: Token, default: ast.Expr | None) -> ast.Param:
-        return ast.Param(str(name), default, self._span(meta))
+    def param(self, span: Span, name: Token, default: ast.Expr | None = None) -> ast.Param:
+        return ast.Param(str(name), default, span)
 
-    def body(self, meta: Any, *stmts: Any) -> list[ast.Stmt]:
-        return [s for s in stmts if s is not None]
+    def body(self, span: Span, *stmts: ast.Stmt) -> list[ast.Stmt]:
+        return list(stmts)
 
     # statements
-    def input_stmt(self, meta: Any, *dims: ast.Expr) -> ast.InputStmt:
-        return ast.InputStmt(self._span(meta), list(dims))
+    def input_stmt(self, span: Span, *dims: ast.Expr) -> ast.InputStmt:
+        return ast.InputStmt(span, list(dims))
 
-    def init_stmt(self, meta: Any, kind: Token, pattern: Token | None, *assigns: ast.InitAssign) -> ast.InitStmt:
+    def init_stmt(self, span: Span, kind: Token, *rest: Any) -> ast.InitStmt:
+        pattern = rest[0] if isinstance(rest[0], Token) else None
+        assigns = list(rest[1:] if pattern is not None else rest)
         return ast.InitStmt(
-            self._span(meta),
+            span,
             str(kind),
-            _tok_span(self.file, kind),
-            list(assigns),
-            self._unquote(pattern) if pattern is not None else None,
-            _tok_span(self.file, pattern) if pattern is not None else None,
+            _tok_span(span.file, kind),
+            assigns,
+            _string(pattern) if pattern is not None else None,
+            _tok_span(span.file, pattern) if pattern is not None else None,
         )
 
-    def init_assign(self, meta: Any, target: Token, scheme: Token, args: list | None) -> ast.InitAssign:
-        return ast.InitAssign(str(target), str(scheme), args or [], self._span(meta))
+    def init_assign(self, span: Span, target: Token, scheme: Token, args: list | None = None) -> ast.InitAssign:
+        return ast.InitAssign(str(target), str(scheme), args or [], span)
 
-    def labelled(self, meta: Any, label: ast.Label, stmt: ast.Stmt) -> ast.Stmt:
+    def labelled(self, span: Span, label: ast.Label, stmt: ast.Stmt) -> ast.Stmt:
         stmt.label = label
-        stmt.span = label.span.to(stmt.span)
+        stmt.span = span
         return stmt
 
-    def label(self, meta: Any, tok: Token) -> ast.Label:
+    def label(self, span: Span, tok: Token) -> ast.Label:
         if tok.type == "STRING":
-            return ast.Label(self._unquote(tok), True, self._span(meta))
-        return ast.Label(str(tok), False, self._span(meta))
+            return ast.Label(_string(tok), True, span)
+        return ast.Label(str(tok), False, span)
 
-    def call_stmt(self, meta: Any, name: Token, args: list | None, repeat: ast.Expr | None) -> ast.CallStmt:
-        return ast.CallStmt(self._span(meta), str(name), _tok_span(self.file, name), args or [], repeat)
+    def call_stmt(self, span: Span, name: Token, *args_repeat: Any) -> ast.CallStmt:
+        args = args_repeat[0] if args_repeat and isinstance(args_repeat[0], list) else []
+        repeat = args_repeat[-1] if args_repeat and not isinstance(args_repeat[-1], list) else None
+        return ast.CallStmt(span, str(name), _tok_span(span.file, name), args, repeat)
 
-    def repeat(self, meta: Any, expr: ast.Expr) -> ast.Expr:
+    def repeat(self, span: Span, expr: ast.Expr) -> ast.Expr:
         return expr
 
-    def group_stmt(self, meta: Any, name: Token, body: list) -> ast.GroupStmt:
-        return ast.GroupStmt(self._span(meta), str(name), _tok_span(self.file, name), body)
+    def group_stmt(self, span: Span, name: Token, body: list) -> ast.GroupStmt:
+        return ast.GroupStmt(span, str(name), _tok_span(span.file, name), body)
 
-    def anon_group(self, meta: Any, body: list) -> ast.GroupStmt:
-        return ast.GroupStmt(self._span(meta), None, None, body)
+    def anon_group(self, span: Span, body: list) -> ast.GroupStmt:
+        return ast.GroupStmt(span, None, None, body)
 
-    def residual_stmt(self, meta: Any, body: list, shortcut: ast.Shortcut | None) -> ast.ResidualStmt:
-        return ast.ResidualStmt(self._span(meta), body, shortcut)
+    def residual_stmt(self, span: Span, body: list, shortcut: ast.Shortcut | None = None) -> ast.ResidualStmt:
+        return ast.ResidualStmt(span, body, shortcut)
 
-    def shortcut(self, meta: Any, name: Token | None, body: list) -> ast.Shortcut:
-        return ast.Shortcut(str(name) if name is not None else None, body, self._span(meta))
+    def shortcut(self, span: Span, *name_body: Any) -> ast.Shortcut:
+        name = str(name_body[0]) if len(name_body) == 2 else None
+        return ast.Shortcut(name, name_body[-1], span)
 
-    def if_stmt(self, meta: Any, cond: ast.Expr, then: list, orelse: list | None) -> ast.IfStmt:
-        return ast.IfStmt(self._span(meta), cond, then, orelse)
+    def if_stmt(self, span: Span, cond: ast.Expr, then: list, orelse: list | None = None) -> ast.IfStmt:
+        return ast.IfStmt(span, cond, then, orelse)
 
-    def else_clause(self, meta: Any, body: Any) -> list[ast.Stmt]:
+    def else_clause(self, span: Span, body: Any) -> list[ast.Stmt]:
         return body if isinstance(body, list) else [body]
 
-    def for_stmt(self, meta: Any, var: Token, it: ast.Expr, body: list) -> ast.ForStmt:
-        return ast.ForStmt(self._span(meta), str(var), it, body)
+    def for_stmt(self, span: Span, var: Token, it: ast.Expr, body: list) -> ast.ForStmt:
+        return ast.ForStmt(span, str(var), it, body)
 
-    def let_stmt(self, meta: Any, name: Token, value: ast.Expr) -> ast.LetStmt:
-        return ast.LetStmt(self._span(meta), str(name), value)
+    def let_stmt(self, span: Span, name: Token, value: ast.Expr) -> ast.LetStmt:
+        return ast.LetStmt(span, str(name), value)
 
-    def aux_stmt(self, meta: Any, args: list | None, body: list) -> ast.AuxStmt:
-        return ast.AuxStmt(self._span(meta), args or [], body)
+    def aux_stmt(self, span: Span, *args_body: list) -> ast.AuxStmt:
+        args = args_body[0] if len(args_body) == 2 else []
+        return ast.AuxStmt(span, args, args_body[-1])
 
-    def cond_expr(self, meta: Any, then: ast.Expr, cond: ast.Expr, orelse: ast.Expr) -> ast.CondExpr:
-        return ast.CondExpr(self._span(meta), cond, then, orelse)
+    def cond_expr(self, span: Span, then: ast.Expr, cond: ast.Expr, orelse: ast.Expr) -> ast.CondExpr:
+        return ast.CondExpr(span, cond, then, orelse)
 
-    def args(self, meta: Any, *args: ast.Arg) -> list[ast.Arg]:
+    def args(self, span: Span, *args: ast.Arg) -> list[ast.Arg]:
         return list(args)
 
-    def positional(self, meta: Any, value: ast.Expr) -> ast.Arg:
-        return ast.Arg(None, value, self._span(meta))
+    def positional(self, span: Span, value: ast.Expr) -> ast.Arg:
+        return ast.Arg(None, value, span)
 
-    def keyword(self, meta: Any, name: Token, value: ast.Expr) -> ast.Arg:
-        return ast.Arg(str(name), value, self._span(meta))
+    def keyword(self, span: Span, name: Token, value: ast.Expr) -> ast.Arg:
+        return ast.Arg(str(name), value, span)
 
     # expressions
-    def or_op(self, meta: Any, a: ast.Expr, b: ast.Expr) -> ast.Binary:
-        return ast.Binary(self._span(meta), "or", a, b)
+    def or_op(self, span: Span, a: ast.Expr, b: ast.Expr) -> ast.Binary:
+        return ast.Binary(span, "or", a, b)
 
-    def and_op(self, meta: Any, a: ast.Expr, b: ast.Expr) -> ast.Binary:
-        return ast.Binary(self._span(meta), "and", a, b)
+    def and_op(self, span: Span, a: ast.Expr, b: ast.Expr) -> ast.Binary:
+        return ast.Binary(span, "and", a, b)
 
-    def not_op(self, meta: Any, a: ast.Expr) -> ast.Unary:
-        return ast.Unary(self._span(meta), "not", a)
+    def not_op(self, span: Span, a: ast.Expr) -> ast.Unary:
+        return ast.Unary(span, "not", a)
 
-    def compare(self, meta: Any, a: ast.Expr, op: Token, b: ast.Expr) -> ast.Binary:
-        return ast.Binary(self._span(meta), str(op), a, b)
+    def compare(self, span: Span, a: ast.Expr, op: Token, b: ast.Expr) -> ast.Binary:
+        return ast.Binary(span, str(op), a, b)
 
-    def binary(self, meta: Any, a: ast.Expr, op: Token, b: ast.Expr) -> ast.Binary:
-        return ast.Binary(self._span(meta), str(op), a, b)
+    def binary(self, span: Span, a: ast.Expr, op: Token, b: ast.Expr) -> ast.Binary:
+        return ast.Binary(span, str(op), a, b)
 
-    def pow(self, meta: Any, a: ast.Expr, b: ast.Expr) -> ast.Binary:
-        return ast.Binary(self._span(meta), "**", a, b)
+    def pow(self, span: Span, a: ast.Expr, b: ast.Expr) -> ast.Binary:
+        return ast.Binary(span, "**", a, b)
 
-    def neg(self, meta: Any, _minus: Token, a: ast.Expr) -> ast.Unary:
-        return ast.Unary(self._span(meta), "-", a)
+    def neg(self, span: Span, _minus: Token, a: ast.Expr) -> ast.Unary:
+        return ast.Unary(span, "-", a)
 
-    def index(self, meta: Any, obj: ast.Expr, idx: ast.Expr) -> ast.Index:
-        return ast.Index(self._span(meta), obj, idx)
+    def index(self, span: Span, obj: ast.Expr, idx: ast.Expr) -> ast.Index:
+        return ast.Index(span, obj, idx)
 
-    def attribute(self, meta: Any, obj: ast.Expr, name: Token) -> ast.Attribute:
-        return ast.Attribute(self._span(meta), obj, str(name))
+    def attribute(self, span: Span, obj: ast.Expr, name: Token) -> ast.Attribute:
+        return ast.Attribute(span, obj, str(name))
 
-    def number(self, meta: Any, tok: Token) -> ast.Num:
+    def number(self, span: Span, tok: Token) -> ast.Num:
         s = str(tok)
         value: int | float
         if any(c in s for c in ".eE"):
@@ -659,40 +710,61 @@ class _Builder(Transformer[Token, Any]):
             value = int(s) if len(s) <= 19 else 0
             ok = len(s) <= 19 and value <= MAX_INT
         if not ok:
-            self.errors.append(
+            _CURRENT.get().errors.append(
                 Diagnostic(
                     E005,
                     f"the number {s if len(s) <= 24 else s[:20] + '…'} is out of range",
-                    self._span(meta),
+                    span,
                     help=["numbers may be at most 2^62 (ints) or about 1.8e308 (floats)"],
                 )
             )
             value = 0
-        return ast.Num(self._span(meta), value)
+        return ast.Num(span, value)
 
-    def string(self, meta: Any, tok: Token) -> ast.Str:
-        return ast.Str(self._span(meta), self._unquote(tok))
+    def string(self, span: Span, tok: Token) -> ast.Str:
+        return ast.Str(span, _string(tok))
 
-    def true(self, meta: Any) -> ast.Bool:
-        return ast.Bool(self._span(meta), True)
+    def true(self, span: Span) -> ast.Bool:
+        return ast.Bool(span, True)
 
-    def false(self, meta: Any) -> ast.Bool:
-        return ast.Bool(self._span(meta), False)
+    def false(self, span: Span) -> ast.Bool:
+        return ast.Bool(span, False)
 
-    def block_input(self, meta: Any) -> ast.BlockInput:
-        return ast.BlockInput(self._span(meta))
+    def block_input(self, span: Span) -> ast.BlockInput:
+        return ast.BlockInput(span)
 
-    def name(self, meta: Any, tok: Token) -> ast.Name:
-        return ast.Name(self._span(meta), str(tok))
+    def name(self, span: Span, tok: Token) -> ast.Name:
+        return ast.Name(span, str(tok))
 
-    def func_call(self, meta: Any, name: Token, args: list | None) -> ast.FuncCall:
-        return ast.FuncCall(self._span(meta), str(name), args or [])
+    def func_call(self, span: Span, name: Token, args: list | None = None) -> ast.FuncCall:
+        return ast.FuncCall(span, str(name), args or [])
 
-    def list(self, meta: Any, *items: ast.Expr | None) -> ast.ListExpr:
-        return ast.ListExpr(self._span(meta), [i for i in items if i is not None])
+    def list(self, span: Span, *items: ast.Expr) -> ast.ListExpr:
+        return ast.ListExpr(span, [*items])
 
-    def list_comp(self, meta: Any, item: ast.Expr, var: Token, it: ast.Expr) -> ast.ListComp:
-        return ast.ListComp(self._span(meta), item, str(var), it)
+    def list_comp(self, span: Span, item: ast.Expr, var: Token, it: ast.Expr) -> ast.ListComp:
+        return ast.ListComp(span, item, str(var), it)
+
+    @v_args(wrapper=_parenthesised)
+    def atom(self) -> None:
+        """`( expr )`, the one rule with brackets that makes no node (see _parenthesised)."""
+
+
+def _string(tok: Token) -> str:
+    """The value of a string literal; an unknown escape is reported (E004) and reads as ""."""
+    try:
+        return _unquote(tok)
+    except (ValueError, SyntaxError):
+        state = _CURRENT.get()
+        state.errors.append(
+            Diagnostic(
+                E004,
+                f"the string {tok} has an escape sequence the language does not know",
+                _tok_span(state.file, tok),
+                help=['strings allow \\\\, \\", \\n and \\t; write a backslash as \\\\'],
+            )
+        )
+        return ""
 
 
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
