@@ -274,7 +274,7 @@ def test_bad_suffix_unwritable_path_and_no_overwrite(tmp_path: Path, capsys: pyt
 
 @needs_dot
 def test_gallery_draws_what_checks_and_lists_the_rest(tmp_path: Path) -> None:
-    from cnnspec.views.gallery import main as gallery
+    from cnnspec.commands.gallery import main as gallery
 
     specs = tmp_path / "specs"
     specs.mkdir()

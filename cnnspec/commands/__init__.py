@@ -1,4 +1,5 @@
-"""The subcommands of the `cnnspec` command line; each module has register() and run()."""
+"""The subcommands of the `cnnspec` command line (each module in COMMANDS has register() and run()),
+and `python -m cnnspec.commands.gallery`, which regenerates docs/gallery."""
 
 #: Modules whose register(subparsers) adds a subcommand, in the order `--help` lists them.
 COMMANDS = (

@@ -18,10 +18,9 @@ from typing import Any
 
 from cnnspec.diagnostics.codes import E102, E105, E107, E202, E203, E204, E205, E226, E604, E608
 from cnnspec.syntax import ast
+from cnnspec.syntax.ast import MAX_INT
 from cnnspec.syntax.source import Span
 
-#: Largest integer magnitude an expression may produce.
-MAX_INT = 2**62
 #: Longest list (or string) an expression may build.
 MAX_LIST = 1_000_000
 #: Work one elaboration may do: statements run plus list items built, compared

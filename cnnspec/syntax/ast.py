@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 from cnnspec.syntax.source import Span
 
+#: Largest integer magnitude the language holds: an int literal, or any value an expression computes.
+MAX_INT = 2**62
+
 # ---------------------------------------------------------------- expressions
 
 

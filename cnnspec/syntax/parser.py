@@ -22,8 +22,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
 from cnnspec.diagnostics.codes import E001, E002, E003, E004, E005, E606, E607
-from cnnspec.semantics.values import MAX_INT
 from cnnspec.syntax import ast
+from cnnspec.syntax.ast import MAX_INT
 from cnnspec.syntax.source import SourceMap, Span
 
 

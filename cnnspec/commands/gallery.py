@@ -1,6 +1,6 @@
 """Regenerate docs/gallery/: a folded SVG diagram and the summary of every spec, and an index page.
 
-    python -m cnnspec.views.gallery [--specs specs] [--out docs/gallery]
+    python -m cnnspec.commands.gallery [--specs specs] [--out docs/gallery]
 
 Every .cnn file whose network elaborates with its defaults gets <name>.svg
 and <name>.txt; family files whose networks need parameters (resnet.cnn,
@@ -89,7 +89,7 @@ def index_text(entries: list[Entry]) -> str:
         "",
         "Every network in `specs/` with its defaults: a Graphviz diagram (identical repeated blocks folded,",
         "normalisation and activation drawn inside their layer) and the summary `cnnspec check` prints.",
-        "Regenerate with `python -m cnnspec.views.gallery`; see docs/diagrams.md and docs/analysis.md.",
+        "Regenerate with `python -m cnnspec.commands.gallery`; see docs/diagrams.md and docs/analysis.md.",
         "",
         "| spec | network | layers | parameters | MACs | diagram | summary |",
         "|---|---|---:|---:|---:|---|---|",
@@ -112,7 +112,7 @@ def index_text(entries: list[Entry]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate the gallery; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m cnnspec.views.gallery", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m cnnspec.commands.gallery", description=__doc__.splitlines()[0])
     p.add_argument("--specs", default="specs", help="folder of .cnn files (default: specs)")
     p.add_argument("--out", default="docs/gallery", help="output folder (default: docs/gallery)")
     args = p.parse_args(argv)
