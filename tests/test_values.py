@@ -81,6 +81,9 @@ def outcome(text: str, limit: int = values.MAX_WORK) -> tuple[Any, ...]:
         ("huge * huge", "E203", 0),  # inf
         ("1e300 ** 2", "E604", 0),
         ("(-8) ** 0.5", "E203", 0),
+        ("0 ** -1", "E203", 0),  # 1 / 0 in disguise: not a ZeroDivisionError
+        ("(a - 3.0) ** -2.5", "E203", 0),
+        ("0 ** 0 + a ** -1", 1 + 1 / 3, 0),
         ("f * 2 + a", 8.0, 0),
         ("t + 1", "E204", 0),  # a bool is no number
         ("s + s", "abab", 4),

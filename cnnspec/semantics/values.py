@@ -379,6 +379,8 @@ def _binary_values(e: ast.Binary, a: Any, b: Any, budget: Budget) -> Any:
         if arith is not None:
             if b == 0 and e.op in ("/", "//", "%"):
                 raise EvalError("division by zero", e.right.span, E203)
+            if e.op == "**" and a == 0 and b < 0:  # 1 / 0 in disguise
+                raise EvalError(f"zero cannot be raised to a negative power ({show(a)} ** {show(b)})", e.span, E203)
             if e.op == "**" and (abs(b) > 64 or (ta is float and abs(a) > 1e6)):
                 raise EvalError(f"the power {show(a)} ** {show(b)} is too large", e.span, E604)
             try:
