@@ -623,6 +623,7 @@ class _Builder(Transformer[Token, Any]):
         return ast.Label(str(tok), False, span)
 
     def call_stmt(self, span: Span, name: Token, *args_repeat: Any) -> ast.CallStmt:
+        _not_a_clause(span.file, name)
         args = args_repeat[0] if args_repeat and isinstance(args_repeat[0], list) else []
         repeat = args_repeat[-1] if args_repeat and not isinstance(args_repeat[-1], list) else None
         return ast.CallStmt(span, str(name), _tok_span(span.file, name), args, repeat)
@@ -631,6 +632,7 @@ class _Builder(Transformer[Token, Any]):
         return expr
 
     def group_stmt(self, span: Span, name: Token, body: list) -> ast.GroupStmt:
+        _not_a_clause(span.file, name)
         return ast.GroupStmt(span, str(name), _tok_span(span.file, name), body)
 
     def anon_group(self, span: Span, body: list) -> ast.GroupStmt:
@@ -748,6 +750,26 @@ class _Builder(Transformer[Token, Any]):
     @v_args(wrapper=_parenthesised)
     def atom(self) -> None:
         """`( expr )`, the one rule with brackets that makes no node (see _parenthesised)."""
+
+
+#: Clauses that continue the statement before them, and what they continue.
+_CLAUSES = {"else": "if", "shortcut": "residual"}
+
+
+def _not_a_clause(file: str, name: Token) -> None:
+    """E002 for `else` or `shortcut` standing as a statement of its own: on the line after the
+    `}` it belongs to, it would otherwise read as a group or layer named `else` that always runs."""
+    owner = _CLAUSES.get(str(name))
+    if owner is None:
+        return
+    _CURRENT.get().errors.append(
+        Diagnostic(
+            E002,
+            f"`{name}` starts a statement here, but it only continues the `{owner}` statement before it",
+            _tok_span(file, name),
+            help=[f"put `{name}` on the same line as the `}}` that closes the `{owner}` body: `}} {name} {{`"],
+        )
+    )
 
 
 def _string(tok: Token) -> str:
