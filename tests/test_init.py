@@ -366,3 +366,35 @@ def test_the_report_lists_each_rule_with_the_layers_it_selects() -> None:
     # A rule in an `if` that is false is no rule of the network.
     assert [r.pattern for r in cnnspec.check(PATTERNS).init_rules] == [None, "stage.*.conv2", "stage.1.conv2"]
     assert cnnspec.check("network N {\n input: 3 x 8 x 8\n relu\n}\n").init_rules == []
+
+
+#: (scheme, arguments, dimensions of the tensor it is applied to): some that torch accepts,
+#: some that it refuses when `compile` applies them.
+AGAINST_TORCH = [
+    ("kaiming_normal", {"mode": "fan_out", "nonlinearity": "relu"}, 4),
+    ("kaiming_normal", {"mode": "fan_sideways"}, 4),
+    ("kaiming_uniform", {"nonlinearity": "swish"}, 2),
+    ("kaiming_uniform", {"a": 0.2, "nonlinearity": "leaky_relu"}, 2),
+    ("kaiming_normal", {}, 1),
+    ("xavier_uniform", {"gain": 2.0}, 1),
+    ("xavier_normal", {"gain": 0.5}, 4),
+    ("normal", {"std": -0.1}, 4),
+    ("normal", {"mean": 1.0, "std": 0.0}, 1),
+    ("trunc_normal", {"std": 0.02}, 2),
+    ("uniform", {"a": -1.0, "b": 1.0}, 1),
+    ("constant", {"value": 0.5}, 1),
+]
+
+
+@pytest.mark.parametrize(("scheme", "args", "dims"), AGAINST_TORCH)
+def test_what_check_refuses_statically_is_what_torch_refuses(scheme: str, args: dict, dims: int) -> None:
+    """`check` refuses an init exactly when torch.nn.init would fail to apply it (issue 25: before,
+    `check` accepted these and `compile` died with an internal error)."""
+    refused = bool(inits.argument_problems(scheme, args)) or (scheme in inits.FAN_SCHEMES and dims < 2)
+    tensor = torch.empty(*([3] * dims))
+    try:
+        inits.apply(tensor, scheme, args)
+        torch_refused = False
+    except (ValueError, RuntimeError):
+        torch_refused = True
+    assert refused == torch_refused

@@ -266,9 +266,20 @@ CODES: dict[str, Code] = {
         Code(
             "E224",
             "bad initialisation argument",
-            "An initialisation scheme takes only its own keyword arguments.",
+            "An initialisation scheme takes only its own keyword arguments, each with a value it can use: "
+            "`mode` is \"fan_in\" or \"fan_out\", `nonlinearity` one that torch.nn.init.calculate_gain "
+            "knows, a standard deviation is not negative, `[a, b]` is not empty, and the rest are finite numbers. "
+            "They are checked statically, before `compile` applies the scheme.",
             _N + "    init conv: weight = normal(sigma = 0.1)\n    conv(8, 3)\n}\n",
             _N + "    init conv: weight = normal(std = 0.1)\n    conv(8, 3)\n}\n",
+        ),
+        Code(
+            "E227",
+            "initialisation needs two or more dimensions",
+            "`kaiming_*` and `xavier_*` scale by a tensor's fan-in and fan-out, which a tensor of one "
+            "dimension does not have: every bias, and the weight of a batch norm or group norm.",
+            _N + "    init batchnorm: weight = kaiming_normal(mode = \"fan_out\")\n    conv(8, 3)\n    batchnorm\n}\n",
+            _N + "    init batchnorm: weight = ones\n    conv(8, 3)\n    batchnorm\n}\n",
         ),
         Code(
             "E225",
@@ -637,6 +648,7 @@ E222 = "E222"
 E224 = "E224"
 E225 = "E225"
 E226 = "E226"
+E227 = "E227"
 E301 = "E301"
 E302 = "E302"
 E303 = "E303"

@@ -202,6 +202,7 @@ def _conv_module(a: Attrs, x: Shape, inplace: bool) -> Any:
 
 CONV = LayerKind(
     name="conv",
+    weight_dims=4,
     doc="2-d convolution (nn.Conv2d); input channels come from the input shape.",
     args=(
         Arg("out", positive_int, doc="output channels"),
@@ -232,6 +233,7 @@ def _linear_shape(a: Attrs, x: Shape) -> Shape:
 
 LINEAR = LayerKind(
     name="linear",
+    weight_dims=2,
     doc="Fully connected layer (nn.Linear) on flat features.",
     args=(Arg("out", positive_int, doc="output features"), Arg("bias", boolean, True)),
     shape=_linear_shape,
@@ -253,6 +255,7 @@ def _bn_module(a: Attrs, x: Shape, inplace: bool) -> Any:
 
 BATCHNORM = LayerKind(
     name="batchnorm",
+    weight_dims=1,
     doc="Batch normalisation, 2-d on feature maps and 1-d on flat features.",
     args=(Arg("eps", positive_number, 1e-5), Arg("momentum", probability, 0.1), Arg("affine", boolean, True)),
     shape=_same,
@@ -276,6 +279,7 @@ def _gn_shape(a: Attrs, x: Shape) -> Shape:
 
 GROUPNORM = LayerKind(
     name="groupnorm",
+    weight_dims=1,
     doc="Group normalisation (nn.GroupNorm) over channel groups.",
     args=(Arg("groups", positive_int), Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
     shape=_gn_shape,

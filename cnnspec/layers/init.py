@@ -8,6 +8,7 @@ The stock specs use them to reproduce torchvision's schemes exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -30,6 +31,46 @@ SCHEMES: dict[str, tuple[dict[str, Any], str]] = {
 
 TARGETS = ("weight", "bias")
 
+#: The schemes that scale by a tensor's fan-in and fan-out, which only a tensor of two or more
+#: dimensions has (torch refuses them on a bias or a normalisation layer's weight).
+FAN_SCHEMES = frozenset({"kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform"})
+#: What torch.nn.init.calculate_gain knows, for kaiming's `nonlinearity`.
+NONLINEARITIES = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+)
+_CHOICES = {"mode": ("fan_in", "fan_out"), "nonlinearity": NONLINEARITIES}
+
+
+def argument_problems(scheme: str, args: dict[str, Any]) -> dict[str, str]:
+    """Why each argument given to a scheme cannot be used, by argument name (empty: all can).
+
+    Checked before any tensor exists, so that `check` refuses what torch would
+    refuse only when `compile` applies the scheme. Values the caller could not
+    evaluate are left out of args.
+    """
+    out: dict[str, str] = {}
+    for name, value in args.items():
+        choices = _CHOICES.get(name)
+        if choices is not None:
+            if value not in choices:
+                out[name] = f"expected one of {', '.join(_text(c) for c in choices)}, got {_text(value)}"
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            out[name] = f"expected a finite number, got {_text(value)}"
+    if out:
+        return out
+    kw = {**SCHEMES[scheme][0], **args}
+    if scheme == "normal" and kw["std"] < 0:
+        out["std"] = f"a standard deviation cannot be negative, got {_text(kw['std'])}"
+    if scheme == "trunc_normal" and kw["std"] <= 0:
+        out["std"] = f"a truncated normal needs a positive standard deviation, got {_text(kw['std'])}"
+    if scheme in ("uniform", "trunc_normal"):
+        # uniform(a, a) is a constant; a truncated normal needs room between its bounds.
+        empty = kw["a"] > kw["b"] if scheme == "uniform" else kw["a"] >= kw["b"]
+        if empty:
+            out["b" if "b" in args else "a"] = f"the interval [a, b] = [{_text(kw['a'])}, {_text(kw['b'])}] is empty"
+    return out
+
 
 def pattern_problem(pattern: str) -> str | None:
     """Why a module path pattern of an `init` rule cannot match a path; None when it can."""
@@ -38,6 +79,15 @@ def pattern_problem(pattern: str) -> str | None:
     if any(not part for part in pattern.split(".")):
         return "the pattern has an empty name between dots"
     return None
+
+
+def _text(v: Any) -> str:
+    """A value as a spec writes it: true, "fan_in", 0.5."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
 
 
 def path_matches(pattern: str, path: str) -> bool:

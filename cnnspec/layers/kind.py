@@ -169,6 +169,9 @@ class LayerKind:
     label(a) -> the text a diagram box shows ("conv 3×3, 64, /2"), the name
     when None; category: the family a diagram colours it by (CATEGORIES);
     lowers_to: what the torch backend builds, as the docs table shows it.
+    weight_dims: how many dimensions the layer's weight has (0: none, or a number
+    that follows the input, as layernorm's); `init` rules check against it the
+    schemes that need a fan-in and a fan-out.
     """
 
     name: str
@@ -190,6 +193,7 @@ class LayerKind:
     label: Callable[[Attrs], str] | None = None
     category: str = ""
     lowers_to: str = ""
+    weight_dims: int = 0
 
     @property
     def is_join(self) -> bool:
