@@ -314,3 +314,15 @@ def test_check_diagram_and_layers_never_import_torch(args: list[str], tmp_path: 
 def test_the_torch_import_check_sees_torch_when_it_is_imported(tmp_path: Path) -> None:
     """compile needs torch: the probe above would report it, so its False is not vacuous."""
     assert _run_in_fresh_interpreter("compile", SPECS / "lenet5.cnn") == {"rc": 0, "torch": True}
+
+
+@pytest.mark.parametrize("command", [["check"], ["check", "--json"], ["compile"], ["diagram", "-o", "DIR/x.dot"]])
+def test_a_spec_file_named_with_brackets_and_equals_is_a_path(command: list[str], tmp_path: Path) -> None:
+    """`lenet (copy).cnn`, the name a file manager gives a copy, is a file to read, never spec text
+    (issue 25: it used to be parsed as source, `<spec>:1:1: error[E002]`)."""
+    spec = tmp_path / "lenet (copy) v=2.cnn"
+    spec.write_text((SPECS / "lenet5.cnn").read_text())
+    name, *rest = command
+    r = run_cli(name, spec, *[a.replace("DIR", str(tmp_path)) for a in rest])
+    assert r.rc == 0, r.err
+    assert "<spec>" not in r.both

@@ -24,7 +24,8 @@ class UsageError(Exception):
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     """SPEC, --network, --set and --input, common to check, compile and diagram."""
-    p.add_argument("spec", help="path to a .cnn file")
+    # A Path, so that a file name with brackets or `=` ("lenet (copy).cnn") is never read as spec text.
+    p.add_argument("spec", type=Path, help="path to a .cnn file")
     p.add_argument("--network", metavar="NAME", help="which network of the file (default: its only one)")
     add_set_arg(p)
     p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x160x160")

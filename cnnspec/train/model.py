@@ -36,8 +36,9 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSo
     path = Path(spec)
     if not is_text and not path.is_file():
         raise UsageError(f"spec file {spec!r} does not exist")
+    source: str | Path = spec if is_text else path  # a Path: "lenet (copy).cnn" is a file name, not spec text
     try:
-        report = cnnspec.check(spec, network, **params)
+        report = cnnspec.check(source, network, **params)
     except SpecError as exc:
         raise TrainError(exc.render().rstrip()) from exc
     except TypeError as exc:
@@ -52,7 +53,7 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSo
 
     def build() -> nn.Module:
         try:
-            return cnnspec.compile(spec, network, **params)
+            return cnnspec.compile(source, network, **params)
         except SpecError as exc:
             raise TrainError(exc.render().rstrip()) from exc
 

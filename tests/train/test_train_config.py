@@ -140,3 +140,17 @@ def test_sets_in_a_config_file_are_checked_like_the_command_line(tmp_path: Path)
     assert resolve({"sets": {"kernel": "[5, 5]"}}, {"params": {"kernel": 3}}).sets == {}
     with pytest.raises(UsageError, match=r"invalid option sets: --set kernel: cannot read the value '\[5'"):
         resolve({"sets": {"kernel": "[5"}})
+
+
+def test_a_spec_file_named_with_brackets_and_equals_is_a_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lenet (copy).cnn`, the name a file manager gives a copy, is a file to read, never spec text
+    (issue 25: it used to be parsed as source, `<spec>:1:1: error[E002]`)."""
+    spec = tmp_path / "tiny (copy) v=2.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    code, err = _main(capsys, str(spec), "--data", "synthetic:32", "--batch-size", "16", "--epochs", "1",
+                      "--progress", "off", "--out", str(out))
+    assert code == 0, err
+    assert (out / "model.safetensors").exists()
