@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +37,56 @@ def restart_count() -> int:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
 
 
+def ensure_writable(out: Path) -> None:
+    """Check, before any work starts, that ``out`` can be made and written: a UsageError with the
+    system's reason otherwise (/proc/x, /dev/null/x, a read-only mount). Nothing is left behind."""
+    place = out
+    while not place.exists() and place != place.parent:
+        place = place.parent  # the folder the run would create its directories in
+    try:
+        if not place.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        os.rmdir(tempfile.mkdtemp(dir=place, prefix=".cnnspec-write-test."))
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UsageError(f"--out {out}: cannot write there ({reason}); choose another directory") from None
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Remove the half-written files (`.NAME.PID.tmp`) a run killed while writing a checkpoint or
+    the model left behind, where process PID is gone; return them."""
+    removed = []
+    for folder in (out, out / checkpoint.CHECKPOINT_DIR):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            match = _TEMPORARY.match(path.name)
+            if match and path.is_file() and not _alive(int(match.group(1))):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
 def plan(out: Path, *, resume: bool, force: bool) -> Plan:
     """Decide how to start in ``out``; raise a UsageError that says how to proceed otherwise."""
     if resume and force:
         raise UsageError("--resume and --force contradict each other; pass one")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    remove_stale_temporaries(out)
     latest = checkpoint.latest_checkpoint(out)
     if restart_count() > 0:
         # A worker died and torchrun restarted the job: carry on from the last checkpoint.
@@ -46,14 +94,14 @@ def plan(out: Path, *, resume: bool, force: bool) -> Plan:
     if resume:
         if latest is None:
             raise UsageError(f"--resume: no checkpoint in {out}/{checkpoint.CHECKPOINT_DIR}/ to resume from")
+        ensure_writable(out)
         return Plan(resume_from=latest, clear=False)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise UsageError(
             f"{out} already holds files; pass --resume to continue that run, "
             "--force to start over, or choose another --out"
         )
+    ensure_writable(out)
     return Plan(resume_from=None, clear=force)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,36 @@ def test_a_spec_file_named_with_brackets_and_equals_is_a_path(
                       "--progress", "off", "--out", str(out))
     assert code == 0, err
     assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("out", ["/proc/cnnspec-no-such-dir", "/dev/null/run"])
+def test_an_out_directory_that_cannot_be_written_is_refused_before_any_work(
+    out: str, lenet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: an --out under /proc or /dev/null failed with an OSError traceback after 6-12 s."""
+    code, err = _main(capsys, str(lenet), "--data", "digits", "--epochs", "1", "--out", out)
+    assert code == 2, err
+    assert err.startswith(f"cnnspec train: error: --out {out}: cannot write there (")
+    assert "Traceback" not in err
+
+
+def test_half_written_files_of_a_killed_run_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    """A kill during a checkpoint write leaves `.NAME.PID.tmp` behind; the next start removes those of
+    dead processes and keeps a live process's (it may be writing)."""
+    import subprocess
+    import sys
+
+    from cnnspec.train import rundir
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(done.stdout)  # a process that has exited
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    stale = [ckpt / f".step10-epoch1.pt.{dead}.tmp", tmp_path / f".model.safetensors.{dead}.tmp"]
+    live = ckpt / f".step20-epoch2.pt.{os.getpid()}.tmp"
+    for p in [*stale, live]:
+        p.write_bytes(b"partial")
+    keep = tmp_path / "notes.tmp"
+    keep.write_text("mine")
+    assert sorted(rundir.remove_stale_temporaries(tmp_path)) == sorted(stale)
+    assert live.exists() and keep.exists() and not any(p.exists() for p in stale)
