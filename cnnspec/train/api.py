@@ -26,8 +26,8 @@ def resolve_config(
 ) -> TrainConfig:
     """Merge defaults, the saved config (when resuming), a config file and explicit options."""
     layers: list[dict[str, Any]] = []
-    if plan.resume_from is not None and (out / CONFIG_FILENAME).is_file():
-        layers.append(read_config_file(out / CONFIG_FILENAME))
+    if plan.resume_from is not None:
+        layers.append(_saved_config(out))
     if config is not None:
         layers.append(read_config_file(config))
     explicit = {k: v for k, v in (options or {}).items() if v is not None}
@@ -39,6 +39,18 @@ def resolve_config(
         # --stop-after belongs to the invocation that gave it, not to the run.
         cfg.stop_after = None
     return cfg
+
+
+def _saved_config(out: Path) -> dict[str, Any]:
+    """The options a run saved in its config.yaml, which a resumed run must continue with."""
+    saved = out / CONFIG_FILENAME
+    values = read_config_file(saved) if saved.is_file() else {}
+    if "epochs" not in values:  # every saved config holds every option: an empty one was damaged
+        raise UsageError(
+            f"--resume: {saved} is missing or emptied, so the run's options are lost; "
+            "restore it, or pass every option again with --force to start over"
+        )
+    return values
 
 
 def train(

@@ -146,8 +146,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     otherwise the top level is.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"config file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise UsageError(f"config file {str(path)!r} is not a regular file")
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix == ".toml":

@@ -188,3 +188,25 @@ def test_half_written_files_of_a_killed_run_are_removed_at_the_next_start(tmp_pa
     keep.write_text("mine")
     assert sorted(rundir.remove_stale_temporaries(tmp_path)) == sorted(stale)
     assert live.exists() and keep.exists() and not any(p.exists() for p in stale)
+
+
+def test_resume_refuses_an_emptied_config_rather_than_running_the_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: an emptied config.yaml made --resume run the default 20 epochs instead of the run's."""
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    code, err = _main(capsys, str(spec), "--epochs", "3", "--stop-after", "1", *common)
+    assert code == 0, err
+    (out / "config.yaml").write_text("")
+    code, err = _main(capsys, str(spec), "--resume", *common)
+    assert code == 2
+    assert "config.yaml is missing or emptied" in err and "--force" in err
+
+
+def test_a_config_that_is_not_a_regular_file_says_so(lenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(capsys, str(lenet), "--data", "digits", "--config", "/dev/zero", "--out", "/tmp/unused")
+    assert code == 2
+    assert "'/dev/zero' is not a regular file" in err
