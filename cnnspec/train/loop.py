@@ -169,10 +169,11 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     metrics_path = out / rundir.METRICS_FILENAME
     distributed.barrier()  # every worker has read the directory before rank 0 changes it
     tb = None
+    run_lock = None
     if env.is_main:
+        run_lock = rundir.lock(out)  # before anything in out changes; held until this function returns
         if plan.clear:
             rundir.clear_run(out)
-        out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / CONFIG_FILENAME)
         if source.spec_text is not None:
             (out / rundir.SPEC_FILENAME).write_text(source.spec_text, encoding="utf-8")
@@ -347,6 +348,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         if tb is not None:
             tb.close()
     distributed.barrier()
+    if run_lock is not None:  # an early exit (an error) closes it as the function's frame goes
+        run_lock.close()
     return TrainResult(out=out, epochs_done=epoch, history=history, model_path=model_path, checkpoint_path=last_ckpt)
 
 

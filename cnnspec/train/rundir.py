@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from cnnspec.train import checkpoint
 from cnnspec.train.config import CONFIG_FILENAME
@@ -50,6 +51,35 @@ def ensure_writable(out: Path) -> None:
     except OSError as e:
         reason = e.strerror or type(e).__name__
         raise UsageError(f"--out {out}: cannot write there ({reason}); choose another directory") from None
+
+
+LOCK_FILENAME = ".lock"
+
+
+def lock(out: Path) -> IO[str]:
+    """Make ``out`` and hold its lock for as long as the returned file stays open: a second trainer
+    on the same directory is refused (UsageError) instead of interleaving its files with this one's.
+
+    flock's lock goes with the process: a killed run leaves no stale lock behind.
+    """
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / LOCK_FILENAME, "a+")  # noqa: SIM115  (held open for the whole run)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise UsageError(
+            f"{out} is in use by another cnnspec train ({holder}); wait for it to finish or choose another --out"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}\n")
+    f.flush()
+    return f
 
 
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")
@@ -96,7 +126,7 @@ def plan(out: Path, *, resume: bool, force: bool) -> Plan:
             raise UsageError(f"--resume: no checkpoint in {out}/{checkpoint.CHECKPOINT_DIR}/ to resume from")
         ensure_writable(out)
         return Plan(resume_from=latest, clear=False)
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if out.is_dir() and any(p.name != LOCK_FILENAME for p in out.iterdir()) and not force:
         raise UsageError(
             f"{out} already holds files; pass --resume to continue that run, "
             "--force to start over, or choose another --out"

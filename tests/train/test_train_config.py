@@ -210,3 +210,36 @@ def test_a_config_that_is_not_a_regular_file_says_so(lenet: Path, capsys: pytest
     code, err = _main(capsys, str(lenet), "--data", "digits", "--config", "/dev/zero", "--out", "/tmp/unused")
     assert code == 2
     assert "'/dev/zero' is not a regular file" in err
+
+
+def test_a_second_trainer_on_a_run_directory_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: two trainers on one --out both ran and interleaved metrics.jsonl. The run holds a
+    lock on its directory; here a real second process holds it, as a running trainer would."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "f.write('pid 4242'); f.flush(); print('locked', flush=True); time.sleep(60)",
+         str(out / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+        code, err = _main(capsys, str(spec), "--epochs", "1", "--force", *common)
+        assert code == 2, err
+        assert "is in use by another cnnspec train (pid 4242)" in err
+        assert not (out / "metrics.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    code, err = _main(capsys, str(spec), "--epochs", "1", "--force", *common)  # the lock died with its process
+    assert code == 0, err
