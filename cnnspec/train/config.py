@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cnnspec.commands.common import UsageError as CommandUsageError
 from cnnspec.commands.common import parse_set_value
@@ -119,14 +119,15 @@ class TrainConfig(BaseModel):
         """The network's parameters: plain values and parsed --set expressions (these win)."""
         return {**self.params, **{name: parse_set_value(name, text) for name, text in self.sets.items()}}
 
-    @model_validator(mode="after")
-    def _data_source_known(self) -> TrainConfig:
-        kind = self.data.split(":", 1)[0]
+    @field_validator("data")
+    @classmethod
+    def _data_source_known(cls, value: str) -> str:
+        kind, _, arg = value.partition(":")
         if kind not in {"digits", "imagefolder", "synthetic"}:
-            raise ValueError(
-                f"unknown data source {self.data!r}; use digits, imagefolder:PATH or synthetic[:N]"
-            )
-        return self
+            raise ValueError(f"unknown data source {value!r}; use digits, imagefolder:PATH or synthetic[:N]")
+        if kind == "synthetic" and arg and not (arg.isdigit() and int(arg) > 0):
+            raise ValueError(f"synthetic:N needs a positive whole number of images, got {arg!r}")
+        return value
 
 
 def field_names() -> list[str]:

@@ -243,3 +243,21 @@ def test_a_second_trainer_on_a_run_directory_in_use_is_refused(
         holder.wait()
     code, err = _main(capsys, str(spec), "--epochs", "1", "--force", *common)  # the lock died with its process
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ("synthetic:-5", "synthetic:N needs a positive whole number of images, got '-5'"),
+        ("synthetic:0", "synthetic:N needs a positive whole number of images, got '0'"),
+        ("nosuch", "unknown data source 'nosuch'"),
+    ],
+)
+def test_a_bad_data_source_is_a_usage_error_naming_data(
+    data: str, why: str, lenet: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: synthetic:-5 ended in a RuntimeError traceback; nosuch blamed the option `config`."""
+    code, err = _main(capsys, str(lenet), "--data", data, "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert err.startswith(f"cnnspec train: error: invalid option data: {why}")
+    assert not (tmp_path / "r").exists()
