@@ -26,8 +26,9 @@ def resolve_config(
 ) -> TrainConfig:
     """Merge defaults, the saved config (when resuming), a config file and explicit options."""
     layers: list[dict[str, Any]] = []
-    if plan.resume_from is not None:
-        layers.append(_saved_config(out))
+    saved = _saved_config(out) if plan.resume_from is not None else None
+    if saved is not None:
+        layers.append(saved)
     if config is not None:
         layers.append(read_config_file(config))
     explicit = {k: v for k, v in (options or {}).items() if v is not None}
@@ -35,10 +36,30 @@ def resolve_config(
         explicit["spec"] = spec
     layers.append(explicit)
     cfg = resolve(*layers)
+    if saved is not None:
+        _same_run(saved, cfg, out)
     if plan.resume_from is not None and cfg.stop_after is not None and "stop_after" not in explicit:
         # --stop-after belongs to the invocation that gave it, not to the run.
         cfg.stop_after = None
     return cfg
+
+
+#: The options that make a run what it is: a resumed run that changed one could not load its checkpoint.
+_RUN_IDENTITY = ("network", "params", "sets", "optimizer")
+
+
+def _same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+    """Refuse to resume with options that change the network or the optimizer, naming each change."""
+    changed = [
+        f"{key}: the run has {saved.get(key)!r}, this invocation {getattr(cfg, key)!r}"
+        for key in _RUN_IDENTITY
+        if key in saved and saved[key] != getattr(cfg, key)
+    ]
+    if changed:
+        raise UsageError(
+            f"--resume: these options differ from the run in {out}: " + "; ".join(changed)
+            + ". Resume with the run's own options, or start over with --force"
+        )
 
 
 def _saved_config(out: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from cnnspec.train import checkpoint, data, distributed, faults, rundir
 from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
-from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError
+from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
 from cnnspec.train.model import ModelSource
 from cnnspec.train.optim import build_optimizer
 from cnnspec.train.progress import Progress
@@ -147,8 +147,16 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     history: list[dict[str, Any]] = []
     if plan.resume_from is not None:
         state = checkpoint.load(plan.resume_from)
-        raw_model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            raw_model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, KeyError, ValueError) as exc:  # a spec or an import changed since
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(
+                f"--resume: {plan.resume_from.name} does not fit this network ({first[:200]}); the spec "
+                f"changed since the run was made: resume with the run's copy ({out / rundir.SPEC_FILENAME}), "
+                "or start over with --force"
+            ) from None
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]

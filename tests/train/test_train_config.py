@@ -261,3 +261,33 @@ def test_a_bad_data_source_is_a_usage_error_naming_data(
     assert code == 2
     assert err.startswith(f"cnnspec train: error: invalid option data: {why}")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("--optimizer", "adamw"), "optimizer: the run has 'sgd', this invocation 'adamw'"),
+        (("--set", "kernel=[5, 5]"), "sets: the run has {}, this invocation {'kernel': '[5, 5]'}"),
+        ("edit the spec", "does not fit this network (Error(s) in loading state_dict"),
+    ],
+)
+def test_resume_refuses_a_changed_network_or_optimizer_and_names_the_change(
+    change: tuple[str, ...] | str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: resuming with another spec ended in a size-mismatch traceback, with --optimizer adamw
+    in KeyError: 'step'."""
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    code, err = _main(capsys, str(spec), "--epochs", "2", "--stop-after", "1", *common)
+    assert code == 0, err
+    extra: tuple[str, ...] = ()
+    if change == "edit the spec":
+        spec.write_text(TINY.replace("conv(4, kernel)", "conv(6, kernel)"))
+    else:
+        extra = tuple(change)
+    code, err = _main(capsys, str(spec), "--resume", *extra, *common)
+    assert code == 2, err
+    assert expected in err and "--force" in err
+    assert "Traceback" not in err
