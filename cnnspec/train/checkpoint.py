@@ -7,6 +7,7 @@ states of every worker, and the position in the data (epoch and step).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -43,22 +44,54 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def checksum_path(path: Path) -> Path:
+    """The file beside a checkpoint that holds its SHA-256."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def intact(path: Path) -> bool:
+    """Whether a checkpoint's bytes are the ones written: its SHA-256 equals the one saved beside it.
+
+    A checkpoint written before checksums existed has none and is taken as it is.
+    """
+    saved = checksum_path(path)
+    if not saved.is_file():
+        return True
+    try:
+        return saved.read_text().strip() == _sha256(path)
+    except OSError:
+        return False
+
+
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``.
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``; its SHA-256 beside it.
 
     A crash mid-write leaves at worst a stray temporary file, never a torn
-    checkpoint under the real name.
+    checkpoint under the real name; bytes changed later (a bad disk, a stray
+    write) fail the checksum when the run resumes.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp_sum = path.with_name(f".{path.name}.sha256.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        tmp_sum.write_text(_sha256(tmp) + "\n")
+        os.replace(tmp_sum, checksum_path(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        tmp_sum.unlink(missing_ok=True)
 
 
 def save(out: Path, state: dict[str, Any], *, global_step: int, epoch: int, keep: int) -> Path:
@@ -67,11 +100,24 @@ def save(out: Path, state: dict[str, Any], *, global_step: int, epoch: int, keep
     atomic_save({"format": FORMAT, **state}, path)
     for old in list_checkpoints(out)[:-keep]:
         old.unlink(missing_ok=True)
+        checksum_path(old).unlink(missing_ok=True)
     return path
 
 
+def latest_intact(out: Path) -> tuple[Path | None, list[Path]]:
+    """The most recent checkpoint whose checksum holds, and the newer ones passed over as damaged."""
+    damaged: list[Path] = []
+    for path in reversed(list_checkpoints(out)):
+        if intact(path):
+            return path, damaged
+        damaged.append(path)
+    return None, damaged
+
+
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary pickles)."""
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary pickles), its checksum verified."""
+    if not intact(path):
+        raise TrainError(f"checkpoint {path} is damaged: its bytes do not match the SHA-256 saved beside it")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

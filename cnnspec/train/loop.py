@@ -200,6 +200,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         say(f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
             f"{config.base_batch} (linear scaling), {config.optimizer}")
         say(f"  schedule: {schedule.describe()}")
+        for bad in plan.damaged:
+            say(f"warning: {bad.name} is damaged (its checksum fails); resuming from an earlier checkpoint")
         if plan.resume_from is not None:
             how = "torchrun restart: resuming" if plan.auto_resumed else "resuming"
             say(f"  {how} from {plan.resume_from.name} (epoch {epoch + 1}, step {start_step})")

@@ -31,6 +31,8 @@ class Plan:
     resume_from: Path | None
     clear: bool  # --force: remove the previous run's files first
     auto_resumed: bool = False  # a torchrun restart picked up the last checkpoint
+    #: Newer checkpoints passed over because their checksum failed (the run says so as it resumes).
+    damaged: tuple[Path, ...] = ()
 
 
 def restart_count() -> int:
@@ -117,15 +119,16 @@ def plan(out: Path, *, resume: bool, force: bool) -> Plan:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     remove_stale_temporaries(out)
-    latest = checkpoint.latest_checkpoint(out)
+    latest, damaged = checkpoint.latest_intact(out)
     if restart_count() > 0:
         # A worker died and torchrun restarted the job: carry on from the last checkpoint.
-        return Plan(resume_from=latest, clear=False, auto_resumed=latest is not None)
+        return Plan(resume_from=latest, clear=False, auto_resumed=latest is not None, damaged=tuple(damaged))
     if resume:
         if latest is None:
-            raise UsageError(f"--resume: no checkpoint in {out}/{checkpoint.CHECKPOINT_DIR}/ to resume from")
+            why = f" intact (damaged: {', '.join(p.name for p in damaged)})" if damaged else ""
+            raise UsageError(f"--resume: no checkpoint{why} in {out}/{checkpoint.CHECKPOINT_DIR}/ to resume from")
         ensure_writable(out)
-        return Plan(resume_from=latest, clear=False)
+        return Plan(resume_from=latest, clear=False, damaged=tuple(damaged))
     if out.is_dir() and any(p.name != LOCK_FILENAME for p in out.iterdir()) and not force:
         raise UsageError(
             f"{out} already holds files; pass --resume to continue that run, "

@@ -291,3 +291,35 @@ def test_resume_refuses_a_changed_network_or_optimizer_and_names_the_change(
     assert code == 2, err
     assert expected in err and "--force" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["overwrite 4 KiB in the middle", "truncate"])
+def test_resume_passes_over_a_damaged_newest_checkpoint_and_says_so(
+    damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: random bytes in a checkpoint loaded silently; a truncated newest one was refused with
+    miniz's "failed finding central directory" instead of falling back to the previous intact one."""
+    from cnnspec.train import checkpoint
+
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    assert cli.main([str(spec), "--epochs", "3", "--stop-after", "2", *common]) == 0
+    older, newest = checkpoint.list_checkpoints(out)[-2:]
+    data = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        middle = len(data) // 2
+        data[middle : middle + 4096] = os.urandom(4096)
+    newest.write_bytes(bytes(data))
+    assert not checkpoint.intact(newest) and checkpoint.intact(older)
+    with pytest.raises(Exception, match="damaged"):
+        checkpoint.load(newest)
+    capsys.readouterr()
+    assert cli.main([str(spec), "--resume", *common]) == 0
+    said = "".join(capsys.readouterr())
+    assert f"warning: {newest.name} is damaged" in said
+    assert f"resuming from {older.name}" in said
+    assert checkpoint.intact(newest)  # epoch 2 was trained again and its checkpoint written anew
