@@ -35,12 +35,8 @@ from cnnspec.layers.kind import (
     rf_adaptive,
     rf_whole,
     rf_window,
+    shape_text,
 )
-
-
-def fmt(shape: Shape) -> str:
-    """A shape as people write it: 64×56×56."""
-    return "×".join(str(d) for d in shape)
 
 
 def _nn() -> Any:
@@ -52,7 +48,7 @@ def _nn() -> Any:
 def _need_map(kind: str, x: Shape) -> None:
     if len(x) != 3:
         raise ShapeError(
-            f"{kind} needs a C×H×W feature map but gets flat features of size {fmt(x)}",
+            f"{kind} needs a C×H×W feature map but gets flat features of size {shape_text(x)}",
             help="move this layer before `flatten`, or use a layer for flat inputs",
             code=E304,
         )
@@ -61,7 +57,7 @@ def _need_map(kind: str, x: Shape) -> None:
 def _need_flat(kind: str, x: Shape) -> None:
     if len(x) != 1:
         raise ShapeError(
-            f"{kind} needs a flat input but gets {fmt(x)}; add `flatten` before it",
+            f"{kind} needs a flat input but gets {shape_text(x)}; add `flatten` before it",
             help="for a feature map, `adaptive_avgpool(1)` then `flatten` gives one feature per channel",
             code=E304,
         )
@@ -584,7 +580,7 @@ def _add_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     for i, s in enumerate(xs[1:], start=1):
         if s != first:
             raise ShapeError(
-                f"add: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(first)}",
+                f"add: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(first)}",
                 help="every branch of `add` must give the same shape",
                 code=E303,
             )
@@ -596,12 +592,14 @@ def _broadcast(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(out):
             raise ShapeError(
-                f"mul: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(tuple(out))}", code=E303
+                f"mul: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(tuple(out))}",
+                code=E303,
             )
         for d, (p, q) in enumerate(zip(out, s, strict=True)):
             if p != q and 1 not in (p, q):
                 raise ShapeError(
-                    f"mul: {_branch(a, i)} gives {fmt(s)}, which does not broadcast against {fmt(tuple(out))}",
+                    f"mul: {_branch(a, i)} gives {shape_text(s)}, "
+                    f"which does not broadcast against {shape_text(tuple(out))}",
                     help="each dimension must be equal, or 1 in one of the branches",
                     code=E303,
                 )
@@ -617,7 +615,7 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(first):
             raise ShapeError(
-                f"concat: {_branch(a, i)} gives {fmt(s)} but {_branch(a, 0)} gives {fmt(first)}",
+                f"concat: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(first)}",
                 help="concat joins feature maps along channels, or flat features with flat features",
                 code=E303,
             )

@@ -210,6 +210,11 @@ class LayerKind:
         return f"{self.name}({', '.join(parts)})"
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as people write it: 64×56×56, or a flat size."""
+    return "×".join(str(d) for d in shape)
+
+
 def show_value(v: Any) -> str:
     """A value as a spec writes it: true, none, "same", 3."""
     if isinstance(v, bool):
@@ -224,18 +229,24 @@ def show_value(v: Any) -> str:
 # -------------------------------------------------------- argument checkers
 
 
-def _typename(v: Any) -> str:
-    if isinstance(v, bool):
-        return "a bool"
-    if isinstance(v, int):
-        return "an int"
-    if isinstance(v, float):
-        return "a float"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "a list"
+#: The spec's names of the Python types its values have (bool before int: a bool is an int in Python).
+_SPEC_TYPES = ((bool, "bool"), (int, "int"), (float, "float"), (str, "string"), (list, "list"))
+
+
+def type_name(v: Any) -> str:
+    """The spec-level name of a value's type (int, string, list, ...); a Python type's name otherwise."""
+    for cls, name in _SPEC_TYPES:
+        if isinstance(v, cls):
+            return name
     return type(v).__name__
+
+
+def _typename(v: Any) -> str:
+    # "a bool", "an int" for the spec's own types, as the argument messages read.
+    name = type_name(v)
+    if any(name == spec for _, spec in _SPEC_TYPES):
+        return ("an " if name[0] in "aeiou" else "a ") + name
+    return name
 
 
 def as_int(v: Any, what: str = "an int") -> int:

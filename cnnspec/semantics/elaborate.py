@@ -46,7 +46,7 @@ from cnnspec.diagnostics.codes import (
     W005,
 )
 from cnnspec.ir import AuxOutput, Graph, InitRule, Node
-from cnnspec.layers.builtin import fmt
+from cnnspec.layers.kind import shape_text
 from cnnspec.layers.registry import Attrs, LayerKind, ShapeError, all_kinds, is_join, lookup, suggest
 from cnnspec.semantics.binder import Binder
 from cnnspec.semantics.context import Context, Limits, Value
@@ -522,7 +522,7 @@ class Elaborator:
                 shape = kind.shape(Attrs(branches=names), tuple(o.shape for o in outs))  # type: ignore[misc]
             except ShapeError as e:
                 notes = [
-                    Note(f"{n} gives {fmt(o.shape)}", s)
+                    Note(f"{n} gives {shape_text(o.shape)}", s)
                     for n, o, s in zip(names, outs, branch_spans or [], strict=False)
                     if o.shape
                 ]
@@ -566,7 +566,8 @@ class Elaborator:
         if sc is None:
             self.diags.error(
                 E302,
-                f"residual: body gives {fmt(body.shape)}, input is {fmt(cur.shape)}, and there is no shortcut",
+                f"residual: body gives {shape_text(body.shape)}, input is {shape_text(cur.shape)}, "
+                "and there is no shortcut",
                 stmt.span,
                 help=[
                     "add a projection used where identity cannot fit: "
@@ -582,9 +583,9 @@ class Elaborator:
         if proj.shape != body.shape:
             self.diags.error(
                 E302,
-                f"residual: the body gives {fmt(body.shape)} but the shortcut gives {fmt(proj.shape)}",
+                f"residual: the body gives {shape_text(body.shape)} but the shortcut gives {shape_text(proj.shape)}",
                 sc.span,
-                notes=[Note(f"the input is {fmt(cur.shape)}")],
+                notes=[Note(f"the input is {shape_text(cur.shape)}")],
                 help=["make the shortcut's output match the body's: the same channels and stride"],
                 trace=ctx.trace,
             )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnspec.diagnostics.codes import E102, E105, E107, E202, E203, E204, E205, E226, E604, E608
+from cnnspec.layers.kind import type_name as plain_type_name
 from cnnspec.syntax import ast
 from cnnspec.syntax.ast import MAX_INT
 from cnnspec.syntax.source import Span
@@ -108,22 +109,12 @@ class Ref:
 
 
 def type_name(v: Any) -> str:
-    """The spec-level name of a value's type."""
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "list"
+    """The spec-level name of a value's type: the layer table's names, and shape, block or layer."""
     if isinstance(v, ShapeValue):
         return "shape"
     if isinstance(v, Ref):
         return v.kind
-    return type(v).__name__
+    return plain_type_name(v)
 
 
 def show(v: Any, limit: int = 60) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# The one copy lives with the layer table, whose shape errors are written with it too.
+from cnnspec.layers.kind import shape_text
 
-def shape_text(shape: Sequence[int]) -> str:
-    """64×56×56, or a flat size."""
-    return "×".join(str(d) for d in shape)
+__all__ = ["human", "nbytes", "rf_text", "shape_text"]
 
 
 def human(n: float) -> str:
