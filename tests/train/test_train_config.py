@@ -98,6 +98,14 @@ network Tiny(kernel = [3, 3], num_classes = 10) {
 """
 
 
+def _tiny_run(tmp_path: Path) -> tuple[Path, Path, tuple[str, ...]]:
+    """TINY written to a file, the run directory, and the options of a quick run on synthetic images."""
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    return spec, out, ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+
+
 def test_set_takes_spec_values_and_a_resumed_run_keeps_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,10 +202,7 @@ def test_resume_refuses_an_emptied_config_rather_than_running_the_defaults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 25: an emptied config.yaml made --resume run the default 20 epochs instead of the run's."""
-    spec = tmp_path / "tiny.cnn"
-    spec.write_text(TINY)
-    out = tmp_path / "run"
-    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    spec, out, common = _tiny_run(tmp_path)
     code, err = _main(capsys, str(spec), "--epochs", "3", "--stop-after", "1", *common)
     assert code == 0, err
     (out / "config.yaml").write_text("")
@@ -276,10 +281,7 @@ def test_resume_refuses_a_changed_network_or_optimizer_and_names_the_change(
 ) -> None:
     """Issue 25: resuming with another spec ended in a size-mismatch traceback, with --optimizer adamw
     in KeyError: 'step'."""
-    spec = tmp_path / "tiny.cnn"
-    spec.write_text(TINY)
-    out = tmp_path / "run"
-    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    spec, _, common = _tiny_run(tmp_path)
     code, err = _main(capsys, str(spec), "--epochs", "2", "--stop-after", "1", *common)
     assert code == 0, err
     extra: tuple[str, ...] = ()
@@ -301,10 +303,7 @@ def test_resume_passes_over_a_damaged_newest_checkpoint_and_says_so(
     miniz's "failed finding central directory" instead of falling back to the previous intact one."""
     from cnnspec.train import checkpoint
 
-    spec = tmp_path / "tiny.cnn"
-    spec.write_text(TINY)
-    out = tmp_path / "run"
-    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    spec, out, common = _tiny_run(tmp_path)
     assert cli.main([str(spec), "--epochs", "3", "--stop-after", "2", *common]) == 0
     older, newest = checkpoint.list_checkpoints(out)[-2:]
     data = bytearray(newest.read_bytes())
