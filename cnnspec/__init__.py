@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from cnnspec.api import check, compile
 from cnnspec.diagnostics import Diagnostic, SpecError
-from cnnspec.layers.registry import Arg, LayerKind, ShapeError, register
+from cnnspec.layers.kind import Arg, LayerKind, ShapeError
+from cnnspec.layers.registry import register
 
 if TYPE_CHECKING:
     from cnnspec.views.report import Report

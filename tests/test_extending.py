@@ -9,7 +9,8 @@ import torch
 
 import cnnspec
 from cnnspec import Arg, LayerKind, ShapeError
-from cnnspec.layers.registry import SAVES_NOTHING, SAVES_OUTPUT, Attrs, lookup, positive_int
+from cnnspec.layers.kind import SAVES_NOTHING, SAVES_OUTPUT, Attrs, positive_int
+from cnnspec.layers.registry import lookup
 
 
 def _shape(a: Attrs, x: tuple[int, ...]) -> tuple[int, ...]:
@@ -174,7 +175,8 @@ def test_docs_layer_table_is_generated_from_the_layer_table() -> None:
 def test_every_builtin_kind_has_its_rules_in_its_entry() -> None:
     """What the backends and passes need of a kind is in its entry, not keyed by its name elsewhere."""
     from cnnspec.layers.builtin import BUILTIN
-    from cnnspec.layers.registry import CATEGORIES, is_join, join_kinds
+    from cnnspec.layers.kind import CATEGORIES
+    from cnnspec.layers.registry import is_join, join_kinds
 
     assert set(join_kinds()) >= {"add", "mul", "concat"}
     for kind in BUILTIN:

@@ -23,7 +23,8 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import F32, SAVES_INPUT, LayerKind, Saves, per_table
+from cnnspec.layers.kind import F32, SAVES_INPUT, LayerKind, Saves
+from cnnspec.layers.registry import per_table
 
 
 class Saved(NamedTuple):

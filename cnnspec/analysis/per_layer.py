@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import Attrs
+from cnnspec.layers.kind import Attrs
 
 V = TypeVar("V")
 

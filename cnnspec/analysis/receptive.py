@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import Attrs, Window, lookup
+from cnnspec.layers.kind import Attrs, Window
+from cnnspec.layers.registry import lookup
 
 Pair = tuple[int, int]
 

@@ -33,7 +33,8 @@ import graphviz
 from cnnspec.analysis import Analysis
 from cnnspec.analysis.aux import aux_heads
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.registry import Attrs, LayerKind, is_join, lookup
+from cnnspec.layers.kind import Attrs, LayerKind
+from cnnspec.layers.registry import is_join, lookup
 from cnnspec.views.fold import Item, build_tree, describe
 from cnnspec.views.format import human, shape_text
 

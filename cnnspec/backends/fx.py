@@ -17,7 +17,8 @@ from cnnspec.analysis.memory import keeps_output
 from cnnspec.backends.names import TORCH_ATTRS, fx_name, module_paths, renamed_modules, safe_name, safe_paths
 from cnnspec.ir import Graph, Node
 from cnnspec.layers import init as inits
-from cnnspec.layers.registry import Attrs, lookup
+from cnnspec.layers.kind import Attrs
+from cnnspec.layers.registry import lookup
 
 if TYPE_CHECKING:
     import torch.fx

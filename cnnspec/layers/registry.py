@@ -23,48 +23,10 @@ from typing import Any, TypeVar
 
 from cnnspec.layers.builtin import BUILTIN
 from cnnspec.layers.kind import (
-    CATEGORIES,
-    F32,
-    I64,
-    REQUIRED,
-    SAVES_INPUT,
-    SAVES_NOTHING,
-    SAVES_OUTPUT,
-    Arg,
-    ArgError,
-    Attrs,
     LayerKind,
-    Saves,
-    Shape,
-    ShapeError,
-    Window,
-    any_int,
-    as_int,
-    boolean,
-    choice,
-    no_macs,
-    no_params,
-    nonneg_int,
-    number,
-    optional,
-    padding,
-    pair,
-    positive_int,
-    positive_number,
-    probability,
-    rf_adaptive,
-    rf_same,
-    rf_whole,
-    rf_window,
 )
 
-__all__ = [
-    "CATEGORIES", "F32", "I64", "REQUIRED", "SAVES_INPUT", "SAVES_NOTHING", "SAVES_OUTPUT", "Arg", "ArgError",
-    "Attrs", "LayerKind", "Saves", "Shape", "ShapeError", "Window", "all_kinds", "any_int", "as_int", "boolean",
-    "choice", "is_join", "join_kinds", "lookup", "no_macs", "no_params", "nonneg_int", "number", "optional",
-    "padding", "pair", "per_table", "positive_int", "positive_number", "probability", "register", "rf_adaptive",
-    "rf_same", "rf_whole", "rf_window", "suggest",
-]  # fmt: skip
+__all__ = ["all_kinds", "is_join", "join_kinds", "lookup", "per_table", "register", "suggest"]
 
 _T = TypeVar("_T")
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from cnnspec.diagnostics import Diagnostics, Frame
 from cnnspec.diagnostics.codes import E207, E208, E209, E210, E504, E505, E506
-from cnnspec.layers.registry import ArgError, Attrs, LayerKind, suggest
+from cnnspec.layers.kind import ArgError, Attrs, LayerKind
+from cnnspec.layers.registry import suggest
 from cnnspec.semantics.values import UNKNOWN, Budget, EvalError, Ref, evaluate, show, type_name
 from cnnspec.syntax import ast
 from cnnspec.syntax.source import Span

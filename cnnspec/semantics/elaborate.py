@@ -46,8 +46,8 @@ from cnnspec.diagnostics.codes import (
     W005,
 )
 from cnnspec.ir import AuxOutput, Graph, InitRule, Node
-from cnnspec.layers.kind import shape_text
-from cnnspec.layers.registry import Attrs, LayerKind, ShapeError, all_kinds, is_join, lookup, suggest
+from cnnspec.layers.kind import Attrs, LayerKind, ShapeError, shape_text
+from cnnspec.layers.registry import all_kinds, is_join, lookup, suggest
 from cnnspec.semantics.binder import Binder
 from cnnspec.semantics.context import Context, Limits, Value
 from cnnspec.semantics.inits import init_rules, unmatched_patterns

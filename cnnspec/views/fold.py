@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnnspec.ir import Graph, Group, Node
-from cnnspec.layers.registry import LayerKind, per_table
+from cnnspec.layers.kind import LayerKind
+from cnnspec.layers.registry import per_table
 
 
 @dataclass(slots=True)
