@@ -9,7 +9,7 @@ cut points) run on a networkx DiGraph built from the nodes on demand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cnnspec.diagnostics import Frame
 from cnnspec.layers.init import path_matches
@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
-    """One layer, join or input of a network: built once, with every field, by keyword."""
+class Node(NamedTuple):
+    """One layer, join or input of a network: built once, with every field, by keyword.
+
+    A named tuple rather than a frozen dataclass: a check of ResNet-152 makes ~500 of them
+    and a frozen dataclass takes four times as long to build (its __init__ sets each field
+    through object.__setattr__), a tenth of the in-process check budget (docs/performance.md).
+    """
 
     id: int
     kind: str
@@ -31,12 +35,12 @@ class Node:
     path: str
     #: Whether a torch module lives at `path` (False for flatten, joins and the input).
     has_module: bool
-    inputs: tuple[int, ...] = ()
     #: The layer's arguments (shared between nodes with equal arguments: never modify it).
-    attrs: dict[str, Any] = field(default_factory=dict)
-    in_shapes: tuple[Shape, ...] = ()
+    attrs: dict[str, Any]
     out_shape: Shape
     span: Span
+    inputs: tuple[int, ...] = ()
+    in_shapes: tuple[Shape, ...] = ()
     trace: tuple[Frame, ...] = ()
     #: Module path of the enclosing group (block instance, named group), "" at the top.
     scope: str = ""

@@ -168,8 +168,8 @@ class Elaborator:
             )
             return None
         span = stmt.span if stmt is not None else definition.name_span
-        self._drafts.append({"id": 0, "kind": "input", "path": "x", "has_module": False, "out_shape": shape,
-                             "span": span})
+        self._drafts.append({"id": 0, "kind": "input", "path": "x", "has_module": False, "attrs": {},
+                             "out_shape": shape, "span": span})
         return Value(0, shape)
 
     # ---------------------------------------------------------- statements
