@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
-    as_json = getattr(args, "diagnostics", "text") == "json"
+    # One switch for tools: `check --json` prints the report, and any errors or warnings, as JSON.
+    as_json = getattr(args, "diagnostics", "text") == "json" or getattr(args, "json", False)
     from cnnspec import api
 
     def print_warnings(warnings: list[Diagnostic], sources: SourceMap) -> None:

@@ -28,6 +28,28 @@ def test_check_prints_the_summary() -> None:
     assert "LeNet5" in r.out and "61,706" in r.out
 
 
+def test_quiet_prints_no_summary_and_keeps_the_result_lines(tmp_path: Path) -> None:
+    """The README's first command checks, then compiles: the summary is printed once (issue 23)."""
+    r = run_cli("check", SPECS / "lenet5.cnn", "--quiet")
+    assert r.rc == 0 and r.out == "", r.both
+    r = run_cli("compile", SPECS / "lenet5.cnn", "-q", "-o", tmp_path / "lenet.py")
+    assert r.rc == 0, r.err
+    assert "61,706" not in r.out.replace("61,706 parameters", "")  # no table, only the result lines
+    assert r.out.splitlines()[0].startswith("compiled:") and "wrote:" in r.out
+    spec = spec_file(tmp_path, "block Unused() { relu }\nnetwork N {\n    input: 3 x 8 x 8\n    relu\n}\n")
+    r = run_cli("check", spec, "--quiet")
+    assert r.rc == 0 and r.out == "" and "warning" in r.err  # warnings still reach the user
+
+
+def test_check_json_prints_errors_as_json_too(tmp_path: Path) -> None:
+    """`check --json` is JSON whatever happens: a tool reading it never gets the text form."""
+    spec = spec_file(tmp_path, "network N {\n    input: 3 x 8 x 8\n    conv(4, 3, strid = 2)\n}\n")
+    r = run_cli("check", spec, "--json")
+    assert r.rc == 1
+    [d] = json.loads(r.out)
+    assert (d["code"], d["line"], d["severity"]) == ("E209", 3, "error")
+
+
 def test_check_json_is_one_object_with_the_essentials() -> None:
     r = run_cli("check", SPECS / "resnet18.cnn", "--json")
     assert r.rc == 0, r.err
@@ -240,6 +262,12 @@ def test_layers_lists_the_vocabulary() -> None:
     assert r.rc == 0
     assert re.search(r"^conv\(out, kernel", r.out, flags=re.M)
     assert re.search(r"^batchnorm", r.out, flags=re.M)
+    # piped: 80 columns, descriptions under their signatures where a line would be wider (issue 23)
+    assert max(len(line) for line in r.out.splitlines()) <= 80
+    # what it lists can be written: an optional argument worked out from the others is shown
+    # as `[stride]`, never as a default (`stride = none`) that is E102 "unknown name" in a spec
+    assert "none" not in r.out.replace('"none"', "")
+    assert "maxpool(kernel, [stride], padding = 0" in r.out
 
 
 def test_version_and_help() -> None:

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the check subcommand."""
     p = sub.add_parser("check", help="check a spec statically and print its summary")
     add_spec_args(p)
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument(
+        "--json", action="store_true", help="print the report as one JSON object (errors and warnings as JSON too)"
+    )
     add_view_args(p)
     p.set_defaults(run=run)
 
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         # the C one: past a few thousand layers the JSON comes out compact.
         indent = 2 if len(report.layers) <= INDENT_MAX_LAYERS else None
         print(json.dumps(report.model_dump(), indent=indent))
-    else:
+    elif not args.quiet:
         from cnnspec.views.rows import ReportData
         from cnnspec.views.summary import print_report
 

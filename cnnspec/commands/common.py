@@ -30,7 +30,13 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
     add_set_arg(p)
     p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x160x160")
     p.add_argument(
-        "--diagnostics", choices=("text", "json"), default="text", help="how errors are printed (json for editors)"
+        "--diagnostics",
+        choices=("text", "json"),
+        default="text",
+        help="how errors and warnings are printed (json for editors; `check --json` implies it)",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print no summary: only errors, warnings and what was written"
     )
 
 

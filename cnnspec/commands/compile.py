@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.views.rows import ReportData
     from cnnspec.views.summary import print_report
 
-    print_report(ReportData(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args)))
+    if not args.quiet:
+        print_report(ReportData(checked.graph, checked.analysis, checked.warnings, **view_kwargs(args)))
     n = sum(p.numel() for p in gm.parameters())
     print(f"compiled:    torch.fx.GraphModule {type(gm).__name__} with {n:,} parameters")
     if out is not None:

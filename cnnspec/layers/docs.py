@@ -24,7 +24,11 @@ def _cell(text: str) -> str:
 def _arguments(kind: LayerKind) -> str:
     parts = []
     for a in kind.args:
-        head = f"`{a.name}`" if a.required else f"`{a.name} = {show_value(a.default)}`"
+        head = (
+            f"`{a.name}`" if a.required
+            else f"`[{a.name}]`" if a.default is None  # optional, worked out from the others
+            else f"`{a.name} = {show_value(a.default)}`"
+        )
         parts.append(f"{head} ({a.doc})" if a.doc else head)
     if kind.is_join:
         parts.append("a body of branches: `{ a; b; ... }`")

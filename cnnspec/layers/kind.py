@@ -205,8 +205,12 @@ class LayerKind:
         return self.label(a) if self.label is not None else self.name
 
     def signature(self) -> str:
-        """The call signature as a user writes it, for error messages."""
-        parts = [a.name if a.required else f"{a.name} = {show_value(a.default)}" for a in self.args]
+        """The call signature as a user writes it, for error messages: `[name]` is an optional
+        argument whose default is worked out from the others (maxpool's stride is its kernel)."""
+        parts = [
+            a.name if a.required else f"[{a.name}]" if a.default is None else f"{a.name} = {show_value(a.default)}"
+            for a in self.args
+        ]
         return f"{self.name}({', '.join(parts)})"
 
 
