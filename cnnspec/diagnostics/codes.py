@@ -533,7 +533,7 @@ CODES: dict[str, Code] = {
         Code(
             "E607",
             "input too large",
-            "A spec file is larger than the limits (1 MiB, 10,000 lines, 50,000 tokens: names, numbers, "
+            "A spec file is larger than the limits (1 MiB, 10,000 lines, 30,000 tokens: names, numbers, "
             "strings, symbols and line ends), or a program imports more than 1,000 files. No written spec comes "
             "near (the stock specs are a few KB); the limits keep a check of any file to seconds. Repeat layers "
             "with `* N`, `for` loops and blocks.",

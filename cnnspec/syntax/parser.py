@@ -49,7 +49,7 @@ MAX_SOURCE = 1024 * 1024
 MAX_LINES = 10_000
 #: Most tokens (names, numbers, strings, symbols, line ends) in one file: what parsing time
 #: grows with, whatever the layout.
-MAX_TOKENS = 50_000
+MAX_TOKENS = 30_000
 #: Longest name, longest string literal (in characters) and most items in one list literal.
 MAX_NAME = 256
 MAX_STRING = 4096
@@ -335,9 +335,9 @@ class _Recovery:
         line = (e.token.line if isinstance(e, UnexpectedToken) else None) or e.line
         where = f"at line {line:,} " if line and line > 0 else ""
         n = len(self.diags)
-        self.diags[-1].notes.append(
-            Note(f"checking stopped {where}after {n} syntax errors; the rest of the file was not checked")
-        )
+        errors = f"{n} syntax error{'s' * (n != 1)}"
+        note = f"checking stopped {where}after {errors}; the rest of the file was not checked"
+        self.diags[-1].notes.append(Note(note))
 
     def handle(self, e: UnexpectedInput) -> bool:
         """Record e; return whether parsing should go on."""
