@@ -358,7 +358,9 @@ class _Recovery:
         # Whether tok is the first token on its line: the token before it ended on an earlier
         # line, or at the start of this one (a line end). Read from the tokens, not the text:
         # scanning the text back to the line start for each error is quadratic on a long line.
-        prev = post.prev
+        # (A token the contextual lexer refused itself never reached the post-lexer: then the
+        # last token passed on is the one before it.)
+        prev = post.prev if post.last is tok else post.last
         new_line = prev is None or (prev.end_line or 0, prev.end_column or 0) <= (tok.line or 0, 1)
         if opener is not None and (new_line or tok.type in ("LBRACE", "RBRACE")):
             self._add(_unclosed(opener, tok, self.file))
