@@ -533,7 +533,10 @@ CODES: dict[str, Code] = {
         Code(
             "E607",
             "input too large",
-            "A spec file is larger than the limit (16 MiB), or a program imports more than 1,000 files.",
+            "A spec file is larger than the limits (1 MiB, 10,000 lines, 30,000 tokens: names, numbers, "
+            "strings, symbols and line ends), or a program imports more than 1,000 files. No written spec comes "
+            "near (the stock specs are a few KB); the limits keep a check of any file to seconds. Repeat layers "
+            "with `* N`, `for` loops and blocks.",
             "",
             "",
         ),
@@ -551,6 +554,14 @@ CODES: dict[str, Code] = {
             "`cnnspec compile` estimates the memory the module needs from the static check (parameters, "
             "buffers and, for .pt2, activations) and refuses a network that would not fit in the memory "
             "available. Pass --insist to compile anyway.",
+            "",
+            "",
+        ),
+        Code(
+            "E610",
+            "literal too long",
+            "A name is longer than 256 characters, a string longer than 4,096, or a list written out has more "
+            "than 10,000 items. No spec needs them; build long lists with `range` or a comprehension.",
             "",
             "",
         ),
@@ -682,6 +693,7 @@ E606 = "E606"
 E607 = "E607"
 E608 = "E608"
 E609 = "E609"
+E610 = "E610"
 W001 = "W001"
 W002 = "W002"
 W003 = "W003"

@@ -8,10 +8,11 @@ raises them together as one SpecError.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from cnnspec.syntax.source import SourceMap, Span
+from cnnspec.syntax.source import SourceMap, Span, elide, visible
 
 Severity = Literal["error", "warning"]
 
@@ -22,6 +23,24 @@ MAX_SHOWN = 20
 MAX_KEPT = 500
 #: Longest source line quoted in full.
 MAX_LINE = 160
+#: Longest run of non-blank characters (a name, a string, a number) a message shows whole, and
+#: the longest message, help or note text shown; longer ones are elided (see bounded).
+MAX_WORD = 300
+MAX_MESSAGE = 2000
+
+_LONG_WORD = re.compile(rf"\S{{{MAX_WORD + 1},}}")
+
+
+def bounded(text: str) -> str:
+    """A message as shown: each very long word (a name or string from the spec) shortened to its
+    start and length, and the whole cut at MAX_MESSAGE, so a spec of megabyte-long names or strings
+    cannot make megabytes of diagnostics. Control characters are left for the renderer (JSON
+    escapes them itself)."""
+    if len(text) > MAX_WORD:
+        text = _LONG_WORD.sub(lambda m: elide(m.group(), MAX_WORD // 2), text)
+    if len(text) > MAX_MESSAGE:
+        text = text[: MAX_MESSAGE - 1] + "…"
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +78,10 @@ class Diagnostic:
             **_span_dict(self.span),
             "severity": self.severity,
             "code": self.code,
-            "message": self.message,
-            "notes": [{"message": n.message, **_span_dict(n.span)} for n in self.notes]
-            + [{"message": _frame_text(f)} for f in self.trace],
-            "help": list(self.help),
+            "message": bounded(self.message),
+            "notes": [{"message": bounded(n.message), **_span_dict(n.span)} for n in self.notes]
+            + [{"message": bounded(_frame_text(f))} for f in self.trace],
+            "help": [bounded(h) for h in self.help],
         }
 
 
@@ -82,13 +101,21 @@ def _errors_first(diags: list[Diagnostic]) -> list[Diagnostic]:
 class SpecError(Exception):
     """A spec has errors. Carries every diagnostic, each with its span.
 
-    omitted counts diagnostics beyond MAX_KEPT that were counted but not kept.
+    omitted counts diagnostics beyond MAX_KEPT that were counted but not kept, omitted_warnings
+    how many of those are warnings (the count at the end names errors and warnings apart).
     """
 
-    def __init__(self, diagnostics: list[Diagnostic], sources: SourceMap | None = None, omitted: int = 0) -> None:
+    def __init__(
+        self,
+        diagnostics: list[Diagnostic],
+        sources: SourceMap | None = None,
+        omitted: int = 0,
+        omitted_warnings: int = 0,
+    ) -> None:
         self.diagnostics = _errors_first(diagnostics)
         self.sources = sources or SourceMap()
         self.omitted = omitted
+        self.omitted_warnings = omitted_warnings
         super().__init__(self.render(color=False))
 
     @property
@@ -98,7 +125,7 @@ class SpecError(Exception):
 
     def render(self, color: bool = False) -> str:
         """All diagnostics as compiler-style text."""
-        return render_all(self.diagnostics, self.sources, color=color, omitted=self.omitted)
+        return render_all(self.diagnostics, self.sources, color, self.omitted, self.omitted_warnings)
 
 
 class Diagnostics:
@@ -113,6 +140,7 @@ class Diagnostics:
         self.sources = sources
         self.items: list[Diagnostic] = []
         self.omitted = 0
+        self.omitted_warnings = 0
         self._seen: set[tuple[str, str, Span | None]] = set()
 
     def _add(self, d: Diagnostic) -> Diagnostic:
@@ -122,6 +150,7 @@ class Diagnostics:
         self._seen.add(key)
         if len(self.items) >= MAX_KEPT:
             self.omitted += 1
+            self.omitted_warnings += d.severity != "error"
         else:
             self.items.append(d)
         return d
@@ -134,15 +163,17 @@ class Diagnostics:
         """Record a warning."""
         return self._add(Diagnostic(code, message, span, "warning", **kw))  # type: ignore[arg-type]
 
-    def extend(self, diags: list[Diagnostic]) -> None:
-        """Add diagnostics from another collector or an error."""
+    def extend(self, diags: list[Diagnostic], omitted: int = 0, omitted_warnings: int = 0) -> None:
+        """Add diagnostics from another collector or an error, with the count of those it left out."""
         for d in diags:
             self._add(d)
+        self.omitted += omitted
+        self.omitted_warnings += omitted_warnings
 
     @property
     def has_errors(self) -> bool:
         """Whether any error was recorded."""
-        return any(d.severity == "error" for d in self.items)
+        return self.omitted > self.omitted_warnings or any(d.severity == "error" for d in self.items)
 
     @property
     def warnings(self) -> list[Diagnostic]:
@@ -152,7 +183,7 @@ class Diagnostics:
     def raise_if_errors(self) -> None:
         """End the stage: raise SpecError with everything collected if any error."""
         if self.has_errors:
-            raise SpecError(list(self.items), self.sources, self.omitted)
+            raise SpecError(list(self.items), self.sources, self.omitted, self.omitted_warnings)
 
 
 def _frame_text(f: Frame) -> str:
@@ -176,7 +207,9 @@ def _quote(span: Span, sources: SourceMap, color: bool, marker: str = "^") -> li
         src = ("…" if start else "") + src[start : start + MAX_LINE] + ("…" if start + MAX_LINE < len(src) else "")
         shift = start - (1 if start else 0)
         col, end = col - shift, min(end - shift, len(src) + 1)
-    src = src.replace("\t", " ")  # one column per character, so the caret lines up
+    # One column per character, so the caret lines up: tabs as spaces, control characters as
+    # their pictures (a NUL or an ESC echoed raw would garble the terminal).
+    src = visible(src.replace("\t", " "))
     width = max(1, end - col)
     underline = " " * (col - 1) + marker * width
     return [
@@ -186,36 +219,43 @@ def _quote(span: Span, sources: SourceMap, color: bool, marker: str = "^") -> li
     ]
 
 
+def _shown(text: str) -> str:
+    return visible(bounded(text))
+
+
 def render(d: Diagnostic, sources: SourceMap, color: bool = False) -> str:
     """One diagnostic: location, message, quoted source with caret, notes, help."""
-    where = f"{d.span}: " if d.span else ""
+    where = f"{visible(str(d.span))}: " if d.span else ""
     sev = _style(d.severity, "1;31" if d.severity == "error" else "1;33", color)
-    lines = [f"{where}{sev}[{d.code}]: {d.message}"]
+    lines = [f"{where}{sev}[{d.code}]: {_shown(d.message)}"]
     if d.span:
         lines += _quote(d.span, sources, color)
     for n in d.notes:
         if n.span:
-            lines.append(f"note: {n.message} (at {n.span})")
+            lines.append(f"note: {_shown(n.message)} (at {n.span})")
             lines += _quote(n.span, sources, color, marker="-")
         else:
-            lines.append(f"note: {n.message}")
+            lines.append(f"note: {_shown(n.message)}")
     for f in reversed(d.trace):
-        lines.append(f"note: {_frame_text(f)}")
+        lines.append(f"note: {_shown(_frame_text(f))}")
     for h in d.help:
-        lines.append(f"help: {h}")
+        lines.append(f"help: {_shown(h)}")
     return "\n".join(lines)
 
 
-def render_all(diags: list[Diagnostic], sources: SourceMap, color: bool = False, omitted: int = 0) -> str:
-    """Every diagnostic, errors before warnings, in the order found, capped at MAX_SHOWN."""
+def render_all(
+    diags: list[Diagnostic], sources: SourceMap, color: bool = False, omitted: int = 0, omitted_warnings: int = 0
+) -> str:
+    """Every diagnostic, errors before warnings, in the order found, capped at MAX_SHOWN: the rest
+    are counted ("... and N more"), and the count at the end includes the omitted ones of each kind."""
     ordered = _errors_first(diags)
     shown = ordered[:MAX_SHOWN]
     parts = [render(d, sources, color) for d in shown]
     more = len(ordered) - len(shown) + omitted
     if more:
         parts.append(f"... and {more} more")
-    n_err = sum(d.severity == "error" for d in diags) + omitted
-    n_warn = len(diags) + omitted - n_err
+    n_err = sum(d.severity == "error" for d in diags) + omitted - omitted_warnings
+    n_warn = len(diags) - sum(d.severity == "error" for d in diags) + omitted_warnings
     if n_err:
         tail = f"{n_err} error{'s' if n_err != 1 else ''}"
         if n_warn:

@@ -58,7 +58,13 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
         try:
             text = read_spec(path)
         except _TooLarge as e:
-            diags.error(E607, f"{name} is {e.size:,} bytes, more than the limit of {MAX_SOURCE:,}", None)
+            # Pointing at the file's start: nothing of it was read, so no line is quoted.
+            diags.error(
+                E607,
+                f"{name} is {e.size:,} bytes, more than the limit of {MAX_SOURCE:,} bytes",
+                Span(name, 1, 1, 1, 1),
+                help=["no written spec is this large; repeat layers with `* N`, `for` loops and blocks"],
+            )
             raise SpecError(diags.items, sources) from None
         except (OSError, UnicodeDecodeError) as e:
             diags.error(E401, f"cannot read {name}: {_reason(e)}", None, help=["check the path"])
@@ -148,7 +154,7 @@ class _Loader:
         try:
             module = parse(text, name, self.program.sources)
         except SpecError as e:
-            self.diags.extend(e.diagnostics)
+            self.diags.extend(e.diagnostics, e.omitted, e.omitted_warnings)
             return
         for item in module.items:
             if isinstance(item, ast.Import):

@@ -21,10 +21,10 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
-from cnnspec.diagnostics.codes import E001, E002, E003, E004, E005, E606, E607
+from cnnspec.diagnostics.codes import E001, E002, E003, E004, E005, E606, E607, E610
 from cnnspec.syntax import ast
 from cnnspec.syntax.ast import MAX_INT
-from cnnspec.syntax.source import SourceMap, Span
+from cnnspec.syntax.source import SourceMap, Span, elide
 
 
 def grammar_text() -> str:
@@ -39,10 +39,25 @@ def grammar_text() -> str:
 #: the parser accepts. Real specs stay below 20; the limit keeps the recursive
 #: tree builder and evaluator far from Python's recursion limit on any input.
 MAX_NESTING = 200
-#: Largest spec text, in characters (about 16 MiB).
-MAX_SOURCE = 16 * 1024 * 1024
-#: Syntax errors reported per file before giving up.
+#: The size limits of one spec file (docs/language.md, "Limits"). The stock specs are a few KB,
+#: a few hundred lines and under 2,000 tokens; the limits are far above any written spec, and
+#: low enough that the worst file within them is checked in a few seconds and under 500 MB
+#: (parsing costs about 20-60 µs a token, each layer checked about 100 µs more).
+#: Largest spec file: bytes as read (the loader), characters for text given inline.
+MAX_SOURCE = 1024 * 1024
+#: Most lines in one file.
+MAX_LINES = 10_000
+#: Most tokens (names, numbers, strings, symbols, line ends) in one file: what parsing time
+#: grows with, whatever the layout.
+MAX_TOKENS = 30_000
+#: Longest name, longest string literal (in characters) and most items in one list literal.
+MAX_NAME = 256
+MAX_STRING = 4096
+MAX_LIST_ITEMS = 10_000
+#: Syntax errors reported per file before giving up, and errors met in all (most of them
+#: repeats of a reported one, later on its line) before giving up.
 MAX_SYNTAX_ERRORS = 10
+MAX_ERROR_EVENTS = 1000
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
@@ -56,19 +71,41 @@ class _TooDeep(Exception):
         self.tok = tok
 
 
+class _TooManyTokens(Exception):
+    """More than MAX_TOKENS tokens; carries the first token past the limit."""
+
+    def __init__(self, tok: Token) -> None:
+        super().__init__("too many tokens")
+        self.tok = tok
+
+
 class _Parse:
     """The state of one parse: what the post-lexer keeps, syntax-error recovery reads and the
     AST builder needs. Made anew for every parse() call and never shared.
 
-    stack: the brackets open at the current token; last: the previous token passed on;
-    file: the name spans carry; errors: errors in literals (bad escapes, numbers out of range).
+    stack: the brackets open at the current token; last: the previous token passed on; prev: the
+    one before it (when the parser refuses `last`, the token before the one in error); tokens: how
+    many the lexer made so far; file: the name spans carry; errors: errors in literals (bad
+    escapes, numbers out of range, literals over the limits), at most MAX_SYNTAX_ERRORS of them,
+    and omitted: how many more there were.
     """
 
     def __init__(self, file: str) -> None:
         self.stack: list[Token] = []
         self.last: Token | None = None
+        self.prev: Token | None = None
+        self.tokens = 0
         self.file = file
         self.errors: list[Diagnostic] = []
+        self.omitted = 0
+
+    def error(self, d: Diagnostic) -> None:
+        """Record an error in a literal; past MAX_SYNTAX_ERRORS only count it (a file of a
+        hundred thousand overlong names must not make a hundred thousand diagnostics)."""
+        if len(self.errors) < MAX_SYNTAX_ERRORS:
+            self.errors.append(d)
+        else:
+            self.omitted += 1
 
 
 #: The _Parse of the parse running in this thread (and context). Lark takes the post-lexer and
@@ -97,6 +134,9 @@ class _Separators:
         state = _CURRENT.get(None) or _Parse("")  # Lark.lex() outside parse(): nobody reads the state
         stack = state.stack
         for tok in stream:
+            state.tokens += 1
+            if state.tokens > MAX_TOKENS:
+                raise _TooManyTokens(tok)
             if tok.type == "_SEP":
                 top = stack[-1].type if stack else None
                 if top in ("LPAR", "LSQB") or (state.last is None or state.last.type in ("LBRACE", "_SEP")):
@@ -111,7 +151,9 @@ class _Separators:
                     if stack[i].type == _CLOSERS[tok.type]:
                         del stack[i:]
                         break
-            state.last = tok
+            elif (tok.type == "NAME" and len(tok) > MAX_NAME) or (tok.type == "STRING" and len(tok) > MAX_STRING + 2):
+                _too_long(state, tok)
+            state.prev, state.last = state.last, tok
             yield tok
 
 
@@ -177,6 +219,13 @@ def _parse(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
             [Diagnostic(E607, f"{file} has {len(text):,} characters, more than the limit of {MAX_SOURCE:,}", span)],
             sources,
         )
+    lines = text.count("\n") + (not text.endswith("\n"))
+    if lines > MAX_LINES:
+        span = Span(file, MAX_LINES + 1, 1, MAX_LINES + 1, 2)
+        raise SpecError(
+            [Diagnostic(E607, f"{file} has {lines:,} lines, more than the limit of {MAX_LINES:,}", span, help=_SPLIT)],
+            sources,
+        )
     state = _Parse(file)
     recovery = _Recovery(text, file, state)
     built = None
@@ -185,6 +234,9 @@ def _parse(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
         built = _parser().parse(text, start=start, on_error=recovery.handle)
     except _TooDeep as e:
         recovery.diags.append(_too_deep(file, e.tok.line or 1, e.tok.column or 1, "brackets are"))
+    except _TooManyTokens as e:
+        msg = f"{file} has more than {MAX_TOKENS:,} tokens (names, numbers, symbols, line ends); the limit passes here"
+        recovery.diags.append(Diagnostic(E607, msg, _tok_span(file, e.tok), help=_SPLIT))
     except UnexpectedInput as e:
         if not recovery.diags:
             recovery.diags.append(syntax_diagnostic(e, text, file))
@@ -201,8 +253,24 @@ def _parse(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
         line, col = _too_deep_node(built)
         raise SpecError([_too_deep(file, line, col, "the statements and expressions are")], sources)
     if state.errors:
-        raise SpecError(state.errors, sources)
+        raise SpecError(state.errors, sources, state.omitted)
     return built.value
+
+
+_SPLIT = ["no written spec is this large; repeat layers with `* N`, `for` loops and blocks, or split it into files"]
+
+
+def _too_long(state: _Parse, tok: Token) -> None:
+    """E610 for a name or a string longer than its limit (a string's length without its quotes)."""
+    what, limit, size = ("name", MAX_NAME, len(tok)) if tok.type == "NAME" else ("string", MAX_STRING, len(tok) - 2)
+    state.error(
+        Diagnostic(
+            E610,
+            f"this {what} is {size:,} characters long, more than the limit of {limit:,}: {elide(str(tok))}",
+            _tok_span(state.file, tok),
+            help=[f"no spec needs a {what} this long; shorten it"],
+        )
+    )
 
 
 def _too_deep(file: str, line: int, col: int, what: str) -> Diagnostic:
@@ -242,38 +310,67 @@ class _Recovery:
         self.post = post
         self.diags: list[Diagnostic] = []
         self.lines: set[int] = set()
+        self.events = 0
 
-    def _record(self, d: Diagnostic) -> None:
+    def _record(self, e: UnexpectedInput) -> None:
+        """Record e unless its line has an error already. Checked before the diagnostic is made:
+        making one asks Lark what the parser accepts, and a long line of junk may hold
+        thousands of errors."""
+        if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+            self._add(syntax_diagnostic(e, self.text, self.file))  # once: parsing ends there
+            return
+        line = (e.token.line if isinstance(e, UnexpectedToken) else None) or e.line
+        if line not in self.lines:
+            self._add(syntax_diagnostic(e, self.text, self.file))
+
+    def _add(self, d: Diagnostic) -> None:
         line = d.span.line if d.span else 0
         if line not in self.lines:
             self.lines.add(line)
             self.diags.append(d)
 
+    def _give_up(self, e: UnexpectedInput) -> None:
+        """Say, under the last error, where checking stopped: the count at the end is of the
+        errors found, and more may follow."""
+        line = (e.token.line if isinstance(e, UnexpectedToken) else None) or e.line
+        where = f"at line {line:,} " if line and line > 0 else ""
+        n = len(self.diags)
+        errors = f"{n} syntax error{'s' * (n != 1)}"
+        note = f"checking stopped {where}after {errors}; the rest of the file was not checked"
+        self.diags[-1].notes.append(Note(note))
+
     def handle(self, e: UnexpectedInput) -> bool:
         """Record e; return whether parsing should go on."""
-        if len(self.diags) >= MAX_SYNTAX_ERRORS:
+        self.events += 1
+        if len(self.diags) >= MAX_SYNTAX_ERRORS or (self.events > MAX_ERROR_EVENTS and self.diags):
+            self._give_up(e)
             return False
         if isinstance(e, UnexpectedCharacters):
-            self._record(syntax_diagnostic(e, self.text, self.file))
+            self._record(e)
             return True  # Lark skips the character
         if not isinstance(e, UnexpectedToken) or e.token.type == "$END":
-            self._record(syntax_diagnostic(e, self.text, self.file))
+            self._record(e)
             return False
         tok = e.token
         ip = e.interactive_parser
         post = self.post
         opener = post.stack[-1] if post.stack and post.stack[-1].type in ("LPAR", "LSQB") else None
-        pos = tok.start_pos or 0
-        new_line = self.text[self.text.rfind("\n", 0, pos) + 1 : pos].strip() == ""
+        # Whether tok is the first token on its line: the token before it ended on an earlier
+        # line, or at the start of this one (a line end). Read from the tokens, not the text:
+        # scanning the text back to the line start for each error is quadratic on a long line.
+        # (A token the contextual lexer refused itself never reached the post-lexer: then the
+        # last token passed on is the one before it.)
+        prev = post.prev if post.last is tok else post.last
+        new_line = prev is None or (prev.end_line or 0, prev.end_column or 0) <= (tok.line or 0, 1)
         if opener is not None and (new_line or tok.type in ("LBRACE", "RBRACE")):
-            self._record(_unclosed(opener, tok, self.file))
+            self._add(_unclosed(opener, tok, self.file))
             while post.stack and post.stack[-1].type in ("LPAR", "LSQB"):
                 post.stack.pop()
             if _unwind_feed(ip, Token.new_borrow_pos("_SEP", "\n", tok)):
                 _unwind_feed(ip, tok, pop=False)  # the token starts the next statement
                 return True
             return False
-        self._record(syntax_diagnostic(e, self.text, self.file))
+        self._record(e)
         if tok.type in ("_SEP", "RBRACE"):
             return _unwind_feed(ip, tok)
         return True  # drop the token; the rest of the line follows
@@ -712,7 +809,7 @@ class _Builder(Transformer[Token, Any]):
             value = int(s) if len(s) <= 19 else 0
             ok = len(s) <= 19 and value <= MAX_INT
         if not ok:
-            _CURRENT.get().errors.append(
+            _CURRENT.get().error(
                 Diagnostic(
                     E005,
                     f"the number {s if len(s) <= 24 else s[:20] + '…'} is out of range",
@@ -742,6 +839,15 @@ class _Builder(Transformer[Token, Any]):
         return ast.FuncCall(span, str(name), args or [])
 
     def list(self, span: Span, *items: ast.Expr) -> ast.ListExpr:
+        if len(items) > MAX_LIST_ITEMS:
+            _CURRENT.get().error(
+                Diagnostic(
+                    E610,
+                    f"this list has {len(items):,} items, more than the limit of {MAX_LIST_ITEMS:,} for a written list",
+                    span,
+                    help=["build a long list with `range` or a comprehension, `[f(i) for i in range(n)]`"],
+                )
+            )
         return ast.ListExpr(span, [*items])
 
     def list_comp(self, span: Span, item: ast.Expr, var: Token, it: ast.Expr) -> ast.ListComp:
@@ -762,7 +868,7 @@ def _not_a_clause(file: str, name: Token) -> None:
     owner = _CLAUSES.get(str(name))
     if owner is None:
         return
-    _CURRENT.get().errors.append(
+    _CURRENT.get().error(
         Diagnostic(
             E002,
             f"`{name}` starts a statement here, but it only continues the `{owner}` statement before it",
@@ -778,7 +884,7 @@ def _string(tok: Token) -> str:
         return _unquote(tok)
     except (ValueError, SyntaxError):
         state = _CURRENT.get()
-        state.errors.append(
+        state.error(
             Diagnostic(
                 E004,
                 f"the string {tok} has an escape sequence the language does not know",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from cnnspec.syntax.source import elide, visible
 from cnnspec.views.format import human, nbytes, rf_text, shape_text
 
 if TYPE_CHECKING:
@@ -24,13 +25,21 @@ if TYPE_CHECKING:
 HEADER = ("module", "op", "output", "params", "MACs", "RF", "act. mem")
 #: Columns aligned to the right (the numbers).
 RIGHT = {3, 4, 5, 6}
+#: Longest module path or name shown whole; no stock name comes near (the longest is under 40).
+MAX_SHOWN_PATH = 120
+
+
+def shown_name(name: str) -> str:
+    """A name or module path as the summary shows it: control characters drawn visibly and a
+    very long one (labels are strings, up to 4,096 characters) elided to its start and length."""
+    return visible(elide(name, MAX_SHOWN_PATH))
 
 
 def _cells(r: TableRow) -> tuple[str, ...]:
     indent = "  " * r.level
     blank = r.kind == "open"  # an opened group's numbers are its rows'
     return (
-        indent + r.path,
+        indent + shown_name(r.path),
         # The head's own path need not say "aux" (GoogLeNet's is "aux1", an unnamed head's layers
         # sit at the top level), so the op column says which output a row feeds.
         f"{r.op} [{r.aux}]" if r.aux else r.op,
@@ -109,8 +118,8 @@ def aux_lines(report: AnyReport) -> list[str]:
         return []
     header = ("aux output", "layer", "output", "weight", "layers", "params", "MACs")
     rows = [
-        (a.name, a.node, shape_text(a.output_shape), f"{a.weight:g}", str(a.layers), f"{a.params:,}",
-         human(a.macs) if a.macs else "-")
+        (shown_name(a.name), shown_name(a.node), shape_text(a.output_shape), f"{a.weight:g}", str(a.layers),
+         f"{a.params:,}", human(a.macs) if a.macs else "-")
         for a in report.aux_outputs
     ]
     n = len(report.aux_outputs)
@@ -124,8 +133,9 @@ def stage_lines(report: AnyReport) -> list[str]:
     header = ("stage", "layers", "from", "to", "output", "params", "MACs", "%MACs", "act. mem")
     total = report.macs or 1
     rows = [
-        (s.resolution, str(s.layers), s.first, s.last, shape_text(s.output_shape), f"{s.params:,}",
-         human(s.macs) if s.macs else "-", f"{100 * s.macs / total:.1f}%", nbytes(s.activation_bytes))
+        (s.resolution, str(s.layers), shown_name(s.first), shown_name(s.last), shape_text(s.output_shape),
+         f"{s.params:,}", human(s.macs) if s.macs else "-", f"{100 * s.macs / total:.1f}%",
+         nbytes(s.activation_bytes))
         for s in report.stages
     ]
     return align(header, rows, {1, 5, 6, 7, 8})
@@ -134,7 +144,7 @@ def stage_lines(report: AnyReport) -> list[str]:
 def format_report(report: AnyReport) -> str:
     """The table `cnnspec check` prints: grouped rows, then totals and stages, as plain text."""
     shapes = f"input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}"
-    out = [f"network {report.network}: {shapes}"]
+    out = [f"network {shown_name(report.network)}: {shapes}"]
     note = _view_note(report)
     if note:
         out.append(note)
@@ -157,7 +167,7 @@ def format_rich(report: AnyReport, file: Any = None) -> None:
     from rich.table import Table
 
     console = Console(file=file or sys.stdout)
-    title = f"{report.network}: {shape_text(report.input_shape)} → {shape_text(report.output_shape)}"
+    title = f"{shown_name(report.network)}: {shape_text(report.input_shape)} → {shape_text(report.output_shape)}"
     table = Table(title=title, caption=_view_note(report) or None, header_style="bold", box=None, pad_edge=False)
     for i, h in enumerate(HEADER):
         table.add_column(h, justify="right" if i in RIGHT else "left", no_wrap=True)
