@@ -86,9 +86,9 @@ class Elaborator:
         self.used_blocks: set[str] = set()
         self._too_big = False
         self._nesting = 0
-        #: The nodes as fields, by id, until the graph is finished: a join's path is known only
-        #: once its scope closes, and IR nodes are made once, complete.
-        self._drafts: list[dict[str, Any]] = []
+        #: The nodes by id, until the graph is finished; a join's node is replaced by one with
+        #: its path when its scope closes (its path depends on the labels after it).
+        self._nodes: list[Node] = []
         # For W003 (shortcut never built).
         self._shortcuts_seen: dict[int, ast.Shortcut] = {}
         self._shortcuts_built: set[int] = set()
@@ -123,8 +123,8 @@ class Elaborator:
         ctx = ctx._replace(block_input=ShapeValue(cur.shape) if cur.shape else None)
         cur = self._body(body, cur, ctx)
         self._close(scope)
-        for fields in self._drafts:
-            graph.add(Node(**fields))
+        for node in self._nodes:
+            graph.add(node)
         graph.output = cur.node
         if not self.diags.has_errors:
             self._shortcut_warnings()
@@ -168,8 +168,7 @@ class Elaborator:
             )
             return None
         span = stmt.span if stmt is not None else definition.name_span
-        self._drafts.append({"id": 0, "kind": "input", "path": "x", "has_module": False, "attrs": {},
-                             "out_shape": shape, "span": span})
+        self._nodes.append(Node(id=0, kind="input", path="x", has_module=False, attrs={}, out_shape=shape, span=span))
         return Value(0, shape)
 
     # ---------------------------------------------------------- statements
@@ -244,7 +243,7 @@ class Elaborator:
     def _close(self, scope: Scope) -> None:
         """Name the scope's joins, now that every label in it is known."""
         for node_id, path in scope.join_names().items():
-            self._drafts[node_id]["path"] = path
+            self._nodes[node_id] = self._nodes[node_id]._replace(path=path)
         scope.joins.clear()
 
     # ------------------------------------------------------------- calls
@@ -314,7 +313,7 @@ class Elaborator:
             path = ctx.scope.name(label, stmt.span, self.diags)
             self._group_info(path, "repeat", stmt.name, stmt.span)
             ctx = ctx._replace(scope=Scope(path))
-        before = len(self._drafts)
+        before = len(self._nodes)
         for i in range(count):
             path = ctx.scope.name(labels[i], stmt.span, self.diags)
             cur = self._emit(kind, block, stmt, cur, ctx, path)
@@ -362,7 +361,7 @@ class Elaborator:
         skip: tuple[int, ...] = (),
     ) -> Value:
         """Add a node; its shapes are left empty when any is unknown (elaboration has errors then)."""
-        if len(self._drafts) >= self.limits.max_nodes:
+        if len(self._nodes) >= self.limits.max_nodes:
             if not self._too_big:
                 self.diags.error(
                     E602,
@@ -373,21 +372,21 @@ class Elaborator:
             self._too_big = True
             return Value(ids[0], None)
         known = out is not None and None not in in_shapes
-        nid = len(self._drafts)
-        self._drafts.append({
-            "id": nid,
-            "kind": kind,
-            "path": path,
-            "has_module": has_module,
-            "inputs": ids,
-            "attrs": attrs,
-            "in_shapes": in_shapes if known else (),
-            "out_shape": out if known else (),
-            "span": span,
-            "trace": ctx.trace,
-            "scope": ctx.scope.path,
-            "skip": skip,
-        })
+        nid = len(self._nodes)
+        self._nodes.append(Node(
+            id=nid,
+            kind=kind,
+            path=path,
+            has_module=has_module,
+            inputs=ids,
+            attrs=attrs,
+            in_shapes=in_shapes if known else (),
+            out_shape=out if known else (),
+            span=span,
+            trace=ctx.trace,
+            scope=ctx.scope.path,
+            skip=skip,
+        ))
         return Value(nid, out if known else None)
 
     def _block(self, block: ast.BlockDef, stmt: ast.CallStmt, cur: Value, ctx: Context, path: str) -> Value:
@@ -527,7 +526,7 @@ class Elaborator:
                     if o.shape
                 ]
                 self.diags.error(e.code, str(e), span, notes=notes, help=[e.help] if e.help else [], trace=ctx.trace)
-        n_nodes = len(self._drafts)
+        n_nodes = len(self._nodes)
         # The path is provisional: the scope names its joins when it closes (_close).
         out = self._node(
             kind.name,
@@ -541,7 +540,7 @@ class Elaborator:
             ctx,
             skip=skip,
         )
-        if entry is not None and len(self._drafts) > n_nodes:
+        if entry is not None and len(self._nodes) > n_nodes:
             entry[1] = out.node
         return out
 
@@ -667,7 +666,7 @@ class Elaborator:
             )
             return Value(cur.node, None), ctx
         inner = self._scoped(stmt, ctx, None, "group", "for")._replace(top=False)
-        before = len(self._drafts)
+        before = len(self._nodes)
         for i, item in enumerate(items):
             cur = self._body(stmt.body, cur, self._bind(inner, stmt.var, item))
             if self._too_big or (i == 0 and self._overflows(before, len(items) - 1, stmt.span, ctx)):
@@ -680,8 +679,8 @@ class Elaborator:
         Copies usually have the size of the first, so a million-fold repetition
         fails at once instead of after building a million layers.
         """
-        per_copy = len(self._drafts) - before
-        total = len(self._drafts) + per_copy * copies_left
+        per_copy = len(self._nodes) - before
+        total = len(self._nodes) + per_copy * copies_left
         if per_copy == 0 or total <= self.limits.max_nodes:
             return False
         self.diags.error(
