@@ -8,8 +8,9 @@ these differences, each for a user's sake:
   files (macOS's ``._x.jpg`` copies) are left out and counted in a note, not
   silently dropped and not fatal.
 - Every image file is checked before training by its size and its first and
-  last bytes (one open and two small reads: an ImageNet of 1.2M files takes
-  seconds, a full decode of it a CPU-hour). A 0-byte file, one that is no image
+  last bytes (one open and two small reads, 84 us a file on this project's
+  2-core machine: ImageNet's 1.28M files in under two minutes, shared among
+  the workers, against about ten CPU-hours to decode them all). A 0-byte file, one that is no image
   at all, and a JPEG/PNG/GIF cut short (no end marker) are refused with their
   names, or left out with ``--skip-bad-images``. A file whose end marker is
   missing but which still decodes (trailing bytes after the image) passes.
