@@ -144,12 +144,22 @@ def transforms(size: tuple[int, int], channels: int, *, train: bool) -> Callable
 
     h, w = size
     mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.449,), (0.226,))
-    colour = [v2.Grayscale(num_output_channels=1)] if channels == 1 else []
+    colour = [luma] if channels == 1 else []
     if train:
         geometry = [v2.RandomResizedCrop((h, w), antialias=True), v2.RandomHorizontalFlip()]
     else:
         geometry = [v2.Resize(round(min(h, w) / 0.875), antialias=True), v2.CenterCrop((h, w))]
     return v2.Compose([*colour, *geometry, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """A 3 x H x W uint8 RGB image as 1 x H x W grayscale, rounded exactly as PIL's ``convert("L")`` rounds.
+
+    torchvision's Grayscale truncates instead, which moved half of all values
+    by one grey level from what the PIL path gave.
+    """
+    r, g, b = image.to(torch.int32).unbind(0)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8).unsqueeze(0)
 
 
 def find_files(split: Path) -> tuple[list[str], list[tuple[str, int]], dict[str, list[str]], list[str]]:
