@@ -165,6 +165,14 @@ def test_an_image_that_fails_only_when_decoded_stops_the_run_naming_it(tmp_path:
     assert not list((tmp_path / "run").glob("checkpoints/*.pt"))  # stopped before any checkpoint
 
 
+def test_a_validation_image_that_fails_when_decoded_stops_the_run_after_the_epoch(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "imgs")
+    _damaged_png(root / "val" / "red" / "bad.png")
+    with pytest.raises(UsageError, match=r": epoch 1, validation: val/red/bad\.png cannot be decoded \(broken data"):
+        _train(root, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").read_text()  # the epoch was not recorded
+
+
 def test_skip_bad_images_counts_files_that_fail_in_the_epoch(tmp_path: Path) -> None:
     root = _folder(tmp_path / "imgs")
     _damaged_png(root / "train" / "blue" / "bad.png")
