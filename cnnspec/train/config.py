@@ -52,6 +52,9 @@ class TrainConfig(BaseModel):
     num_workers: int | None = Field(
         None, ge=0, description="loading processes per worker for image folders (in-memory sets: none)"
     )
+    skip_bad_images: bool = Field(
+        False, description="image folders: leave out files that cannot be read as images (counted) instead of stopping"
+    )
 
     # Length and batch.
     epochs: int = Field(20, ge=1, description="epochs of the whole schedule")

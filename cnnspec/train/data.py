@@ -6,9 +6,10 @@ its class count before any training starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -27,6 +28,7 @@ class DataSource:
     val: Dataset
     num_classes: int
     name: str
+    notes: list[str] = field(default_factory=list)  # warnings about the data, printed once before training
 
 
 def class_hint(data_classes: int, net_classes: int) -> str:
@@ -104,8 +106,12 @@ def digits(input_shape: tuple[int, ...], *, val_fraction: float, seed: int) -> D
 
 
 def imagefolder(root: Path, input_shape: tuple[int, ...]) -> DataSource:
-    """``root/train/<class>/*`` and ``root/val/<class>/*`` with ImageNet-style augmentation."""
-    from torchvision import datasets, transforms
+    """``root/train/<class>/*`` and ``root/val/<class>/*`` with ImageNet-style augmentation.
+
+    The files are found here; :func:`check_images` checks them before training
+    (cnnspec/train/images.py says how each kind of bad file is treated).
+    """
+    from cnnspec.train import images
 
     c, h, w = input_shape
     if c not in (1, 3):
@@ -119,28 +125,90 @@ def imagefolder(root: Path, input_shape: tuple[int, ...]) -> DataSource:
                 f"--data imagefolder:{root}: no {part}/ folder; expected {root}/train/<class>/... "
                 f"and {root}/val/<class>/..."
             )
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if c == 3 else ((0.449,), (0.226,))
-    colour = [transforms.Grayscale(num_output_channels=1)] if c == 1 else []
-    tail = [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    train_tf = transforms.Compose(
-        [*colour, transforms.RandomResizedCrop((h, w)), transforms.RandomHorizontalFlip(), *tail]
-    )
-    # The usual 0.875 crop ratio: resize the short side, then take the centre.
-    val_tf = transforms.Compose(
-        [*colour, transforms.Resize(round(min(h, w) / 0.875)), transforms.CenterCrop((h, w)), *tail]
-    )
-    try:
-        # torchvision's default loader converts every image to RGB.
-        train = datasets.ImageFolder(str(root / "train"), transform=train_tf)
-        val = datasets.ImageFolder(str(root / "val"), transform=val_tf)
-    except (FileNotFoundError, OSError) as exc:
-        raise UsageError(f"--data imagefolder:{root}: {exc}") from exc
-    if train.classes != val.classes:
+    found = {}
+    for part in ("train", "val"):
+        try:
+            found[part] = images.find_files(root / part)
+        except OSError as exc:
+            raise UsageError(f"--data imagefolder:{root}: cannot list {part}/ ({exc.strerror or exc})") from exc
+    (classes, train_samples, train_per_class, train_ignored) = found["train"]
+    (val_classes, val_samples, val_per_class, val_ignored) = found["val"]
+    if not classes:
+        raise UsageError(f"--data imagefolder:{root}: train/ holds no class folders; expected train/<class>/...")
+    if classes != val_classes:
+        only = sorted(set(classes) ^ set(val_classes))
         raise TrainError(
             f"--data imagefolder:{root}: train/ and val/ hold different class folders "
-            f"({len(train.classes)} vs {len(val.classes)}); give both the same classes"
+            f"({len(classes)} vs {len(val_classes)}; only in one: {', '.join(only[:5])}); give both the same classes"
         )
-    return DataSource(train=train, val=val, num_classes=len(train.classes), name=f"imagefolder:{root}")
+    notes = []
+    ignored = train_ignored + val_ignored
+    empty_train = [name for name, files in train_per_class.items() if not files]
+    if empty_train:
+        # A class without training images cannot be learned, yet the network keeps a score for it: refuse.
+        more = f" (it holds only files left out: {images.list_names(root, ignored)})" if ignored else ""
+        raise UsageError(
+            f"--data imagefolder:{root}: no images in class folder"
+            f"{'s' if len(empty_train) > 1 else ''} {images.list_names(root, [f'train/{n}' for n in empty_train])}"
+            f"{more}; add its images or remove the folder from train/ and val/"
+        )
+    empty_val = [name for name, files in val_per_class.items() if not files]
+    if empty_val:
+        # Evaluation stays correct for the other classes: small hand-made splits often lack a few.
+        notes.append(
+            f"warning: no validation images in {images.list_names(root, [f'val/{n}' for n in empty_val])}; "
+            "validation covers the other classes"
+        )
+    if ignored:
+        notes.append(
+            f"note: left out {len(ignored)} file{'s' if len(ignored) > 1 else ''} not named as images or hidden "
+            f"({images.list_names(root, ignored)}); images are {', '.join(sorted(images.IMAGE_SUFFIXES))}"
+        )
+    train = images.ImageFiles(root, classes, train_samples, images.transforms((h, w), c, train=True),
+                              shape=(c, h, w), replace_failed=True)
+    val = images.ImageFiles(root, classes, val_samples, images.transforms((h, w), c, train=False),
+                            shape=(c, h, w), replace_failed=False)
+    return DataSource(train=train, val=val, num_classes=len(classes), name=f"imagefolder:{root}", notes=notes)
+
+
+def check_images(
+    ds: DataSource, *, rank: int, world: int, gather: Callable[[Any], list[Any]], skip: bool
+) -> DataSource:
+    """Check an image folder's files before training (each worker a share; ``gather`` pools the findings).
+
+    Bad files are an error naming them, or with ``skip`` left out with a
+    warning. Every worker reaches the same verdict, so none waits for another.
+    """
+    from cnnspec.train import images
+
+    if not isinstance(ds.train, images.ImageFiles) or not isinstance(ds.val, images.ImageFiles):
+        return ds
+    mine = [path for path, _ in ds.train.samples + ds.val.samples][rank::world]
+    bad = sorted(b for found in gather(images.check_files(mine)) for b in found)
+    if not bad:
+        return ds
+    root = ds.train.root
+    first = f"{images.list_names(root, [bad[0][0]])} {bad[0][1]}"
+    names = images.list_names(root, [p for p, _ in bad])
+    what = first if len(bad) == 1 else f"{len(bad)} bad image files ({names}); {first}"
+    them = "it" if len(bad) == 1 else "them"
+    if not skip:
+        raise UsageError(
+            f"--data imagefolder:{root}: {what}; remove or replace {them}, "
+            f"or pass --skip-bad-images to train without {them}"
+        )
+    dropped = {p for p, _ in bad}
+    for part in (ds.train, ds.val):
+        part.samples = [s for s in part.samples if s[0] not in dropped]
+    left = {label for _, label in ds.train.samples}
+    if len(left) < ds.num_classes:
+        lost = [f"train/{name}" for label, name in enumerate(ds.train.classes) if label not in left]
+        raise UsageError(
+            f"--data imagefolder:{root}: with the bad image files left out (--skip-bad-images), no images remain in "
+            f"{images.list_names(root, lost)}; {first}"
+        )
+    ds.notes.append(f"warning: --skip-bad-images: left out {what}")
+    return ds
 
 
 def synthetic(input_shape: tuple[int, ...], num_classes: int, *, size: int, seed: int) -> DataSource:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from cnnspec.train import checkpoint, data, distributed, faults, rundir
+from cnnspec.train import checkpoint, data, distributed, faults, images, rundir
 from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
 from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
 from cnnspec.train.model import ModelSource
@@ -75,6 +75,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         val_fraction=config.val_fraction,
         seed=config.data_seed,
     )
+    # Every worker checks a share of an image folder's files; all reach the same verdict, so none hangs.
+    ds = data.check_images(ds, rank=rank, world=world, gather=distributed.gather_objects, skip=config.skip_bad_images)
     sampler = GlobalBatchSampler(
         ds.train,
         num_replicas=world,
@@ -200,6 +202,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         say(f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
             f"{config.base_batch} (linear scaling), {config.optimizer}")
         say(f"  schedule: {schedule.describe()}")
+        for note in ds.notes:
+            say(note)
         for bad in plan.damaged:
             say(f"warning: {bad.name} is damaged (its checksum fails); resuming from an earlier checkpoint")
         if plan.resume_from is not None:
@@ -241,6 +245,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         loss_sum = torch.tensor(carried["loss_sum"], device=device, dtype=torch.float64)
         seen = carried["seen"]
         bad = torch.zeros((), dtype=torch.bool, device=device)
+        undecodable: set[str] = set()  # this worker's training files that failed to decode this epoch
         batches = iter(train_loader)
         bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
         t0, images_done, window_t, window_loss = time.perf_counter(), 0, time.perf_counter(), []
@@ -249,7 +254,9 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             if fault is not None:
                 fault.before_step(global_step, rank)
             for micro in range(config.accum_steps):
-                x, y = next(batches)
+                batch = next(batches)
+                undecodable.update(images.failed_in_batch(batch, ds.train))  # the loader put another image there
+                x, y = batch[0], batch[1]
                 x = x.to(device, non_blocking=True, memory_format=memory_format)
                 y = y.to(device, non_blocking=True)
                 # Only the last micro-batch all-reduces gradients; the others just accumulate.
@@ -282,9 +289,13 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             local_stop = not env.distributed and stop.requested  # one worker: no need to agree
             if not (global_step % config.log_every == 0 or ckpt_due or last or local_stop):
                 continue
-            # A sync point: agree across workers whether to stop (non-finite loss, Ctrl-C).
-            flags = torch.tensor([float(bad.item()), float(stop.requested)], device=device)
+            # A sync point: agree across workers whether to stop (non-finite loss, Ctrl-C, an image that failed).
+            stop_for_images = bool(undecodable) and not config.skip_bad_images
+            flags = torch.tensor([float(bad.item()), float(stop.requested), float(stop_for_images)], device=device)
             distributed.all_reduce(flags, op="max")
+            if flags[2] > 0:
+                bar.close()
+                _refuse_undecodable(ds, undecodable, f"epoch {epoch + 1}, training")
             if flags[0] > 0:
                 bar.close()
                 where = f" The last good checkpoint is {last_ckpt}." if last_ckpt else " No checkpoint was written yet."
@@ -312,11 +323,20 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         train_time = time.perf_counter() - t0
 
         # ----- end of epoch: aggregate, evaluate, record, checkpoint --------
-        totals = torch.tensor([loss_sum.item(), float(seen)], dtype=torch.float64, device=device)
+        totals = torch.tensor([loss_sum.item(), float(seen), float(len(undecodable))], dtype=torch.float64,
+                              device=device)
         distributed.all_reduce(totals)
         # Evaluate the module inside DDP: DDP's forward could start collectives
         # (buffer broadcasts), and workers may hold different numbers of val batches.
-        val = evaluate(model.module if env.distributed else model, val_loader, device, memory_format, autocast)
+        val_undecodable: set[str] = set()
+        val = evaluate(model.module if env.distributed else model, val_loader, device, memory_format, autocast,
+                       undecodable=val_undecodable, dataset=ds.val)
+        if val["undecodable"] > 0 and not config.skip_bad_images:
+            _refuse_undecodable(ds, val_undecodable, f"epoch {epoch + 1}, validation")
+        skipped: list[str] = []
+        if totals[2].item() > 0 or val["undecodable"] > 0:  # every worker sees the same sums: all gather or none
+            skipped = sorted({p for part in distributed.gather_objects(sorted(undecodable | val_undecodable))
+                              for p in part})
         epoch += 1
         record = {
             "epoch": epoch,
@@ -329,12 +349,18 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             "images_per_s": images_done / max(train_time, 1e-9),
             "epoch_time_s": train_time,
         }
+        if config.skip_bad_images:
+            record["bad_images_skipped"] = len(skipped)
         history.append(record)
         if env.is_main:
             say(f"epoch {epoch:>3}/{config.epochs}  train_loss {record['train_loss']:.4f}  "
                 f"val_loss {record['val_loss']:.4f}  top1 {100 * record['val_top1']:.2f}%  "
                 f"top5 {100 * record['val_top5']:.2f}%  lr {record['lr']:.4g}  "
                 f"{record['images_per_s']:.0f} img/s  ({train_time:.1f}s)")
+            if skipped:
+                root = ds.train.root if isinstance(ds.train, images.ImageFiles) else Path(".")
+                say(f"warning: epoch {epoch}: --skip-bad-images skipped {len(skipped)} image"
+                    f"{'s' if len(skipped) > 1 else ''} that cannot be decoded: {images.list_names(root, skipped)}")
             with metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             if tb is not None:
@@ -388,11 +414,27 @@ def training_loss(
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, memory_format, autocast) -> dict[str, float]:
-    """Loss, top-1 and top-5 over the whole validation set, summed across workers."""
+def evaluate(model, loader, device, memory_format, autocast, undecodable=None, dataset=None) -> dict[str, float]:
+    """Loss, top-1 and top-5 over the whole validation set, summed across workers.
+
+    Samples that a loader marks as failed to decode (a third tensor, >= 0 for
+    them) are left out of the figures and counted (the result's
+    ``undecodable``, over all workers); this worker's files of them are added
+    to the set ``undecodable``.
+    """
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, count
-    for x, y in loader:
+    bad_count = 0
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        if len(batch) > 2 and bool((batch[2] >= 0).any()):  # on the CPU: no device synchronisation
+            keep = batch[2] < 0
+            bad_count += int((~keep).sum())
+            if undecodable is not None:
+                undecodable.update(images.failed_in_batch(batch, dataset))
+            x, y = x[keep], y[keep]
+            if y.numel() == 0:
+                continue
         x = x.to(device, non_blocking=True, memory_format=memory_format)
         y = y.to(device, non_blocking=True)
         with autocast():
@@ -407,10 +449,18 @@ def evaluate(model, loader, device, memory_format, autocast) -> dict[str, float]
             hit.any(dim=1).sum().double(),
             torch.tensor(float(y.shape[0]), dtype=torch.float64, device=device),
         ])
+    sums = torch.cat([sums, torch.tensor([float(bad_count)], dtype=torch.float64, device=device)])
     distributed.all_reduce(sums)
-    loss, top1, top5, count = sums.tolist()
+    loss, top1, top5, count, undecodable = sums.tolist()
     count = max(count, 1.0)
-    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count, "undecodable": undecodable}
+
+
+def _refuse_undecodable(ds: data.DataSource, mine: set[str], where: str) -> None:
+    """Stop every worker with one message naming the files that failed to decode (a collective)."""
+    paths = sorted({p for part in distributed.gather_objects(sorted(mine)) for p in part})
+    root = ds.train.root if isinstance(ds.train, images.ImageFiles) else Path(".")
+    raise UsageError(images.undecodable_error(root, paths, where))
 
 
 def _printer(enabled: bool):
