@@ -55,7 +55,9 @@ CODES: dict[str, Code] = {
             "E003",
             "unclosed bracket",
             "A `(`, `[` or `{` is never closed: the file ends, or a new statement starts, while it is still "
-            "open. The error points at the bracket that is left open.",
+            "open. The error points at the bracket that is left open. For a `{`, the layout tells which body "
+            "lacks its `}`: the first line inside it indented no deeper than the `{`'s own line, or starting "
+            "with `block`, `network` or `import`, is where the body ended.",
             _N + "    conv(64, 3\n    relu\n}\n",
             _N + "    conv(64, 3)\n    relu\n}\n",
         ),
