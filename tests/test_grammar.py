@@ -128,7 +128,7 @@ def test_statement_forms() -> None:
     net = one_network(
         "network N(n = 2) {\n"
         "    input: 3 x 8 x 8\n"
-        '    init conv: weight = kaiming_normal(mode = "fan_out"), bias = zeros\n'
+        "    init conv: weight = kaiming_normal(mode = \"fan_out\"), bias = zeros\n"
         "    let c = 4 * n\n"
         "    stem: conv(c, 3)\n"
         '    "unit{1}": relu * n\n'
@@ -143,18 +143,8 @@ def test_statement_forms() -> None:
     )
     kinds = [type(s).__name__ for s in net.body]
     assert kinds == [
-        "InputStmt",
-        "InitStmt",
-        "LetStmt",
-        "CallStmt",
-        "CallStmt",
-        "GroupStmt",
-        "GroupStmt",
-        "ResidualStmt",
-        "IfStmt",
-        "ForStmt",
-        "AuxStmt",
-        "GroupStmt",
+        "InputStmt", "InitStmt", "LetStmt", "CallStmt", "CallStmt", "GroupStmt", "GroupStmt",
+        "ResidualStmt", "IfStmt", "ForStmt", "AuxStmt", "GroupStmt",
     ]
     init = net.body[1]
     assert isinstance(init, ast.InitStmt) and init.kind == "conv" and init.pattern is None

@@ -351,7 +351,8 @@ CODES: dict[str, Code] = {
             "E401",
             "cannot read a file",
             "The spec or one of its imports cannot be read: no such file, a directory, no permission, or not "
-            "UTF-8 text. Imports are relative to the importing file.",
+            "UTF-8 text. An import is looked for beside the importing file, then in each `--path` directory "
+            "and those of CNNSPEC_PATH, then among the stock specs; the error lists every place looked.",
             'import "blocks/resnet_blocks.cnn"\n' + _N + "    relu\n}\n",
             'import "resnet.cnn"\n' + _N + "    relu\n}\n",
         ),
