@@ -55,7 +55,9 @@ CODES: dict[str, Code] = {
             "E003",
             "unclosed bracket",
             "A `(`, `[` or `{` is never closed: the file ends, or a new statement starts, while it is still "
-            "open. The error points at the bracket that is left open.",
+            "open. The error points at the bracket that is left open. For a `{`, the layout tells which body "
+            "lacks its `}`: the first line inside it indented no deeper than the `{`'s own line, or starting "
+            "with `block`, `network` or `import`, is where the body ended.",
             _N + "    conv(64, 3\n    relu\n}\n",
             _N + "    conv(64, 3)\n    relu\n}\n",
         ),
@@ -349,7 +351,8 @@ CODES: dict[str, Code] = {
             "E401",
             "cannot read a file",
             "The spec or one of its imports cannot be read: no such file, a directory, no permission, or not "
-            "UTF-8 text. Imports are relative to the importing file.",
+            "UTF-8 text. An import is looked for beside the importing file, then in each `--path` directory "
+            "and those of CNNSPEC_PATH, then among the stock specs; the error lists every place looked.",
             'import "blocks/resnet_blocks.cnn"\n' + _N + "    relu\n}\n",
             'import "resnet.cnn"\n' + _N + "    relu\n}\n",
         ),
