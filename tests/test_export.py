@@ -229,9 +229,8 @@ def _load_source(path: Path) -> type[torch.nn.Module]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    cls = re.search(r"^class (\w+)\(nn.Module\):", source, re.M)
-    assert cls is not None
-    return getattr(module, cls.group(1))  # type: ignore[no-any-return]
+    *_, name = re.findall(r"^class (\w+)\(nn.Module\):", source, re.M)  # the network's: the last class
+    return getattr(module, name)  # type: ignore[no-any-return]
 
 
 #: Layouts putting a label on a module at the top, on one in a block, on a join's branch, and on
