@@ -54,16 +54,21 @@ def _class_name(network: str, taken: set[str]) -> str:
     return name
 
 
-def _constructor(module: torch.nn.Module, path: str) -> str:
+def _constructor(module: torch.nn.Module, path: str, known: dict[str, str]) -> str:
     """Python that rebuilds module: its repr where that reads back as the same module (every stock
     layer), else a call giving each constructor argument from the module's own settings (a repr
     omits options such as AvgPool2d's ceil_mode, and writes padding="same" unquoted).
 
-    Raises ExportError where neither rebuilds it: a wrong file is never written.
+    Raises ExportError where neither rebuilds it: a wrong file is never written. known holds the
+    text found for each class and settings, so that ResNet-152's 150 alike batch norms are
+    rebuilt once.
     """
     import torch
 
     cls = type(module)
+    key = f"{cls.__module__}.{cls.__qualname__} {_settings(module)!r}"
+    if key in known:
+        return known[key]
     prefix = "nn." if getattr(torch.nn, cls.__name__, None) is cls else ""
     tried = [prefix + repr(module)]
     call = _settings_call(module)
@@ -71,6 +76,7 @@ def _constructor(module: torch.nn.Module, path: str) -> str:
         tried.append(prefix + call)
     for text in tried:
         if _rebuilds(text, module):
+            known[key] = text
             return text
     raise ExportError(
         f"module {path!r} ({cls.__name__}) cannot be written as Python source: neither its repr nor its "
@@ -140,13 +146,15 @@ def _rebuilds(text: str, module: torch.nn.Module) -> bool:
             rebuilt = cls(*args, **kwargs)
     except Exception:  # (any failure to rebuild means the text is not a constructor)
         return False
+    return bool(_settings(rebuilt) == _settings(module))
 
-    def settings(m: torch.nn.Module) -> dict[str, object]:
-        public = {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
-        tensors = [(k, tuple(v.shape), v.dtype) for k, v in [*m.named_parameters(), *m.named_buffers()]]
-        return {"repr": repr(m), "tensors": tensors, **public}
 
-    return bool(settings(rebuilt) == settings(module))
+def _settings(m: torch.nn.Module) -> dict[str, object]:
+    """What makes two modules of a class alike: repr, public attributes (the mode aside), and
+    parameter and buffer names, shapes and types."""
+    public = {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
+    tensors = [(k, tuple(v.shape), v.dtype) for k, v in [*m.named_parameters(), *m.named_buffers()]]
+    return {"repr": repr(m), "tensors": tensors, **public}
 
 
 def python_source(gm: torch.fx.GraphModule, graph: Graph) -> str:
@@ -154,6 +162,7 @@ def python_source(gm: torch.fx.GraphModule, graph: Graph) -> str:
     import torch
 
     extra_classes: dict[str, str] = {}
+    known: dict[str, str] = {}
     lines = []
     paths = module_paths(graph)
     for node in graph.layers():
@@ -164,7 +173,7 @@ def python_source(gm: torch.fx.GraphModule, graph: Graph) -> str:
         cls = type(module)
         if getattr(torch.nn, cls.__name__, None) is not cls:
             extra_classes[cls.__name__] = inspect.getsource(cls)
-        lines.append(f"        _add(self, {path!r}, {_constructor(module, path)})")
+        lines.append(f"        _add(self, {path!r}, {_constructor(module, path, known)})")
     forward = gm.code.strip("\n")
     name = _class_name(graph.network, {"torch", "nn", "math", "operator", "_add", *extra_classes})
     parts = [_HEADER.format(name=name, file=docstring_text(graph.input.span.file))]
