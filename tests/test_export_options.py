@@ -264,3 +264,23 @@ def test_compile_refuses_an_onnx_file_it_cannot_write_right(tmp_path: Path, caps
     assert f"{spec}:4:5: adaptive_maxpool '1' pools 5×5 to 2×2 (option size)" in err
     assert "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == [spec]
+
+
+class _Scaled(torch.nn.Module):
+    """A module whose setting neither its repr nor an attribute of its parameter's name holds."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.factor = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+def test_python_source_refuses_a_module_it_cannot_rebuild(tmp_path: Path) -> None:
+    checked, gm = _compiled("network N {\n    input: 4 x 7 x 7\n    relu\n}\n")
+    gm.add_module("0", _Scaled(2.0))  # what a registered layer might build
+    path = tmp_path / "model.py"
+    with pytest.raises(export.ExportError, match=r"module '0' \(_Scaled\) cannot be written as Python source"):
+        export.write_python(gm, checked.graph, path)
+    assert not path.exists()
