@@ -55,6 +55,10 @@ _COLOURS = {
     "reshape": "#eeeeee",
 }
 _JOIN_FILL = "#f2f2f2"
+#: A folded run: its node, or its frame's border and fill.
+_FOLD_FILL = "#cfe3f7"
+_FOLD_COLOUR = "#4a7fb5"
+_FOLD_FRAME_FILL = "#f1f7fd"
 #: Auxiliary heads: frame, fill, and the colour of the edges into and inside them.
 AUX_COLOUR = "#d9822b"
 _AUX_FILL = "#fff6ec"
@@ -125,6 +129,8 @@ class _Cluster:
     fill: str = ""
     #: Units held side by side in this order (the first node of each branch of a join).
     row: list[str] = field(default_factory=list)
+    #: Further lines of the title (a fold's paths and shapes), in the normal weight.
+    sub: list[str] = field(default_factory=list)
 
     def node_ids(self) -> list[int]:
         """The graph nodes drawn inside, at any depth."""
@@ -154,6 +160,9 @@ class _Builder:
         #: Aux head of each node off the main path, and the output node drawn for each aux output.
         self.owner = aux_heads(graph)
         self.aux_out: dict[str, str] = {}
+        #: Per node inside a drawn fold: fold number -> which instance it lies in (0: the one drawn).
+        self.instance_of: dict[int, dict[int, int]] = {}
+        self.n_folds = 0
 
     # ------------------------------------------------------------ units
 
@@ -197,16 +206,27 @@ class _Builder:
             first = self.graph.nodes[ids[0]]
             title = describe(item)
             where = f"{item.path}: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}"
-            each = _wrap("each: ", [op_text(self.graph.nodes[i]) for i in item.instances[0].node_ids
-                                    if self.graph.nodes[i].kind != "identity"])
+            each = _wrap(
+                "each: ",
+                [
+                    op_text(self.graph.nodes[i])
+                    for i in item.instances[0].node_ids
+                    if self.graph.nodes[i].kind != "identity"
+                ],
+            )
             return self._unit(ids, [title, where, *each, *self._stats_line(ids)], fill="#d8ecd6", peripheries=2)
         if item.kind == "fold":  # identical, or differing in rates alone (the title says so)
             first_path = item.instances[0].path
             title = describe(item)
             where = f"{item.path} (each like {first_path}) → {shape_text(last.out_shape)}"
-            return self._unit(ids, [title, where, *self._stats_line(ids)], fill="#cfe3f7", peripheries=2)
-        return self._unit(ids, [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],
-                          fill="#f7f1e3", shape="box3d", style="filled")
+            return self._unit(ids, [title, where, *self._stats_line(ids)], fill=_FOLD_FILL, peripheries=2)
+        return self._unit(
+            ids,
+            [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],
+            fill="#f7f1e3",
+            shape="box3d",
+            style="filled",
+        )
 
     # --------------------------------------------------------- structure
 
@@ -253,12 +273,18 @@ class _Builder:
             flush()
             if item.kind == "fold" and self.expand:
                 out.extend(self.items(item.instances, level, head=head))
-            elif item.kind == "fold" or (self.depth is not None and level >= self.depth):
+            elif self.depth is not None and level >= self.depth:
                 out.append(self._block_unit(item))
+            elif item.kind == "fold":
+                out.append(self._fold_cluster(item, level, head))
             else:
                 drawn = self._cluster(item, level, head)
-                if branches and isinstance(drawn, _Cluster) and all(isinstance(x, _Unit) for x in drawn.items) \
-                        and not drawn.fill:
+                if (
+                    branches
+                    and isinstance(drawn, _Cluster)
+                    and all(isinstance(x, _Unit) for x in drawn.items)
+                    and not drawn.fill
+                ):
                     # Every node's label names its branch (inception3a.branch2.0.conv), so the frame can go.
                     out.extend(drawn.items)
                 else:
@@ -284,9 +310,10 @@ class _Builder:
                 i += 1
                 continue
             j = i + 1
-            while j < len(drawn) and self._head_of(
-                drawn[j].node_ids if isinstance(drawn[j], _Unit) else drawn[j].node_ids()
-            ) == name:
+            while (
+                j < len(drawn)
+                and self._head_of(drawn[j].node_ids if isinstance(drawn[j], _Unit) else drawn[j].node_ids()) == name
+            ):
                 j += 1
             out.append(self._aux_cluster(name, drawn[i:j]))
             i = j
@@ -296,8 +323,13 @@ class _Builder:
         """An aux head's frame: its drawn items, then the output node of its aux output."""
         aux = next(a for a in self.graph.aux if a.name == name)
         shape = shape_text(self.graph.nodes[aux.node].out_shape)
-        out = self._unit([], [f"{name} output {shape}", f"auxiliary, loss weight {aux.weight:g}, training only"],
-                         fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold")
+        out = self._unit(
+            [],
+            [f"{name} output {shape}", f"auxiliary, loss weight {aux.weight:g}, training only"],
+            fill=_OUTPUT_FILL,
+            shape="box",
+            style="rounded,filled,bold",
+        )
         self.aux_out[name] = out.dot_id
         if len(run) == 1 and isinstance(run[0], _Cluster):
             # The head is one group (GoogLeNet's aux1: AuxHead): restyle its frame rather than nest one.
@@ -322,11 +354,67 @@ class _Builder:
                 unit.lines[1] = f"{item.path}: {unit.lines[1]}"
             return unit
         assert item.group is not None
-        self.n_clusters += 1
         label = item.path if item.group.kind != "block" else f"{item.path}: {describe(item)}"
+        if len(inner) == 1 and isinstance(inner[0], _Cluster) and inner[0].sub:
+            # A group that is one folded run (a CIFAR ResNet's stage of identical blocks): one frame
+            # says both, rather than a frame around a frame.
+            fold = inner[0].label  # "BasicBlock ×3", "DenseLayer ×6 (channels vary)"
+            inner[0].label = (
+                f"{item.path}: {item.group.name}: {fold}" if item.group.kind == "block" else f"{item.path}: {fold}"
+            )
+            return inner[0]
+        self.n_clusters += 1
         cluster = _Cluster(f"cluster_{self.n_clusters}", label, inner)
         if joins:
             cluster.row = self._branch_row(item, inner)
+        return cluster
+
+    def _fold_cluster(self, item: Item, level: int, head: str) -> _Unit | _Cluster:
+        """A folded run drawn as its first instance, framed, the frame saying how many it stands for.
+
+        The other instances' nodes are drawn by the first's units (edges between
+        instances are left out, _edges), so the run reads as one block with its
+        own wiring and skip, and the edges out of it carry the last instance's shapes.
+        """
+        rep = item.instances[0]
+        own = self._head_of(item.node_ids) or head
+        joins = self._joins_branches(rep)
+        inner = self.items(rep.children, level + 1, branches=joins, head=own)
+        self.n_folds += 1
+        for k, inst in enumerate(item.instances):
+            for pos, nid in enumerate(inst.node_ids):
+                self.instance_of.setdefault(nid, {})[self.n_folds] = k
+                if k:
+                    self.unit_of[nid] = self.unit_of[rep.node_ids[pos]]
+        first = self.graph.nodes[item.node_ids[0]]
+        last = self.graph.nodes[item.last]
+        if "channels" in item.varies:
+            # The instance drawn has the first one's channels: say how they run over the whole fold.
+            sub = [
+                f"{item.path}, channels vary: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}",
+                f"drawn: {rep.path}",
+            ]
+        else:
+            sub = [f"{item.path} (each like {rep.path}) → {shape_text(last.out_shape)}"]
+        if len(inner) == 1 and isinstance(inner[0], _Unit):
+            # One node stands for the instance (two convs in a row of an Inception branch): a
+            # double border says how many, with no frame around it.
+            unit = inner[0]
+            unit.lines = [describe(item), sub[0], f"each: {unit.lines[0]}", *self._stats_line(item.node_ids)]
+            unit.fill, unit.peripheries = _FOLD_FILL, 2
+            return unit
+        self.n_clusters += 1
+        cluster = _Cluster(
+            f"cluster_{self.n_clusters}",
+            describe(item),
+            inner,
+            style="rounded,filled,bold",
+            colour=_FOLD_COLOUR,
+            fill=_FOLD_FRAME_FILL,
+            sub=sub + self._stats_line(item.node_ids),
+        )
+        if joins:
+            cluster.row = self._branch_row(rep, inner)
         return cluster
 
     def _branch_row(self, item: Item, inner: list[_Unit | _Cluster]) -> list[str]:
@@ -348,8 +436,29 @@ def _unit_node(g: graphviz.Digraph, u: _Unit) -> None:
     g.node(u.dot_id, label=f"<{label}>", shape=u.shape, style=u.style, fillcolor=u.fill, **extra)
 
 
-def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph) -> int:
-    """Add the items to g; returns how many clusters they hold."""
+def _members(c: _Cluster) -> set[str]:
+    """The dot ids of the units inside a cluster, at any depth."""
+    return {u for it in c.items for u in ({it.dot_id} if isinstance(it, _Unit) else _members(it))}
+
+
+def _title_node(g: graphviz.Digraph, c: _Cluster) -> str:
+    """The cluster's title as a plain node of its own; returns its id.
+
+    A node, not the cluster's label: dot places edge labels clear of nodes but
+    not of cluster labels, and routes edges around nodes but through labels.
+    """
+    name = "t" + c.dot_id.removeprefix("cluster_")
+    sub = "".join(f'<br align="left"/><font point-size="9">{_esc(x)}</font>' for x in c.sub)
+    label = f'<<b>{_esc(c.label)}</b>{sub}<br align="left"/>>'
+    g.node(name, label=label, shape="plaintext", margin="0.04,0", height="0.2")
+    return name
+
+
+def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph, preds: dict[str, set[str]]) -> int:
+    """Add the items to g; returns how many clusters they hold.
+
+    preds: the units each unit is drawn below (the edges that pull on the layout).
+    """
     clusters = 0
     for it in items:
         if isinstance(it, _Unit):
@@ -357,8 +466,23 @@ def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph) -> int:
             continue
         with g.subgraph(name=it.dot_id) as c:
             fill = {"fillcolor": it.fill} if it.fill else {}
-            c.attr(label=f"<<b>{_esc(it.label)}</b>>", labeljust="l", style=it.style, color=it.colour, **fill)
-            clusters += 1 + _emit(it.items, c)
+            c.attr(label="", style=it.style, color=it.colour, **fill)
+            title = _title_node(c, it)
+            clusters += 1 + _emit(it.items, c, preds)
+            # The title sits above what enters the cluster (its nested clusters' titles, and the
+            # units drawn below nothing inside it) and below what they are drawn below outside it.
+            inside = _members(it)
+            above: set[str] = set()
+            for x in it.items:
+                if isinstance(x, _Cluster):
+                    c.edge(title, "t" + x.dot_id.removeprefix("cluster_"), style="invis")
+                elif not preds.get(x.dot_id) or preds[x.dot_id] - inside:
+                    c.edge(title, x.dot_id, style="invis")
+                    above |= preds.get(x.dot_id, set()) - inside
+            for u in inside:
+                above |= preds.get(u, set()) - inside
+            for u in sorted(above, key=lambda u: int(u[1:])):
+                g.edge(u, title, style="invis")
             if it.row:
                 # One rank, and invisible edges between neighbours, which dot draws left to right:
                 # the branches keep the spec's order whatever the crossing heuristic prefers.
@@ -390,13 +514,20 @@ def to_dot(
     ]
     top += b.items(build_tree(graph), 0)
     if graph.aux:
-        top.append(b._unit([], [f"output {shape_text(graph.output_shape)}", "main output"],
-                           fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold"))
+        top.append(
+            b._unit(
+                [],
+                [f"output {shape_text(graph.output_shape)}", "main output"],
+                fill=_OUTPUT_FILL,
+                shape="box",
+                style="rounded,filled,bold",
+            )
+        )
 
     g = graphviz.Digraph(
         graph.network,
         graph_attr={
-            "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25", "ranksep": "0.3",
+            "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25", "ranksep": "0.12",
             "label": f"<<b>{_esc(graph.network)}</b>: {_esc(shape_text(graph.input_shape))} → "
                      f"{_esc(shape_text(graph.output_shape))}>",
             "labelloc": "t",
@@ -405,21 +536,24 @@ def to_dot(
         edge_attr={"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "fontcolor": "#555555",
                    "arrowsize": "0.6"},
     )  # fmt: skip
-    n_clusters = _emit(top, g)
-
     # One edge per pair of drawn nodes; shapes come from the producing node's out_shape. A pair
     # is a skip edge only when every edge it stands for is one: into a fold, the main path wins.
     seen: dict[tuple[str, str], bool] = {}
     labels: dict[tuple[str, str], str] = {}
     for node in graph.nodes:
+        folds = b.instance_of.get(node.id, {})
         for pos, src in enumerate(node.inputs):
             a, z = b.unit_of[src], b.unit_of[node.id]
             if a == z:
                 continue
+            theirs = b.instance_of.get(src, {})
+            if any(theirs.get(f, k) != k for f, k in folds.items()):
+                continue  # from one instance of a fold to the next: drawn as the one instance
             skip = pos in node.skip
             key = (a, z)
             seen[key] = seen.get(key, True) and skip
-            labels[key] = shape_text(graph.nodes[src].out_shape)
+            # The first edge a pair stands for names the shape: inside a fold, the instance drawn.
+            labels.setdefault(key, shape_text(graph.nodes[src].out_shape))
     aux_units = {b.unit_of[i] for i in b.owner}
     if graph.aux:
         # Edges to the output nodes: from the unit of each output's last node.
@@ -429,17 +563,22 @@ def to_dot(
             aux_units.add(key[1])
         key = (b.unit_of[graph.output], top[-1].dot_id)  # type: ignore[union-attr]
         seen[key], labels[key] = False, shape_text(graph.output_shape)
+    preds: dict[str, set[str]] = {}
+    for (a, z), skip in seen.items():
+        if not skip:
+            preds.setdefault(z, set()).add(a)
+    n_clusters = _emit(top, g, preds)
     n_skip = 0
     for (a, z), skip in seen.items():
         label = labels[(a, z)]
         if z in aux_units:
-            g.edge(a, z, xlabel=label, color=AUX_COLOUR, fontcolor=AUX_COLOUR)
+            g.edge(a, z, label=label, color=AUX_COLOUR, fontcolor=AUX_COLOUR)
         elif skip:
             n_skip += 1
-            g.edge(a, z, xlabel=label, style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.4",
+            g.edge(a, z, label=label, style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.4",
                    constraint="false")  # fmt: skip
         else:
-            g.edge(a, z, xlabel=label)
+            g.edge(a, z, label=label)
     return Diagram(g.source, b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out))
 
 
