@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import shutil
 import struct
@@ -169,6 +170,61 @@ def test_googlenet_branches_are_drawn_left_to_right() -> None:
         for ids in rows:
             xs = [x[i] for i in ids]
             assert xs == sorted(xs), (spec, ids, xs)
+
+
+def _text_boxes(ops: list[dict]) -> list[tuple[float, float, float, float, str]]:
+    """The boxes (x0, y0, x1, y1, text) of the texts in xdot drawing ops, from their font size and width."""
+    size, out = 14.0, []
+    for op in ops:
+        if op["op"] == "F":
+            size = op["size"]
+        elif op["op"] == "T":
+            (x, y), w = op["pt"], op["width"]
+            x0 = {"l": x, "c": x - w / 2, "r": x - w}[op["align"]]
+            out.append((x0, y - 0.25 * size, x0 + w, y + 0.8 * size, op["text"]))
+    return out
+
+
+def label_overlaps(dot: str) -> list[tuple[str, str]]:
+    """(edge label, what it overlaps) for every edge label that overlaps a node's box or a cluster's title,
+    in the layout of the real `dot` (-Tjson: node positions and sizes, and where each text is drawn)."""
+    done = subprocess.run(["dot", "-Tjson"], input=dot.encode(), capture_output=True, check=True)
+    layout = json.loads(done.stdout)
+    boxes = []
+    for o in layout.get("objects", []):
+        if o["name"].startswith("cluster"):
+            boxes += _text_boxes(o.get("_ldraw_", []))
+        elif "pos" in o:
+            x, y = map(float, o["pos"].split(","))
+            w, h = float(o["width"]) * 36, float(o["height"]) * 36  # inches, halved, in points
+            boxes.append((x - w, y - h, x + w, y + h, o["name"]))
+    labels = [b for e in layout.get("edges", []) for k in ("_ldraw_", "_hldraw_", "_tldraw_")
+              for b in _text_boxes(e.get(k, []))]  # fmt: skip
+    assert labels, "no edge labels drawn"
+    return [
+        (lab[4], box[4]) for lab in labels for box in boxes
+        if lab[0] < box[2] and box[0] < lab[2] and lab[1] < box[3] and box[1] < lab[3]
+    ]  # fmt: skip
+
+
+@needs_dot
+@pytest.mark.parametrize(
+    ("spec", "kw"),
+    [
+        ("densenet121.cnn", {}),
+        ("resnet152.cnn", {}),
+        ("resnet152.cnn", {"depth": 1}),
+        ("googlenet.cnn", {}),
+        ("resnet152.cnn", {"rankdir": "LR", "params": True}),
+        ("densenet121.cnn", {"rankdir": "LR", "params": True}),
+        ("googlenet.cnn", {"rankdir": "LR", "params": True}),
+        ("resnet20_cifar.cnn", {}),
+        ("resnet20_cifar.cnn", {"rankdir": "LR", "params": True}),
+    ],
+)
+def test_edge_labels_overlap_no_node_and_no_cluster_title(spec: str, kw: dict[str, object]) -> None:
+    c = analyse(FIXTURES / spec if spec.startswith("resnet20") else SPECS / spec)
+    assert label_overlaps(to_dot(c.graph, c.analysis, **kw).dot) == []  # type: ignore[arg-type]
 
 
 def test_depth_collapses_groups_into_single_nodes() -> None:
