@@ -352,6 +352,56 @@ def test_png_dimensions_and_pdf(tmp_path: Path) -> None:
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+@needs_dot
+def test_compact_resnet152_has_a_column_per_stage_and_fits_a_page(tmp_path: Path) -> None:
+    png = tmp_path / "r.png"
+    assert main(["diagram", str(SPECS / "resnet152.cnn"), "-o", str(png), "--compact"]) == 0
+    width, height = png_size(png)
+    # At 110 dpi; on a page of 6.5 by 9 inches (turned), at half size or more: 9 pt type prints at 4.5 pt.
+    w, h = width / 110, height / 110
+    assert max(min(6.5 / w, 9 / h), min(9 / w, 6.5 / h)) >= 0.45, (width, height)
+    d = diagram("resnet152.cnn", compact=True)
+    assert (d.nodes, d.skip_edges) == (42, 8)  # as much is drawn as without --compact
+    titles = dict(re.findall(r"^\s*(t\d+) \[label=<<b>(layer\d): Stage", d.dot, flags=re.M))
+    x = plain_x(d.dot)
+    assert sorted(titles, key=lambda t: x[t]) == sorted(titles, key=titles.__getitem__)  # layer1 .. layer4
+    assert "continued in column 2 ↓" in d.dot and "from layer1.2, 256×56×56 ↓" in d.dot
+    # The shapes are in the nodes, not on the edges; the norms and activations have their short names.
+    assert not [e for e in dot_edges(d.dot) if "label=" in e]
+    assert "conv 1×1, 64 · BN · ReLU" in d.dot and "layer3.1.conv1" not in d.dot
+
+
+@needs_dot
+def test_compact_keeps_branches_in_spec_order() -> None:
+    d = diagram("googlenet.cnn", compact=True)
+    x = plain_x(d.dot)
+    rows = rank_rows(d.dot)
+    assert len(rows) == 9
+    for ids in rows:
+        assert [x[i] for i in ids] == sorted(x[i] for i in ids)
+
+
+@needs_dot
+def test_dpi_sets_the_resolution_of_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = str(FIXTURES / "resnet20_cifar.cnn")
+    assert main(["diagram", spec, "-o", str(tmp_path / "a.png")]) == 0
+    assert main(["diagram", spec, "-o", str(tmp_path / "b.png"), "--dpi", "300"]) == 0
+    (w1, h1), (w2, h2) = png_size(tmp_path / "a.png"), png_size(tmp_path / "b.png")
+    assert abs(w2 - w1 * 300 / 110) <= 3 and abs(h2 - h1 * 300 / 110) <= 3
+    capsys.readouterr()
+    assert main(["diagram", spec, "-o", str(tmp_path / "c.svg"), "--dpi", "300"]) == 2
+    assert "--dpi applies to .png output only" in capsys.readouterr().err
+    assert main(["diagram", spec, "-o", str(tmp_path / "d.png"), "--dpi", "5"]) == 2
+    assert "--dpi expects a number from 30 to 1200, got 5" in capsys.readouterr().err
+    assert not (tmp_path / "c.svg").exists() and not (tmp_path / "d.png").exists()
+
+
 def test_dot_output_needs_no_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     out = tmp_path / "lenet.dot"
