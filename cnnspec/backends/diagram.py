@@ -6,18 +6,24 @@ and MACs with `params=True`); edges carry the shape that flows along them;
 block instances and named groups are clusters; residual shortcuts (the IR's
 `Node.skip`) are dashed red edges that do not pull on the layout.
 
-Two things keep big networks readable. Identical consecutive block
-instances fold into one node marked "×35" (cnnspec.views.fold), instances
-that differ only in channel counts into one marked "×6 (channels vary)",
-and a normalisation or activation that directly follows its only producer
-is drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
+Two things keep big networks readable. A run of identical consecutive
+block instances (cnnspec.views.fold) is drawn once: its first instance, with
+its wiring and its shortcut, in a frame titled "Bottleneck ×35 / layer3.1-35
+(each like layer3.1)"; a run that differs only in channel counts is titled
+"×6 (channels vary)" with the channels from first to last. And a
+normalisation or activation that directly follows its only producer is
+drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
 `expand=True` turns both off and draws every layer; `depth=N` draws groups
-deeper than N levels as single nodes.
+deeper than N levels as single nodes. `compact=True` lays the same drawing
+out for a page (smaller type, columns side by side).
 
-The branches of a join (an Inception module's four) sit left to right in
-spec order. An auxiliary head (`aux(weight = 0.3) { ... }`) is a dashed
-orange cluster ending in an output node of its own, "aux1 output 1000";
-the main output then gets one too, so that the sinks say which is which.
+A frame's title is a plain node at its top, and edge labels are laid out
+with the nodes (`label`, not `xlabel`): dot keeps both clear of nodes,
+which it does not do for cluster labels. The branches of a join (an
+Inception module's four) sit left to right in spec order. An auxiliary
+head (`aux(weight = 0.3) { ... }`) is a dashed orange cluster ending in an
+output node of its own, "aux1 output 1000"; the main output then gets one
+too, so that the sinks say which is which.
 """
 
 from __future__ import annotations
@@ -386,7 +392,7 @@ class _Builder:
         """A folded run drawn as its first instance, framed, the frame saying how many it stands for.
 
         The other instances' nodes are drawn by the first's units (edges between
-        instances are left out, _edges), so the run reads as one block with its
+        instances are left out by to_dot), so the run reads as one block with its
         own wiring and skip, and the edges out of it carry the last instance's shapes.
         """
         rep = item.instances[0]
