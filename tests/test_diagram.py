@@ -373,18 +373,20 @@ def test_compact_resnet152_has_a_column_per_stage_and_fits_a_page(tmp_path: Path
     assert sorted(titles, key=lambda t: x[t]) == sorted(titles, key=titles.__getitem__)  # layer1 .. layer4
     assert "continued in column 2 ↓" in d.dot and "from layer1.2, 256×56×56 ↓" in d.dot
     # The shapes are in the nodes, not on the edges; the norms and activations have their short names.
-    assert not [e for e in dot_edges(d.dot) if "label=" in e]
+    # No edge shows text; blank labels only hold a rank for the cluster titles (to_dot).
+    assert not [e for e in dot_edges(d.dot) if "label=" in e and 'label=" "' not in e]
     assert "conv 1×1, 64 · BN · ReLU" in d.dot and "layer3.1.conv1" not in d.dot
 
 
 @needs_dot
-def test_compact_keeps_branches_in_spec_order() -> None:
-    d = diagram("googlenet.cnn", compact=True)
+@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize(("spec", "rows"), [("googlenet.cnn", 9), ("googlenet2014.cnn", 9), ("inception_v3.cnn", 8)])
+def test_branches_keep_spec_order_with_aux_heads_and_compact(spec: str, rows: int, compact: bool) -> None:
+    d = diagram(spec, {"aux_logits": True}, compact=compact)
     x = plain_x(d.dot)
-    rows = rank_rows(d.dot)
-    assert len(rows) == 9
-    for ids in rows:
-        assert [x[i] for i in ids] == sorted(x[i] for i in ids)
+    assert len(rank_rows(d.dot)) == rows
+    for ids in rank_rows(d.dot):
+        assert [x[i] for i in ids] == sorted(x[i] for i in ids), ids
 
 
 @needs_dot

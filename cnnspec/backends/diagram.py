@@ -509,16 +509,19 @@ def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph, preds: dict[str, s
             c.attr(label="", style=it.style, color=it.colour, **fill)
             title = _title_node(c, it, look)
             clusters += 1 + _emit(it.items, c, preds, look)
-            # The title sits above what enters the cluster (its nested clusters' titles, and the
-            # units drawn below nothing inside it) and below what they are drawn below outside it.
+            # The title sits below what the cluster's nodes are drawn below outside it, and above its
+            # nested clusters' titles and the units that enter it. Not in a frame with a row of
+            # branches nor an aux head's: there, invisible edges from the title let dot's crossing
+            # heuristic reorder the rows of branches; the edges into the frame have labels (to_dot
+            # gives them blank ones where they carry no shape), and the title takes their rank.
             inside = _members(it)
             above: set[str] = set()
+            plain = not it.row and it.colour != AUX_COLOUR
             for x in it.items:
                 if isinstance(x, _Cluster):
                     c.edge(title, _title_id(x), style="invis")
-                elif not preds.get(x.dot_id) or preds[x.dot_id] - inside:
+                elif plain and preds.get(x.dot_id, set()) - inside:
                     c.edge(title, x.dot_id, style="invis")
-                    above |= preds.get(x.dot_id, set()) - inside
             for u in inside:
                 above |= preds.get(u, set()) - inside
             for u in sorted(above, key=lambda u: (len(u), u)):
@@ -749,9 +752,17 @@ def to_dot(
         if not skip:
             preds.setdefault(z, set()).add(a)
     n_clusters = _emit(top, g, preds, look)
-    # Without shapes on the edges, dot keeps a row of branches in order only if the edges into it
-    # have labels (a label takes a rank of its own): those get a blank one.
-    heads = {u for it in _flatten(top) if isinstance(it, _Cluster) for u in it.row}
+    # Without shapes on the edges, the edges into a cluster get a blank label: a label takes a rank
+    # of its own, where the cluster's title goes (_emit), and dot keeps a row of branches in order
+    # below it.
+    heads = {
+        u
+        for it in _flatten(top)
+        if isinstance(it, _Cluster)
+        for inside in [_members(it)]
+        for u in inside
+        if preds.get(u, set()) - inside
+    }
     n_skip = 0
     for (a, z), skip in edges.items():
         label = {"label": labels[(a, z)]} if look.edge_labels and labels[(a, z)] else {}
