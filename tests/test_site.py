@@ -1,0 +1,111 @@
+"""The documentation site: `mkdocs build --strict` passes (no warning: every page in the nav or reached
+from the gallery, every link and anchor found), `cnn` blocks are highlighted by cnnspec's lexer, and the
+gallery has a page for every stock spec showing its diagram, summary and source."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from entry_points import env_with_entry_points
+from support import SPECS
+
+from cnnspec.commands.gallery import VARIANTS
+
+ROOT = Path(__file__).resolve().parent.parent
+GALLERY = ROOT / "docs" / "gallery"
+
+
+# The build takes about 13 s on two busy cores: not marked slow.
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The site built into a temporary folder, with pyproject's entry points (the lexer) visible."""
+    tmp = tmp_path_factory.mktemp("site")
+    env = env_with_entry_points(tmp / "entry_points", "pygments.lexers")
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp / "site")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return tmp / "site", done.stdout + done.stderr
+
+
+def test_the_site_builds_strictly_with_every_page(site: tuple[Path, str]) -> None:
+    out, log = site
+    assert "WARNING" not in log, log
+    pages = {p.parent.relative_to(out).as_posix() for p in out.rglob("index.html")} - {"."}
+    sources = {p.relative_to(ROOT / "docs").with_suffix("").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    expected = {s.removesuffix("/index").replace("/README", "") for s in sources} - {"index"}
+    assert pages == expected
+    # Every docs page but the gallery's spec pages is in the nav.
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
+    listed = set(re.findall(r"[\w/-]+\.md", str(nav)))
+    outside = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")} - listed
+    assert outside and all(re.fullmatch(r"gallery/[\w-]+\.md", p) for p in outside), outside - listed
+
+
+def test_cnn_blocks_are_highlighted_by_the_lexer(site: tuple[Path, str]) -> None:
+    out, _ = site
+    html = (out / "language" / "index.html").read_text(encoding="utf-8")
+    # Pygments' short classes: k keyword, nb layer kind, nl label, nc block, nf function.
+    for span in ('<span class="k">network</span>', '<span class="nb">conv</span>', '<span class="nc">BasicConv</span>'):
+        assert span in html, span
+    page = (out / "gallery" / "resnet" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="nl">conv1</span>' in page and '<span class="nf">kaiming_normal</span>' in page
+
+
+def test_each_gallery_page_shows_its_diagram_summary_and_source(site: tuple[Path, str]) -> None:
+    out, _ = site
+    for page in sorted(GALLERY.glob("*.md")):
+        if page.name == "index.md":
+            continue
+        html = (out / "gallery" / page.stem / "index.html").read_text(encoding="utf-8")
+        assert "--8&lt;--" not in html and "--8<--" not in html, f"{page.name}: a snippet was not included"
+        summary = GALLERY / f"{page.stem}.txt"
+        if summary.exists():
+            assert f'src="../{page.stem}.svg"' in html, page.name
+            first = summary.read_text(encoding="utf-8").splitlines()[0].strip()
+            assert first.split()[0] in html, f"{page.name}: the summary is not shown"
+        assert '<span class="k">network</span>' in html, f"{page.name}: no highlighted source"
+    # A link from a family page to a spec file leads to the spec's gallery page.
+    family = (out / "families" / "densenet" / "index.html").read_text(encoding="utf-8")
+    assert 'href="../../gallery/densenet121/"' in family
+    assert not re.search(r'href="[^"]*specs/[^"]*\.cnn"', family)
+
+
+def test_the_gallery_has_a_page_for_every_stock_spec_and_variant() -> None:
+    stems = {p.stem for p in SPECS.glob("*.cnn")}
+    stems |= {f"{Path(spec).stem}-{suffix}" for spec, runs in VARIANTS.items() for suffix, _ in runs}
+    assert {p.stem for p in GALLERY.glob("*.md")} - {"index"} == stems
+    index = (GALLERY / "index.md").read_text(encoding="utf-8")
+    for stem in stems:
+        assert f"]({stem}.md)" in index, stem
+        page = (GALLERY / f"{stem}.md").read_text(encoding="utf-8")
+        for included in re.findall(r'--8<-- "([^"]+)"', page):
+            assert (GALLERY / included).exists() or (SPECS / included).exists(), f"{stem}.md includes {included}"
+
+
+def test_the_hook_sends_links_to_spec_files_to_their_gallery_pages() -> None:
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from hooks import on_page_markdown
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+
+    def page(src: str) -> SimpleNamespace:
+        return SimpleNamespace(file=SimpleNamespace(src_uri=src))
+
+    text = "[a](../../specs/densenet.cnn) [b](../specs/x.cnn) [c](../gallery/x.svg)"
+    assert on_page_markdown(text, page("families/densenet.md"), None, None) == (
+        "[a](../gallery/densenet.md) [b](../specs/x.cnn) [c](../gallery/x.svg)"
+    )
+    assert on_page_markdown("[a](../specs/lenet5.cnn)", page("language.md"), None, None) == "[a](gallery/lenet5.md)"
