@@ -94,6 +94,26 @@ def test_the_gallery_has_a_page_for_every_stock_spec_and_variant() -> None:
             assert (GALLERY / included).exists() or (SPECS / included).exists(), f"{stem}.md includes {included}"
 
 
+def test_the_committed_gallery_is_what_the_generator_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/gallery/ has no hand edits: regenerating it gives the same pages and summaries, and the same files.
+
+    The SVGs are compared by name only: their bytes depend on the Graphviz version installed.
+    """
+    from cnnspec.commands.gallery import main as gallery
+
+    out = tmp_path / "gallery"
+    assert gallery(["--specs", str(SPECS), "--out", str(out)]) == 0, capsys.readouterr().err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(p.name for p in GALLERY.iterdir())
+    stale = [
+        name
+        for name in written
+        if not name.endswith(".svg")
+        and (out / name).read_text(encoding="utf-8") != (GALLERY / name).read_text(encoding="utf-8")
+    ]
+    assert not stale, f"docs/gallery is stale, run `python -m cnnspec.commands.gallery`: {stale}"
+
+
 def test_the_hook_sends_links_to_spec_files_to_their_gallery_pages() -> None:
     sys.path.insert(0, str(ROOT / "docs"))
     try:
