@@ -61,6 +61,10 @@ def test_cnn_blocks_are_highlighted_by_the_lexer(site: tuple[Path, str]) -> None
         assert span in html, span
     page = (out / "gallery" / "resnet" / "index.html").read_text(encoding="utf-8")
     assert '<span class="nl">conv1</span>' in page and '<span class="nf">kaiming_normal</span>' in page
+    # The error index's wrong and fixed examples; E001's stray `@` is the lexer's error token.
+    errors = (out / "errors" / "index.html").read_text(encoding="utf-8")
+    assert errors.count('<span class="k">network</span>') >= 100
+    assert '<span class="err">@</span>' in errors
 
 
 def test_each_gallery_page_shows_its_diagram_summary_and_source(site: tuple[Path, str]) -> None:
