@@ -11,8 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import yaml
 from entry_points import env_with_entry_points
+from mkdocs.config import load_config
 from support import SPECS
 
 from cnnspec.commands.gallery import VARIANTS
@@ -29,8 +29,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env = env_with_entry_points(tmp / "entry_points", "pygments.lexers")
     env["NO_MKDOCS_2_WARNING"] = "1"
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp / "site")],
-        cwd=ROOT,
+        # From another folder: mkdocs.yml's paths (hooks, snippets) are its own folder's.
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp / "site")],
+        cwd=tmp,
         env=env,
         capture_output=True,
         text=True,
@@ -47,7 +48,7 @@ def test_the_site_builds_strictly_with_every_page(site: tuple[Path, str]) -> Non
     expected = {s.removesuffix("/index").replace("/README", "") for s in sources} - {"index"}
     assert pages == expected
     # Every docs page but the gallery's spec pages is in the nav.
-    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"]
+    nav = load_config(str(ROOT / "mkdocs.yml"))["nav"]
     listed = set(re.findall(r"[\w/-]+\.md", str(nav)))
     outside = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")} - listed
     assert outside and all(re.fullmatch(r"gallery/[\w-]+\.md", p) for p in outside), outside - listed
