@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import pytest
 from entry_points import env_with_entry_points
@@ -52,6 +53,24 @@ def test_the_site_builds_strictly_with_every_page(site: tuple[Path, str]) -> Non
     listed = set(re.findall(r"[\w/-]+\.md", str(nav)))
     outside = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")} - listed
     assert outside and all(re.fullmatch(r"gallery/[\w-]+\.md", p) for p in outside), outside - listed
+
+
+def test_every_relative_link_and_image_in_the_built_site_resolves(site: tuple[Path, str]) -> None:
+    """Beyond mkdocs' own link check: what the pages finally point at (diagrams, summaries, assets) exists."""
+    out, _ = site
+    broken, checked = [], 0
+    for html in out.rglob("*.html"):
+        if html.name == "404.html":  # its links are root-absolute: it is served from any folder
+            continue
+        for url in re.findall(r'(?:href|src)="([^"#?]*)[^"]*"', html.read_text(encoding="utf-8")):
+            if not url or re.match(r"[a-z]+:|//", url):
+                continue
+            checked += 1
+            target = html.parent / unquote(url)
+            if not (target / "index.html" if url.endswith("/") else target).exists():
+                broken.append(f"{html.relative_to(out)}: {url}")
+    assert not broken, broken
+    assert checked > 40 * 20, checked  # every page links the nav, the assets and its neighbours
 
 
 def test_cnn_blocks_are_highlighted_by_the_lexer(site: tuple[Path, str]) -> None:
