@@ -134,7 +134,8 @@ def page_text(entry: Entry) -> str:
 
     stem = page_stem(entry)
     title = entry.network or entry.source
-    lines = [f"# {title}", ""]
+    settings = entry.spec.removeprefix(entry.source).strip()  # a variant's --set options
+    lines = [f"# {title}" + (f" (`{settings}`)" if settings else ""), ""]
     if entry.skipped:
         lines += [f"`{entry.spec}` is not drawn with its defaults: {entry.skipped}.", ""]
     else:
