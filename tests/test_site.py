@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GALLERY = ROOT / "docs" / "gallery"
 
 
-# The build takes about 13 s on two busy cores: not marked slow.
+# The build takes 7-13 s on two busy cores (mkdocs reports 5-7 s): not marked slow.
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The site built into a temporary folder, with pyproject's entry points (the lexer) visible."""
@@ -36,6 +36,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         env=env,
         capture_output=True,
         text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return tmp / "site", done.stdout + done.stderr
