@@ -449,14 +449,22 @@ def test_gallery_draws_what_checks_and_lists_the_rest(tmp_path: Path) -> None:
     assert gallery(["--specs", str(specs), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "index.md",
+        "lenet5.md",
         "lenet5.svg",
         "lenet5.txt",
+        "resnet.md",
+        "resnet18.md",
         "resnet18.svg",
         "resnet18.txt",
     ]
     index = (out / "index.md").read_text()
     assert "`resnet.cnn`: network parameter `layers` has no value" in index
     assert "](resnet18.svg)" in index
+    assert "[resnet18](resnet18.md)" in index and "has no value ([source](resnet.md))" in index
+    page = (out / "resnet18.md").read_text()
+    assert "![resnet18](resnet18.svg)" in page and '--8<-- "resnet18.txt"' in page and '--8<-- "resnet18.cnn"' in page
+    assert "[resnet.cnn](resnet.md)" in page  # its import
+    assert "svg" not in (out / "resnet.md").read_text()  # not drawn: only its source
     ET.parse(out / "resnet18.svg")
 
 

@@ -750,9 +750,9 @@ def markdown() -> str:
         if c.args:
             out += ["", f"Run with `{c.args}`."]
         if c.wrong:
-            out += ["", "Wrong:", "", "```", c.wrong.rstrip("\n"), "```"]
+            out += ["", "Wrong:", "", "```cnn", c.wrong.rstrip("\n"), "```"]
         if c.fixed:
-            out += ["", "Fixed:", "", "```", c.fixed.rstrip("\n"), "```"]
+            out += ["", "Fixed:", "", "```cnn", c.fixed.rstrip("\n"), "```"]
     return "\n".join(out) + "\n"
 
 
