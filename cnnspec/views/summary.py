@@ -45,15 +45,16 @@ class Column:
     path: bool = False
 
 
-#: The main table. On a narrow terminal the op column wraps first, then activation memory, the
-#: receptive field and MACs are left out in that order: parameters and shapes are what a summary
-#: is read for, and the totals under the table give the rest. Module paths break last.
+#: The main table. On a narrow terminal the op column wraps first, then activation memory and the
+#: receptive field are left out, then module paths break after their dots, and only then are the
+#: MACs left out: parameters, shapes and MACs are what a summary is read for, and the totals
+#: under the table give the rest.
 COLUMNS = (
-    Column("module", wrap=5, path=True),
+    Column("module", wrap=4, path=True),
     Column("op", wrap=1),
     Column("output"),
     Column("params", right=True),
-    Column("MACs", right=True, drop=4),
+    Column("MACs", right=True, drop=5),
     Column("RF", right=True, drop=3),
     Column("act. mem", right=True, drop=2),
 )
