@@ -1,8 +1,9 @@
 """Rendering of a Report: the table grouped by block with folds, then the totals and stages.
 
-Plain text by default (pipes, files, golden tests); `format_rich` draws the
-same table with rich when stdout is a terminal. rich is imported lazily: the
-command line's cold start matters more than its colours.
+Plain text, fitted to a width (`fit`: names wrap, the least needed columns
+are left out, no number is cut); `format_rich` prints the same text styled
+with rich when stdout is a terminal. rich is imported lazily: the command
+line's cold start matters more than its colours.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def wrap_cell(cell: str, width: int, path: bool) -> str:
 
 def _lines(rows: list[tuple[str, ...]], i: int, width: int, path: bool) -> int:
     """How many lines column i's cells take at width: paths broken as wrap_cell does, other
-    text at its spaces (and inside a word too long for a line) as rich does."""
+    text at its spaces (and inside a word too long for a line) as _cell_lines does."""
     if path:
         return sum(wrap_cell(row[i], width, True).count("\n") + 1 for row in rows)
     return sum(len(textwrap.wrap(row[i], width, break_on_hyphens=False)) or 1 for row in rows)
