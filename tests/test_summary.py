@@ -9,6 +9,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import stock_specs
@@ -38,6 +39,13 @@ CASES: dict[str, tuple[str, dict[str, object], dict[str, object]]] = {
 def report_for(spec: str, params: dict[str, object] | None = None, **view: object) -> Report:
     c = analyse(SPECS / spec, **(params or {}))
     return build_report(c.graph, c.analysis, c.warnings, **view)  # type: ignore[arg-type]
+
+
+def view_note(text: str) -> str:
+    """The note over the table (how far groups are opened, what is folded), its wrapped lines joined."""
+    lines = text.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("module "))
+    return " ".join(line.strip() for line in lines[1:end])
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -120,9 +128,9 @@ def test_densenet_folds_each_dense_block_loosely_and_says_so() -> None:
     rows = {row.path: row for row in r.table}
     assert rows["features.denseblock1.denselayer1-6"].op == "DenseLayer ×6 (channels vary)"
     assert rows["features.denseblock1"].op == "DenseBlock: DenseLayer ×6"
-    text = format_report(r)
-    assert "channels vary" in text.splitlines()[1]  # the view note explains the mark
-    assert "identical consecutive blocks" not in text.splitlines()[1]  # and claims no identical fold
+    note = view_note(format_report(r))
+    assert "channels vary" in note  # the view note explains the mark
+    assert "identical consecutive blocks" not in note  # and claims no identical fold
     expanded = report_for("densenet121.cnn", depth=None, expand=True)
     assert "channels vary" not in format_report(expanded)
 
@@ -139,7 +147,7 @@ network N { input: 8 x 8 x 8
         ("a-c", "B ×3 (rates vary)"), ("d-f", "B ×3 (channels and rates vary)")]
     assert [(f.path, f.identical, f.varies) for f in r.folds] == [
         ("a-c", False, ["rates"]), ("d-f", False, ["channels", "rates"])]
-    note = format_report(r).splitlines()[1]
+    note = view_note(format_report(r))
     assert "rates vary" in note and "channels vary" in note
 
 
@@ -340,3 +348,255 @@ def test_the_summary_imports_the_report_for_type_checking_only() -> None:
     runtime = [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
     assert "cnnspec.views.format" in runtime
     assert "cnnspec.views.report" not in runtime
+
+
+# ------------------------------------------------------------------ fitting the width
+
+
+def rich_text(report: Report, width: int, terminal: bool = False) -> str:
+    """format_rich's output at a console width, without colours unless terminal."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return terminal
+
+    buf = Terminal()
+    format_rich(report, file=buf, width=width)
+    return buf.getvalue()
+
+
+def whole(cell: str, text: str) -> bool:
+    """Whether cell appears in text as a whole token (not cut, not run into a neighbour)."""
+    import re
+
+    return re.search(r"(?<!\S)" + re.escape(cell) + r"(?!\S)", text) is not None
+
+
+#: The widths the summary is checked at: narrow, a classic terminal, wider ones.
+WIDTHS = (60, 80, 100, 160)
+
+
+def shown_figures(data: dict[str, Any], text: str) -> list[tuple[str, str]]:
+    """The figures of a JSON report that the summary text shows, as (what, text): every number of
+    the tables' columns that the text kept (their headers say which), and the totals."""
+    from cnnspec.views.format import human, nbytes
+
+    lines = text.splitlines()
+    main_header = next(line for line in lines if line.startswith("module "))
+    stage_header = next(line for line in lines if line.startswith("stage "))
+    figures = [("total params", f"{data['total_params']:,}"), ("total MACs", f"{data['macs']:,}")]
+    for row in data["table"]:
+        opened = row["kind"] == "open"
+        values = {
+            "params": f"{row['subtotal_params'] if opened else row['params']:,}",
+            "MACs": human(row["subtotal_macs"] if opened else row["macs"]),
+            "act. mem": nbytes(row["subtotal_activation_bytes"] if opened else row["activation_bytes"]),
+        }
+        for header, value in values.items():
+            if whole(header, main_header) and value not in ("0", "0 B"):
+                figures.append((f"{row['path']} {header}", f"({value})" if opened else value))
+    for stage in data["stages"]:
+        values = {"params": f"{stage['params']:,}", "MACs": human(stage["macs"]),
+                  "act. mem": nbytes(stage["activation_bytes"])}
+        for header, value in values.items():
+            if whole(header, stage_header) and value != "0":
+                figures.append((f"stage {stage['resolution']} {header}", value))
+    for aux in data["aux_outputs"]:
+        figures.append((f"aux {aux['name']} params", f"{aux['params']:,}"))
+    return figures
+
+
+@pytest.mark.parametrize("spec", stock_specs(), ids=lambda p: p.stem)
+def test_every_stock_summary_fits_every_width_and_never_cuts_a_number(spec: Path) -> None:
+    c = analyse(spec)
+    r = build_report(c.graph, c.analysis, c.warnings)
+    data = r.model_dump(mode="json")
+    for width in (*WIDTHS, None):
+        text = format_report(r, width)
+        lines = text.splitlines()
+        if width is not None:
+            assert all(len(line) <= width for line in lines), (width, max(lines, key=len))
+        assert "…" not in text and "..." not in text
+        # The parameters and the stages' MACs are never left out; the rest only as the note says.
+        main_header = next(line for line in lines if line.startswith("module "))
+        assert whole("params", main_header)
+        if width is None or width >= 80:
+            # Paths break before the MACs go: at 80 columns every stock summary keeps them.
+            assert whole("MACs", main_header), width
+        assert whole("MACs", next(line for line in lines if line.startswith("stage ")))
+        for what, figure in shown_figures(data, text):
+            assert whole(figure, text), (width, what, figure)
+        if width is not None:
+            # On a terminal rich prints the same text, styled.
+            assert rich_text(r, width) == text + "\n"
+    # At 160 columns every table is whole, as with no width at all.
+    assert "left out" not in format_report(r, 160)
+
+
+@pytest.mark.parametrize("spec", stock_specs(), ids=lambda p: p.stem)
+def test_opened_groups_subtotal_their_rows_at_every_depth(spec: Path) -> None:
+    c = analyse(spec)
+    for depth in (1, 2, None):
+        table = build_report(c.graph, c.analysis, depth=depth).table
+        for k, row in enumerate(table):
+            if row.kind != "open":
+                continue
+            inside = []
+            for below in table[k + 1 :]:
+                if below.level <= row.level:
+                    break
+                inside.append(below)
+            assert inside, row.path
+            assert row.subtotal_params == sum(x.params for x in inside), (depth, row.path)
+            assert row.subtotal_macs == sum(x.macs for x in inside), (depth, row.path)
+            assert row.subtotal_activation_bytes == sum(x.activation_bytes for x in inside), (depth, row.path)
+
+
+def test_piped_summary_fits_columns_or_80(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["check", str(SPECS / "resnet152.cnn")]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80
+    assert out == format_report(report_for("resnet152.cnn"), 80) + "\n"
+    convention = [line for line in out.splitlines() if line.startswith(("convention:", " " * 15))]
+    assert len(convention) >= 4  # the convention wraps under its value column
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["check", str(SPECS / "resnet152.cnn")]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 60
+    assert "(left out to fit 60 columns: MACs, RF, act. mem;" in out and "39,101,440" in out
+
+
+def test_json_numbers_are_whole_in_the_summary_at_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The report as `cnnspec check --json` prints it, against the text `cnnspec check` prints.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    spec = str(SPECS / "googlenet2014.cnn")
+    assert main(["check", spec, "--set", "aux_logits=true", "--json", "--depth", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert main(["check", spec, "--set", "aux_logits=true", "--depth", "1"]) == 0
+    text = capsys.readouterr().out
+    figures = shown_figures(data, text)
+    assert len(figures) > 40
+    for what, figure in figures:
+        assert whole(figure, text), (what, figure)
+
+
+def test_fit_narrows_text_before_leaving_columns_out_and_never_a_number() -> None:
+    from cnnspec.views.summary import COLUMNS, fit
+
+    rows = [("module", "op", "output", "params", "MACs", "RF", "act. mem"),
+            ("layer3", "Stage: Bottleneck ×36", "1024×14×14", "(40,613,888)", "(8.02G)", "1291", "(85.03 MiB)")]
+    natural = [len(c) for c in rows[1]]
+    full = sum(natural) + 2 * 6
+    assert fit(COLUMNS, rows, full) == (list(range(7)), natural)
+    # One column narrower: the op wraps onto two lines ("Stage:" / "Bottleneck ×36") before anything goes.
+    kept, widths = fit(COLUMNS, rows, full - 1)  # type: ignore[misc]
+    assert kept == list(range(7)) and widths[1] == len("Bottleneck ×36")
+    assert widths[2:] == natural[2:]
+    # Narrower than that wrap allows: act. mem goes, and the op has its whole width back.
+    kept, widths = fit(COLUMNS, rows, full - 12)  # type: ignore[misc]
+    assert kept == [0, 1, 2, 3, 4, 5] and widths == natural[:6]
+    kept, widths = fit(COLUMNS, rows, 44)  # type: ignore[misc]
+    assert [COLUMNS[i].header for i in kept] == ["module", "op", "output", "params"]
+    assert widths == [6, len("Bottleneck"), 10, len("(40,613,888)")]
+    # Narrower still, the op's words break (at 8 characters), and the numbers still do not.
+    kept, widths = fit(COLUMNS, rows, 42)  # type: ignore[misc]
+    assert widths == [6, 8, 10, 12]
+    assert fit(COLUMNS, rows, 20) is None  # module, op and params cannot be left out
+
+
+def test_rich_falls_back_to_the_plain_table_when_nothing_fits() -> None:
+    out = rich_text(report_for("resnet152.cnn"), 30)
+    assert "39,101,440" in out and "…" not in out
+
+
+def test_rich_marks_subtotals_dim_on_a_terminal() -> None:
+    import re
+
+    out = rich_text(report_for("resnet152.cnn"), 120, terminal=True)
+    dim = r"\x1b\[(?:[0-9]+;)*2(?:;[0-9]+)*m"
+    assert re.search(dim + re.escape("(40,613,888)"), out)
+    assert not re.search(dim + re.escape("39,101,440"), out)  # a fold's own figure
+    assert not re.search(dim + re.escape("(flatten)"), out)  # a name in parentheses is no subtotal
+
+
+def test_the_prose_wraps_at_80_columns_with_the_values_column_kept() -> None:
+    for case in ("resnet152", "googlenet2014-aux", "densenet121"):
+        spec, params, view = CASES[case]
+        text = format_report(report_for(spec, params, **view))
+        lines = text.splitlines()
+        table_end = lines.index("")  # the tables keep their width: only the prose is checked
+        stages = lines.index("stages (runs of layers at one resolution):")
+        aux = [i for i, line in enumerate(lines) if line.startswith("aux output ")]
+        prose = lines[: next(i for i, line in enumerate(lines) if line.startswith("module "))]
+        prose += lines[table_end : (aux[0] if aux else stages)]
+        assert prose and all(len(line) <= 80 for line in prose), max(prose, key=len)
+        totals = lines[table_end + 1 : lines.index("", table_end + 1)]
+        for line in totals:
+            # Every line is a "label:   value" or a continuation under the value column.
+            assert line[:15].strip() == "" or line[:15].rstrip().endswith(":"), line
+            assert line[15] != " ", line
+        assert sum(line.startswith(" " * 15) for line in totals) >= 4  # the convention wraps
+
+
+# ------------------------------------------------------------------ subtotals and names
+
+
+def test_opened_groups_show_their_subtotals() -> None:
+    r = report_for("resnet152.cnn", depth=1)
+    rows = {row.path: row for row in r.table}
+    stage = rows["layer3"]
+    assert stage.kind == "open" and (stage.params, stage.macs, stage.activation_bytes) == (0, 0, 0)
+    inside = [row for row in r.table if row.path.startswith("layer3.")]
+    assert stage.subtotal_params == sum(row.params for row in inside) == 40_613_888
+    assert stage.subtotal_macs == sum(row.macs for row in inside)
+    assert stage.subtotal_activation_bytes == sum(row.activation_bytes for row in inside)
+    for row in r.table:
+        if row.kind != "open":
+            assert (row.subtotal_params, row.subtotal_macs) == (row.params, row.macs)
+    line = next(line for line in format_report(r).splitlines() if line.startswith("layer3 "))
+    assert "(40,613,888)" in line and "(8.02G)" in line and "1024×14×14" in line
+    # Every group the JSON report lists has the same totals as its row in the table.
+    groups = {g.path: g for g in r.groups}
+    for row in r.table:
+        if row.kind == "open":
+            g = groups[row.path]
+            assert (g.params, g.macs, g.activation_bytes) == (
+                row.subtotal_params, row.subtotal_macs, row.subtotal_activation_bytes)
+
+
+def test_unnamed_layers_show_their_op_in_their_scope() -> None:
+    r = report_for("resnet152.cnn", depth=None, expand=True)
+    rows = {row.path: row for row in r.table}
+    # The path stays the module path (the JSON report, hooks); the label is what the table shows.
+    assert (rows["2"].label, rows["layer4.2.8"].label, rows["9"].label) == ("(relu)", "layer4.2 (relu 3)", "(flatten)")
+    # Two unnamed layers of one kind in one scope are numbered in order, so no two rows read the same.
+    assert (rows["layer4.2.2"].label, rows["layer4.2.5"].label) == ("layer4.2 (relu 1)", "layer4.2 (relu 2)")
+    labels = [row.label for row in r.table]
+    assert len(labels) == len(set(labels))
+    # A layer with parameters keeps its path, numbered or not, and so does a member of a sequence.
+    assert rows["layer1.0.downsample.0"].label == "layer1.0.downsample.0"
+    assert rows["conv1"].label == "conv1"
+    stages = report_for("resnet152.cnn").stages
+    assert (stages[0].first_label, stages[0].last_label) == ("conv1", "(relu)")
+    assert (stages[0].first, stages[0].last) == ("conv1", "2")
+    assert stages[4].last_label == "layer4.2 (relu 3)"
+    text = format_report(report_for("resnet152.cnn"))
+    assert "layer4.2.8" not in text and "\n2 " not in text
+    vgg = {row.path: row.label for row in report_for("vgg16.cnn", depth=None).table}
+    assert vgg["features.1"] == "features.1"  # features is a sequence: torch indexes it so
+
+
+def test_json_table_rows_carry_labels_and_subtotals(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(SPECS / "resnet152.cnn"), "--json", "--depth", "1"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    row = next(t for t in data["table"] if t["path"] == "layer3")
+    assert (row["kind"], row["params"], row["subtotal_params"]) == ("open", 0, 40_613_888)
+    relu = next(t for t in data["table"] if t["path"] == "2")
+    assert relu["label"] == "(relu)"
+    assert data["stages"][0]["last"] == "2" and data["stages"][0]["last_label"] == "(relu)"
+    assert sum(t["params"] for t in data["table"]) == data["total_params"]

@@ -127,6 +127,14 @@ class TableRow:
     activation_bytes: int
     #: The aux output whose head this row lies in ("" on the main path).
     aux: str = ""
+    #: How the summary names the row: `path`, except for an unnamed layer (ReportData.labels).
+    label: str = ""
+    #: The totals of the row's item. Equal to params, macs and activation_bytes on every row but an
+    #: opened group's, whose own figures are 0 (the rows under it carry them, so that the columns
+    #: still add up to the network's totals) and whose subtotals these are.
+    subtotal_params: int = 0
+    subtotal_macs: int = 0
+    subtotal_activation_bytes: int = 0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -161,6 +169,8 @@ class AuxRow:
     name: str
     #: The module path of the layer whose output it is.
     node: str
+    #: How the summary names that layer: node, except for an unnamed layer (ReportData.labels).
+    node_label: str = ""
     output_shape: list[int]
     weight: float
     #: Totals over the layers of its head (the layers only it depends on).
@@ -191,6 +201,9 @@ class StageRow:
     macs: int
     activation_bytes: int
     aux: str = ""
+    #: How the summary names first and last: their paths, except for unnamed layers (ReportData.labels).
+    first_label: str = ""
+    last_label: str = ""
 
 
 #: Running sums over the nodes in id order of parameters, buffers, MACs and activation bytes
@@ -198,7 +211,7 @@ class StageRow:
 _Sums = tuple[list[int], list[int], list[int], list[int]]
 
 
-def _stages(graph: Graph, sums: _Sums, owner: dict[int, str]) -> list[StageRow]:
+def _stages(graph: Graph, sums: _Sums, owner: dict[int, str], labels: dict[str, str]) -> list[StageRow]:
     # Plain lists while summing, rows at the end:
     # [resolution, first, last, layers, shape, params, macs, activation_bytes, aux].
     rows: list[list[Any]] = []
@@ -231,7 +244,8 @@ def _stages(graph: Graph, sums: _Sums, owner: dict[int, str]) -> list[StageRow]:
     return [
         StageRow(
             resolution=r[0], first=r[1], last=r[2], layers=r[3], output_shape=list(r[4]), params=r[5],
-            macs=r[6], activation_bytes=r[7], aux=r[8],
+            macs=r[6], activation_bytes=r[7], aux=r[8], first_label=labels.get(r[1], r[1]),
+            last_label=labels.get(r[2], r[2]),
         )
         for r in rows + list(heads.values())
     ]
@@ -378,6 +392,50 @@ class ReportData:
         return rows
 
     @cached_property
+    def labels(self) -> dict[str, str]:
+        """How the summary names the unnamed layers, by path: "layer4.2 (relu 3)", "(flatten)".
+
+        An unnamed layer's path ends in its position in its scope: "2" for
+        ResNet's first relu, "layer4.2.8" for the last relu of layer4.2. Such
+        a number reads as a name, and a meaningless one, where the layer
+        holds no state (no state_dict key carries it) and its siblings have
+        names, or where no module lives at the path at all (flatten, an
+        unnamed join): those show their op in their scope instead, numbered
+        in order where the scope has more than one of that op. A layer
+        with parameters or buffers keeps its path, and so does one in a
+        sequence whose members are all numbered (VGG's `features.1`, a
+        `downsample.0`): there the number is how torch indexes it.
+        """
+        graph = self.graph
+        params = self.analysis.params
+        unnamed = [
+            n for n in graph.layers()
+            if n.path.rpartition(".")[2].isdigit() and (not n.has_module or not any(params[n.id] or ()))
+        ]
+        if not unnamed:
+            return {}
+        # The names directly under each scope (layers and groups alike), to tell a sequence.
+        names: dict[str, set[str]] = {}
+        for node in graph.layers():
+            parts = node.path.split(".")
+            for i in range(len(parts)):
+                names.setdefault(".".join(parts[:i]), set()).add(parts[i])
+        # The relabelled layers of each scope by kind, in order: a kind met twice in one scope
+        # (a Bottleneck's three relus) is numbered, so that no two rows read the same.
+        by_kind: dict[tuple[str, str], list[str]] = {}
+        for n in unnamed:
+            scope = n.path.rpartition(".")[0]
+            if n.has_module and all(name.isdigit() for name in names.get(scope, ())):
+                continue
+            by_kind.setdefault((scope, n.kind), []).append(n.path)
+        labels = {}
+        for (scope, kind), paths in by_kind.items():
+            for k, path in enumerate(paths, 1):
+                what = f"{kind} {k}" if len(paths) > 1 else kind
+                labels[path] = f"{scope} ({what})" if scope else f"({what})"
+        return labels
+
+    @cached_property
     def tree(self) -> list[Item]:
         return build_tree(self.graph)
 
@@ -422,7 +480,7 @@ class ReportData:
     @cached_property
     def table(self) -> list[TableRow]:
         """The summary table's rows as shown at `depth`."""
-        nodes, owner = self.graph.nodes, self.owner
+        nodes, owner, labels = self.graph.nodes, self.owner, self.labels
 
         def head_of(item: Item) -> str:
             """The aux head every node of the item lies in, or "" (a main-path or mixed item)."""
@@ -441,7 +499,8 @@ class ReportData:
                 count=item.count, output_shape=list(nodes[item.last].out_shape),
                 params=0 if opened else p, macs=0 if opened else m,
                 receptive_field=self.rf(item.last), activation_bytes=0 if opened else a,
-                aux=head_of(item),
+                aux=head_of(item), label=labels.get(item.path, item.path),
+                subtotal_params=p, subtotal_macs=m, subtotal_activation_bytes=a,
             ))
         return table
 
@@ -467,7 +526,8 @@ class ReportData:
             ids = [i for i, name in self.owner.items() if name == out.name]
             node = self.graph.nodes[out.node]
             rows.append(AuxRow(
-                name=out.name, node=node.path, output_shape=list(node.out_shape), weight=float(out.weight),
+                name=out.name, node=node.path, node_label=self.labels.get(node.path, node.path),
+                output_shape=list(node.out_shape), weight=float(out.weight),
                 layers=len(ids), params=sum((params[i] or (0, 0))[0] for i in ids),
                 macs=sum(macs[i] or 0 for i in ids), file=out.span.file, line=out.span.line, col=out.span.col,
             ))
@@ -476,4 +536,4 @@ class ReportData:
     @cached_property
     def stages(self) -> list[StageRow]:
         """Runs of consecutive layers at one spatial resolution."""
-        return _stages(self.graph, self.sums, self.owner)
+        return _stages(self.graph, self.sums, self.owner, self.labels)
