@@ -12,7 +12,9 @@ added by others never change what the parity tests promise.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -218,3 +220,17 @@ def assert_static_shapes(report: cnnspec.Report, gm: Any, x: Any) -> Any:
     main = out[0] if isinstance(out, tuple) else out
     assert tuple(main.shape) == (x.shape[0], *report.output_shape)
     return out
+
+
+def load_generated_class(path: Path) -> Any:
+    """The network class of a module file written by `compile -o model.py`, imported in this interpreter.
+
+    The network's class is the last one the file defines (its blocks' classes come first).
+    """
+    source = path.read_text(encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"generated_{abs(hash(str(path)))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    *_, name = re.findall(r"^class (\w+)\(nn.Module\):", source, re.M)
+    return getattr(module, name)

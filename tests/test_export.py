@@ -9,9 +9,7 @@ file must load with torch.export.load and run, with a dynamic batch size.
 from __future__ import annotations
 
 import ast as pyast
-import importlib.util
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from support import SPECS
+from support import SPECS, load_generated_class
 
 import cnnspec
 from cnnspec import cli
@@ -222,16 +220,6 @@ def test_a_network_named_like_a_builtin_exports_a_module_that_imports_and_runs(n
 # ------------------------------------------------- labels named like what the generated code uses
 
 
-def _load_source(path: Path) -> type[torch.nn.Module]:
-    """The class a generated module file defines, imported in this interpreter."""
-    source = path.read_text()
-    spec = importlib.util.spec_from_file_location(f"generated_{abs(hash(str(path)))}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    *_, name = re.findall(r"^class (\w+)\(nn.Module\):", source, re.M)  # the network's: the last class
-    return getattr(module, name)  # type: ignore[no-any-return]
-
 
 #: Layouts putting a label on a module at the top, on one in a block, on a join's branch, and on
 #: a function (flatten) at the top, with layers after each so that a rebound name would be read.
@@ -294,7 +282,7 @@ def test_a_label_named_like_what_the_generated_code_uses_compiles_and_exports(
     out = tmp_path / "model.py"
     (tmp_path / "net.cnn").write_text(spec(label))
     assert cli.main(["compile", str(tmp_path / "net.cnn"), "-o", str(out)]) == 0
-    model = _load_source(out)()
+    model = load_generated_class(out)()
     model.load_state_dict(gm.state_dict(), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), want, rtol=0, atol=0)

@@ -19,13 +19,13 @@ exported:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from support import load_generated_class
 
 import cnnspec
 from cnnspec.api import analyse
@@ -172,22 +172,13 @@ def _x(batch: int = 3) -> torch.Tensor:
     return torch.randn(batch, *INPUT, generator=torch.Generator().manual_seed(1))
 
 
-def _load_class(path: Path) -> type[torch.nn.Module]:
-    source = path.read_text()
-    spec = importlib.util.spec_from_file_location(f"generated_{abs(hash(str(path)))}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    *_, name = re.findall(r"^class (\w+)\(nn.Module\):", source, re.M)  # the network's: the last class
-    return getattr(module, name)  # type: ignore[no-any-return]
-
 
 @pytest.mark.parametrize(("kind", "option", "text"), CASES)
 def test_option_round_trips_through_python_source(kind: str, option: str, text: str, tmp_path: Path) -> None:
     checked, gm = _compiled(text)
     path = tmp_path / "model.py"
     export.write_python(gm, checked.graph, path)
-    model = _load_class(path)()
+    model = load_generated_class(path)()
     model.load_state_dict(gm.state_dict(), strict=True)
     x = _x()
     with torch.no_grad():
