@@ -137,7 +137,9 @@ def run_differences(run: Path, compiled: Compiled) -> list[str]:
         config = {}
     found = []
     spec_copy = run / SPEC_FILENAME
-    trained_from = config.get("spec") or str(spec_copy)
+    trained_from = str(config.get("spec") or spec_copy)
+    if "\n" in trained_from:  # trained from spec text (the Python API), not a file
+        trained_from = "spec text"
     if compiled.text is not None and spec_copy.is_file() and spec_copy.read_text(encoding="utf-8") != compiled.text:
         found.append(f"the run trained the spec text saved in {spec_copy} (from {trained_from}), not {compiled.spec}")
     network = config.get("network")
