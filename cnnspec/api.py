@@ -188,11 +188,45 @@ def compile(
     *,
     input_shape: tuple[int, ...] | None = None,
     path: Sequence[str | os.PathLike[str]] | None = None,
+    weights: str | os.PathLike[str] | None = None,
     **params: Any,
 ) -> torch.fx.GraphModule:
     """Check a spec and build its trainable torch.fx.GraphModule; path as for check. Raises
-    cnnspec.SpecError."""
+    cnnspec.SpecError.
+
+    weights: a run directory of `cnnspec train` (its model.safetensors), a
+    .safetensors file or a torch.save'd state_dict, loaded into the module after
+    checking it against the spec (raises cnnspec.backends.weights.WeightsError
+    naming the keys that do not fit; warns where the run trained another spec
+    text or other parameters but its weights fit).
+    """
     from cnnspec.backends.fx import to_graph_module
 
     c = analyse(spec, network, input_shape=input_shape, path=path, **params)
-    return to_graph_module(c.graph)
+    gm = to_graph_module(c.graph)
+    if weights is not None:
+        import warnings
+
+        for message in load_weights(gm, c, spec, weights, params).warnings:
+            warnings.warn(message, UserWarning, stacklevel=2)
+    return gm
+
+
+def load_weights(
+    gm: torch.nn.Module, checked: Checked, spec: str | Path, weights: str | os.PathLike[str], params: dict[str, Any]
+) -> Any:
+    """Load weights into gm, compiled from spec with params, checked against it (see compile); returns
+    cnnspec.backends.weights.Loaded with the warnings to show."""
+    from cnnspec.backends import weights as w
+    from cnnspec.syntax.loader import is_path
+
+    if is_path(spec):
+        try:
+            text: str | None = Path(spec).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
+        name = os.fspath(spec)
+    else:
+        text, name = str(spec), "the spec text"
+    compiled = w.Compiled(name, text, checked.graph.network, {k: w.param_text(v) for k, v in params.items()})
+    return w.load(gm, weights, compiled)

@@ -10,6 +10,7 @@ runs under torch.compile(fullgraph=True), and moves to CUDA when there is one.
 from __future__ import annotations
 
 import copy
+import pickle
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,60 @@ network Ordered {
         "stem.weight", "body.a.weight", "body.inner.b.weight", "fc.weight"
     ]  # fmt: skip
     assert [n for n, _ in gm.named_children()] == ["stem", "body", "2", "fc"]
+
+
+def test_numbered_scopes_index_and_iterate_like_torchvisions_sequentials() -> None:
+    gm = cnnspec.compile(SPECS / "resnet50.cnn", num_classes=10, input_shape=(3, 64, 64))
+    stage = gm.layer3
+    assert isinstance(stage, torch.nn.Sequential) and len(stage) == 6
+    assert stage[4].conv2 is gm.get_submodule("layer3.4.conv2")
+    assert isinstance(stage[4].conv2, torch.nn.Conv2d) and stage[4].conv2.kernel_size == (3, 3)
+    assert stage[-1] is stage[5] is gm.get_submodule("layer3.5")
+    assert list(stage) == [gm.get_submodule(f"layer3.{i}") for i in range(6)]
+    part = stage[1:3]
+    assert isinstance(part, torch.nn.Sequential) and list(part) == [stage[1], stage[2]]
+    with pytest.raises(IndexError):
+        stage[6]
+    assert isinstance(gm.layer2[0].downsample, torch.nn.Sequential)
+    assert isinstance(gm.layer2[0].downsample[1], torch.nn.BatchNorm2d)
+    # a scope with named children stays a plain module (no positions to index by)
+    assert type(stage[4]) is torch.nn.Module
+    # every layer is still called by its path
+    targets = [n.target for n in gm.graph.nodes if n.op == "call_module"]
+    assert "layer3.4.conv2" in targets and all(gm.get_submodule(str(t)) is not None for t in targets)
+    # the same modules in fx's plain containers: the same state_dict keys, in order, and the same outputs
+    plain = torch.fx.GraphModule(gm, gm.graph)
+    assert not any(isinstance(m, torch.nn.Sequential) for m in plain.modules())
+    assert list(gm.state_dict()) == list(plain.state_dict())
+    gm.eval()
+    plain.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(gm(x), plain(x))
+    # copies keep the Sequentials
+    for copied in (copy.deepcopy(gm), pickle.loads(pickle.dumps(gm))):
+        assert isinstance(copied.layer3, torch.nn.Sequential) and len(copied.layer3) == 6
+        assert list(copied.state_dict()) == list(gm.state_dict())
+
+
+def test_a_scope_of_numbered_layers_is_a_sequential() -> None:
+    text = """
+network Numbered {
+    input: 3 x 8 x 8
+    features { conv(4, 3, padding = 1); relu; conv(4, 1) }
+    gap { conv(4, 1); flatten }
+    fc: linear(2)
+}
+"""
+    gm = cnnspec.compile(text)
+    assert isinstance(gm.features, torch.nn.Sequential) and len(gm.features) == 3
+    assert isinstance(gm.features[1], torch.nn.ReLU) and gm.features[-1].kernel_size == (1, 1)
+    # flatten is a function, not a module: gap holds only "0", still a sequence
+    assert isinstance(gm.gap, torch.nn.Sequential) and len(gm.gap) == 1
+    assert [k for k in gm.state_dict()] == [
+        "features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias", "gap.0.weight", "gap.0.bias",
+        "fc.weight", "fc.bias",
+    ]  # fmt: skip
 
 
 def test_function_nodes_are_named_after_their_unique_layer_paths() -> None:

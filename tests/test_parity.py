@@ -91,6 +91,19 @@ def test_state_dict_order_is_torchvisions(spec: str) -> None:
         reference = getattr(torchvision.models, name)(**kwargs)
         model = cnnspec.compile(SPECS / f"{spec}.cnn")
     assert list(model.state_dict()) == list(reference.state_dict())
+    # Where torchvision has an nn.Sequential of numbered modules (layer3, downsample, features), so does
+    # the compiled module: `model.layer3[4]` and `model.features[0]` index the same layer in both.
+    assert _numbered_sequentials(model) == _numbered_sequentials(reference)
+
+
+def _numbered_sequentials(model: torch.nn.Module) -> list[str]:
+    """Paths of the nn.Sequentials whose children are named 0..n-1, and of no other module with such children."""
+    found = []
+    for name, m in model.named_modules():
+        children = [n for n, _ in m.named_children()]
+        if name and children and children == [str(i) for i in range(len(children))]:
+            found.append(name if isinstance(m, torch.nn.Sequential) else f"{name} (not a Sequential)")
+    return found
 
 
 def test_canon_is_the_issues_list() -> None:

@@ -5,12 +5,19 @@ the GraphModule's hierarchy and state_dict keys follow the spec's names, in
 the spec's order. Flatten and joins become call_function nodes named after
 their layer's path. Every fx node carries its spec span in
 node.meta["cnnspec_span"], and its layer's path in node.meta["cnnspec_path"].
+
+A scope whose submodules are numbered 0..n-1 (a stage of repeated blocks, a
+`downsample` projection) is an nn.Sequential, as torchvision builds it, so
+`model.layer3[4].conv2`, `len(model.layer3)` and `for block in model.layer3`
+work; other scopes are plain nn.Modules. The graph still calls every layer by
+its path, never a Sequential's own forward.
 """
 
 from __future__ import annotations
 
 import importlib
 import operator
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.analysis.memory import keeps_output
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
 #: The naming functions, importable from here as before they moved to cnnspec.backends.names.
 __all__ = [
     "TORCH_ATTRS", "build_modules", "fx_name", "module_paths", "module_tree", "renamed_modules", "safe_name",
-    "safe_paths", "to_fx_graph", "to_graph_module",
+    "safe_paths", "sequential_scopes", "to_fx_graph", "to_graph_module",
 ]  # fmt: skip
 
 
@@ -126,6 +133,39 @@ def module_tree(modules: dict[str, nn.Module]) -> nn.Module:
     return root
 
 
+def _numbered(children: list[str]) -> bool:
+    return bool(children) and children == [str(i) for i in range(len(children))]
+
+
+def sequential_scopes(root: nn.Module) -> nn.Module:
+    """root with every scope below it whose children are numbered 0..n-1 made an nn.Sequential, in place.
+
+    Only plain containers (exactly nn.Module, holding no tensors of their own)
+    are replaced; a layer's own module is never touched. The Sequential holds
+    the same child objects under the same names in the same place of its
+    parent, so the state_dict keys and their order do not change.
+    """
+    from torch import nn
+
+    def visit(module: nn.Module) -> None:
+        for name, child in list(module._modules.items()):
+            if child is None:
+                continue
+            visit(child)
+            if (
+                type(child) is nn.Module
+                and _numbered(list(child._modules))
+                and not child._parameters
+                and not child._buffers
+            ):
+                seq = nn.Sequential(OrderedDict(child._modules))  # a plain dict would be read as one module
+                seq.train(child.training)
+                module._modules[name] = seq  # same key: the parent keeps its order
+
+    visit(root)
+    return root
+
+
 def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
     """The fx.Graph of a network: placeholder, call_module per layer, call_function per join.
 
@@ -199,10 +239,12 @@ def to_graph_module(graph: Graph) -> torch.fx.GraphModule:
     modules = module_tree(build_modules(graph))
     name = fx_name(graph.network)
     if not graph.aux:
-        return torch.fx.GraphModule(modules, to_fx_graph(graph), class_name=name)
+        return sequential_scopes(torch.fx.GraphModule(modules, to_fx_graph(graph), class_name=name))
     from cnnspec.layers.nn import AuxOutputsGraphModule
 
-    return AuxOutputsGraphModule(
+    # GraphModule copies the modules its graph calls into containers of its own (plain nn.Modules),
+    # so the scopes become Sequentials after it is built.
+    gm = AuxOutputsGraphModule(
         modules,
         to_fx_graph(graph, with_aux=True),
         to_fx_graph(graph, with_aux=False),
@@ -210,6 +252,7 @@ def to_graph_module(graph: Graph) -> torch.fx.GraphModule:
         aux_names=[a.name for a in graph.aux],
         aux_weights=[a.weight for a in graph.aux],
     )
+    return sequential_scopes(gm)
 
 
 # operator is imported so that _function("operator.add") resolves without a hidden import.
