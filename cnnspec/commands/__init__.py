@@ -7,4 +7,5 @@ COMMANDS = (
     "cnnspec.commands.compile",
     "cnnspec.commands.diagram",
     "cnnspec.commands.layers",
+    "cnnspec.commands.lsp",
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class Program:
     main_networks: list[str] = field(default_factory=list)
     #: Blocks defined in the main file itself (for unused-block warnings).
     main_blocks: list[str] = field(default_factory=list)
+    #: Every file's parsed module by display name (the language server reads imports and spans from them).
+    modules: dict[str, ast.Module] = field(default_factory=dict)
 
 
 def is_path(spec: str | Path) -> bool:
@@ -46,11 +49,25 @@ def is_path(spec: str | Path) -> bool:
     return not any(c in spec for c in '\n{("=;\x00')
 
 
-def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
-    """Parse a spec (a path or the text itself) and everything it imports."""
+def load(
+    spec: str | Path,
+    sources: SourceMap | None = None,
+    *,
+    path: str | None = None,
+    overlay: Mapping[str, str] | None = None,
+) -> Program:
+    """Parse a spec (a path or the text itself) and everything it imports.
+
+    path: spec is the text of this file (an editor's unsaved buffer): spans name it and its
+    imports resolve relative to it. overlay: texts that stand for files on disk, by resolved
+    path (the other buffers open in an editor).
+    """
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
-    if is_path(spec):
+    if path is not None:
+        base = os.path.realpath(path)
+        name, text = display_name(path, base), str(spec)
+    elif is_path(spec):
         # Plain strings: pathlib's objects cost more than everything else loading does, parsing aside.
         path = os.fspath(spec)
         base = os.path.realpath(path)
@@ -72,7 +89,7 @@ def load(spec: str | Path, sources: SourceMap | None = None) -> Program:
     else:
         name, text, base = "<spec>", str(spec), os.path.join(os.getcwd(), "<spec>")
     program = Program(main_file=name, sources=sources)
-    loader = _Loader(program, diags)
+    loader = _Loader(program, diags, overlay or {})
     loader.file(base, name, text, chain=(), main=True)
     diags.raise_if_errors()
     return program
@@ -144,9 +161,10 @@ def _reason(e: Exception) -> str:
 
 
 class _Loader:
-    def __init__(self, program: Program, diags: Diagnostics) -> None:
+    def __init__(self, program: Program, diags: Diagnostics, overlay: Mapping[str, str]) -> None:
         self.program = program
         self.diags = diags
+        self.overlay = overlay
         self.done: set[str] = set()  # resolved paths
 
     def file(self, path: str, name: str, text: str, chain: tuple[tuple[str, Span], ...], main: bool) -> None:
@@ -156,6 +174,7 @@ class _Loader:
         except SpecError as e:
             self.diags.extend(e.diagnostics, e.omitted, e.omitted_warnings)
             return
+        self.program.modules[name] = module
         for item in module.items:
             if isinstance(item, ast.Import):
                 self.import_(path, item, chain)
@@ -190,7 +209,7 @@ class _Loader:
             self.diags.error(E607, f"more than {MAX_FILES} files are imported", item.span)
             return
         try:
-            text = read_spec(target)
+            text = self.overlay[target] if target in self.overlay else read_spec(target)
         except _TooLarge as e:
             self.diags.error(
                 E607, f'cannot import "{item.path}": it is {e.size:,} bytes, more than {MAX_SOURCE:,}', item.span
