@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +45,15 @@ def analyse(
     *,
     input_shape: tuple[int, ...] | None = None,
     limits: Limits | None = None,
+    path: Sequence[str | os.PathLike[str]] | None = None,
     **params: Any,
 ) -> Checked:
-    """Load, elaborate and run the passes; raise SpecError with every diagnostic."""
+    """Load, elaborate and run the passes; raise SpecError with every diagnostic. path: the
+    directories imports are looked for in after the importing file's own (as --path)."""
     sources = SourceMap()
     diags = Diagnostics(sources)
     try:
-        program = load(spec, sources)
+        program = load(spec, sources, path)
         name = select_network(program, network, diags)
         static_warnings(program, diags)
         diags.raise_if_errors()
@@ -159,25 +161,38 @@ def _rename_warnings(graph: Graph, diags: Diagnostics) -> None:
 
 
 def check(
-    spec: str | Path, network: str | None = None, *, input_shape: tuple[int, ...] | None = None, **params: Any
+    spec: str | Path,
+    network: str | None = None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    path: Sequence[str | os.PathLike[str]] | None = None,
+    **params: Any,
 ) -> Report:
     """Check a spec statically and return its report (the data of `cnnspec check --json`).
 
     spec is a path to a .cnn file or the spec text; params override the
-    network's parameters (as --set does). Raises cnnspec.SpecError.
+    network's parameters (as --set does); path lists directories to look for
+    imports in after the importing file's own (as --path; then CNNSPEC_PATH,
+    then the stock specs). Raises cnnspec.SpecError.
     """
     # Imported here: the report is a pydantic model, and the command line's table needs neither.
     from cnnspec.views.report import build_report
 
-    c = analyse(spec, network, input_shape=input_shape, **params)
+    c = analyse(spec, network, input_shape=input_shape, path=path, **params)
     return build_report(c.graph, c.analysis, c.warnings)
 
 
 def compile(
-    spec: str | Path, network: str | None = None, *, input_shape: tuple[int, ...] | None = None, **params: Any
+    spec: str | Path,
+    network: str | None = None,
+    *,
+    input_shape: tuple[int, ...] | None = None,
+    path: Sequence[str | os.PathLike[str]] | None = None,
+    **params: Any,
 ) -> torch.fx.GraphModule:
-    """Check a spec and build its trainable torch.fx.GraphModule. Raises cnnspec.SpecError."""
+    """Check a spec and build its trainable torch.fx.GraphModule; path as for check. Raises
+    cnnspec.SpecError."""
     from cnnspec.backends.fx import to_graph_module
 
-    c = analyse(spec, network, input_shape=input_shape, **params)
+    c = analyse(spec, network, input_shape=input_shape, path=path, **params)
     return to_graph_module(c.graph)

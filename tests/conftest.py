@@ -19,6 +19,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _no_user_import_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's CNNSPEC_PATH stays out of the tests: imports, and the places an error lists, must not
+    depend on the shell the tests run from."""
+    monkeypatch.delenv("CNNSPEC_PATH", raising=False)
+
+
 @pytest.fixture
 def specs_dir() -> Path:
     """The specs/ folder of the repository."""

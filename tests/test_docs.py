@@ -92,7 +92,7 @@ def named_modules() -> list[tuple[str, str]]:
     found = set()
     for doc in DOCS:
         # grammar/cnnspec.lark and the like are files, not modules
-        text = re.sub(r"[\w/]*cnnspec\.(?:lark|cnn)\b", "", doc.read_text(encoding="utf-8"))
+        text = re.sub(r"[\w/]*cnnspec\.(?:lark|cnn|tmLanguage\.json)\b", "", doc.read_text(encoding="utf-8"))
         found |= {(doc.name, m) for m in pattern.findall(text)}
     return sorted(found)
 

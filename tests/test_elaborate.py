@@ -749,3 +749,82 @@ def test_a_warning_handler_set_in_one_thread_is_not_called_for_checks_in_another
         assert seen == ["W001"]
     finally:
         api.set_warning_handler(None)
+
+
+# ------------------------------------------------------------------ the work budget (issue 25)
+
+
+def _spent(text: str | Path) -> tuple[int, list[str]]:
+    """The work one check of a spec spends (its largest network's), and the error codes it gives."""
+    from cnnspec.diagnostics import Diagnostics
+    from cnnspec.semantics.elaborate import Elaborator, select_network
+    from cnnspec.syntax.loader import load
+    from cnnspec.syntax.source import SourceMap
+
+    sources = SourceMap()
+    diags = Diagnostics(sources)
+    program = load(text, sources)
+    name = select_network(program, None, diags)
+    assert name is not None
+    elaborator = Elaborator(program, diags)
+    elaborator.network(name, {})
+    return elaborator.budget.spent, [d.code for d in diags.items if d.severity == "error"]
+
+
+def _blocks_spec(n: int) -> str:
+    import sys
+
+    sys.path.insert(0, str(SPECS.parent / "benchmarks"))
+    from bench_check import blocks_spec
+
+    return blocks_spec(n)
+
+
+def test_the_stock_specs_and_a_spec_of_1000_distinct_blocks_fit_the_work_budget_with_room() -> None:
+    """The biggest stock spec spends a few percent of MAX_WORK; the 1,000-block spec of
+    benchmarks/bench_check.py (10,000 layers) under 60%."""
+    from cnnspec.semantics.values import MAX_WORK
+
+    for stem in ("densenet169", "resnet152", "inception_v3", "efficientnet_b3"):
+        spent, errors = _spent(SPECS / f"{stem}.cnn")
+        assert not errors and spent < MAX_WORK // 20, (stem, spent)
+    spent, errors = _spent(_blocks_spec(1000))
+    assert not errors and spent < MAX_WORK * 6 // 10, spent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Layers, through distinct block calls: their nodes cost time and memory in every later stage.
+        "\n".join(f"    U({4 + 4 * (i % 2)}, {i / 5000:.6f})" for i in range(5000)),
+        # Loops that build nothing, lists built in loops, comprehensions, wide expressions.
+        "    for i in range(1000) { for j in range(1000) { let _k = [i, j] } }",
+        "    let a = [[i * j for j in range(2000)] for i in range(2000)]",
+        "    for i in range(100000) { let _k = max(" + ", ".join(["i + 1"] * 100) + ") }",
+        # A block that makes no layer, called a million times.
+        "    for i in range(1000000) { E() }",
+        "    E() * 1000000",
+    ],
+    ids=["distinct-blocks", "nested-loops", "comprehension", "wide-expression", "empty-block-loop", "empty-repeat"],
+)
+def test_work_of_every_kind_stops_with_e608_at_the_budget(body: str) -> None:
+    block = (
+        "block U(c, p) {\n    residual { conv(c, 3, padding = 1); batchnorm; relu; dropout(p); conv(c, 3, padding = 1);"
+        " batchnorm } shortcut proj { conv(c, 1); batchnorm }\n    relu\n}\nblock E() {\n    let _x = 1\n}\n"
+    )
+    spent, errors = _spent(f"{block}network N {{\n    input: 3 x 8 x 8\n{body}\n    relu\n}}\n")
+    assert "E608" in errors
+    from cnnspec.semantics.values import MAX_WORK
+
+    # Stopped at the limit (or before, for a repetition whose first copy shows it would pass).
+    assert spent <= MAX_WORK + 100_000
+
+
+def test_a_repetition_that_would_pass_the_budget_stops_at_its_first_copy() -> None:
+    text = "block B() {\n    conv(4, 1)\n    relu\n}\nnetwork N {\n    input: 3 x 8 x 8\n    B * 100000\n}\n"
+    spent, errors = _spent(text)
+    assert errors == ["E608"]
+    assert spent < 2_000  # one copy's work, not the budget's
+    d = one_error(text, "E608")
+    assert "100,000 copies of" in d.message and (d.span.line, d.span.col) == (7, 5)

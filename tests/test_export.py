@@ -9,7 +9,9 @@ file must load with torch.export.load and run, with a dynamic batch size.
 from __future__ import annotations
 
 import ast as pyast
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -215,3 +217,102 @@ def test_a_network_named_like_a_builtin_exports_a_module_that_imports_and_runs(n
     result = _run_generated(out)
     assert result["shape"] == [1, 2, 2, 2]
     assert str(result["class_doc"]).startswith(f"{name}: input 1x4x4")
+
+
+# ------------------------------------------------- labels named like what the generated code uses
+
+
+def _load_source(path: Path) -> type[torch.nn.Module]:
+    """The class a generated module file defines, imported in this interpreter."""
+    source = path.read_text()
+    spec = importlib.util.spec_from_file_location(f"generated_{abs(hash(str(path)))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    *_, name = re.findall(r"^class (\w+)\(nn.Module\):", source, re.M)  # the network's: the last class
+    return getattr(module, name)  # type: ignore[no-any-return]
+
+
+#: Layouts putting a label on a module at the top, on one in a block, on a join's branch, and on
+#: a function (flatten) at the top, with layers after each so that a rebound name would be read.
+NAME_LAYOUTS = {
+    "modules": """
+        L: conv(4, 3)
+        b: { L: conv(4, 3, padding = 1); relu }
+        j: add { identity; L: relu }
+        flatten
+        linear(3)""",
+    "function": """
+        conv(4, 3)
+        relu
+        L: flatten
+        linear(3)""",
+}
+
+#: label -> (its compiled name at the top, in a block): kept wherever torch's add_module takes it.
+#: `self`, `x`, `torch`, builtins: names the generated forward uses, which its values are named apart from.
+#: `training`, `forward`, ...: attributes of every nn.Module, refused by add_module at any level.
+#: `graph`, `code`, `meta`: attributes of the compiled GraphModule only, refused at its top level alone.
+COLLIDING = {
+    "self": ("self", "self"), "Self": ("Self", "Self"), "SELF": ("SELF", "SELF"), "x": ("x", "x"),
+    "torch": ("torch", "torch"), "nn": ("nn", "nn"), "operator": ("operator", "operator"),
+    "getattr": ("getattr", "getattr"), "super": ("super", "super"), "len": ("len", "len"),
+    "inf": ("inf", "inf"), "device": ("device", "device"), "StochasticDepth": ("StochasticDepth", "StochasticDepth"),
+    "training": ("training_", "training_"), "forward": ("forward_", "forward_"),
+    "parameters": ("parameters_", "parameters_"), "modules": ("modules_", "modules_"),
+    "add_module": ("add_module_", "add_module_"), "state_dict": ("state_dict_", "state_dict_"),
+    "register_buffer": ("register_buffer_", "register_buffer_"), "T_destination": ("T_destination_", "T_destination_"),
+    "graph": ("graph_", "graph"), "code": ("code_", "code"), "meta": ("meta_", "meta"),
+    "aux_names": ("aux_names_", "aux_names"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", sorted(NAME_LAYOUTS))
+@pytest.mark.parametrize("label", sorted(COLLIDING))
+def test_a_label_named_like_what_the_generated_code_uses_compiles_and_exports(
+    label: str, layout: str, tmp_path: Path
+) -> None:
+    def spec(name: str) -> str:
+        body = textwrap.dedent(NAME_LAYOUTS[layout]).replace("L:", f"{name}:")
+        return "network N {\n    input: 2 x 6 x 6\n" + textwrap.indent(body, "    ") + "\n}\n"
+
+    torch.manual_seed(0)
+    gm = cnnspec.compile(spec(label)).eval()
+    torch.manual_seed(0)
+    plain = cnnspec.compile(spec("plain")).eval()  # the same layers and weights, under a neutral name
+    top, inner = COLLIDING[label]
+
+    def renamed(key: str) -> str:
+        parts = key.split(".")
+        return ".".join((top if i == 0 else inner) if p == "plain" else p for i, p in enumerate(parts))
+
+    assert list(gm.state_dict()) == [renamed(k) for k in plain.state_dict()]
+    x = torch.randn(2, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = plain(x)
+        torch.testing.assert_close(gm(x), want, rtol=0, atol=0)
+    out = tmp_path / "model.py"
+    (tmp_path / "net.cnn").write_text(spec(label))
+    assert cli.main(["compile", str(tmp_path / "net.cnn"), "-o", str(out)]) == 0
+    model = _load_source(out)()
+    model.load_state_dict(gm.state_dict(), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), want, rtol=0, atol=0)
+
+
+def test_module_attribute_lists_are_torchs() -> None:
+    """The literal lists of names a submodule cannot take are nn.Module's and the compiled module's own."""
+    from cnnspec.backends.names import MODULE_ATTRS, ROOT_ATTRS
+    from cnnspec.layers.nn import AuxOutputsGraphModule
+
+    module = {n for n in dir(torch.nn.Module()) if not n.startswith("_")}
+    assert module == MODULE_ATTRS
+    g = torch.fx.Graph()
+    g.output(g.placeholder("x"))
+    root = AuxOutputsGraphModule(torch.nn.Module(), g, g, "N", ["aux"], [0.3])
+    assert {n for n in dir(root) if not n.startswith("_")} - module == ROOT_ATTRS
+    for name in MODULE_ATTRS:
+        with pytest.raises(KeyError, match="already exists"):
+            torch.nn.Module().add_module(name, torch.nn.Identity())
+    for name in ROOT_ATTRS:
+        torch.nn.Module().add_module(name, torch.nn.Identity())  # below the top, torch takes them

@@ -376,3 +376,36 @@ def test_an_init_statement_may_name_a_module_path_pattern() -> None:
     assert (init.kind, init.pattern) == ("batchnorm", "layer*.*.bn3")
     assert init.pattern_span is not None
     assert (init.pattern_span.line, init.pattern_span.col, init.pattern_span.end_col) == (3, 17, 31)
+
+
+def test_a_body_left_open_mid_file_is_named_by_its_brace() -> None:
+    d = syntax_error("block B(c) {\n    conv(c, 3)\n\nnetwork N {\n    input: 3 x 8 x 8\n    B(4)\n}\n")
+    assert d.code == "E003" and (d.span.line, d.span.col) == (1, 12), d
+    assert d.help == ["add `}` before line 4"]
+    assert d.notes[-1].span is not None and (d.notes[-1].span.line, d.notes[-1].span.col) == (4, 9)
+
+
+def test_the_layout_names_the_inner_body_left_open() -> None:
+    text = "network N {\n  input: 3 x 8 x 8\n  a {\n    relu\n  b {\n    relu\n  }\n  relu\n}\n"
+    d = syntax_error(text)
+    assert d.code == "E003" and (d.span.line, d.span.col) == (3, 5), d
+    assert d.help == ["add `}` before line 5"]
+    assert d.notes[-1].message == "the file ends here"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # loosely indented but balanced: the error is the missing comma, not a brace
+        "network N {\n  input: 3 x 8 x 8\n  a {\n    relu\n  relu\n  }\n  conv(64 3)\n}\n",
+        # not indented at all: the layout says nothing
+        "network N {\ninput: 3 x 8 x 8\nconv(64 3)\nrelu\n}\n",
+    ],
+)
+def test_the_layout_blames_no_brace_when_the_braces_balance(text: str) -> None:
+    d = syntax_error(text)
+    assert d.code == "E002" and "`,`" in " ".join(d.help), d
+
+
+def test_a_body_with_its_brace_stays_valid_however_laid_out() -> None:
+    one_network("network N {\ninput: 3 x 8 x 8\n  a {\nrelu\n}\nrelu\n}\n")

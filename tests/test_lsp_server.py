@@ -159,7 +159,6 @@ def test_definition_across_imports_and_of_an_import() -> None:
     run(body)
 
 
-@pytest.mark.xfail(strict=False, reason="formatter lands with branch i24-fmt")
 def test_formatting_gives_edits(tmp_path: Path) -> None:
     async def body(client: LanguageClient) -> None:
         messy = SMALL.replace("conv(16, 3, padding = 1)", "conv(16,3,padding=1)")

@@ -34,6 +34,8 @@ def test_the_wheel_holds_every_package_and_the_grammar(wheel: Path) -> None:
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"packages left out of the wheel: {missing}"
     assert "cnnspec/grammar/cnnspec.lark" in names
+    stock = sorted(f"cnnspec/specs/{p.name}" for p in (REPO / "specs").glob("*.cnn"))
+    assert stock and not [s for s in stock if s not in names], "stock specs left out of the wheel"
 
 
 def test_the_installed_wheel_checks_and_compiles_a_spec(wheel: Path, tmp_path: Path) -> None:
@@ -60,3 +62,13 @@ def test_the_installed_wheel_checks_and_compiles_a_spec(wheel: Path, tmp_path: P
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["LeNet5", "61706"]
+
+    # A user's spec elsewhere imports a stock spec by its name alone: the wheel's copy is found.
+    mine = tmp_path / "mine.cnn"
+    mine.write_text('import "resnet.cnn"\nnetwork Mine = ResNet(layers = [2, 2, 2, 2], unit = BasicBlock)\n')
+    script = "import cnnspec, sys; print(cnnspec.check(sys.argv[1]).total_params)"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(mine)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["11689512"]  # torchvision's resnet18

@@ -113,9 +113,9 @@ _LENET_ERRORS = {
     "syntax_equals": ("conv1: conv(6, 5)", "conv1 = conv(6, 5)"),
     "syntax_unclosed": ("pool1: maxpool(2)", "pool1: maxpool(2"),
     "syntax_char": ("relu\n    pool2", "relu $\n    pool2"),
-    "syntax_comma": ("fc2: linear(84)", "fc2: linear(84 2)"),
+    "syntax_comma": ("linear(84)", "linear(84 2)"),
     "semantic_layer": ("conv2: conv(16, 5)", "conv2: convv(16, 5)"),
-    "semantic_arg": ("fc1: linear(120)", "fc1: linear(120, bogus = 1)"),
+    "semantic_arg": ("linear(120)", "linear(120, bogus = 1)"),
     "semantic_shape": ("conv2: conv(16, 5)", "conv2: conv(16, 50)"),
 }
 

@@ -69,38 +69,43 @@ def outcome(text: str, limit: int = values.MAX_WORK) -> tuple[Any, ...]:
     return (*got, budget.spent)
 
 
+#: What one expression step costs (an operation, call, index, attribute): work is the list items
+#: built, walked or compared, plus S per step.
+S = values.EXPR_WORK
+
+
 @pytest.mark.parametrize(
     ("text", "expected", "work"),
     [
-        ("a * 4 + 1", 13, 0),
-        ("int(a * 64 / 64) * 2", 6, 1),
-        ("big * 4", "E604", 0),  # past 2^62
-        ("big + big", 2**62, 0),  # the limit itself is allowed
-        ("a / b", "E203", 0),  # division by zero
-        ("a // 2 + a % 2", 2, 0),
-        ("huge * huge", "E203", 0),  # inf
-        ("1e300 ** 2", "E604", 0),
-        ("(-8) ** 0.5", "E203", 0),
-        ("0 ** -1", "E203", 0),  # 1 / 0 in disguise: not a ZeroDivisionError
-        ("(a - 3.0) ** -2.5", "E203", 0),
-        ("0 ** 0 + a ** -1", 1 + 1 / 3, 0),
-        ("f * 2 + a", 8.0, 0),
-        ("t + 1", "E204", 0),  # a bool is no number
-        ("s + s", "abab", 4),
-        ("xs + xs", [1, 2, 3, 1, 2, 3], 6),  # a list built costs its items
-        ("u * 2", UNKNOWN, 0),  # UNKNOWN stays UNKNOWN
-        ("max(a, f)", 3, 2),  # a call costs its arguments
-        ("max(xs)", 3, 3),
-        ("sum(nest[0]) + len(nest)", 5, 7),
-        ("divisible(a * 10, 8)", 32, 2),
-        ("nofunc(a)", "E105", 0),
-        ("nope + 1", "E102", 0),
-        ("unit * 2", "E204", 0),
-        ("in.channels * 2", 128, 0),
-        ("int(in)", "E226", 1),
-        ("range(a)", [0, 1, 2], 4),
-        ("a == 3 and f < 3", True, 2),
-        ("xs == [1, 2, 3]", True, 9),  # comparing lists costs their items
+        ("a * 4 + 1", 13, 2 * S),
+        ("int(a * 64 / 64) * 2", 6, 1 + 4 * S),
+        ("big * 4", "E604", S),  # past 2^62
+        ("big + big", 2**62, S),  # the limit itself is allowed
+        ("a / b", "E203", S),  # division by zero
+        ("a // 2 + a % 2", 2, 3 * S),
+        ("huge * huge", "E203", S),  # inf
+        ("1e300 ** 2", "E604", S),
+        ("(-8) ** 0.5", "E203", 2 * S),
+        ("0 ** -1", "E203", 2 * S),  # 1 / 0 in disguise: not a ZeroDivisionError
+        ("(a - 3.0) ** -2.5", "E203", 3 * S),
+        ("0 ** 0 + a ** -1", 1 + 1 / 3, 4 * S),
+        ("f * 2 + a", 8.0, 2 * S),
+        ("t + 1", "E204", S),  # a bool is no number
+        ("s + s", "abab", 4 + S),
+        ("xs + xs", [1, 2, 3, 1, 2, 3], 6 + S),  # a list built costs its items
+        ("u * 2", UNKNOWN, S),  # UNKNOWN stays UNKNOWN
+        ("max(a, f)", 3, 2 + S),  # a call costs its arguments
+        ("max(xs)", 3, 3 + S),
+        ("sum(nest[0]) + len(nest)", 5, 7 + 4 * S),  # steps: +, sum, [], len
+        ("divisible(a * 10, 8)", 32, 2 + 2 * S),
+        ("nofunc(a)", "E105", S),
+        ("nope + 1", "E102", S),
+        ("unit * 2", "E204", S),
+        ("in.channels * 2", 128, 3 * S),
+        ("int(in)", "E226", 1 + 2 * S),
+        ("range(a)", [0, 1, 2], 4 + S),
+        ("a == 3 and f < 3", True, 2 + 3 * S),
+        ("xs == [1, 2, 3]", True, 9 + 2 * S),  # comparing lists costs their items
     ],
 )
 def test_an_expression_gives_its_value_or_error_and_charges_its_work(text: str, expected: Any, work: int) -> None:
@@ -124,12 +129,13 @@ def test_the_work_limit_stops_at_the_argument_that_passes_it() -> None:
 
 
 def test_a_budget_is_shared_by_the_evaluations_given_it_and_by_no_others() -> None:
-    budget = Budget(10)
-    e = parse_expr("xs + xs")  # 6 units
+    once = 6 + S  # the list built and the step
+    budget = Budget(once + S)
+    e = parse_expr("xs + xs")
     evaluate(e, ENV, SHAPE, budget)
-    assert budget.spent == 6
+    assert budget.spent == once
     assert evaluate(e, ENV, SHAPE) == [1, 2, 3, 1, 2, 3]  # a fresh budget of its own
-    assert budget.spent == 6
+    assert budget.spent == once
     with pytest.raises(EvalError) as err:
         evaluate(e, ENV, SHAPE, budget)
     assert err.value.code == "E608"

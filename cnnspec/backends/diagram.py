@@ -6,18 +6,24 @@ and MACs with `params=True`); edges carry the shape that flows along them;
 block instances and named groups are clusters; residual shortcuts (the IR's
 `Node.skip`) are dashed red edges that do not pull on the layout.
 
-Two things keep big networks readable. Identical consecutive block
-instances fold into one node marked "×35" (cnnspec.views.fold), instances
-that differ only in channel counts into one marked "×6 (channels vary)",
-and a normalisation or activation that directly follows its only producer
-is drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
+Two things keep big networks readable. A run of identical consecutive
+block instances (cnnspec.views.fold) is drawn once: its first instance, with
+its wiring and its shortcut, in a frame titled "Bottleneck ×35 / layer3.1-35
+(each like layer3.1)"; a run that differs only in channel counts is titled
+"×6 (channels vary)" with the channels from first to last. And a
+normalisation or activation that directly follows its only producer is
+drawn inside the producer's node ("conv 3×3, 64 · batchnorm · relu").
 `expand=True` turns both off and draws every layer; `depth=N` draws groups
-deeper than N levels as single nodes.
+deeper than N levels as single nodes. `compact=True` lays the same drawing
+out for a page (smaller type, columns side by side).
 
-The branches of a join (an Inception module's four) sit left to right in
-spec order. An auxiliary head (`aux(weight = 0.3) { ... }`) is a dashed
-orange cluster ending in an output node of its own, "aux1 output 1000";
-the main output then gets one too, so that the sinks say which is which.
+A frame's title is a plain node at its top, and edge labels are laid out
+with the nodes (`label`, not `xlabel`): dot keeps both clear of nodes,
+which it does not do for cluster labels. The branches of a join (an
+Inception module's four) sit left to right in spec order. An auxiliary
+head (`aux(weight = 0.3) { ... }`) is a dashed orange cluster ending in an
+output node of its own, "aux1 output 1000"; the main output then gets one
+too, so that the sinks say which is which.
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ _COLOURS = {
     "reshape": "#eeeeee",
 }
 _JOIN_FILL = "#f2f2f2"
+#: A folded run: its node, or its frame's border and fill.
+_FOLD_FILL = "#cfe3f7"
+_FOLD_COLOUR = "#4a7fb5"
+_FOLD_FRAME_FILL = "#f1f7fd"
 #: Auxiliary heads: frame, fill, and the colour of the edges into and inside them.
 AUX_COLOUR = "#d9822b"
 _AUX_FILL = "#fff6ec"
@@ -75,6 +85,11 @@ def _kind(node: Node) -> LayerKind:
 def op_text(node: Node) -> str:
     """The op with its key arguments, the way papers label boxes: "conv 3×3, 64, /2" (the table's label)."""
     return _kind(node).label_text(Attrs(node.attrs))
+
+
+#: Compact: the short names papers give the norms and activations drawn inside their layer's node.
+_SHORT = {"batchnorm": "BN", "relu": "ReLU", "layernorm": "LN", "groupnorm": "GN", "sigmoid": "σ", "gelu": "GELU",
+          "silu": "SiLU", "relu6": "ReLU6", "tanh": "tanh"}  # fmt: skip
 
 
 def _wrap(prefix: str, ops: list[str], width: int = 60) -> list[str]:
@@ -125,6 +140,8 @@ class _Cluster:
     fill: str = ""
     #: Units held side by side in this order (the first node of each branch of a join).
     row: list[str] = field(default_factory=list)
+    #: Further lines of the title (a fold's paths and shapes), in the normal weight.
+    sub: list[str] = field(default_factory=list)
 
     def node_ids(self) -> list[int]:
         """The graph nodes drawn inside, at any depth."""
@@ -145,15 +162,20 @@ class Diagram:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, analysis: Analysis, depth: int | None, expand: bool, params: bool) -> None:
+    def __init__(
+        self, graph: Graph, analysis: Analysis, depth: int | None, expand: bool, params: bool, compact: bool = False
+    ) -> None:
         self.graph, self.analysis = graph, analysis
-        self.depth, self.expand, self.params = depth, expand, params
+        self.depth, self.expand, self.params, self.compact = depth, expand, params, compact
         self.unit_of: dict[int, str] = {}
         self.n_units = 0
         self.n_clusters = 0
         #: Aux head of each node off the main path, and the output node drawn for each aux output.
         self.owner = aux_heads(graph)
         self.aux_out: dict[str, str] = {}
+        #: Per node inside a drawn fold: fold number -> which instance it lies in (0: the one drawn).
+        self.instance_of: dict[int, dict[int, int]] = {}
+        self.n_folds = 0
 
     # ------------------------------------------------------------ units
 
@@ -179,8 +201,12 @@ class _Builder:
 
     def _layer_unit(self, chain: list[Node]) -> _Unit:
         head, last = chain[0], chain[-1]
-        ops = " · ".join([op_text(head)] + [op_text(n) for n in chain[1:]])
-        where = f"{_where(head)}→ {shape_text(last.out_shape)}"
+        post = [op_text(n) for n in chain[1:]]
+        if self.compact:
+            post = [_SHORT.get(op, op) for op in post]
+        ops = " · ".join([op_text(head), *post])
+        # Compact: the frames name the groups, so a layer's path gives way to its shape alone.
+        where = f"{'' if self.compact else _where(head)}→ {shape_text(last.out_shape)}"
         lines = [ops, where, *self._stats_line([n.id for n in chain])]
         kind = _kind(head)
         if kind.is_join:
@@ -197,16 +223,27 @@ class _Builder:
             first = self.graph.nodes[ids[0]]
             title = describe(item)
             where = f"{item.path}: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}"
-            each = _wrap("each: ", [op_text(self.graph.nodes[i]) for i in item.instances[0].node_ids
-                                    if self.graph.nodes[i].kind != "identity"])
+            each = _wrap(
+                "each: ",
+                [
+                    op_text(self.graph.nodes[i])
+                    for i in item.instances[0].node_ids
+                    if self.graph.nodes[i].kind != "identity"
+                ],
+            )
             return self._unit(ids, [title, where, *each, *self._stats_line(ids)], fill="#d8ecd6", peripheries=2)
         if item.kind == "fold":  # identical, or differing in rates alone (the title says so)
             first_path = item.instances[0].path
             title = describe(item)
             where = f"{item.path} (each like {first_path}) → {shape_text(last.out_shape)}"
-            return self._unit(ids, [title, where, *self._stats_line(ids)], fill="#cfe3f7", peripheries=2)
-        return self._unit(ids, [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],
-                          fill="#f7f1e3", shape="box3d", style="filled")
+            return self._unit(ids, [title, where, *self._stats_line(ids)], fill=_FOLD_FILL, peripheries=2)
+        return self._unit(
+            ids,
+            [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],
+            fill="#f7f1e3",
+            shape="box3d",
+            style="filled",
+        )
 
     # --------------------------------------------------------- structure
 
@@ -253,12 +290,18 @@ class _Builder:
             flush()
             if item.kind == "fold" and self.expand:
                 out.extend(self.items(item.instances, level, head=head))
-            elif item.kind == "fold" or (self.depth is not None and level >= self.depth):
+            elif self.depth is not None and level >= self.depth:
                 out.append(self._block_unit(item))
+            elif item.kind == "fold":
+                out.append(self._fold_cluster(item, level, head))
             else:
                 drawn = self._cluster(item, level, head)
-                if branches and isinstance(drawn, _Cluster) and all(isinstance(x, _Unit) for x in drawn.items) \
-                        and not drawn.fill:
+                if (
+                    branches
+                    and isinstance(drawn, _Cluster)
+                    and all(isinstance(x, _Unit) for x in drawn.items)
+                    and not drawn.fill
+                ):
                     # Every node's label names its branch (inception3a.branch2.0.conv), so the frame can go.
                     out.extend(drawn.items)
                 else:
@@ -284,9 +327,10 @@ class _Builder:
                 i += 1
                 continue
             j = i + 1
-            while j < len(drawn) and self._head_of(
-                drawn[j].node_ids if isinstance(drawn[j], _Unit) else drawn[j].node_ids()
-            ) == name:
+            while (
+                j < len(drawn)
+                and self._head_of(drawn[j].node_ids if isinstance(drawn[j], _Unit) else drawn[j].node_ids()) == name
+            ):
                 j += 1
             out.append(self._aux_cluster(name, drawn[i:j]))
             i = j
@@ -296,8 +340,13 @@ class _Builder:
         """An aux head's frame: its drawn items, then the output node of its aux output."""
         aux = next(a for a in self.graph.aux if a.name == name)
         shape = shape_text(self.graph.nodes[aux.node].out_shape)
-        out = self._unit([], [f"{name} output {shape}", f"auxiliary, loss weight {aux.weight:g}, training only"],
-                         fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold")
+        out = self._unit(
+            [],
+            [f"{name} output {shape}", f"auxiliary, loss weight {aux.weight:g}, training only"],
+            fill=_OUTPUT_FILL,
+            shape="box",
+            style="rounded,filled,bold",
+        )
         self.aux_out[name] = out.dot_id
         if len(run) == 1 and isinstance(run[0], _Cluster):
             # The head is one group (GoogLeNet's aux1: AuxHead): restyle its frame rather than nest one.
@@ -318,15 +367,73 @@ class _Builder:
         if len(inner) == 1 and isinstance(inner[0], _Unit):
             # A group drawn as one node needs no frame around it; its node says where it is.
             unit = inner[0]
-            if not unit.lines[1].startswith(item.path):
+            if unit.lines[1].startswith("→"):  # compact: the layer's path was left out
+                unit.lines[1] = f"{item.path} {unit.lines[1]}"
+            elif not unit.lines[1].startswith(item.path):
                 unit.lines[1] = f"{item.path}: {unit.lines[1]}"
             return unit
         assert item.group is not None
-        self.n_clusters += 1
         label = item.path if item.group.kind != "block" else f"{item.path}: {describe(item)}"
+        if len(inner) == 1 and isinstance(inner[0], _Cluster) and inner[0].sub:
+            # A group that is one folded run (a CIFAR ResNet's stage of identical blocks): one frame
+            # says both, rather than a frame around a frame.
+            fold = inner[0].label  # "BasicBlock ×3", "DenseLayer ×6 (channels vary)"
+            inner[0].label = (
+                f"{item.path}: {item.group.name}: {fold}" if item.group.kind == "block" else f"{item.path}: {fold}"
+            )
+            return inner[0]
+        self.n_clusters += 1
         cluster = _Cluster(f"cluster_{self.n_clusters}", label, inner)
         if joins:
             cluster.row = self._branch_row(item, inner)
+        return cluster
+
+    def _fold_cluster(self, item: Item, level: int, head: str) -> _Unit | _Cluster:
+        """A folded run drawn as its first instance, framed, the frame saying how many it stands for.
+
+        The other instances' nodes are drawn by the first's units (edges between
+        instances are left out by to_dot), so the run reads as one block with its
+        own wiring and skip, and the edges out of it carry the last instance's shapes.
+        """
+        rep = item.instances[0]
+        own = self._head_of(item.node_ids) or head
+        joins = self._joins_branches(rep)
+        inner = self.items(rep.children, level + 1, branches=joins, head=own)
+        self.n_folds += 1
+        for k, inst in enumerate(item.instances):
+            for pos, nid in enumerate(inst.node_ids):
+                self.instance_of.setdefault(nid, {})[self.n_folds] = k
+                if k:
+                    self.unit_of[nid] = self.unit_of[rep.node_ids[pos]]
+        first = self.graph.nodes[item.node_ids[0]]
+        last = self.graph.nodes[item.last]
+        if "channels" in item.varies:
+            # The instance drawn has the first one's channels: say how they run over the whole fold.
+            sub = [
+                f"{item.path}, channels vary: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}",
+                f"drawn: {rep.path}",
+            ]
+        else:
+            sub = [f"{item.path} (each like {rep.path}) → {shape_text(last.out_shape)}"]
+        if len(inner) == 1 and isinstance(inner[0], _Unit):
+            # One node stands for the instance (two convs in a row of an Inception branch): a
+            # double border says how many, with no frame around it.
+            unit = inner[0]
+            unit.lines = [describe(item), sub[0], f"each: {unit.lines[0]}", *self._stats_line(item.node_ids)]
+            unit.fill, unit.peripheries = _FOLD_FILL, 2
+            return unit
+        self.n_clusters += 1
+        cluster = _Cluster(
+            f"cluster_{self.n_clusters}",
+            describe(item),
+            inner,
+            style="rounded,filled,bold",
+            colour=_FOLD_COLOUR,
+            fill=_FOLD_FRAME_FILL,
+            sub=sub + self._stats_line(item.node_ids),
+        )
+        if joins:
+            cluster.row = self._branch_row(rep, inner)
         return cluster
 
     def _branch_row(self, item: Item, inner: list[_Unit | _Cluster]) -> list[str]:
@@ -341,24 +448,84 @@ class _Builder:
         return row if len(row) > 1 else []
 
 
-def _unit_node(g: graphviz.Digraph, u: _Unit) -> None:
+@dataclass(frozen=True)
+class _Look:
+    """Type sizes and spacing: the default, or the compact one for a page of a paper."""
+
+    font: int = 11
+    small: int = 9
+    edge_font: int = 8
+    #: Whether edges carry their shape (compact: each node already ends in its output shape).
+    edge_labels: bool = True
+    nodesep: float = 0.25
+    ranksep: float = 0.12
+    margin: str = "0.12,0.04"
+
+
+#: The notes an edge from one column to the next ends and starts again at.
+_STUB = {"shape": "plaintext", "fontsize": "7", "fontcolor": "#555555", "height": "0.15", "margin": "0.02,0"}
+
+_COMPACT = _Look(font=9, small=7, edge_font=7, edge_labels=False, nodesep=0.15, ranksep=0.16, margin="0.06,0.02")
+
+
+def _unit_node(g: graphviz.Digraph, u: _Unit, look: _Look) -> None:
     first, *rest = u.lines
-    label = f"<b>{_esc(first)}</b>" + "".join(f'<br/><font point-size="9">{_esc(x)}</font>' for x in rest)
+    small = look.small
+    label = f"<b>{_esc(first)}</b>" + "".join(f'<br/><font point-size="{small}">{_esc(x)}</font>' for x in rest)
     extra = {"peripheries": str(u.peripheries)} if u.peripheries != 1 else {}
     g.node(u.dot_id, label=f"<{label}>", shape=u.shape, style=u.style, fillcolor=u.fill, **extra)
 
 
-def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph) -> int:
-    """Add the items to g; returns how many clusters they hold."""
+def _members(c: _Cluster) -> set[str]:
+    """The dot ids of the units inside a cluster, at any depth."""
+    return {u for it in c.items for u in ({it.dot_id} if isinstance(it, _Unit) else _members(it))}
+
+
+def _title_node(g: graphviz.Digraph, c: _Cluster, look: _Look) -> str:
+    """The cluster's title as a plain node of its own; returns its id.
+
+    A node, not the cluster's label: dot places edge labels clear of nodes but
+    not of cluster labels, and routes edges around nodes but through labels.
+    """
+    name = _title_id(c)
+    sub = "".join(f'<br align="left"/><font point-size="{look.small}">{_esc(x)}</font>' for x in c.sub)
+    label = f'<<b>{_esc(c.label)}</b>{sub}<br align="left"/>>'
+    g.node(name, label=label, shape="plaintext", margin="0.04,0", height="0.2")
+    return name
+
+
+def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph, preds: dict[str, set[str]], look: _Look) -> int:
+    """Add the items to g; returns how many clusters they hold.
+
+    preds: the units each unit is drawn below (the edges that pull on the layout).
+    """
     clusters = 0
     for it in items:
         if isinstance(it, _Unit):
-            _unit_node(g, it)
+            _unit_node(g, it, look)
             continue
         with g.subgraph(name=it.dot_id) as c:
             fill = {"fillcolor": it.fill} if it.fill else {}
-            c.attr(label=f"<<b>{_esc(it.label)}</b>>", labeljust="l", style=it.style, color=it.colour, **fill)
-            clusters += 1 + _emit(it.items, c)
+            c.attr(label="", style=it.style, color=it.colour, **fill)
+            title = _title_node(c, it, look)
+            clusters += 1 + _emit(it.items, c, preds, look)
+            # The title sits below what the cluster's nodes are drawn below outside it, and above its
+            # nested clusters' titles and the units that enter it. Not in a frame with a row of
+            # branches nor an aux head's: there, invisible edges from the title let dot's crossing
+            # heuristic reorder the rows of branches; the edges into the frame have labels (to_dot
+            # gives them blank ones where they carry no shape), and the title takes their rank.
+            inside = _members(it)
+            above: set[str] = set()
+            plain = not it.row and it.colour != AUX_COLOUR
+            for x in it.items:
+                if isinstance(x, _Cluster):
+                    c.edge(title, _title_id(x), style="invis")
+                elif plain and preds.get(x.dot_id, set()) - inside:
+                    c.edge(title, x.dot_id, style="invis")
+            for u in inside:
+                above |= preds.get(u, set()) - inside
+            for u in sorted(above, key=lambda u: (len(u), u)):
+                g.edge(u, title, style="invis")
             if it.row:
                 # One rank, and invisible edges between neighbours, which dot draws left to right:
                 # the branches keep the spec's order whatever the crossing heuristic prefers.
@@ -371,6 +538,88 @@ def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph) -> int:
     return clusters
 
 
+def _flatten(items: list[_Unit | _Cluster]) -> list[_Unit | _Cluster]:
+    """The items in drawing order, each cluster followed by its own items' (so that the spine's items appear)."""
+    out: list[_Unit | _Cluster] = []
+    for it in items:
+        out.append(it)
+        if isinstance(it, _Cluster):
+            out += _flatten(it.items)
+    return out
+
+
+def _titles(c: _Cluster) -> list[str]:
+    """The title nodes of a cluster and the clusters inside it."""
+    return [_title_id(c)] + [t for x in c.items if isinstance(x, _Cluster) for t in _titles(x)]
+
+
+def _title_id(c: _Cluster) -> str:
+    return "t" + c.dot_id.removeprefix("cluster_")
+
+
+def _extent(it: _Unit | _Cluster) -> tuple[float, float]:
+    """About how many ranks tall and nodes wide an item is drawn (for choosing columns)."""
+    if isinstance(it, _Unit):
+        return 1.0, 1.0
+    sizes = [_extent(x) for x in it.items]
+    # A long title widens the frame: about 0.06 inches a character, in nodes of 2.3 inches.
+    title = max(len(x) for x in [it.label, *it.sub]) * 0.06 / 2.3
+    if it.row:  # the branches of a join side by side: as tall as the longest, about
+        return 2.0 + (len(sizes) - 1) / len(it.row), max(float(len(it.row)), title)
+    return 1.0 + sum(h for h, _ in sizes), max(max((w for _, w in sizes), default=1.0), title)
+
+
+def _unframe(top: list[_Unit | _Cluster]) -> list[_Unit | _Cluster]:
+    """The top level with the frame of a group that holds most of the network (DenseNet's `features`)
+    taken off, its items in its place: columns are made of top-level items, and a frame cannot be
+    broken into columns (dot orders the nodes of a rank, not clusters)."""
+    while True:
+        total = sum(_extent(x)[0] for x in top)
+        big = [i for i, x in enumerate(top) if isinstance(x, _Cluster) and not x.fill and _extent(x)[0] > 0.6 * total]
+        if not big:
+            return top
+        i = big[0]
+        top = [*top[:i], *top[i].items, *top[i + 1 :]]  # type: ignore[union-attr]
+
+
+def _columns(items: list[_Unit | _Cluster]) -> list[list[_Unit | _Cluster]]:
+    """The items in consecutive columns whose drawing is about as tall as a page is for its width.
+
+    Each count of columns splits the items where the running height passes its share; the one
+    that lets the drawing fit a page (6.5 by 9 inches, upright or turned) at the largest scale wins.
+    """
+    sizes = [_extent(x) for x in items]
+    total = sum(h for h, _ in sizes)
+    best: tuple[float, list[list[_Unit | _Cluster]]] | None = None
+    for k in range(1, min(6, len(items)) + 1):
+        cols: list[list[_Unit | _Cluster]] = [[]]
+        heights, widths, done = [0.0], [0.0], 0.0
+        for it, (h, w) in zip(items, sizes, strict=True):
+            # Not at a join's branches: below the note a column starts with, dot does not keep them in order.
+            breaks = not (isinstance(it, _Cluster) and it.row)
+            if cols[-1] and breaks and len(cols) < k and done > total * len(cols) / k * 0.8:
+                cols.append([])
+                heights.append(0.0)
+                widths.append(0.0)
+            cols[-1].append(it)
+            heights[-1] += h
+            widths[-1] = max(widths[-1], w)
+            done += h
+        # In the compact look a rank is about half an inch, a node with its spacing 2.3 inches wide: the
+        # scale at which the drawing fits a page of 6.5 by 9 inches, upright or turned, the larger the better.
+        w, h = sum(widths) * 2.3, max(heights) * 0.5
+        scale = max(min(6.5 / w, 9 / h), min(9 / w, 6.5 / h))
+        if best is None or scale > best[0] + 1e-9:
+            best = (scale, cols)
+    assert best is not None
+    return best[1]
+
+
+def _first_drawn(it: _Unit | _Cluster) -> str:
+    """The node at the top of an item: a unit, or a cluster's title."""
+    return it.dot_id if isinstance(it, _Unit) else _title_id(it)
+
+
 def to_dot(
     graph: Graph,
     analysis: Analysis,
@@ -379,47 +628,68 @@ def to_dot(
     expand: bool = False,
     rankdir: str = "TB",
     params: bool = False,
+    compact: bool = False,
 ) -> Diagram:
-    """The DOT text of a network: folded and fused by default, every layer when expand."""
+    """The DOT text of a network: folded and fused by default, every layer when expand.
+
+    compact: a figure for a page of a paper: smaller type and spacing, no
+    shapes on the edges (each node ends in its output shape) nor paths in
+    the layers' nodes, and the network broken into columns side by side,
+    left to right, each a run of the top-level groups (ResNet's stages).
+    """
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be TB, LR, BT or RL, not {rankdir!r}")
-    b = _Builder(graph, analysis, depth, expand, params)
+    look = _COMPACT if compact else _Look()
+    b = _Builder(graph, analysis, depth, expand, params, compact)
     inp = graph.input
     top: list[_Unit | _Cluster] = [
         b._unit([inp.id], [f"input {shape_text(inp.out_shape)}"], fill="#ffffff", shape="box", style="rounded")
     ]
     top += b.items(build_tree(graph), 0)
     if graph.aux:
-        top.append(b._unit([], [f"output {shape_text(graph.output_shape)}", "main output"],
-                           fill=_OUTPUT_FILL, shape="box", style="rounded,filled,bold"))
+        top.append(
+            b._unit(
+                [],
+                [f"output {shape_text(graph.output_shape)}", "main output"],
+                fill=_OUTPUT_FILL,
+                shape="box",
+                style="rounded,filled,bold",
+            )
+        )
 
     g = graphviz.Digraph(
         graph.network,
         graph_attr={
-            "rankdir": rankdir, "fontname": "Helvetica", "fontsize": "11", "nodesep": "0.25", "ranksep": "0.3",
+            "rankdir": rankdir, "fontname": "Helvetica", "fontsize": str(look.font), "nodesep": str(look.nodesep),
+            "ranksep": str(look.ranksep),
             "label": f"<<b>{_esc(graph.network)}</b>: {_esc(shape_text(graph.input_shape))} → "
                      f"{_esc(shape_text(graph.output_shape))}>",
             "labelloc": "t",
         },
-        node_attr={"fontname": "Helvetica", "fontsize": "11", "margin": "0.12,0.04", "height": "0.3"},
-        edge_attr={"fontname": "Helvetica", "fontsize": "8", "color": "#555555", "fontcolor": "#555555",
-                   "arrowsize": "0.6"},
+        node_attr={"fontname": "Helvetica", "fontsize": str(look.font), "margin": look.margin, "height": "0.3"},
+        edge_attr={"fontname": "Helvetica", "fontsize": str(look.edge_font), "color": "#555555",
+                   "fontcolor": "#555555", "arrowsize": "0.6"},
     )  # fmt: skip
-    n_clusters = _emit(top, g)
-
     # One edge per pair of drawn nodes; shapes come from the producing node's out_shape. A pair
     # is a skip edge only when every edge it stands for is one: into a fold, the main path wins.
     seen: dict[tuple[str, str], bool] = {}
     labels: dict[tuple[str, str], str] = {}
+    source: dict[tuple[str, str], int] = {}
     for node in graph.nodes:
+        folds = b.instance_of.get(node.id, {})
         for pos, src in enumerate(node.inputs):
             a, z = b.unit_of[src], b.unit_of[node.id]
             if a == z:
                 continue
+            theirs = b.instance_of.get(src, {})
+            if any(theirs.get(f, k) != k for f, k in folds.items()):
+                continue  # from one instance of a fold to the next: drawn as the one instance
             skip = pos in node.skip
             key = (a, z)
             seen[key] = seen.get(key, True) and skip
-            labels[key] = shape_text(graph.nodes[src].out_shape)
+            # The first edge a pair stands for names the shape: inside a fold, the instance drawn.
+            labels.setdefault(key, shape_text(graph.nodes[src].out_shape))
+            source.setdefault(key, src)
     aux_units = {b.unit_of[i] for i in b.owner}
     if graph.aux:
         # Edges to the output nodes: from the unit of each output's last node.
@@ -429,17 +699,83 @@ def to_dot(
             aux_units.add(key[1])
         key = (b.unit_of[graph.output], top[-1].dot_id)  # type: ignore[union-attr]
         seen[key], labels[key] = False, shape_text(graph.output_shape)
-    n_skip = 0
+    # Compact, in columns: the column of every drawn node (the nodes before the first column's in
+    # the first, after the last's in the last); an edge from one column to the next does not pull.
+    col: dict[str, int] = {}
+    if compact and rankdir == "TB":
+        top = _unframe(top)
+        cols = _columns(top)
+        where = {id(it): k for k, column in enumerate(cols) for it in column}
+        current = 0
+        for it in _flatten(top):
+            current = where.get(id(it), current)
+            for u in [it.dot_id] if isinstance(it, _Unit) else [*_members(it), *_titles(it)]:
+                col[u] = current
+        if len(cols) > 1:
+            # An invisible anchor above each column, outside every cluster, in one row left to right:
+            # dot orders plain nodes of a rank by the edges between them, but not clusters.
+            g.attr(newrank="true")
+            anchors = [f"col{k}" for k in range(len(cols))]
+            with g.subgraph() as rank:
+                rank.attr(rank="same")
+                for a in anchors:
+                    rank.node(a, label="", shape="point", width="0", height="0", style="invis")
+            for a, z in itertools.pairwise(anchors):
+                g.edge(a, z, style="invis")
+            g.edge(anchors[0], _first_drawn(cols[0][0]), style="invis")
+    # An edge from one column to the next would climb across the figure: it ends in a note below
+    # its source ("continued in column 2") and starts again from one at the top of the next column
+    # ("from layer1.2.relu, 256×56×56"), both plain nodes of their columns.
+    edges: dict[tuple[str, str], bool] = {}
+    stubs: set[str] = set()
     for (a, z), skip in seen.items():
-        label = labels[(a, z)]
+        if col.get(a, 0) == col.get(z, 0):
+            edges[(a, z)] = skip
+            continue
+        out, into = f"o{a}", f"i{a}c{col[z]}"
+        if out not in stubs:
+            stubs.add(out)
+            g.node(out, label=f"continued in column {col[z] + 1} ↓", **_STUB)
+        if into not in stubs:
+            stubs.add(into)
+            src = graph.nodes[source[(a, z)]]
+            # layer1.2, not the bare position of its unnamed relu, layer1.2.8
+            name = src.scope if src.scope and src.path.rsplit(".", 1)[-1].isdigit() else src.path
+            # ordering=out: its edges leave in the order given, the branches' (an Inception module's).
+            g.node(into, label=f"from {name}, {labels[(a, z)]} ↓", ordering="out", **_STUB)
+            col[into] = col[z]
+            g.edge(f"col{col[z]}", into, style="invis")
+        edges[(a, out)] = edges[(into, z)] = False
+        labels[(a, out)] = labels[(into, z)] = ""
+    preds: dict[str, set[str]] = {}
+    for (a, z), skip in edges.items():
+        if not skip:
+            preds.setdefault(z, set()).add(a)
+    n_clusters = _emit(top, g, preds, look)
+    # Without shapes on the edges, the edges into a cluster get a blank label: a label takes a rank
+    # of its own, where the cluster's title goes (_emit), and dot keeps a row of branches in order
+    # below it.
+    heads = {
+        u
+        for it in _flatten(top)
+        if isinstance(it, _Cluster)
+        for inside in [_members(it)]
+        for u in inside
+        if preds.get(u, set()) - inside
+    }
+    n_skip = 0
+    for (a, z), skip in edges.items():
+        label = {"label": labels[(a, z)]} if look.edge_labels and labels[(a, z)] else {}
+        if not label and z in heads:
+            label = {"label": " "}
         if z in aux_units:
-            g.edge(a, z, xlabel=label, color=AUX_COLOUR, fontcolor=AUX_COLOUR)
+            g.edge(a, z, color=AUX_COLOUR, fontcolor=AUX_COLOUR, **label)
         elif skip:
             n_skip += 1
-            g.edge(a, z, xlabel=label, style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.4",
-                   constraint="false")  # fmt: skip
+            g.edge(a, z, style="dashed", color=SKIP_COLOUR, fontcolor=SKIP_COLOUR, penwidth="1.4",
+                   constraint="false", **label)  # fmt: skip
         else:
-            g.edge(a, z, xlabel=label)
+            g.edge(a, z, **label)
     return Diagram(g.source, b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out))
 
 
@@ -454,16 +790,23 @@ def find_dot() -> str:
     return exe
 
 
-def render(dot_text: str, path: Path, fmt: str | None) -> None:
-    """Write DOT text to path, rendered by Graphviz's `dot -T<fmt>` unless fmt is None (the DOT text itself)."""
+#: The resolution of a PNG unless asked for another (`--dpi`); SVG and PDF are vector formats.
+DEFAULT_DPI = 110
+
+
+def render(dot_text: str, path: Path, fmt: str | None, dpi: int | None = None) -> None:
+    """Write DOT text to path, rendered by Graphviz's `dot -T<fmt>` unless fmt is None (the DOT text itself).
+
+    dpi: the resolution of a PNG (DEFAULT_DPI when None); other formats take none.
+    """
     if fmt is None:
         path.write_text(dot_text, encoding="utf-8")
         return
     find_dot()
     if fmt == "png":
-        # `dot -Gdpi=110`: the root graph's default dpi, given on the line after `digraph name {`.
+        # `dot -Gdpi=N`: the root graph's default dpi, given on the line after `digraph name {`.
         header, _, body = dot_text.partition("\n")
-        dot_text = f"{header}\n\tgraph [dpi=110]\n{body}"
+        dot_text = f"{header}\n\tgraph [dpi={dpi or DEFAULT_DPI}]\n{body}"
     try:
         data = graphviz.pipe("dot", fmt, dot_text.encode("utf-8"), quiet=True)
     except graphviz.CalledProcessError as e:

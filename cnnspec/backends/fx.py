@@ -30,9 +30,16 @@ __all__ = [
     "safe_paths", "to_fx_graph", "to_graph_module",
 ]  # fmt: skip
 
+
 def _function(dotted: str) -> Any:
     mod, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(mod), name)
+
+
+def _node_name(name: str) -> str:
+    """name, unless it is `self`: fx keeps its node names off keywords and builtins, but a value named
+    `self` in the generated forward would rebind the module itself (a layer labelled `self`)."""
+    return name + "_" if name.lower() == "self" else name
 
 
 def _may_run_inplace(graph: Graph, node: Node) -> bool:
@@ -146,9 +153,12 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
         assert kind is not None
         # A function node is named after its layer's path, as fx names a call_module after its
         # target; the paths are unique, and fx makes the names unique where flattening collides.
-        name = fx_name(node.path)
+        name = _node_name(fx_name(node.path))
         if node.has_module:
-            out = fxg.call_module(paths[node.path], (args[0],))
+            target = paths[node.path]
+            # fx names a module's node after its target, lower-cased; `self` would rebind forward's own.
+            own = _node_name(target) if target.lower() == "self" else None
+            out = fxg.create_node("call_module", target, (args[0],), name=own)
         elif kind.takes_list:
             fn = _function(kind.function or "")
             out = fxg.call_function(fn, (args, *kind.function_args(Attrs(node.attrs))), name=name)

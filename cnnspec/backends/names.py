@@ -12,30 +12,39 @@ from collections.abc import Iterable, Iterator
 
 from cnnspec.ir import Graph, Node
 
-#: Public attributes of nn.Module, fx.GraphModule and AuxOutputsGraphModule: a
-#: submodule of that name would clash with them (add_module refuses it, or the
-#: generated forward would call the wrong thing). Kept as a literal so that
-#: checking a spec need not import torch; a test compares it with torch's.
-TORCH_ATTRS = frozenset(
-    """T_destination add_module add_submodule apply aux_names aux_weights bfloat16 buffers call_super_init children
-    code compile cpu cuda delete_all_unused_submodules delete_submodule double dump_patches eval extra_repr float
-    forward get_buffer get_extra_state get_parameter get_submodule graph half ipu load_state_dict meta modules mtia
-    named_buffers named_children named_modules named_parameters parameters print_readable recompile
-    register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
-    register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
-    register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
-    register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule shape_env share_memory state_dict to
-    to_empty to_folder train training type xpu zero_grad""".split()  # noqa: SIM905  (a list literal would be 70 lines)
+#: Public attributes of nn.Module (its instances' `training` included): add_module refuses a
+#: submodule of that name at any level. Kept as a literal so that checking a spec need not import
+#: torch; a test compares it with torch's.
+MODULE_ATTRS = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double dump_patches
+    eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule half ipu load_state_dict
+    modules mtia named_buffers named_children named_modules named_parameters parameters register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook register_load_state_dict_pre_hook
+    register_module register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()  # noqa: SIM905  (a list literal would be 60 lines)
 )
+#: Public attributes that only the compiled module itself has (fx.GraphModule's and
+#: AuxOutputsGraphModule's): a clash at the top level only, since the containers below it, and
+#: every module of the exported Python, are plain nn.Modules.
+ROOT_ATTRS = frozenset(
+    """add_submodule aux_names aux_weights code delete_all_unused_submodules delete_submodule graph meta
+    print_readable recompile shape_env to_folder""".split()  # noqa: SIM905
+)
+#: Every public attribute of the compiled module: a submodule of that name would clash with them.
+TORCH_ATTRS = MODULE_ATTRS | ROOT_ATTRS
 
 
-def safe_name(name: str) -> bool:
+def safe_name(name: str, top: bool = True) -> bool:
     """Whether torch and the generated Python can use name as a submodule attribute as it is.
 
     Digits are fine (Sequential-style "0", "1", as torchvision names them);
     otherwise the name must be an identifier that Unicode normalisation leaves
     alone (Python would read `self.ﬁ` as `self.fi`), not a keyword, not an
-    attribute of nn.Module or GraphModule, and not private (a leading `_`).
+    attribute of nn.Module, nor of GraphModule for a submodule of the compiled
+    module itself (top), and not private (a leading `_`). Other names that
+    the generated code uses (`self`, `torch`, builtins) are fine: the fx
+    backend names its values apart from them.
     """
     if name.isascii() and name.isdigit():
         return True
@@ -43,7 +52,7 @@ def safe_name(name: str) -> bool:
         name.isidentifier()
         and unicodedata.normalize("NFKC", name) == name
         and not keyword.iskeyword(name)
-        and name not in TORCH_ATTRS
+        and name not in (TORCH_ATTRS if top else MODULE_ATTRS)
         and not name.startswith("_")
     )
 
@@ -68,27 +77,29 @@ def safe_paths(paths: Iterable[str]) -> dict[str, str]:
     """
     paths = list(dict.fromkeys(paths))
     # Check each distinct name once: a network of 10,000 layers has a few dozen.
-    unsafe = {part for part in set(".".join(paths).split(".")) if not safe_name(part)}
-    if not unsafe:
+    tops = {path.partition(".")[0] for path in paths}
+    inner = set(".".join(path.partition(".")[2] for path in paths).split(".")) - {""}
+    unsafe = ({part for part in tops if not safe_name(part)}, {part for part in inner if not safe_name(part, False)})
+    if not any(unsafe):
         return {path: path for path in paths}
     kept: dict[str, set[str]] = {}
     for path in paths:
         parts = path.split(".")
         for i, part in enumerate(parts):
-            if part not in unsafe:
+            if part not in unsafe[i > 0]:
                 kept.setdefault(".".join(parts[:i]), set()).add(part)
     assigned: dict[tuple[str, str], str] = {}
     taken = {k: set(v) for k, v in kept.items()}
     out: dict[str, str] = {}
     for path in paths:
         parts = path.split(".")
-        if unsafe.isdisjoint(parts):
+        if parts[0] not in unsafe[0] and unsafe[1].isdisjoint(parts[1:]):
             out[path] = path
             continue
         new = []
         for i, part in enumerate(parts):
             parent = ".".join(parts[:i])
-            if part not in unsafe:
+            if part not in unsafe[i > 0]:
                 new.append(part)
                 continue
             key = (parent, part)

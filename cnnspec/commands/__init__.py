@@ -8,4 +8,5 @@ COMMANDS = (
     "cnnspec.commands.diagram",
     "cnnspec.commands.layers",
     "cnnspec.commands.lsp",
+    "cnnspec.commands.fmt",
 )

@@ -28,6 +28,7 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path, help="path to a .cnn file")
     p.add_argument("--network", metavar="NAME", help="which network of the file (default: its only one)")
     add_set_arg(p)
+    add_path_arg(p)
     p.add_argument("--input", metavar="CxHxW", help="override the input shape, e.g. 3x160x160")
     p.add_argument(
         "--diagnostics",
@@ -48,7 +49,21 @@ def add_set_arg(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a network parameter, e.g. --set num_classes=10 or --set 'layers=[3, 4, 6, 3]'",
+        help="override a network parameter, e.g. --set num_classes=10 or --set 'layers=[3, 4, 6, 3]' "
+        "(repeatable) (default: the spec's own values)",
+    )
+
+
+def add_path_arg(p: argparse.ArgumentParser) -> None:
+    """The repeatable --path DIR option (its values land in args.path): where imports are looked for."""
+    p.add_argument(
+        "--path",
+        dest="path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="look for imports in DIR after the importing file's own directory, before CNNSPEC_PATH and "
+        "the stock specs (repeatable) (default: none)",
     )
 
 
@@ -99,7 +114,12 @@ def parse_input(text: str | None) -> tuple[int, ...] | None:
 
 def spec_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of cnnspec.api.analyse from the common options."""
-    return {"network": args.network, "input_shape": parse_input(args.input), **parse_sets(args.sets)}
+    return {
+        "network": args.network,
+        "input_shape": parse_input(args.input),
+        "path": args.path,
+        **parse_sets(args.sets),
+    }
 
 
 def _umask() -> int:

@@ -12,14 +12,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the diagram subcommand."""
     p = sub.add_parser("diagram", help="draw a spec as a Graphviz diagram (.svg, .png, .pdf or .dot)")
     add_spec_args(p)
-    p.add_argument("-o", "--output", metavar="FILE", required=True,
-                   help="the file to write; its suffix picks the format: .svg, .png, .pdf or .dot")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="the file to write; its suffix picks the format: .svg, .png, .pdf or .dot",
+    )
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p.add_argument("--depth", type=int, metavar="N", help="draw groups deeper than N levels as single nodes")
-    p.add_argument("--expand", action="store_true",
-                   help="draw every layer: open folded repeats and do not merge norm/activation into their layer")
+    p.add_argument(
+        "--expand",
+        action="store_true",
+        help="draw every layer: open folded repeats and do not merge norm/activation into their layer",
+    )
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     p.add_argument("--params", action="store_true", help="add parameters and MACs to each node")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="a figure for a page of a paper: smaller type and spacing, shapes in the nodes only, "
+        "and the network in columns side by side (with --rankdir TB)",
+    )
+    p.add_argument(
+        "--dpi", type=int, metavar="N", help="resolution of a .png in dots per inch (default: 110; 300 for print)"
+    )
     p.set_defaults(run=run)
 
 
@@ -34,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown diagram format {what} in {out}; use .svg, .png, .pdf or .dot")
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth expects a number of at least 0, got {args.depth}")
+    if args.dpi is not None:
+        if suffix != ".png":
+            raise UsageError(
+                f"--dpi applies to .png output only; {out.name} is {suffix[1:].upper()}, which has no resolution"
+            )
+        if not 30 <= args.dpi <= 1200:
+            raise UsageError(f"--dpi expects a number from 30 to 1200, got {args.dpi}")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     fmt = FORMATS[suffix]
@@ -46,10 +70,17 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.api import analyse
 
     checked = analyse(args.spec, **spec_kwargs(args))
-    diagram = to_dot(checked.graph, checked.analysis, depth=args.depth, expand=args.expand,
-                     rankdir=args.rankdir, params=args.params)
+    diagram = to_dot(
+        checked.graph,
+        checked.analysis,
+        depth=args.depth,
+        expand=args.expand,
+        rankdir=args.rankdir,
+        params=args.params,
+        compact=args.compact,
+    )
     try:
-        write_new(out, args.force, lambda tmp: render(diagram.dot, tmp, fmt))
+        write_new(out, args.force, lambda tmp: render(diagram.dot, tmp, fmt, args.dpi))
     except OSError as e:
         raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
     except RuntimeError as e:

@@ -4,7 +4,11 @@
 
 Every .cnn file whose network elaborates with its defaults gets <name>.svg
 and <name>.txt; family files whose networks need parameters (resnet.cnn,
-vgg.cnn) and files that fail are listed in the index with the reason.
+vgg.cnn) and files that fail are listed in the index with the reason. Every
+spec also gets a page <name>.md for the documentation site (mkdocs.yml): the
+diagram, the summary and the highlighted source, the last two included from
+their files when the site is built, so the pages stay right while the
+summaries and specs change.
 VARIANTS adds drawings with parameters set (GoogLeNet with its auxiliary
 classifiers, as <name>-aux.svg). The gallery is regenerated as a whole,
 so its files are overwritten.
@@ -13,6 +17,7 @@ so its files are overwritten.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +44,9 @@ class Entry:
     skipped: str = ""
     #: The file names' stem: the spec's, or with a variant's suffix.
     stem: str = ""
+    #: The spec's file name, and the files it imports.
+    source: str = ""
+    imports: tuple[str, ...] = ()
 
 
 def _write(path: Path, text: str) -> None:
@@ -58,7 +66,8 @@ def build_one(spec: Path, out: Path, params: dict[str, object] | None = None, su
     from cnnspec.views.summary import format_report
 
     label = spec.name + (" " + " ".join(f"--set {k}={str(v).lower()}" for k, v in params.items()) if params else "")
-    entry = Entry(label)
+    imports = tuple(re.findall(r'^\s*import\s+"([^"]+)"', spec.read_text(encoding="utf-8"), re.MULTILINE))
+    entry = Entry(label, source=spec.name, imports=imports)
     stem = spec.stem + (f"-{suffix}" if suffix else "")
     try:
         checked = analyse(spec, **(params or {}))
@@ -97,16 +106,64 @@ def index_text(entries: list[Entry]) -> str:
     for e in drawn:
         stem = e.stem
         lines.append(
-            f"| `{e.spec}` | {e.network} | {e.layers} | {e.params:,} | {human(e.macs)} "
+            f"| `{e.spec}` | [{e.network}]({stem}.md) | {e.layers} | {e.params:,} | {human(e.macs)} "
             f"| [{stem}.svg]({stem}.svg) ({e.nodes} nodes) | [{stem}.txt]({stem}.txt) |"
         )
     if skipped:
         lines += ["", "Not drawn (families that need parameters, or files that do not check):", ""]
-        lines += [f"- `{e.spec}`: {e.skipped}" for e in skipped]
+        lines += [f"- `{e.spec}`: {e.skipped} ([source]({page_stem(e)}.md))" for e in skipped]
     lines += [""]
     for e in drawn:
         stem = e.stem
         lines += [f"## {e.network} (`{e.spec}`)", "", f"![{e.network}]({stem}.svg)", ""]
+    return "\n".join(lines)
+
+
+def page_stem(entry: Entry) -> str:
+    """The name (without .md) of the entry's page: its drawing's stem, or its spec's when it was not drawn."""
+    return entry.stem or Path(entry.source).stem
+
+
+def page_text(entry: Entry) -> str:
+    """One spec's page for the site (Markdown): diagram, summary and source.
+
+    The summary and the source are pymdownx.snippets includes, resolved by name against mkdocs.yml's
+    base paths (docs/gallery, specs), so they are read when the site is built.
+    """
+    from cnnspec.views.format import human
+
+    stem = page_stem(entry)
+    title = entry.network or entry.source
+    settings = entry.spec.removeprefix(entry.source).strip()  # a variant's --set options
+    lines = [f"# {title}" + (f" (`{settings}`)" if settings else ""), ""]
+    if entry.skipped:
+        lines += [f"`{entry.spec}` is not drawn with its defaults: {entry.skipped}.", ""]
+    else:
+        lines += [
+            f"`{entry.spec}`: {entry.layers} layers, {entry.params:,} parameters, {human(entry.macs)} MACs; "
+            f"the diagram has {entry.nodes} nodes.",
+            "",
+        ]
+    if entry.imports:
+        links = ", ".join(f"[{name}]({Path(name).stem}.md)" for name in entry.imports)
+        lines += [f"Imports {links}.", ""]
+    lines += ["[All networks](index.md)", ""]
+    if not entry.skipped:
+        lines += [
+            "## Diagram",
+            "",
+            f"![{title}]({stem}.svg)",
+            "",
+            "## Summary",
+            "",
+            f"What `cnnspec check {entry.spec}` prints ([{stem}.txt]({stem}.txt)):",
+            "",
+            "```text",
+            f'--8<-- "{stem}.txt"',
+            "```",
+            "",
+        ]
+    lines += ["## Spec", "", "```cnn", f'--8<-- "{entry.source}"', "```", ""]
     return "\n".join(lines)
 
 
@@ -134,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         for suffix, params in runs:
             entry = build_one(spec, out, params, suffix)
             entries.append(entry)
+            if entry.stem or not suffix:
+                _write(out / f"{page_stem(entry)}.md", page_text(entry))
             status = f"skipped: {entry.skipped}" if entry.skipped else f"{entry.nodes} nodes"
             print(f"{entry.spec}: {status}")
     _write(out / "index.md", index_text(entries))

@@ -55,7 +55,9 @@ CODES: dict[str, Code] = {
             "E003",
             "unclosed bracket",
             "A `(`, `[` or `{` is never closed: the file ends, or a new statement starts, while it is still "
-            "open. The error points at the bracket that is left open.",
+            "open. The error points at the bracket that is left open. For a `{`, the layout tells which body "
+            "lacks its `}`: the first line inside it indented no deeper than the `{`'s own line, or starting "
+            "with `block`, `network` or `import`, is where the body ended.",
             _N + "    conv(64, 3\n    relu\n}\n",
             _N + "    conv(64, 3)\n    relu\n}\n",
         ),
@@ -349,7 +351,8 @@ CODES: dict[str, Code] = {
             "E401",
             "cannot read a file",
             "The spec or one of its imports cannot be read: no such file, a directory, no permission, or not "
-            "UTF-8 text. Imports are relative to the importing file.",
+            "UTF-8 text. An import is looked for beside the importing file, then in each `--path` directory "
+            "and those of CNNSPEC_PATH, then among the stock specs; the error lists every place looked.",
             'import "blocks/resnet_blocks.cnn"\n' + _N + "    relu\n}\n",
             'import "resnet.cnn"\n' + _N + "    relu\n}\n",
         ),
@@ -543,8 +546,11 @@ CODES: dict[str, Code] = {
         Code(
             "E608",
             "too much work",
-            "Evaluating the spec takes more steps than the limit (loops that create no layers, or huge lists "
-            "built again and again). The check stops instead of running for hours.",
+            "Evaluating the spec takes more steps than the limit of 5,000,000 (loops that create no layers, "
+            "huge lists built again and again, or some 25,000 layers and more: a layer costs 200 steps, a "
+            "statement 20, an operation 10, a list item 1). The check stops within seconds and a few hundred "
+            "MB instead of running for hours; a repetition whose copies would pass the limit stops at its "
+            "first copy.",
             _N + "    for i in range(100000) { for j in range(100000) { let k = i * j } }\n    relu\n}\n",
             _N + "    relu\n}\n",
         ),
@@ -744,9 +750,9 @@ def markdown() -> str:
         if c.args:
             out += ["", f"Run with `{c.args}`."]
         if c.wrong:
-            out += ["", "Wrong:", "", "```", c.wrong.rstrip("\n"), "```"]
+            out += ["", "Wrong:", "", "```cnn", c.wrong.rstrip("\n"), "```"]
         if c.fixed:
-            out += ["", "Fixed:", "", "```", c.fixed.rstrip("\n"), "```"]
+            out += ["", "Fixed:", "", "```cnn", c.fixed.rstrip("\n"), "```"]
     return "\n".join(out) + "\n"
 
 

@@ -12,7 +12,7 @@ A document of blocks alone is elaborated the same way, through a file that impor
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cnnspec.analysis import Analysis, analyze
@@ -22,7 +22,7 @@ from cnnspec.ir import Graph
 from cnnspec.lint.static import static_warnings
 from cnnspec.semantics.elaborate import Elaborator, Limits
 from cnnspec.syntax import ast
-from cnnspec.syntax.loader import Program, load, read_spec
+from cnnspec.syntax.loader import Program, find_import, load, read_spec, search_path
 from cnnspec.syntax.parser import parse
 from cnnspec.syntax.source import SourceMap, Span, display_name
 
@@ -63,6 +63,15 @@ class DocCheck:
     contexts: list[Context] = field(default_factory=list)
     #: The modules of the files the document imports (by display name), for go to definition.
     modules: dict[str, ast.Module] = field(default_factory=dict)
+    #: The directories imports are looked for in after the document's own (the server's `path` setting).
+    search: list[str] = field(default_factory=list)
+
+    def import_target(self, item: ast.Import) -> str | None:
+        """The resolved path of the file an import of the document names; None when none exists."""
+        if self.program is not None and item.span in self.program.imports:
+            return self.program.imports[item.span]
+        target, _ = find_import(self.path, item.path, search_path(self.search))
+        return target
 
     def is_here(self, span: Span | None) -> bool:
         """Whether a span points into this document."""
@@ -80,17 +89,19 @@ def check_document(
     overlay: Mapping[str, str] | None = None,
     users: Callable[[], Iterable[str]] | None = None,
     limits: Limits | None = None,
+    search: Sequence[str] | None = None,
 ) -> DocCheck:
-    """Check the text of the document at path; users() lists files that may import it."""
+    """Check the text of the document at path; users() lists files that may import it; search:
+    directories imports are looked for in after the document's own (as `--path`)."""
     real = os.path.realpath(path)
     name = display_name(path, real)
     overlay = {**(overlay or {}), real: text}
     sources = SourceMap()
     diags = Diagnostics(sources)
     lines = [s.removesuffix("\r") for s in text.split("\n")]
-    result = DocCheck(real, name, text, lines, None, None, [])
+    result = DocCheck(real, name, text, lines, None, None, [], search=list(search or []))
     try:
-        program = load(text, sources, path=path, overlay=overlay)
+        program = load(text, sources, result.search, file=path, overlay=overlay)
     except SpecError as e:
         diags.extend(e.diagnostics)
         result.module = _parse_alone(text, name)
@@ -198,7 +209,7 @@ def _through_users(
             continue
         tried += 1
         try:
-            prog = load(text, SourceMap(), path=user, overlay=overlay)
+            prog = load(text, SourceMap(), result.search, file=user, overlay=overlay)
         except (SpecError, RecursionError):
             continue
         if not any(result.is_here(Span(name, 1, 1, 1, 1)) for name in prog.sources.texts):

@@ -73,6 +73,6 @@ def _import_of(check: DocCheck, span: Span | None) -> Span | None:
         return None
     target = os.path.realpath(span.file)
     for item in imports:
-        if os.path.realpath(os.path.join(os.path.dirname(check.path), item.path)) == target:
+        if check.import_target(item) == target:
             return item.span
     return imports[0].span

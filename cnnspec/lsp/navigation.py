@@ -20,8 +20,8 @@ def definition(check: DocCheck, line: int, col: int) -> types.Location | None:
         return None
     for item in check.module.items:
         if isinstance(item, ast.Import) and contains(item.span, line, col):
-            target = os.path.realpath(os.path.join(os.path.dirname(check.path), item.path))
-            if not os.path.isfile(target):
+            target = check.import_target(item)
+            if target is None:
                 return None
             start = types.Position(0, 0)
             return types.Location(path_to_uri(target), types.Range(start, start))

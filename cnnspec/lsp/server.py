@@ -47,6 +47,9 @@ class CnnspecServer(LanguageServer):
         self.good: dict[str, DocCheck] = {}
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.delay = delay
+        #: Directories imports are looked for in after the document's own (`--path`); the client's
+        #: initializationOptions {"path": [...]} sets them, CNNSPEC_PATH and the stock specs follow.
+        self.search: list[str] = []
 
     def check(self, uri: str) -> DocCheck | None:
         """The check of a document's current text, checking it now if it changed since."""
@@ -62,7 +65,9 @@ class CnnspecServer(LanguageServer):
         """Check a document's text and keep the result (never raises: a bug becomes a diagnostic)."""
         overlay = self.documents.overlay()
         try:
-            result = check_document(doc.path, doc.text, overlay, lambda: sibling_users(doc.path, overlay))
+            result = check_document(
+                doc.path, doc.text, overlay, lambda: sibling_users(doc.path, overlay), search=self.search
+            )
         except Exception as e:  # a bug in cnnspec must not take the editor's server down
             logger.exception("checking %s failed", doc.uri)
             result = DocCheck(doc.path, doc.path, doc.text, doc.text.split("\n"), None, None, [])
@@ -127,6 +132,15 @@ def _position(check: DocCheck, pos: types.Position) -> tuple[int, int]:
 def make_server(delay: float = CHECK_DELAY) -> CnnspecServer:
     """A server with every feature registered (a new one each call: no state is shared)."""
     server = CnnspecServer(delay)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: CnnspecServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        path = options.get("path") if isinstance(options, dict) else None
+        if isinstance(path, str):
+            path = [path]
+        if isinstance(path, list):
+            ls.search = [str(p) for p in path if isinstance(p, str) and p]
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CnnspecServer, params: types.DidOpenTextDocumentParams) -> None:

@@ -60,8 +60,20 @@ from cnnspec.syntax.source import Span
 
 __all__ = ["DEFAULT_LIMITS", "Elaborator", "Limits", "select_network"]
 
-#: Work units one statement costs (values.MAX_WORK counts list items as 1).
-STATEMENT_WORK = 4
+# Work units (values.Budget: a list item built costs 1), each in proportion to the time and
+# memory the thing costs through the whole check, so that MAX_WORK bounds both for any spec.
+#: A statement run: a visitor's frames and a Context, about 10 µs.
+STATEMENT_WORK = 20
+#: A layer or join node, plus 1 per input: the node's fields (about 2 KB) and the work of every
+#: later stage on it (shapes, analysis passes, views), about 100 µs in all. At MAX_WORK a
+#: network of at most 25,000 nodes is checked.
+NODE_WORK = 200
+#: A block instance: its arguments bound and the names it sees made (plus what binding costs).
+BLOCK_WORK = 40
+#: A group row (a block instance, a named group, a repetition): its row in the views.
+GROUP_WORK = 40
+#: Binding a variable copies the names in scope: one unit per BIND_NAMES names copied.
+BIND_NAMES = 8
 #: The limits an Elaborator uses when none are given.
 DEFAULT_LIMITS = Limits()
 
@@ -178,16 +190,24 @@ class Elaborator:
         for stmt in stmts:
             if self._too_big:
                 return Value(cur.node, None)
-            try:
-                # A statement costs far more than a list item: weigh it so that
-                # MAX_WORK bounds loops that build nothing to seconds, not minutes.
-                self.budget.charge(STATEMENT_WORK, stmt.span)
-            except EvalError as e:
-                self.binder.eval_error(e, ctx.trace)
-                self._too_big = True
+            # A statement costs far more than a list item: weigh it so that
+            # MAX_WORK bounds loops that build nothing to seconds, not minutes.
+            if not self._spend(STATEMENT_WORK, stmt.span, ctx):
                 return Value(cur.node, None)
             cur, ctx = self._visit(stmt, cur, ctx)
         return cur
+
+    def _spend(self, n: int, span: Span, ctx: Context) -> bool:
+        """Charge n units to the check's budget; past it, report E608 once, stop, and give False."""
+        if self._too_big:
+            return False
+        try:
+            self.budget.charge(n, span)
+        except EvalError as e:
+            self.binder.eval_error(e, ctx.trace)
+            self._too_big = True
+            return False
+        return True
 
     def _visit(self, stmt: ast.Stmt, cur: Value, ctx: Context) -> tuple[Value, Context]:
         """One statement, through its visitor; statements nest at most Limits.max_nesting deep."""
@@ -210,7 +230,10 @@ class Elaborator:
 
     def _let(self, stmt: ast.LetStmt, cur: Value, ctx: Context) -> tuple[Value, Context]:
         """`let name = expr`: the name bound for the rest of the body."""
-        return cur, self._bind(ctx, stmt.name, self._eval(stmt.value, ctx))
+        value = self._eval(stmt.value, ctx)
+        if not self._spend(self._bind_work(ctx), stmt.span, ctx):
+            return cur, ctx
+        return cur, self._bind(ctx, stmt.name, value)
 
     def _init_stmt(self, stmt: ast.InitStmt, cur: Value, ctx: Context) -> tuple[Value, Context]:
         if not ctx.top:
@@ -313,11 +336,20 @@ class Elaborator:
             path = ctx.scope.name(label, stmt.span, self.diags)
             self._group_info(path, "repeat", stmt.name, stmt.span)
             ctx = ctx._replace(scope=Scope(path))
-        before = len(self._nodes)
+        before, work_before = len(self._nodes), self.budget.spent
         for i in range(count):
+            # A copy that makes no node (an empty block) still costs its call.
+            if not self._spend(STATEMENT_WORK, stmt.span, ctx):
+                break
             path = ctx.scope.name(labels[i], stmt.span, self.diags)
             cur = self._emit(kind, block, stmt, cur, ctx, path)
-            if self._too_big or (i == 0 and self._overflows(before, count - 1, stmt.span, ctx)):
+            if self._too_big or (
+                i == 0
+                and (
+                    self._overflows(before, count - 1, stmt.span, ctx)
+                    or self._overspends(work_before, count - 1, stmt.span, ctx)
+                )
+            ):
                 break
         if label is not None and not label.is_template:
             self._close(ctx.scope)
@@ -371,6 +403,8 @@ class Elaborator:
                 )
             self._too_big = True
             return Value(ids[0], None)
+        if not self._spend(NODE_WORK + len(ids), span, ctx):
+            return Value(ids[0], None)
         known = out is not None and None not in in_shapes
         nid = len(self._nodes)
         self._nodes.append(Node(
@@ -411,7 +445,7 @@ class Elaborator:
             "block", block.name, block.params, stmt.args, stmt.span,
             lambda e: self._value(e, ctx.names, ctx.block_input, ctx.trace), ctx.trace,
         )
-        if env is None:
+        if env is None or not self._spend(BLOCK_WORK + (len(env) + len(self.refs)) // BIND_NAMES, stmt.span, ctx):
             return Value(cur.node, None)
         self._group_info(path, "block", block.name, stmt.span, _group_args(env))
         inner = Context(
@@ -432,6 +466,8 @@ class Elaborator:
     def _group_info(self, path: str, kind: str, name: str, span: Span, args: dict[str, Any] | None = None) -> None:
         """Record a group; args: a block instance's plain arguments (_group_args)."""
         assert self.graph is not None
+        # Charged unchecked: the statement or block instance that opens the group checks next.
+        self.budget.spent += GROUP_WORK
         self.graph.group_rows.append((path, kind, name, span, {} if args is None else args))
 
     def _scoped(self, stmt: ast.Stmt, ctx: Context, name: str | None, kind: str, what: str) -> Context:
@@ -668,10 +704,26 @@ class Elaborator:
         inner = self._scoped(stmt, ctx, None, "group", "for")._replace(top=False)
         before = len(self._nodes)
         for i, item in enumerate(items):
+            if not self._spend(STATEMENT_WORK + self._bind_work(inner), stmt.span, ctx):
+                break
             cur = self._body(stmt.body, cur, self._bind(inner, stmt.var, item))
             if self._too_big or (i == 0 and self._overflows(before, len(items) - 1, stmt.span, ctx)):
                 break
         return cur, ctx
+
+    def _overspends(self, work_before: int, copies_left: int, span: Span, ctx: Context) -> bool:
+        """After the first copy of a repetition: E608 now if the rest would pass the work budget.
+
+        Copies of one call cost alike, so `block * 1000000` fails at once instead of after
+        the seconds it takes to spend the budget.
+        """
+        per_copy = self.budget.spent - work_before
+        if per_copy * copies_left <= self.budget.left:
+            return False
+        why = f"{copies_left + 1:,} copies of {per_copy:,} steps would take {per_copy * (copies_left + 1):,}"
+        self.binder.eval_error(self.budget.exceeded(span, why), ctx.trace)
+        self._too_big = True
+        return True
 
     def _overflows(self, before: int, copies_left: int, span: Span, ctx: Context) -> bool:
         """After the first copy of a repetition: E602 now if the rest would pass max_nodes.
@@ -710,6 +762,12 @@ class Elaborator:
     def _eval(self, e: ast.Expr, ctx: Context) -> Any:
         """The value of an expression in a statement's context; UNKNOWN, reported, when it has none."""
         return self._value(e, ctx.names, ctx.block_input if ctx.block_input is not None else UNKNOWN, ctx.trace)
+
+    @staticmethod
+    def _bind_work(ctx: Context) -> int:
+        """What _bind costs: it copies the variables and the names in scope (many `let`s
+        in one body copy ever longer scopes)."""
+        return (len(ctx.env) + len(ctx.names)) // BIND_NAMES
 
     def _bind(self, ctx: Context, name: str, value: Any) -> Context:
         """ctx with a variable bound (a `let`, a loop's variable)."""

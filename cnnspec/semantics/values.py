@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,28 +23,50 @@ from cnnspec.syntax.source import Span
 
 #: Longest list (or string) an expression may build.
 MAX_LIST = 1_000_000
-#: Work one elaboration may do: statements run plus list items built, compared
-#: or passed to built-ins. It bounds both the time and the memory of any spec.
+#: Work one check may do, in units of about one list item built (see Budget for what costs
+#: what). It bounds both the time and the memory of any spec: at the limit a check takes
+#: a few seconds and holds at most about 200 MB (a list item costs 1 unit and holds at most
+#: 36 bytes; a node costs 200 and holds about 2 KB).
 MAX_WORK = 5_000_000
+#: Work one expression step costs (an operation, call, index, attribute or list literal, or
+#: an item of a comprehension): a few Python frames, about 3 µs, as long as some 100 list
+#: items built in C take.
+EXPR_WORK = 10
 
 
 @dataclass
 class Budget:
-    """The work one elaboration may still do (see MAX_WORK); one per check, passed down."""
+    """The work one check may still do (see MAX_WORK); one per check, passed down.
+
+    What costs what, in units (a list item built, copied, compared or walked costs 1,
+    nested items included, and so does a character of a string built): an expression
+    step EXPR_WORK; the statements, variables, block instances, groups and layer nodes
+    of elaboration cost what semantics/elaborate.py says (STATEMENT_WORK, NODE_WORK, ...),
+    in proportion to the time and memory each takes through the whole check.
+    """
 
     limit: int = MAX_WORK
     spent: int = 0
+
+    @property
+    def left(self) -> int:
+        """The units still to spend (0 once the limit is passed)."""
+        return max(0, self.limit - self.spent)
 
     def charge(self, n: int, span: Span | None) -> None:
         """Count n units of work; past the limit, stop with E608."""
         self.spent += n
         if self.spent > self.limit:
-            raise EvalError(
-                f"evaluating the spec takes more than {self.limit:,} steps",
-                span,  # type: ignore[arg-type]
-                E608,
-                help="look for loops that build no layers, or large lists built again and again",
-            )
+            raise self.exceeded(span)
+
+    def exceeded(self, span: Span | None, why: str = "") -> EvalError:
+        """The E608 error at span; why: what would pass the limit, when known before doing it."""
+        return EvalError(
+            f"evaluating the spec takes more than {self.limit:,} steps" + (f": {why}" if why else ""),
+            span,  # type: ignore[arg-type]
+            E608,
+            help="look for loops that build no layers, large lists built again and again, or huge repetitions",
+        )
 
 
 def deep_size(v: Any, cap: int) -> int:
@@ -197,8 +218,9 @@ def _check_size(v: Any, span: Span, budget: Budget) -> Any:
         raise EvalError(f"a {what} of {len(v):,} items is longer than the limit of {MAX_LIST:,}", span, E604)
     if isinstance(v, list):
         # Building a list costs its items, nested lists included, so that no
-        # spec can build (or later compare) structures larger than MAX_WORK.
-        budget.charge(deep_size(v, budget.limit), span)
+        # spec can build (or later compare) structures larger than MAX_WORK;
+        # the walk stops once it has counted past what is left.
+        budget.charge(deep_size(v, budget.left), span)
     return v
 
 
@@ -257,6 +279,12 @@ def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget)
             E102,
             help=f"did you mean `{hint}`?" if hint else ("names in scope: " + ", ".join(sorted(env)) if env else None),
         )
+    # Every other step costs a Python frame or more: charged, so that no expression,
+    # however wide or often repeated, runs unbounded (literals and names are paid for
+    # by the step or list that uses them).
+    budget.spent += EXPR_WORK
+    if budget.spent > budget.limit:
+        raise budget.exceeded(e.span)
     if t is ast.Binary:
         return _binary(e, env, block_input, budget)
     if t is ast.FuncCall:
@@ -321,11 +349,6 @@ def _eval(e: ast.Expr, env: Mapping[str, Any], block_input: Any, budget: Budget)
     raise EvalError(f"cannot evaluate {type(e).__name__}", e.span)  # pragma: no cover - grammar has no others
 
 
-def _weight(v: Any) -> int:
-    """How many values v holds, nested lists counted through."""
-    return 1 + sum(_weight(x) for x in v) if isinstance(v, list) else 1
-
-
 def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any, budget: Budget) -> Any:
     items = _eval(e.iter, env, block_input, budget)
     if items is UNKNOWN:
@@ -333,11 +356,19 @@ def _list_comp(e: ast.ListComp, env: Mapping[str, Any], block_input: Any, budget
     if not isinstance(items, list):
         what = type_name(items)
         raise EvalError(f"`for` in a list needs a list, got a {what}", e.iter.span, E204, help="use range(n)")
+    # One plain scope for all the items, its variable rebound for each: a lookup in it is a
+    # dict's, where a ChainMap per item would cost Python frames on every name.
+    scope = dict(env)
+    budget.charge(len(scope) // 8, e.span)
     out, total = [], 0
     for v in items:
-        x = _eval(e.item, ChainMap({e.var: v}, env), block_input, budget)
-        # Nested comprehensions multiply sizes: bound what one builds, nested values included.
-        total += _weight(x)
+        # An item costs a step even when its expression is a bare name.
+        budget.charge(EXPR_WORK, e.span)
+        scope[e.var] = v
+        x = _eval(e.item, scope, block_input, budget)
+        # Nested comprehensions multiply sizes: bound what one builds, nested values included
+        # (counting stops past the limit, so the count costs no more than the limit).
+        total += 1 + (deep_size(x, MAX_LIST - total) if isinstance(x, list) else 0)
         if total > MAX_LIST:
             raise EvalError(f"the list holds more than {MAX_LIST} values", e.span, E604)
         out.append(x)
@@ -383,7 +414,7 @@ def _binary_values(e: ast.Binary, a: Any, b: Any, budget: Budget) -> Any:
             return _check_size(v, e.span, budget)
     if e.op in _COMPARE:
         if e.op in ("==", "!="):
-            budget.charge(deep_size(a, budget.limit) + deep_size(b, budget.limit), e.span)
+            budget.charge(deep_size(a, budget.left) + deep_size(b, budget.left), e.span)
             return _COMPARE[e.op](a, b)
         if not (_is_num(a) and _is_num(b)) and not (isinstance(a, str) and isinstance(b, str)):
             raise EvalError(f"cannot compare a {type_name(a)} with a {type_name(b)}", e.span, E204)
@@ -413,7 +444,7 @@ def _call(e: ast.FuncCall, env: Mapping[str, Any], block_input: Any, budget: Bud
         if v is UNKNOWN:
             return UNKNOWN
         # A built-in walks its arguments (sum, max, len of nested lists): charge them.
-        budget.charge(deep_size(v, budget.limit), a.span)
+        budget.charge(deep_size(v, budget.left), a.span)
         if a.name is None:
             args.append(v)
         else:

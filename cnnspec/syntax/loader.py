@@ -1,15 +1,18 @@
 """Reading spec files and their imports into one Program.
 
-Imports are resolved relative to the importing file; an import cycle, an
-unreadable file and a name defined twice are errors. Each file is parsed
-once, however many files import it.
+An import is looked for beside the importing file, then in each directory of
+the search path (the caller's, e.g. `--path DIR`, then CNNSPEC_PATH's), then
+among the stock specs shipped with the package; the first file found is read.
+An import cycle, an unreadable or missing file (the error lists every place
+looked) and a name defined twice are errors. Each file is parsed once, however
+many files import it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,39 @@ from cnnspec.syntax.source import SourceMap, Span, display_name
 
 #: How many files one program may pull in through imports.
 MAX_FILES = 1000
+#: The environment variable of import directories, separated by os.pathsep (as PYTHONPATH).
+PATH_VARIABLE = "CNNSPEC_PATH"
+
+#: A place an import is looked for: a directory, and why it is searched (shown when nothing is found).
+SearchDir = tuple[str, str]
+
+
+def stock_specs() -> Path | None:
+    """The directory of the stock specs (specs/ of the source tree, cnnspec/specs/ in a wheel)."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "specs"
+    if installed.is_dir():
+        return installed
+    # A checkout (editable install or PYTHONPATH): specs/ beside the package. Only there: in an
+    # installed tree, a `specs` folder beside the package would be another distribution's.
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "specs").is_dir():
+        return checkout / "specs"
+    return None
+
+
+def search_path(path: Sequence[str | os.PathLike[str]] | None = None) -> list[SearchDir]:
+    """Where imports are looked for after the importing file's directory, in order: each directory
+    of path (the `--path` options), then of CNNSPEC_PATH, then the stock specs."""
+    if isinstance(path, str | os.PathLike):
+        path = [path]  # one directory given alone, not its characters
+    dirs: list[SearchDir] = [(os.path.realpath(os.fspath(d)), "--path") for d in path or ()]
+    env = os.environ.get(PATH_VARIABLE, "")
+    dirs += [(os.path.realpath(d), PATH_VARIABLE) for d in env.split(os.pathsep) if d]
+    stock = stock_specs()
+    if stock is not None:
+        dirs.append((str(stock), "the stock specs"))
+    return dirs
 
 
 @dataclass
@@ -37,6 +73,8 @@ class Program:
     main_blocks: list[str] = field(default_factory=list)
     #: Every file's parsed module by display name (the language server reads imports and spans from them).
     modules: dict[str, ast.Module] = field(default_factory=dict)
+    #: The resolved path of the file each import statement (by its span) names.
+    imports: dict[Span, str] = field(default_factory=dict)
 
 
 def is_path(spec: str | Path) -> bool:
@@ -52,28 +90,31 @@ def is_path(spec: str | Path) -> bool:
 def load(
     spec: str | Path,
     sources: SourceMap | None = None,
+    path: Sequence[str | os.PathLike[str]] | None = None,
     *,
-    path: str | None = None,
+    file: str | None = None,
     overlay: Mapping[str, str] | None = None,
 ) -> Program:
-    """Parse a spec (a path or the text itself) and everything it imports.
+    """Parse a spec (a path or the text itself) and everything it imports; path: directories to
+    look for imports in after the importing file's own (see search_path).
 
-    path: spec is the text of this file (an editor's unsaved buffer): spans name it and its
-    imports resolve relative to it. overlay: texts that stand for files on disk, by resolved
-    path (the other buffers open in an editor).
+    file: spec is the text of this file (an editor's unsaved buffer): spans name it and its
+    imports are looked for beside it. overlay: texts that stand for files, by resolved path
+    (the other buffers open in an editor; such a file need not exist on disk yet).
     """
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
-    if path is not None:
-        base = os.path.realpath(path)
-        name, text = display_name(path, base), str(spec)
+    search = search_path(path)
+    if file is not None:
+        base = os.path.realpath(file)
+        name, text = display_name(file, base), str(spec)
     elif is_path(spec):
         # Plain strings: pathlib's objects cost more than everything else loading does, parsing aside.
-        path = os.fspath(spec)
-        base = os.path.realpath(path)
-        name = display_name(path, base)
+        file = os.fspath(spec)
+        base = os.path.realpath(file)
+        name = display_name(file, base)
         try:
-            text = read_spec(path)
+            text = read_spec(file)
         except _TooLarge as e:
             # Pointing at the file's start: nothing of it was read, so no line is quoted.
             diags.error(
@@ -89,7 +130,7 @@ def load(
     else:
         name, text, base = "<spec>", str(spec), os.path.join(os.getcwd(), "<spec>")
     program = Program(main_file=name, sources=sources)
-    loader = _Loader(program, diags, overlay or {})
+    loader = _Loader(program, diags, search, overlay or {})
     loader.file(base, name, text, chain=(), main=True)
     diags.raise_if_errors()
     return program
@@ -160,12 +201,42 @@ def _reason(e: Exception) -> str:
     return str(e)
 
 
+def find_import(
+    importer: str, name: str, search: list[SearchDir], overlay: Mapping[str, str] | None = None
+) -> tuple[str | None, list[SearchDir]]:
+    """The file an import names (its resolved path; None when none exists), and every place
+    looked, in order: the importing file's directory, then the search path. A path in overlay
+    (an editor's buffer) counts as existing."""
+    tried: list[SearchDir] = []
+    if os.path.isabs(name):
+        places = [(os.path.dirname(name), "the path given")]
+    else:
+        places = [(os.path.dirname(importer), "beside the importing file"), *search]
+    seen = set()
+    for folder, why in places:
+        target = os.path.realpath(os.path.join(folder, name))
+        if target in seen:
+            continue
+        seen.add(target)
+        tried.append((target, why))
+        if (overlay is not None and target in overlay) or os.path.exists(target):
+            return target, tried
+    return None, tried
+
+
 class _Loader:
-    def __init__(self, program: Program, diags: Diagnostics, overlay: Mapping[str, str]) -> None:
+    def __init__(
+        self, program: Program, diags: Diagnostics, search: list[SearchDir], overlay: Mapping[str, str]
+    ) -> None:
         self.program = program
         self.diags = diags
+        self.search = search
         self.overlay = overlay
         self.done: set[str] = set()  # resolved paths
+
+    def find(self, importer: str, name: str) -> tuple[str | None, list[SearchDir]]:
+        """The file an import names and every place looked (see find_import)."""
+        return find_import(importer, name, self.search, self.overlay)
 
     def file(self, path: str, name: str, text: str, chain: tuple[tuple[str, Span], ...], main: bool) -> None:
         self.done.add(path)
@@ -191,7 +262,20 @@ class _Loader:
                 help=["check the import's string for a stray control character"],
             )
             return
-        target = os.path.realpath(os.path.join(os.path.dirname(importer), item.path))
+        target, tried = self.find(importer, item.path)
+        if target is None:
+            self.diags.error(
+                E401,
+                f'cannot import "{item.path}": no such file',
+                item.span,
+                notes=[Note(f"looked for {display_name(place, place)} ({why})") for place, why in tried],
+                help=[
+                    "imports are looked for beside the importing file, then in the --path directories and those of "
+                    f"{PATH_VARIABLE}, then among the stock specs"
+                ],
+            )
+            return
+        self.program.imports[item.span] = target
         if target == importer or any(p == target for p, _ in chain):
             cycle = [p for p, _ in chain] + [importer, target]
             start = cycle.index(target)
@@ -220,7 +304,7 @@ class _Loader:
                 E401,
                 f'cannot import "{item.path}": {_reason(e)}',
                 item.span,
-                help=[f"imports are relative to the importing file; looked for {display_name(target)}"],
+                help=[f"found as {display_name(target, target)}, but it cannot be read"],
             )
             return
         self.file(target, display_name(target, target), text, chain + ((importer, item.span),), main=False)

@@ -88,6 +88,13 @@ class _Parse:
     many the lexer made so far; file: the name spans carry; errors: errors in literals (bad
     escapes, numbers out of range, literals over the limits), at most MAX_SYNTAX_ERRORS of them,
     and omitted: how many more there were.
+
+    The layout, read only to explain an error: indent is the indentation of the current line;
+    braces holds, for each `{` (by position), the indentation of its line and of the first line
+    of its body; suspect is the first `{` whose body the layout says ended without a `}` (a line
+    inside it indented no deeper than the `{`'s own line, or starting with `block`, `network` or
+    `import`), with the token where that was seen; reported: the `{` already named in an E003;
+    first: the first token of the current line.
     """
 
     def __init__(self, file: str) -> None:
@@ -98,6 +105,11 @@ class _Parse:
         self.file = file
         self.errors: list[Diagnostic] = []
         self.omitted = 0
+        self.indent = 0
+        self.braces: dict[tuple[int, int], list[int]] = {}
+        self.suspect: tuple[Token, Token] | None = None
+        self.reported: set[tuple[int, int]] = set()
+        self.first: Token | None = None
 
     def error(self, d: Diagnostic) -> None:
         """Record an error in a literal; past MAX_SYNTAX_ERRORS only count it (a file of a
@@ -137,6 +149,8 @@ class _Separators:
             state.tokens += 1
             if state.tokens > MAX_TOKENS:
                 raise _TooManyTokens(tok)
+            if tok.type != "_SEP":
+                _layout(state, tok)
             if tok.type == "_SEP":
                 top = stack[-1].type if stack else None
                 if top in ("LPAR", "LSQB") or (state.last is None or state.last.type in ("LBRACE", "_SEP")):
@@ -155,6 +169,50 @@ class _Separators:
                 _too_long(state, tok)
             state.prev, state.last = state.last, tok
             yield tok
+
+
+#: Words that start a top-level item; a line inside a body that starts with one is a body left open.
+_TOP_LEVEL = frozenset({"block", "network", "import"})
+
+
+def _pos(tok: Token) -> tuple[int, int]:
+    return tok.line or 0, tok.column or 0
+
+
+def _layout(state: _Parse, tok: Token) -> None:
+    """Follow the layout of the lines around `{` bodies (see _Parse), for tok, a token that is
+    not a separator, before the post-lexer moves the bracket stack past it. Parsing never
+    depends on it: it only names the `{` that lacks its `}` when an error comes later."""
+    last = state.last
+    new_line = (
+        last is None
+        or (last.type == "_SEP" and "\n" in str(last))
+        or (last.type == "LBRACE" and (last.end_line or 0) < (tok.line or 0))
+    )
+    if new_line:
+        state.indent = (tok.column or 1) - 1
+        state.first = tok
+    stack = state.stack
+    if tok.type == "LBRACE":
+        state.braces[_pos(tok)] = [state.indent, -1]
+    elif tok.type == "RBRACE" and state.suspect is not None:
+        opener = state.suspect[0]
+        closed = next((i for i in range(len(stack) - 1, -1, -1) if stack[i].type == "LBRACE"), None)
+        # The suspect closed by a `}` indented like its own line was only laid out loosely; one
+        # indented less belongs to a body around it, which confirms the `}` missing.
+        proper = not new_line or state.indent >= state.braces[_pos(opener)][0]
+        if closed is not None and stack[closed] is opener and proper:
+            state.suspect = None
+    elif new_line and tok.type != "RBRACE" and stack and stack[-1].type == "LBRACE":
+        top = stack[-1]
+        layout = state.braces[_pos(top)]
+        first = layout[1] < 0
+        if first:
+            layout[1] = state.indent
+        broken = not first and layout[1] > layout[0] >= state.indent
+        keyword = tok.type == "NAME" and str(tok) in _TOP_LEVEL
+        if state.suspect is None and (broken or keyword) and _pos(top) not in state.reported:
+            state.suspect = (top, tok)
 
 
 #: Guards the first build of the parser, so that threads starting together build it once.
@@ -239,7 +297,7 @@ def _parse(text: str, file: str, start: str, sources: SourceMap | None) -> Any:
         recovery.diags.append(Diagnostic(E607, msg, _tok_span(file, e.tok), help=_SPLIT))
     except UnexpectedInput as e:
         if not recovery.diags:
-            recovery.diags.append(syntax_diagnostic(e, text, file))
+            recovery.diags.append(syntax_diagnostic(e, text, file, state))
     except Exception:
         # Recovery itself failed on a strange input; what was found so far stands.
         if not recovery.diags:
@@ -317,7 +375,9 @@ class _Recovery:
         making one asks Lark what the parser accepts, and a long line of junk may hold
         thousands of errors."""
         if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
-            self._add(syntax_diagnostic(e, self.text, self.file))  # once: parsing ends there
+            d = syntax_diagnostic(e, self.text, self.file, self.post)  # once: parsing ends there
+            if not (self.post.reported and d.code == E003 and "`{`" in d.message):
+                self._add(d)  # a body reported open mid-file is the likely cause: not twice
             return
         line = (e.token.line if isinstance(e, UnexpectedToken) else None) or e.line
         if line not in self.lines:
@@ -370,10 +430,27 @@ class _Recovery:
                 _unwind_feed(ip, tok, pop=False)  # the token starts the next statement
                 return True
             return False
-        self._record(e)
+        suspect = post.suspect
+        if suspect is not None and _pos(tok) >= _pos(suspect[1]) and tok.line not in self.lines:
+            # The layout says a body was left open above: name its `{`, not the token that
+            # only shows it, perhaps many lines further on.
+            post.reported.add(_pos(suspect[0]))
+            post.suspect = None
+            where = f"unexpected {_token_text(tok)} here, still inside that body"
+            self._add(_unclosed_brace(suspect, self.file, _tok_span(self.file, tok), where))
+            self.lines.add(tok.line or 0)
+        elif post.first is not None and str(post.first) in _TOP_LEVEL and _open_reported(post):
+            self.lines.add(tok.line or 0)  # the next item after a body reported open: an echo of that error
+        else:
+            self._record(e)
         if tok.type in ("_SEP", "RBRACE"):
             return _unwind_feed(ip, tok)
         return True  # drop the token; the rest of the line follows
+
+
+def _open_reported(post: _Parse) -> bool:
+    """Whether a `{` already reported as never closed is still open."""
+    return any(t.type == "LBRACE" and _pos(t) in post.reported for t in post.stack)
 
 
 def _unwind_feed(ip: Any, tok: Token, pop: bool = True) -> bool:
@@ -408,6 +485,26 @@ def _unclosed(opener: Token, tok: Token, file: str) -> Diagnostic:
         Span(file, line, col, line, col + 1),
         notes=[Note(f"expected `{close}` before {_token_text(tok)}", _tok_span(file, tok))],
         help=[f"add `{close}` at the end of line {line}"],
+    )
+
+
+def _unclosed_brace(suspect: tuple[Token, Token], file: str, where: Span, what: str) -> Diagnostic:
+    """E003 for a `{` whose body the layout says ended without a `}` (_Parse.suspect); where,
+    what: the place the parser noticed, and what it says there."""
+    opener, first = suspect
+    line, col = opener.line or 1, opener.column or 1
+    at = first.line or 1
+    notes = []
+    if at != where.line:
+        why = "starts a new item" if str(first) in _TOP_LEVEL else "is indented no deeper than the line of the `{`"
+        notes.append(Note(f"the body seems to end before line {at}, which {why}", _tok_span(file, first)))
+    notes.append(Note(what, where))
+    return Diagnostic(
+        E003,
+        "this `{` is never closed",
+        Span(file, line, col, line, col + 1),
+        notes=notes,
+        help=[f"add `}}` before line {at}"],
     )
 
 
@@ -487,8 +584,9 @@ def _token_text(tok: Token) -> str:
     return f"`{tok}`"
 
 
-def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
-    """Turn a Lark error into a diagnostic that says, in words, what was expected."""
+def syntax_diagnostic(e: UnexpectedInput, text: str, file: str, state: _Parse | None = None) -> Diagnostic:
+    """Turn a Lark error into a diagnostic that says, in words, what was expected; state, the
+    parse's, names the `{` whose body the layout says was left open, if the file ends in one."""
     helps: list[str] = []
     notes: list[Note] = []
     if isinstance(e, UnexpectedCharacters):
@@ -507,6 +605,9 @@ def syntax_diagnostic(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
             lines.pop()  # point at the end of the last line that has text
         span = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         opener = _unclosed_opener(text, file)
+        brace = opener is not None and lines[opener.line - 1][opener.col - 1] == "{"
+        if brace and state is not None and state.suspect is not None:
+            return _unclosed_brace(state.suspect, file, span, "the file ends here")
         if opener is not None:
             ch = lines[opener.line - 1][opener.col - 1]
             close = {"(": ")", "[": "]", "{": "}"}[ch]

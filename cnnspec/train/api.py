@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.train import rundir
-from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, read_config_file, resolve
+from cnnspec.train.config import CONFIG_FILENAME, DATA_CHOICES, TrainConfig, read_config_file, resolve
 from cnnspec.train.errors import UsageError
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ def resolve_config(
     if spec is not None:
         explicit["spec"] = spec
     layers.append(explicit)
+    if not any("data" in layer for layer in layers):
+        # No default: a run that trains on the demo digits because --data was forgotten wastes
+        # an afternoon and looks like it worked.
+        raise UsageError(f"missing --data, the images to train on: {DATA_CHOICES}")
     cfg = resolve(*layers)
     if saved is not None:
         _same_run(saved, cfg, out)
@@ -93,7 +97,8 @@ def train(
     ``network`` and ``params`` as there; the ``sets`` option takes parameters as
     spec text, as ``--set`` does), or a zero-argument factory returning
     any ``nn.Module`` classifier together with ``input_shape`` (C, H, W).
-    ``data`` is ``"digits"``, ``"imagefolder:PATH"`` or ``"synthetic[:N]"``;
+    ``data`` is ``"digits"``, ``"imagefolder:PATH"`` or ``"synthetic[:N]"``, required
+    unless ``config`` or the resumed run gives it (UsageError otherwise);
     ``config`` a TOML/YAML file; ``options`` any :class:`TrainConfig` field
     (they win over the file). ``resume=True`` continues the run in ``out``;
     ``force=True`` starts over there. Under torchrun, call it on every worker.
@@ -123,7 +128,7 @@ def train(
             if plan.resume_from is None or not saved.is_file():
                 raise UsageError("no spec given: pass the .cnn file to train")
             spec_path = str(saved)
-        source = model.from_spec(spec_path, cfg.network, cfg.network_params())
+        source = model.from_spec(spec_path, cfg.network, cfg.network_params(), cfg.path)
         if "\n" in spec_path:  # source text, not a path: keep only the copy in out/
             cfg.spec = None
     return loop.run(cfg, source, out, plan)

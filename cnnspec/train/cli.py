@@ -7,18 +7,20 @@ Every :class:`TrainConfig` field is an option (``batch_size`` is
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import types
 import typing
 from typing import Any, NoReturn
 
 from cnnspec.commands.common import UsageError as CommandUsageError
-from cnnspec.commands.common import add_set_arg, set_texts
-from cnnspec.train.config import TrainConfig
+from cnnspec.commands.common import add_path_arg, add_set_arg, set_texts
+from cnnspec.train.config import DATA_CHOICES, TrainConfig
 from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
 
 PROG = "cnnspec train"
-_NOT_OPTIONS = {"spec", "params", "sets", "data"}  # spec is positional, sets come from --set, params from the API
+# spec is positional, sets come from --set, path from --path (repeatable), params from the API
+_NOT_OPTIONS = {"spec", "params", "sets", "data", "path"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,8 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _rank() -> int:
-    import os
-
     return int(os.environ.get("RANK", "0"))
 
 
@@ -89,17 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("spec", nargs="?", help="the .cnn spec file (optional with --resume)")
     add_set_arg(parser)
-    parser.add_argument("--data", default=argparse.SUPPRESS,
-                        help="digits | imagefolder:PATH (train/ and val/ class folders) | synthetic[:N]")
-    parser.add_argument("--out", required=True, metavar="DIR", help="run directory (checkpoints, metrics, weights)")
-    parser.add_argument("--config", metavar="FILE", help="TOML or YAML file of options; command-line values win")
-    parser.add_argument("--resume", action="store_true", help="continue the run in DIR from its last checkpoint")
-    parser.add_argument("--force", action="store_true", help="start over in DIR, deleting the previous run's files")
+    add_path_arg(parser)
+    parser.add_argument("--data", default=argparse.SUPPRESS, metavar="SOURCE",
+                        help=f"required, the images to train on: {DATA_CHOICES} (no default; "
+                             "--config may give it, --resume takes the run's own)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="run directory (checkpoints, metrics, weights) (required)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML or YAML file of options; command-line values win (default: none)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in DIR from its last checkpoint (default: off)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over in DIR, deleting the previous run's files (default: off)")
     launch = parser.add_argument_group("launching workers on this machine")
     launch.add_argument("--nproc-per-node", type=int, metavar="N",
-                        help="start N workers with torchrun's elastic launcher (single node)")
+                        help="start N workers with torchrun's elastic launcher (single node) "
+                             "(default: none, this process trains alone or as one of torchrun's workers)")
     launch.add_argument("--max-restarts", type=int, default=0, metavar="R",
-                        help="with --nproc-per-node: restart failed workers up to R times")
+                        help="with --nproc-per-node: restart failed workers up to R times (default: 0)")
     _add_config_options(parser)
     return parser
 
@@ -148,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
 
     options = {k: v for k, v in vars(args).items()
                if k not in {"spec", "sets", "out", "config", "resume", "force", "nproc_per_node", "max_restarts"}}
+    if args.path:  # absolute: config.yaml keeps it, and --resume may run from another directory
+        options["path"] = [os.path.abspath(d) for d in args.path]
+    else:
+        del options["path"]  # not given: a resumed run keeps its own
     try:
         # The same parser and usage error as `cnnspec check --set`; the texts are kept for config.yaml.
         sets = set_texts(args.sets)

@@ -27,6 +27,13 @@ ParamValue = bool | int | float | str
 CONFIG_FILENAME = "config.yaml"
 
 
+#: The data sources, in words (--data's help, the error when it is missing).
+DATA_CHOICES = (
+    "digits (scikit-learn's 8x8 digits, no download), imagefolder:PATH (train/ and val/ class folders) "
+    "or synthetic[:N] (N random images)"
+)
+
+
 class TrainConfig(BaseModel):
     """Everything that decides how a network is trained."""
 
@@ -37,6 +44,9 @@ class TrainConfig(BaseModel):
     network: str | None = Field(None, description="network to build when the spec holds several")
     params: dict[str, ParamValue] = Field(
         default_factory=dict, description="network parameters as plain values (Python API), e.g. num_classes=10"
+    )
+    path: list[str] = Field(
+        default_factory=list, description="directories to look for the spec's imports in (--path DIR, repeatable)"
     )
     sets: dict[str, str] = Field(
         default_factory=dict,

@@ -24,8 +24,9 @@ class ModelSource:
     spec_text: str | None = None
 
 
-def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSource:
-    """Check and compile a .cnn spec (path or text) with the real compiler."""
+def from_spec(spec: str, network: str | None, params: dict[str, Any], search: list[str] | None = None) -> ModelSource:
+    """Check and compile a .cnn spec (path or text) with the real compiler; search: the directories
+    its imports are looked for in (--path)."""
     try:
         import cnnspec
         from cnnspec import SpecError
@@ -38,7 +39,7 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSo
         raise UsageError(f"spec file {spec!r} does not exist")
     source: str | Path = spec if is_text else path  # a Path: "lenet (copy).cnn" is a file name, not spec text
     try:
-        report = cnnspec.check(source, network, **params)
+        report = cnnspec.check(source, network, path=search, **params)
     except SpecError as exc:
         raise TrainError(exc.render().rstrip()) from exc
     except TypeError as exc:
@@ -53,7 +54,7 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any]) -> ModelSo
 
     def build() -> nn.Module:
         try:
-            return cnnspec.compile(source, network, **params)
+            return cnnspec.compile(source, network, path=search, **params)
         except SpecError as exc:
             raise TrainError(exc.render().rstrip()) from exc
 

@@ -24,9 +24,9 @@ def test_toml_and_yaml_files_and_cli_wins(tmp_path: Path) -> None:
     yml = tmp_path / "b.yaml"
     yml.write_text("batch_size: 16\nepochs: 4\nprecision: bf16\n")
     assert read_config_file(toml)["batch_size"] == 16
-    cfg = resolve_config(None, out=tmp_path / "o", plan=FRESH, config=toml, options={"epochs": 7})
+    cfg = resolve_config(None, out=tmp_path / "o", plan=FRESH, config=toml, options={"epochs": 7, "data": "digits"})
     assert (cfg.batch_size, cfg.epochs, cfg.milestones, cfg.params) == (16, 7, [1, 2], {"num_classes": 10})
-    cfg = resolve_config(None, out=tmp_path / "o", plan=FRESH, config=yml, options={"batch_size": 8})
+    cfg = resolve_config(None, out=tmp_path / "o", plan=FRESH, config=yml, options={"batch_size": 8, "data": "digits"})
     assert (cfg.batch_size, cfg.epochs, cfg.precision) == (8, 4, "bf16")
 
 
@@ -49,7 +49,7 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path, lenet: Path, capsys: p
     out = str(tmp_path / "run")
     code, err = _main(capsys, str(lenet), "--out", out, "--bogus")
     assert code == 2 and len(err.splitlines()) == 1 and "--bogus" in err
-    code, err = _main(capsys, str(lenet), "--out", out, "--batch-size", "-3")
+    code, err = _main(capsys, str(lenet), "--data", "digits", "--out", out, "--batch-size", "-3")
     assert code == 2 and len(err.splitlines()) == 1 and "batch-size" in err
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = [\n")
@@ -57,8 +57,48 @@ def test_usage_errors_are_one_line_exit_2(tmp_path: Path, lenet: Path, capsys: p
     assert code == 2 and len(err.splitlines()) == 1 and "bad.toml" in err
     code, err = _main(capsys, str(lenet), "--out", out, "--data", f"imagefolder:{tmp_path / 'nowhere'}")
     assert code == 2 and len(err.splitlines()) == 1 and "train/" in err
-    code, err = _main(capsys, str(tmp_path / "missing.cnn"), "--out", out)
+    code, err = _main(capsys, str(tmp_path / "missing.cnn"), "--data", "digits", "--out", out)
     assert code == 2 and "does not exist" in err
+
+
+def test_data_is_required_and_the_error_names_the_sources(
+    tmp_path: Path, lenet: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23: without --data the trainer ran 20 epochs on the demo digits."""
+    out = tmp_path / "r"
+    code, err = _main(capsys, str(lenet), "--out", str(out))
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("cnnspec train: error: missing --data")
+    assert all(word in err for word in ("digits", "imagefolder:PATH", "synthetic[:N]"))
+    assert not (out / "config.yaml").exists()  # refused before the run began
+    with pytest.raises(UsageError, match="missing --data"):
+        resolve_config(None, out=tmp_path / "o", plan=FRESH, options={"epochs": 3})
+
+
+def test_data_may_come_from_the_config_file_or_the_resumed_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, out, common = _tiny_run(tmp_path)
+    conf = tmp_path / "run.toml"
+    conf.write_text('data = "synthetic:32"\n')
+    rest = [a for a in common if a not in ("--data", "synthetic:32")]
+    code, err = _main(capsys, str(spec), "--config", str(conf), "--epochs", "2", "--stop-after", "1", *rest)
+    assert code == 0, err
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"] == "synthetic:32"
+    code, err = _main(capsys, "--resume", "--out", str(out))  # no --data: the run's own
+    assert code == 0, err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    help_text = parser.format_help()
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        text = " ".join((action.help or "").split())
+        assert "(default:" in text or "(required" in text or "required," in text, (action.option_strings, text)
+    assert "--data SOURCE" in help_text and "required, the images to train on" in " ".join(help_text.split())
 
 
 def test_class_count_mismatch_says_how_to_fix(tmp_path: Path, lenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,6 +144,28 @@ def _tiny_run(tmp_path: Path) -> tuple[Path, Path, tuple[str, ...]]:
     spec.write_text(TINY)
     out = tmp_path / "run"
     return spec, out, ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+
+
+def test_path_finds_the_imports_and_a_resumed_run_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "tiny.cnn").write_text(TINY)
+    spec = tmp_path / "proj" / "main.cnn"
+    spec.parent.mkdir()
+    spec.write_text('import "tiny.cnn"\nnetwork Mine = Tiny(num_classes = 10)\n')
+    out = tmp_path / "run"
+    common = ("--data", "synthetic:32", "--batch-size", "16", "--progress", "off", "--out", str(out))
+    code, err = _main(capsys, str(spec), *common)
+    assert code == 1 and 'cannot import "tiny.cnn"' in err
+    monkeypatch.chdir(tmp_path)
+    code, err = _main(capsys, str(spec), "--path", "lib", "--epochs", "2", "--stop-after", "1", *common, "--force")
+    assert code == 0, err
+    assert yaml.safe_load((out / "config.yaml").read_text())["path"] == [str(lib)]
+    monkeypatch.chdir(spec.parent)  # the saved path is absolute
+    code, err = _main(capsys, "--resume", "--out", str(out))
+    assert code == 0, err
 
 
 def test_set_takes_spec_values_and_a_resumed_run_keeps_them(
