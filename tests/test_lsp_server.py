@@ -172,7 +172,9 @@ def test_formatting_gives_edits(tmp_path: Path) -> None:
     run(body)
 
 
-def _fuzz(n: int, seed: int, tmp_path: Path) -> None:
+def _fuzz(n: int, seed: int) -> None:
+    """The fuzzer's texts as didChange events, each read by a request (so each is checked); the
+    server still answers a hover on a valid text at the end."""
     rng = random.Random(seed)
     stock = stock_texts()
     texts = [mutate(rng.choice(stock)[1], rng) if rng.random() < 0.7 else random_spec(rng) for _ in range(n)]
@@ -180,28 +182,40 @@ def _fuzz(n: int, seed: int, tmp_path: Path) -> None:
     async def body(client: LanguageClient) -> None:
         uri = open_doc(client, ROOT / "specs" / "fuzzed.cnn", "")
         doc = types.TextDocumentIdentifier(uri=uri)
-        for i, text in enumerate(texts):
+
+        def change(version: int, text: str) -> None:
             client.text_document_did_change(
                 types.DidChangeTextDocumentParams(
-                    types.VersionedTextDocumentIdentifier(uri=uri, version=i + 2),
+                    types.VersionedTextDocumentIdentifier(uri=uri, version=version),
                     [types.TextDocumentContentChangeWholeDocument(text=text)],
                 )
             )
-            if i % 10 == 0:  # a request reads the check of the latest text
-                await client.text_document_hover_async(types.HoverParams(doc, types.Position(i % 20, 4)))
+
+        for i, text in enumerate(texts):
+            change(i + 2, text)
+            position = types.Position(rng.randrange(30), rng.randrange(40))
+            if i % 3 == 0:
+                await client.text_document_hover_async(types.HoverParams(doc, position))
+            elif i % 3 == 1:
+                await client.text_document_completion_async(types.CompletionParams(doc, position))
+                await client.text_document_definition_async(types.DefinitionParams(doc, position))
+            else:
                 await client.text_document_document_symbol_async(types.DocumentSymbolParams(doc))
-                await client.text_document_completion_async(types.CompletionParams(doc, types.Position(i % 20, 8)))
-        # Still answering after every text.
-        symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(doc))
-        assert symbols is not None
+                await client.text_document_formatting_async(
+                    types.DocumentFormattingParams(doc, types.FormattingOptions(4, True))
+                )
+        change(n + 2, SMALL)
+        hover = await client.text_document_hover_async(types.HoverParams(doc, types.Position(7, 8)))
+        assert hover is not None and "3×32×32 → 16×32×32" in hover.contents.value
+        assert client.error is None  # no error response and no server exit on the way
 
     run(body)
 
 
-def test_server_survives_fuzzed_texts(tmp_path: Path) -> None:
-    _fuzz(50, 2024, tmp_path)
+def test_server_survives_fuzzed_texts() -> None:
+    _fuzz(60, 2024)
 
 
 @pytest.mark.slow
-def test_server_survives_many_fuzzed_texts(tmp_path: Path) -> None:
-    _fuzz(300, 7, tmp_path)
+def test_server_survives_many_fuzzed_texts() -> None:
+    _fuzz(400, 7)

@@ -12,8 +12,9 @@ A document of blocks alone is elaborated the same way, through a file that impor
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cnnspec.analysis import Analysis, analyze
 from cnnspec.diagnostics import Diagnostic, Diagnostics, SpecError
@@ -65,6 +66,10 @@ class DocCheck:
     modules: dict[str, ast.Module] = field(default_factory=dict)
     #: The directories imports are looked for in after the document's own (the server's `path` setting).
     search: list[str] = field(default_factory=list)
+    #: The text of every file read (the document and its imports), for spans in other files.
+    sources: SourceMap = field(default_factory=SourceMap)
+    #: Hover's index of each context (hover.indexes), built on the first hover.
+    hover_index: list[Any] | None = field(default=None, repr=False, compare=False)
 
     def import_target(self, item: ast.Import) -> str | None:
         """The resolved path of the file an import of the document names; None when none exists."""
@@ -90,18 +95,20 @@ def check_document(
     users: Callable[[], Iterable[str]] | None = None,
     limits: Limits | None = None,
     search: Sequence[str] | None = None,
+    parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
 ) -> DocCheck:
     """Check the text of the document at path; users() lists files that may import it; search:
-    directories imports are looked for in after the document's own (as `--path`)."""
+    directories imports are looked for in after the document's own (as `--path`); parsed: the
+    caller's cache of imported files' modules (see load)."""
     real = os.path.realpath(path)
     name = display_name(path, real)
     overlay = {**(overlay or {}), real: text}
     sources = SourceMap()
     diags = Diagnostics(sources)
     lines = [s.removesuffix("\r") for s in text.split("\n")]
-    result = DocCheck(real, name, text, lines, None, None, [], search=list(search or []))
+    result = DocCheck(real, name, text, lines, None, None, [], search=list(search or []), sources=sources)
     try:
-        program = load(text, sources, result.search, file=path, overlay=overlay)
+        program = load(text, sources, result.search, file=path, overlay=overlay, parsed=parsed)
     except SpecError as e:
         diags.extend(e.diagnostics)
         result.module = _parse_alone(text, name)
@@ -126,7 +133,7 @@ def check_document(
     for prog, n in targets:
         _elaborate(prog, n, diags, result, limits)
     if (waiting or not program.main_networks) and users is not None:
-        _through_users(result, program, waiting, overlay, users(), diags, limits)
+        _through_users(result, program, waiting, overlay, users(), diags, limits, parsed)
     for n in sorted(waiting, key=program.main_networks.index):
         _elaborate(program, n, diags, result, limits)  # no file gives it values: say so, as `check` does
     result.diagnostics = _dedupe(diags.items)
@@ -190,6 +197,7 @@ def _through_users(
     candidates: Iterable[str],
     diags: Diagnostics,
     limits: Limits | None,
+    parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
 ) -> None:
     """Elaborate networks of files that import the document: each family waiting for values (taken
     out of waiting when one is found), and every block of the document, until each is covered."""
@@ -209,7 +217,7 @@ def _through_users(
             continue
         tried += 1
         try:
-            prog = load(text, SourceMap(), result.search, file=user, overlay=overlay)
+            prog = load(text, SourceMap(), result.search, file=user, overlay=overlay, parsed=parsed)
         except (SpecError, RecursionError):
             continue
         if not any(result.is_here(Span(name, 1, 1, 1, 1)) for name in prog.sources.texts):

@@ -13,8 +13,6 @@ from cnnspec.lsp.documents import path_to_uri, to_range
 from cnnspec.syntax import ast
 from cnnspec.syntax.source import Span
 
-_SEVERITY = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
-
 
 def to_lsp(check: DocCheck) -> list[types.Diagnostic]:
     """Every diagnostic of a check, placed in the document: one that points into another file
@@ -38,6 +36,10 @@ def _one(check: DocCheck, d: Diagnostic) -> types.Diagnostic:
         for n in d.notes
         if n.span is not None
     ]
+    if d.span is not None and not check.is_here(d.span):
+        # Shown on the import: the place itself, one click away.
+        where = types.Location(_uri_of(check, d.span), _range_in(check, d.span))
+        related.insert(0, types.DiagnosticRelatedInformation(where, f"the {d.severity} is here"))
     extra = [bounded(n.message) for n in d.notes if n.span is None]
     extra += [f"in {f.block}, instantiated as {f.path or '<network>'} at {f.span}" for f in reversed(d.trace)]
     extra += [f"help: {bounded(h)}" for h in d.help]
@@ -46,7 +48,7 @@ def _one(check: DocCheck, d: Diagnostic) -> types.Diagnostic:
     return types.Diagnostic(
         range=rng,
         message=message,
-        severity=_SEVERITY.get(d.severity, types.DiagnosticSeverity.Error),
+        severity=types.DiagnosticSeverity.Warning if d.severity == "warning" else types.DiagnosticSeverity.Error,
         code=d.code,
         source="cnnspec",
         related_information=related or None,
@@ -61,7 +63,7 @@ def _range_in(check: DocCheck, span: Span) -> types.Range:
     if check.is_here(span):
         return to_range(check.lines, span)
     # Another file: its lines from the check's sources when it was read.
-    text = check.program.sources.texts.get(span.file) if check.program else None
+    text = check.sources.texts.get(span.file)
     lines = text.split("\n") if text is not None else []
     return to_range(lines, span) if lines else types.Range(types.Position(0, 0), types.Position(0, 0))
 

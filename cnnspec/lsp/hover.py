@@ -46,11 +46,9 @@ def index(context: Context) -> Index:
 
 def indexes(check: DocCheck) -> list[Index]:
     """The index of every context of a check, kept on it: hover reads it on every move of the mouse."""
-    cached = getattr(check, "_indexes", None)
-    if cached is None:
-        cached = [index(c) for c in check.contexts]
-        check._indexes = cached  # type: ignore[attr-defined]
-    return cached
+    if check.hover_index is None:
+        check.hover_index = [index(c) for c in check.contexts]
+    return check.hover_index
 
 
 def children(stmt: Statement) -> list[ast.Stmt]:
@@ -135,11 +133,28 @@ def _for_context(check: DocCheck, c: Context, idx: Index, stmt: Statement, item:
     instances = idx.by_frame.get(stmt.span)
     if instances:
         return _instances(c, instances)
-    # A group, join, residual, loop: every node its lines or the blocks called from them make.
+    # A group, join, residual, loop: every node its lines or the blocks called from them make,
+    # per instance of the block that holds it (one in a network).
     inner = [
         n.id for n in c.graph.nodes if _within(n.span, stmt.span) or any(_within(f.span, stmt.span) for f in n.trace)
     ]
-    return _totals(_title(stmt).strip("*"), c, inner, c.graph.nodes[inner[0]].scope) if inner else ""
+    if not inner:
+        return ""
+    what = _title(stmt).strip("*")
+    if not isinstance(item, ast.BlockDef):
+        return _totals(what, c, inner, c.graph.nodes[inner[0]].scope)
+    by_instance: dict[str, list[int]] = {}
+    for i in inner:
+        by_instance.setdefault(_instance_of(c.graph.nodes[i], item.name), []).append(i)
+    return _instances(c, by_instance, f"{what} in {{n}} instance{{s}} of {item.name}, totals of each")
+
+
+def _instance_of(node: Node, block: str) -> str:
+    """The module path of the instance of block that made a node (its innermost one)."""
+    for f in reversed(node.trace):
+        if f.block == block:
+            return f.path
+    return node.scope
 
 
 def _frame_block(c: Context, ids: list[int], span: Span) -> str | None:
@@ -194,16 +209,17 @@ def _layers(c: Context, ids: list[int]) -> str:
     return head + _table(rows, len(ids) - len(rows))
 
 
-def _instances(c: Context, instances: dict[str, list[int]]) -> str:
+def _instances(c: Context, instances: dict[str, list[int]], head: str = "{n} instance{s}, totals of each") -> str:
+    """One row per instance, in network order: its path, input and output shape, totals."""
     if not instances:
         return ""
+    ordered = sorted(instances.items(), key=lambda item: min(item[1]))
     rows = []
-    for path, ids in list(instances.items())[:MAX_ROWS]:
-        nodes = [c.graph.nodes[i] for i in ids]
+    for path, ids in ordered[:MAX_ROWS]:
+        nodes = [c.graph.nodes[i] for i in sorted(ids)]
         rows.append(_row(path, _in_out(nodes), *_counts(c, ids)))
     n = len(instances)
-    head = f"{n} instance{'s' if n != 1 else ''}, totals of each\n"
-    return head + _table(rows, n - len(rows))
+    return head.format(n=n, s="s" if n != 1 else "") + "\n" + _table(rows, n - len(rows))
 
 
 def _totals(what: str, c: Context, ids: list[int], path: str) -> str:

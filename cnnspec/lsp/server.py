@@ -16,7 +16,7 @@ import sys
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from cnnspec.diagnostics import Diagnostic
+from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.lsp.check import DocCheck, check_document, sibling_users
 from cnnspec.lsp.completion import completions
 from cnnspec.lsp.diagnostics import to_lsp
@@ -24,11 +24,15 @@ from cnnspec.lsp.documents import Document, Documents, to_span_position, utf16_l
 from cnnspec.lsp.hover import hover_text
 from cnnspec.lsp.navigation import definition
 from cnnspec.lsp.symbols import document_symbols
+from cnnspec.syntax import ast
+from cnnspec.syntax.printer import format_source
 
 logger = logging.getLogger(__name__)
 
 #: Seconds of quiet after an edit before the document is checked.
 CHECK_DELAY = 0.15
+#: Imported modules kept for re-checks before the cache is emptied.
+MAX_PARSED = 64
 #: The code of the diagnostic shown when checking hits a bug in cnnspec (never a spec's fault).
 INTERNAL = "internal"
 
@@ -50,6 +54,8 @@ class CnnspecServer(LanguageServer):
         #: Directories imports are looked for in after the document's own (`--path`); the client's
         #: initializationOptions {"path": [...]} sets them, CNNSPEC_PATH and the stock specs follow.
         self.search: list[str] = []
+        #: Imported files' modules by (name, text): a re-check parses only the edited buffer.
+        self.parsed: dict[tuple[str, str], ast.Module] = {}
 
     def check(self, uri: str) -> DocCheck | None:
         """The check of a document's current text, checking it now if it changed since."""
@@ -66,8 +72,15 @@ class CnnspecServer(LanguageServer):
         overlay = self.documents.overlay()
         try:
             result = check_document(
-                doc.path, doc.text, overlay, lambda: sibling_users(doc.path, overlay), search=self.search
+                doc.path,
+                doc.text,
+                overlay,
+                lambda: sibling_users(doc.path, overlay),
+                search=self.search,
+                parsed=self.parsed,
             )
+            if len(self.parsed) > MAX_PARSED:  # old texts of files edited meanwhile: start again
+                self.parsed.clear()
         except Exception as e:  # a bug in cnnspec must not take the editor's server down
             logger.exception("checking %s failed", doc.uri)
             result = DocCheck(doc.path, doc.path, doc.text, doc.text.split("\n"), None, None, [])
@@ -209,17 +222,14 @@ def make_server(delay: float = CHECK_DELAY) -> CnnspecServer:
 
 
 def format_edits(doc: Document) -> list[types.TextEdit] | None:
-    """The edit that formats a document with `cnnspec fmt`'s printer: none when it is formatted
-    already or the printer is not installed, None (refused) when the text does not parse."""
-    try:
-        from cnnspec.syntax.printer import format_source  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return []
-    from cnnspec.diagnostics import SpecError
-
+    """The edit that formats a document as `cnnspec fmt` does: none when it is formatted already,
+    None (refused, the text left as it is) when it does not parse."""
     try:
         new = format_source(doc.text, doc.path)
     except SpecError:
+        return None  # its diagnostics are already shown
+    except (RecursionError, ValueError):
+        logger.warning("formatting %s failed", doc.uri, exc_info=True)
         return None
     if new == doc.text:
         return []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,13 +94,16 @@ def load(
     *,
     file: str | None = None,
     overlay: Mapping[str, str] | None = None,
+    parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
 ) -> Program:
     """Parse a spec (a path or the text itself) and everything it imports; path: directories to
     look for imports in after the importing file's own (see search_path).
 
     file: spec is the text of this file (an editor's unsaved buffer): spans name it and its
     imports are looked for beside it. overlay: texts that stand for files, by resolved path
-    (the other buffers open in an editor; such a file need not exist on disk yet).
+    (the other buffers open in an editor; such a file need not exist on disk yet). parsed: the
+    caller's cache of imported files' modules by (display name, text), read and filled here (a
+    language server re-checks one buffer whose imports rarely change).
     """
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
@@ -130,7 +133,7 @@ def load(
     else:
         name, text, base = "<spec>", str(spec), os.path.join(os.getcwd(), "<spec>")
     program = Program(main_file=name, sources=sources)
-    loader = _Loader(program, diags, search, overlay or {})
+    loader = _Loader(program, diags, search, overlay or {}, parsed)
     loader.file(base, name, text, chain=(), main=True)
     diags.raise_if_errors()
     return program
@@ -226,12 +229,18 @@ def find_import(
 
 class _Loader:
     def __init__(
-        self, program: Program, diags: Diagnostics, search: list[SearchDir], overlay: Mapping[str, str]
+        self,
+        program: Program,
+        diags: Diagnostics,
+        search: list[SearchDir],
+        overlay: Mapping[str, str],
+        parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
     ) -> None:
         self.program = program
         self.diags = diags
         self.search = search
         self.overlay = overlay
+        self.parsed = parsed
         self.done: set[str] = set()  # resolved paths
 
     def find(self, importer: str, name: str) -> tuple[str | None, list[SearchDir]]:
@@ -240,11 +249,19 @@ class _Loader:
 
     def file(self, path: str, name: str, text: str, chain: tuple[tuple[str, Span], ...], main: bool) -> None:
         self.done.add(path)
-        try:
-            module = parse(text, name, self.program.sources)
-        except SpecError as e:
-            self.diags.extend(e.diagnostics, e.omitted, e.omitted_warnings)
-            return
+        # The main file is not cached: it is the one being edited. A module is never changed once built.
+        cached = None if main or self.parsed is None else self.parsed.get((name, text))
+        if cached is not None:
+            self.program.sources.add(name, text)
+            module = cached
+        else:
+            try:
+                module = parse(text, name, self.program.sources)
+            except SpecError as e:
+                self.diags.extend(e.diagnostics, e.omitted, e.omitted_warnings)
+                return
+            if not main and self.parsed is not None:
+                self.parsed[(name, text)] = module
         self.program.modules[name] = module
         for item in module.items:
             if isinstance(item, ast.Import):
