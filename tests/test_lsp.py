@@ -66,7 +66,7 @@ def test_hover_inside_a_block_lists_each_call_site(resnet: DocCheck) -> None:
 
 def test_hover_on_a_block_call_gives_the_instance_totals(resnet: DocCheck) -> None:
     text = hover_at(resnet, "layer2:  Stage")
-    assert "1 instance, totals of each" in text
+    assert "totals of the instance" in text
     # ResNet-18's layer2: two BasicBlocks, 525,568 parameters (torchvision's layer2).
     assert "layer2  64×56×56 → 128×28×28  525,568 params  411.04M MACs" in text
 
@@ -163,6 +163,10 @@ def test_completion_of_kinds_blocks_and_arguments(resnet: DocCheck) -> None:
     line = line_of(resnet, "layer1:  Stage(")
     params = completions(resnet, line, resnet.lines[line - 1].index("Stage(") + 7)
     assert [p.label for p in params] == ["unit", "planes", "blocks", "stride", "groups", "width"]
+    # After `name =`: a value, where a block may go but no layer kind or argument name.
+    header = line_of(resnet, "network ResNet(")
+    values = completions(resnet, header, resnet.lines[header - 1].index("Bottleneck") + 1)
+    assert [v.label for v in values] == ["BasicBlock", "Bottleneck", "Stage"]
 
 
 def test_document_symbols(resnet: DocCheck) -> None:

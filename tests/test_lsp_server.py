@@ -126,7 +126,7 @@ def test_hover_definition_completion_symbols(tmp_path: Path) -> None:
         inner = await client.text_document_hover_async(types.HoverParams(doc, types.Position(1, 6)))
         assert "body.conv1" in inner.contents.value and "2,320 params" in inner.contents.value
         call = await client.text_document_hover_async(types.HoverParams(doc, types.Position(8, 10)))
-        assert "1 instance" in call.contents.value and "body  16×32×32 → 16×32×32" in call.contents.value
+        assert "totals of the instance" in call.contents.value and "body  16×32×32 → 16×32×32" in call.contents.value
         loc = await client.text_document_definition_async(types.DefinitionParams(doc, types.Position(8, 11)))
         assert loc.uri == uri and loc.range.start == types.Position(0, 6)
         comp = await client.text_document_completion_async(types.CompletionParams(doc, types.Position(10, 4)))

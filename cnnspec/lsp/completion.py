@@ -30,6 +30,29 @@ def open_call(before: str) -> str | None:
     return None
 
 
+_NAMED = re.compile(r"^\s*[A-Za-z_][A-Za-z_0-9]*\s*=(?!=)")
+
+
+def in_value(before: str) -> bool:
+    """Whether the end of before (inside a call's parentheses) is an argument's value, not its start:
+    after `name =`, or after a positional argument's first word."""
+    depth = 0
+    for i in range(len(before) - 1, -1, -1):
+        c = before[i]
+        if c in ")]":
+            depth += 1
+        elif c in "([":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == "," and depth == 0:
+            break
+    else:
+        i = -1
+    current = before[i + 1 :]
+    return bool(_NAMED.match(current)) or bool(re.search(r"\S\s", current))
+
+
 def blocks_of(check: DocCheck) -> dict[str, ast.BlockDef]:
     """The blocks visible from the document (its own when its imports did not load)."""
     if check.program is not None:
@@ -49,6 +72,12 @@ def completions(check: DocCheck, line: int, col: int) -> list[types.CompletionIt
     before = text[: max(0, col - 1)]
     blocks = blocks_of(check)
     callee = open_call(before)
+    if callee is not None and in_value(before):
+        # A value: a block may be one (`unit = Bottleneck`); a layer kind or an argument name may not.
+        return [
+            types.CompletionItem(label=name, kind=types.CompletionItemKind.Class, detail=block_signature(b))
+            for name, b in sorted(blocks.items())
+        ]
     if callee is not None:
         kind = lookup(callee)
         if kind is not None:

@@ -21,6 +21,8 @@ from cnnspec.views.format import human
 MAX_ROWS = 5
 #: Networks one hover shows figures from.
 MAX_CONTEXTS = 2
+#: The head line of a block call's or a block's instances.
+EACH = "{n} instance{s}, totals of each"
 
 Statement = ast.Stmt | ast.BlockDef | ast.NetworkDef | ast.NetworkAlias
 
@@ -209,7 +211,7 @@ def _layers(c: Context, ids: list[int]) -> str:
     return head + _table(rows, len(ids) - len(rows))
 
 
-def _instances(c: Context, instances: dict[str, list[int]], head: str = "{n} instance{s}, totals of each") -> str:
+def _instances(c: Context, instances: dict[str, list[int]], head: str = EACH) -> str:
     """One row per instance, in network order: its path, input and output shape, totals."""
     if not instances:
         return ""
@@ -219,7 +221,8 @@ def _instances(c: Context, instances: dict[str, list[int]], head: str = "{n} ins
         nodes = [c.graph.nodes[i] for i in sorted(ids)]
         rows.append(_row(path, _in_out(nodes), *_counts(c, ids)))
     n = len(instances)
-    return head.format(n=n, s="s" if n != 1 else "") + "\n" + _table(rows, n - len(rows))
+    head = "totals of the instance" if n == 1 and head == EACH else head.format(n=n, s="s" if n != 1 else "")
+    return head + "\n" + _table(rows, n - len(rows))
 
 
 def _totals(what: str, c: Context, ids: list[int], path: str) -> str:
