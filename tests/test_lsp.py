@@ -93,6 +93,13 @@ def test_hover_says_nothing_outside_statements_and_on_broken_text(resnet: DocChe
     assert broken.module is None and hover_text(broken, 3, 6) is None
 
 
+def test_hover_on_a_line_no_network_elaborates_gives_the_signature(tmp_path: Path) -> None:
+    check = checked(tmp_path / "blocks.cnn", "block B(c) {\n    conv(c, 3)\n    relu\n}\n")
+    assert check.contexts == [] and [d.code for d in check.diagnostics] == ["W001"]  # B is never used
+    text = hover_text(check, 2, 6)
+    assert text is not None and "conv(out, kernel" in text and "no network elaborated here" in text
+
+
 def test_diagnostics_carry_code_range_severity_and_related_spans(tmp_path: Path) -> None:
     text = "block B(c) { conv(c, 3) }\nblock B(c, unused) { relu }\nnetwork N {\n    input: 3 x 8 x 8\n    B(4)\n}\n"
     path = tmp_path / "twice.cnn"

@@ -114,6 +114,29 @@ def test_invalid_file_gets_diagnostics_then_edits_clear_them(tmp_path: Path) -> 
     run(body)
 
 
+def test_a_file_typed_from_invalid_to_valid_one_key_at_a_time(tmp_path: Path) -> None:
+    """Edits arrive faster than the server checks (one per key, requests between them): the
+    diagnostics that end up published are those of the final, valid text."""
+    typed = ", padding = 1)"
+    start = SMALL.replace("conv(16, 3, padding = 1)", "conv(16, 3")
+
+    async def body(client: LanguageClient) -> None:
+        uri = open_doc(client, tmp_path / "small.cnn", start)
+        got = await diagnostics_until(client, uri, bool)
+        assert [d.code for d in got] == ["E003"]  # the `(` never closed
+        doc = types.TextDocumentIdentifier(uri=uri)
+        col = len("    stem: conv(16, 3")
+        for i, key in enumerate(typed):
+            edit(client, uri, i + 2, 7, col + i, col + i, key)
+            if i % 4 == 0:  # a request now and then reads the text as it is at that moment
+                await client.text_document_hover_async(types.HoverParams(doc, types.Position(10, 6)))
+        await diagnostics_until(client, uri, lambda d: d == [])
+        hover = await client.text_document_hover_async(types.HoverParams(doc, types.Position(7, 8)))
+        assert hover is not None and "3×32×32 → 16×32×32" in hover.contents.value
+
+    run(body)
+
+
 def test_hover_definition_completion_symbols(tmp_path: Path) -> None:
     async def body(client: LanguageClient) -> None:
         uri = open_doc(client, tmp_path / "small.cnn", SMALL)

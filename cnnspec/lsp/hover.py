@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from cnnspec.ir import Node
 from cnnspec.layers.kind import shape_text
+from cnnspec.layers.registry import lookup
 from cnnspec.lsp.check import Context, DocCheck
+from cnnspec.lsp.completion import block_signature, blocks_of
 from cnnspec.syntax import ast
 from cnnspec.syntax.source import Span
 from cnnspec.views.format import human
@@ -100,9 +102,26 @@ def hover_text(check: DocCheck, line: int, col: int) -> str | None:
         body = _for_context(check, context, idx, stmt, item)
         if body:
             parts.append(f"*in network `{context.network}` ({context.file})*\n```text\n{body}\n```")
-    if not parts:
+    if parts:
+        return "\n\n".join([_title(stmt), *parts])
+    signature = _signature(check, stmt)
+    if signature is None:
         return None
-    return "\n\n".join([_title(stmt), *parts])
+    # Nothing elaborated this line (a block no network uses, a family no file gives values):
+    # what is called still helps.
+    why = "no network elaborated here" if not check.contexts else "not elaborated in the networks checked"
+    return f"{_title(stmt)}\n\n```text\n{signature}\n```\n*{why}: no shapes*"
+
+
+def _signature(check: DocCheck, stmt: Statement) -> str | None:
+    """The signature of the layer kind or block a call statement calls; None for anything else."""
+    if not isinstance(stmt, ast.CallStmt):
+        return None
+    kind = lookup(stmt.name)
+    if kind is not None:
+        return kind.signature()
+    block = blocks_of(check).get(stmt.name)
+    return None if block is None else block_signature(block)
 
 
 def _title(stmt: Statement) -> str:

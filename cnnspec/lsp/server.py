@@ -200,7 +200,7 @@ def make_server(delay: float = CHECK_DELAY) -> CnnspecServer:
         check = ls.check(params.text_document.uri)
         return None if check is None else definition(check, *_position(check, params.position))
 
-    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["(", ",", " "]))
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["(", ","]))
     def complete(ls: CnnspecServer, params: types.CompletionParams) -> types.CompletionList:
         check = ls.check(params.text_document.uri)
         items = [] if check is None else completions(check, *_position(check, params.position))
