@@ -241,3 +241,17 @@ def test_no_fuzzed_text_makes_the_check_fail() -> None:
         document_symbols(check)
         to_lsp(check)
         format_edits(doc)
+
+
+def test_imports_are_looked_for_in_the_search_path(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "units.cnn").write_text("block Unit(c) { conv(c, 3, padding = 1) }\n")
+    text = 'import "units.cnn"\nnetwork N {\n    input: 3 x 8 x 8\n    Unit(4)\n}\n'
+    path = os.path.realpath(tmp_path / "main.cnn")
+    missing = check_document(path, text)
+    assert [d.code for d in missing.diagnostics] == ["E401"]
+    found = check_document(path, text, search=[str(lib)])
+    assert found.diagnostics == [] and "4×8×8" in (hover_text(found, 4, 6) or "")
+    loc = definition(found, 4, 6)
+    assert loc is not None and loc.uri == path_to_uri(os.path.realpath(lib / "units.cnn"))

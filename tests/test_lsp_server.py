@@ -36,14 +36,18 @@ network Small {
 
 
 @asynccontextmanager
-async def server() -> AsyncIterator[LanguageClient]:
-    """A started and initialised server, shut down at the end."""
+async def server(options: dict | None = None) -> AsyncIterator[LanguageClient]:
+    """A started and initialised server (with these initializationOptions), shut down at the end."""
     client = make_test_lsp_client()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     await client.start_io(sys.executable, "-m", "cnnspec", "lsp", env=env, cwd=str(ROOT))
     try:
         await client.initialize_session(
-            types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=path_to_uri(str(ROOT)))
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                root_uri=path_to_uri(str(ROOT)),
+                initialization_options=options,
+            )
         )
         yield client
         await client.shutdown_session()
@@ -55,9 +59,9 @@ async def server() -> AsyncIterator[LanguageClient]:
         await client.stop()
 
 
-def run(body: Callable[[LanguageClient], Awaitable[None]]) -> None:
+def run(body: Callable[[LanguageClient], Awaitable[None]], options: dict | None = None) -> None:
     async def main() -> None:
-        async with server() as client:
+        async with server(options) as client:
             await asyncio.wait_for(body(client), timeout=120)
 
     asyncio.run(main())
@@ -135,6 +139,19 @@ def test_a_file_typed_from_invalid_to_valid_one_key_at_a_time(tmp_path: Path) ->
         assert hover is not None and "3×32×32 → 16×32×32" in hover.contents.value
 
     run(body)
+
+
+def test_the_path_option_adds_import_directories(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "units.cnn").write_text("block Unit(c) { conv(c, 3, padding = 1) }\n")
+    text = 'import "units.cnn"\nnetwork N {\n    input: 3 x 8 x 8\n    Unit(4)\n}\n'
+
+    async def body(client: LanguageClient) -> None:
+        uri = open_doc(client, tmp_path / "main.cnn", text)
+        await diagnostics_until(client, uri, lambda d: d == [])  # E401 without the option
+
+    run(body, {"path": [str(lib)]})
 
 
 def test_hover_definition_completion_symbols(tmp_path: Path) -> None:
