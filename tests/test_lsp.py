@@ -255,3 +255,24 @@ def test_imports_are_looked_for_in_the_search_path(tmp_path: Path) -> None:
     assert found.diagnostics == [] and "4×8×8" in (hover_text(found, 4, 6) or "")
     loc = definition(found, 4, 6)
     assert loc is not None and loc.uri == path_to_uri(os.path.realpath(lib / "units.cnn"))
+
+
+@pytest.mark.slow
+def test_hostile_specs_get_diagnostics_not_a_failure() -> None:
+    """Every hostile generator of tests/fuzz/hostile.py at every size, through the server's check and
+    each feature: spec diagnostics (E603, E606, E607, E608, ...), never an `internal` one."""
+    from tests.fuzz.hostile import cases
+
+    server = make_server()
+    doc = server.documents.open(path_to_uri("/tmp/hostile.cnn"), "")
+    for generator, size in cases():
+        doc.text = generator.make(size)
+        check = server.recheck(doc)
+        assert not [d for d in check.diagnostics if d.code == INTERNAL], (generator.name, size)
+        for line in range(1, min(len(check.lines), 60) + 1, 3):
+            hover_text(check, line, 6)
+            completions(check, line, 8)
+            definition(check, line, 6)
+        document_symbols(check)
+        to_lsp(check)
+        format_edits(doc)
