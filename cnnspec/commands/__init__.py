@@ -7,5 +7,6 @@ COMMANDS = (
     "cnnspec.commands.compile",
     "cnnspec.commands.diagram",
     "cnnspec.commands.layers",
+    "cnnspec.commands.lsp",
     "cnnspec.commands.fmt",
 )

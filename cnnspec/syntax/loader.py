@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +71,10 @@ class Program:
     main_networks: list[str] = field(default_factory=list)
     #: Blocks defined in the main file itself (for unused-block warnings).
     main_blocks: list[str] = field(default_factory=list)
+    #: Every file's parsed module by display name (the language server reads imports and spans from them).
+    modules: dict[str, ast.Module] = field(default_factory=dict)
+    #: The resolved path of the file each import statement (by its span) names.
+    imports: dict[Span, str] = field(default_factory=dict)
 
 
 def is_path(spec: str | Path) -> bool:
@@ -84,14 +88,30 @@ def is_path(spec: str | Path) -> bool:
 
 
 def load(
-    spec: str | Path, sources: SourceMap | None = None, path: Sequence[str | os.PathLike[str]] | None = None
+    spec: str | Path,
+    sources: SourceMap | None = None,
+    path: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    file: str | None = None,
+    overlay: Mapping[str, str] | None = None,
+    parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
 ) -> Program:
     """Parse a spec (a path or the text itself) and everything it imports; path: directories to
-    look for imports in after the importing file's own (see search_path)."""
+    look for imports in after the importing file's own (see search_path).
+
+    file: spec is the text of this file (an editor's unsaved buffer): spans name it and its
+    imports are looked for beside it. overlay: texts that stand for files, by resolved path
+    (the other buffers open in an editor; such a file need not exist on disk yet). parsed: the
+    caller's cache of imported files' modules by (display name, text), read and filled here (a
+    language server re-checks one buffer whose imports rarely change).
+    """
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
     search = search_path(path)
-    if is_path(spec):
+    if file is not None:
+        base = os.path.realpath(file)
+        name, text = display_name(file, base), str(spec)
+    elif is_path(spec):
         # Plain strings: pathlib's objects cost more than everything else loading does, parsing aside.
         file = os.fspath(spec)
         base = os.path.realpath(file)
@@ -113,7 +133,7 @@ def load(
     else:
         name, text, base = "<spec>", str(spec), os.path.join(os.getcwd(), "<spec>")
     program = Program(main_file=name, sources=sources)
-    loader = _Loader(program, diags, search)
+    loader = _Loader(program, diags, search, overlay or {}, parsed)
     loader.file(base, name, text, chain=(), main=True)
     diags.raise_if_errors()
     return program
@@ -184,39 +204,65 @@ def _reason(e: Exception) -> str:
     return str(e)
 
 
+def find_import(
+    importer: str, name: str, search: list[SearchDir], overlay: Mapping[str, str] | None = None
+) -> tuple[str | None, list[SearchDir]]:
+    """The file an import names (its resolved path; None when none exists), and every place
+    looked, in order: the importing file's directory, then the search path. A path in overlay
+    (an editor's buffer) counts as existing."""
+    tried: list[SearchDir] = []
+    if os.path.isabs(name):
+        places = [(os.path.dirname(name), "the path given")]
+    else:
+        places = [(os.path.dirname(importer), "beside the importing file"), *search]
+    seen = set()
+    for folder, why in places:
+        target = os.path.realpath(os.path.join(folder, name))
+        if target in seen:
+            continue
+        seen.add(target)
+        tried.append((target, why))
+        if (overlay is not None and target in overlay) or os.path.exists(target):
+            return target, tried
+    return None, tried
+
+
 class _Loader:
-    def __init__(self, program: Program, diags: Diagnostics, search: list[SearchDir]) -> None:
+    def __init__(
+        self,
+        program: Program,
+        diags: Diagnostics,
+        search: list[SearchDir],
+        overlay: Mapping[str, str],
+        parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
+    ) -> None:
         self.program = program
         self.diags = diags
         self.search = search
+        self.overlay = overlay
+        self.parsed = parsed
         self.done: set[str] = set()  # resolved paths
 
     def find(self, importer: str, name: str) -> tuple[str | None, list[SearchDir]]:
-        """The file an import names (its resolved path; None when none exists), and every place
-        looked, in order: the importing file's directory, then the search path."""
-        tried: list[SearchDir] = []
-        if os.path.isabs(name):
-            places = [(os.path.dirname(name), "the path given")]
-        else:
-            places = [(os.path.dirname(importer), "beside the importing file"), *self.search]
-        seen = set()
-        for folder, why in places:
-            target = os.path.realpath(os.path.join(folder, name))
-            if target in seen:
-                continue
-            seen.add(target)
-            tried.append((target, why))
-            if os.path.exists(target):
-                return target, tried
-        return None, tried
+        """The file an import names and every place looked (see find_import)."""
+        return find_import(importer, name, self.search, self.overlay)
 
     def file(self, path: str, name: str, text: str, chain: tuple[tuple[str, Span], ...], main: bool) -> None:
         self.done.add(path)
-        try:
-            module = parse(text, name, self.program.sources)
-        except SpecError as e:
-            self.diags.extend(e.diagnostics, e.omitted, e.omitted_warnings)
-            return
+        # The main file is not cached: it is the one being edited. A module is never changed once built.
+        cached = None if main or self.parsed is None else self.parsed.get((name, text))
+        if cached is not None:
+            self.program.sources.add(name, text)
+            module = cached
+        else:
+            try:
+                module = parse(text, name, self.program.sources)
+            except SpecError as e:
+                self.diags.extend(e.diagnostics, e.omitted, e.omitted_warnings)
+                return
+            if not main and self.parsed is not None:
+                self.parsed[(name, text)] = module
+        self.program.modules[name] = module
         for item in module.items:
             if isinstance(item, ast.Import):
                 self.import_(path, item, chain)
@@ -246,6 +292,7 @@ class _Loader:
                 ],
             )
             return
+        self.program.imports[item.span] = target
         if target == importer or any(p == target for p, _ in chain):
             cycle = [p for p, _ in chain] + [importer, target]
             start = cycle.index(target)
@@ -263,7 +310,7 @@ class _Loader:
             self.diags.error(E607, f"more than {MAX_FILES} files are imported", item.span)
             return
         try:
-            text = read_spec(target)
+            text = self.overlay[target] if target in self.overlay else read_spec(target)
         except _TooLarge as e:
             self.diags.error(
                 E607, f'cannot import "{item.path}": it is {e.size:,} bytes, more than {MAX_SOURCE:,}', item.span
