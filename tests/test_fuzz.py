@@ -72,10 +72,7 @@ _ERROR_LINE = re.compile(r"^(?P<where>.*?)error\[E\d{3}\]")
 def _hostile_params() -> list[Any]:
     params = []
     for g, n in hostile.cases():
-        marks = [pytest.mark.slow]
-        if n in g.needs_input_limits:
-            marks.append(pytest.mark.xfail(strict=False, reason="input-size limits land with branch i25-lim"))
-        params.append(pytest.param(g, n, id=f"{g.name}-{n}", marks=marks))
+        params.append(pytest.param(g, n, id=f"{g.name}-{n}", marks=pytest.mark.slow))
     return params
 
 

@@ -205,10 +205,6 @@ class Generator:
     family: str
     make: Callable[[int], str]
     sizes: tuple[int, ...]
-    #: Sizes that need the input-size work of branch i25-lim to stay within the bounds: a spec
-    #: size limit, a linear lexer and parser (a file of some 200 KB and more takes seconds to parse
-    #: today), a limit on diagnostics, long names and literals elided.
-    needs_input_limits: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -225,24 +221,24 @@ GENERATORS: tuple[Generator, ...] = (
     Generator("deep", deep_residuals, (10, 70, 10_000)),
     Generator("deep", deep_ifs, (10, 70, 10_000)),
     Generator("deep", deep_blocks, (10, 60, 1_000)),
-    Generator("wide", wide_concat, (10, 1_000, 50_000), needs_input_limits=(50_000,)),
-    Generator("wide", wide_call_args, (10, 1_000, 50_000), needs_input_limits=(50_000,)),
-    Generator("wide", wide_list, (10, 10_000, 500_000), needs_input_limits=(500_000,)),
-    Generator("wide", wide_params, (10, 1_000, 50_000), needs_input_limits=(50_000,)),
-    Generator("wide", wide_blocks, (10, 30, 2_000), needs_input_limits=(2_000,)),
-    Generator("long", long_lines, (10, 10_000, 1_000_000), needs_input_limits=(1_000_000,)),
-    Generator("long", long_comments, (10, 10_000, 1_000_000), needs_input_limits=(1_000_000,)),
-    Generator("long", long_lets, (10, 1_000, 100_000), needs_input_limits=(100_000,)),
-    Generator("long", long_name, (10, 10_000, 1_000_000), needs_input_limits=(1_000_000,)),
-    Generator("long", long_string, (10, 10_000, 8_000_000), needs_input_limits=(8_000_000,)),
-    Generator("long", long_number, (10, 1_000, 1_000_000), needs_input_limits=(1_000_000,)),
-    Generator("long", long_bad_line, (10, 10_000, 5_000_000), needs_input_limits=(5_000_000,)),
+    Generator("wide", wide_concat, (10, 1_000, 50_000)),
+    Generator("wide", wide_call_args, (10, 1_000, 50_000)),
+    Generator("wide", wide_list, (10, 10_000, 500_000)),
+    Generator("wide", wide_params, (10, 1_000, 50_000)),
+    Generator("wide", wide_blocks, (10, 30, 2_000)),
+    Generator("long", long_lines, (10, 10_000, 1_000_000)),
+    Generator("long", long_comments, (10, 10_000, 1_000_000)),
+    Generator("long", long_lets, (10, 1_000, 100_000)),
+    Generator("long", long_name, (10, 10_000, 1_000_000)),
+    Generator("long", long_string, (10, 10_000, 8_000_000)),
+    Generator("long", long_number, (10, 1_000, 1_000_000)),
+    Generator("long", long_bad_line, (10, 10_000, 5_000_000)),
     Generator("budget", nested_loops, (3, 30, 1_000)),
     Generator("budget", comprehension, (3, 100, 1_000)),
     Generator("budget", string_doubling, (3, 15, 40)),
     Generator("budget", list_copies, (3, 100, 1_000_000)),
     Generator("budget", repeat_count, (3, 1_000, 1_000_000)),
-    Generator("budget", many_blocks, (3, 300, 100_000), needs_input_limits=(100_000,)),
+    Generator("budget", many_blocks, (3, 300, 100_000)),
     Generator("budget", huge_widths, (8, 10_000, 10**15)),
 )
 
