@@ -9,8 +9,8 @@ prepares each batch on the device:
   device=...)`` (nvJPEG on CUDA); a file it refuses is decoded on the CPU
   (torchvision, then PIL) and moved over as uint8, and one nothing decodes
   is marked failed, as :class:`cnnspec.train.images.ImageFiles` marks it;
-- training: random resized crop and horizontal flip per image, with
-  parameters drawn on the host from a CPU ``torch.Generator`` (no device
+- training: random resized crop (antialiased bilinear, in float) and
+  horizontal flip per image, with parameters drawn on the host from a CPU ``torch.Generator`` (no device
   synchronisation), reseeded per epoch and rank by the training loop;
   validation: resize of the short side to size / 0.875 and centre crop;
 - all with torchvision.transforms.v2.functional on uint8 tensors, then
@@ -221,23 +221,25 @@ class DeviceImages:
                         stand_in = min(good, key=lambda j: (j - k) % len(payloads))
                         decoded[k], labels[k] = decoded[stand_in], labels[stand_in]
         h, w = self.size
-        out: list[torch.Tensor] = []
-        for image in decoded:
-            if image is None:  # validation, or a training batch with no image that decodes
-                out.append(torch.zeros((self.channels, h, w), dtype=torch.uint8, device=self.device))
+        # Written image by image into one batch in its final layout: no stack, no second copy to channels_last.
+        x = torch.empty((len(decoded), self.channels, h, w), device=self.device, memory_format=self.memory_format)
+        for k, image in enumerate(decoded):
+            if image is None:  # validation, or a training batch with no image that decodes: zeroed below
                 continue
             if self.channels == 1:
                 image = images.luma(image)
             if self.train:
+                # Resized as float, not rounded back to uint8 as v2's resize does on a GPU: fewer kernels an image.
                 top, left, ch, cw, flip = augment_params(image.shape[-2], image.shape[-1], self.generator)
-                image = TF.resized_crop(image, top, left, ch, cw, [h, w], antialias=True)
-                if flip:
-                    image = TF.horizontal_flip(image)
+                crop = image[None, :, top : top + ch, left : left + cw].float()
+                resized = torch.nn.functional.interpolate(
+                    crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False
+                )[0]
+                x[k] = resized.flip(-1) if flip else resized
             else:
-                image = TF.center_crop(TF.resize(image, [round(min(h, w) / 0.875)], antialias=True), [h, w])
-            out.append(image)
-        x = TF.normalize(TF.to_dtype(torch.stack(out), torch.float32, scale=True), self.mean, self.std)
-        x = x.to(self.dtype).contiguous(memory_format=self.memory_format)
+                # v2's uint8 resize, as the worker path: the same validation tensors.
+                x[k] = TF.center_crop(TF.resize(image, [round(min(h, w) / 0.875)], antialias=True), [h, w])
+        x = TF.normalize(x.mul_(1 / 255), self.mean, self.std).to(self.dtype)
         for k, image in enumerate(decoded):
             if image is None:
                 x[k].zero_()  # a zero input, as the worker path gives (the evaluation leaves it out)
