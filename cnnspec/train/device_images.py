@@ -196,7 +196,11 @@ class DeviceImages:
 
         self.size, self.channels, self.train = size, channels, train
         self.device, self.dtype, self.memory_format = torch.device(device), dtype, memory_format
-        self.mean, self.std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if channels == 3 else ([0.449], [0.226])
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.449,), (0.226,))
+        # On the device once: a tensor made from a list there is a copy from pageable memory, which would make
+        # the host wait for the stream's queued work on every batch (v2's normalize makes one each call).
+        self.mean = torch.tensor(mean, device=self.device).view(-1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(-1, 1, 1)
         self.generator = torch.Generator()  # on the CPU: crop and flip parameters are drawn on the host
 
     def reseed(self, seed: int) -> None:
@@ -208,11 +212,13 @@ class DeviceImages:
         from torchvision.transforms.v2 import functional as TF
 
         payloads, labels, index = raw
+        # Copied first, from the loader's pinned memory: queued without waiting for the decoding queued next.
+        y = labels.to(self.device, non_blocking=True)
         decoded = decode_batch(payloads, self.device)
         good = [k for k, image in enumerate(decoded) if image is not None]
         failed = torch.full((len(payloads),), -1, dtype=torch.long)
-        labels = labels.clone()
-        if len(good) < len(payloads):
+        if len(good) < len(payloads):  # rare (a bad file): the labels change, and are copied again
+            labels = labels.clone()  # not the loader's: the copy above may still be reading it
             for k in range(len(payloads)):
                 if decoded[k] is None:
                     failed[k] = index[k]
@@ -220,6 +226,7 @@ class DeviceImages:
                         # The next good image of the batch stands in, with its label: a batch keeps its shape.
                         stand_in = min(good, key=lambda j: (j - k) % len(payloads))
                         decoded[k], labels[k] = decoded[stand_in], labels[stand_in]
+            y = labels.to(self.device)
         h, w = self.size
         # Written image by image into one batch in its final layout: no stack, no second copy to channels_last.
         x = torch.empty((len(decoded), self.channels, h, w), device=self.device, memory_format=self.memory_format)
@@ -239,11 +246,11 @@ class DeviceImages:
             else:
                 # v2's uint8 resize, as the worker path: the same validation tensors.
                 x[k] = TF.center_crop(TF.resize(image, [round(min(h, w) / 0.875)], antialias=True), [h, w])
-        x = TF.normalize(x.mul_(1 / 255), self.mean, self.std).to(self.dtype)
+        x = ((x.mul_(1 / 255) - self.mean) / self.std).to(self.dtype)  # v2's to_dtype and normalize, as they compute
         for k, image in enumerate(decoded):
             if image is None:
                 x[k].zero_()  # a zero input, as the worker path gives (the evaluation leaves it out)
-        return x, labels.to(self.device, non_blocking=True), failed
+        return x, y, failed
 
 
 class Prefetcher:
