@@ -1,7 +1,7 @@
 """Image folders decoded and augmented on the training device (issue 26).
 
 The loader's worker processes only read files: a JPEG travels as its bytes
-(a 1-D uint8 tensor, a tenth of the decoded image), any other format is
+(a 1-D uint8 tensor, several times smaller than the decoded image), any other format is
 decoded there by PIL into a 3 x H x W uint8 image. The training process then
 prepares each batch on the device:
 
@@ -10,12 +10,13 @@ prepares each batch on the device:
   (torchvision, then PIL) and moved over as uint8, and one nothing decodes
   is marked failed, as :class:`cnnspec.train.images.ImageFiles` marks it;
 - training: random resized crop (antialiased bilinear, in float) and
-  horizontal flip per image, with parameters drawn on the host from a CPU ``torch.Generator`` (no device
-  synchronisation), reseeded per epoch and rank by the training loop;
-  validation: resize of the short side to size / 0.875 and centre crop;
-- all with torchvision.transforms.v2.functional on uint8 tensors, then
-  scaled and normalised as one batch and handed over channels_last in the
-  step's dtype.
+  horizontal flip per image, with parameters drawn on the host from a CPU
+  ``torch.Generator`` (no device synchronisation), reseeded per epoch and
+  rank by the training loop; validation: resize of the short side to
+  size / 0.875 and centre crop with torchvision.transforms.v2.functional on
+  uint8, as the worker path does;
+- each image written into one batch in its final memory format, then
+  scaled and normalised as one batch and handed over in the step's dtype.
 
 The same code runs with ``device="cpu"`` (the tests, and ``--image-pipeline
 device`` without a GPU); there it gives the same validation tensors as the
