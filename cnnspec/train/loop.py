@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from cnnspec.train import checkpoint, data, distributed, faults, images, rundir
+from cnnspec.train import checkpoint, data, device_images, distributed, faults, images, rundir
 from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
 from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
 from cnnspec.train.model import ModelSource
@@ -94,6 +94,9 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     val_sampler = ShardSampler(ds.val, num_replicas=world, rank=rank)
     # Seeds the DataLoader's worker processes (reseeded each epoch); in-memory batches need none.
     loader_gen: torch.Generator | None = None
+    device_stage: device_images.DeviceImages | None = None  # the device path's training augmentation
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     train_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     val_loader: Iterable[tuple[torch.Tensor, torch.Tensor]]
     if isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages):
@@ -111,10 +114,28 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             "persistent_workers": workers > 0,
         }
         loader_gen = torch.Generator()
-        train_loader = DataLoader(
-            ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw
-        )
-        val_loader = DataLoader(ds.val, batch_size=config.batch_size, sampler=val_sampler, **loader_kw)
+        on_device = config.image_pipeline == "device" or (config.image_pipeline == "auto" and device.type == "cuda")
+        if on_device and isinstance(ds.train, images.ImageFiles) and isinstance(ds.val, images.ImageFiles):
+            # The workers read files (JPEGs stay bytes); decoding and augmentation happen on the device.
+            c, h, w = ds.train.shape
+            stages = [
+                device_images.DeviceImages((h, w), c, train=train, device=device, dtype=amp_dtype or torch.float32,
+                                           memory_format=memory_format)
+                for train in (True, False)
+            ]
+            device_stage = stages[0]
+            raw_kw = {**loader_kw, "collate_fn": device_images.collate_raw}
+            train_loader = device_images.Prefetcher(
+                DataLoader(device_images.RawImageFiles(ds.train), batch_size=config.batch_size, sampler=sampler,
+                           generator=loader_gen, **raw_kw), stages[0])
+            val_loader = device_images.Prefetcher(
+                DataLoader(device_images.RawImageFiles(ds.val), batch_size=config.batch_size, sampler=val_sampler,
+                           **raw_kw), stages[1])
+        else:
+            train_loader = DataLoader(
+                ds.train, batch_size=config.batch_size, sampler=sampler, generator=loader_gen, **loader_kw
+            )
+            val_loader = DataLoader(ds.val, batch_size=config.batch_size, sampler=val_sampler, **loader_kw)
 
     # ----- model -----------------------------------------------------------
     torch.manual_seed(config.seed)  # same initial weights on every worker
@@ -133,10 +154,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     optimizer = build_optimizer(raw_model, config, schedule.peak_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     aux_weights = [float(w) for w in getattr(raw_model, "aux_weights", [])]
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
 
     def autocast() -> contextlib.AbstractContextManager:
         if amp_dtype is None:
@@ -241,6 +260,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         sampler.set_start_step(start_step)
         if loader_gen is not None:
             loader_gen.manual_seed(config.seed * 100_003 + epoch)  # loader-process seeds depend on the epoch only
+        if device_stage is not None:
+            device_stage.reseed((config.seed * 100_003 + epoch) * 65_537 + rank)  # each worker its own crops
         model.train()
         loss_sum = torch.tensor(carried["loss_sum"], device=device, dtype=torch.float64)
         seen = carried["seen"]
