@@ -10,7 +10,7 @@ Writes a folder of JPEGs (no download: structured random pictures, 256 to
   into uint8 tensors, v2 transforms on tensors): ``--image-pipeline workers``;
 - ``device``: the workers read bytes; decode (nvJPEG on CUDA) and augmentation
   on ``--device`` (cuda when there is one, else cpu) through cnnspec's
-  prefetcher: ``--image-pipeline device``, the default on CUDA. Timed up to
+  prefetcher: ``--image-pipeline device`` (``auto`` picks it on CUDA). Timed up to
   the last batch being ready on the device.
 
 Each row times the second pass over the folder (the first starts the workers

@@ -243,7 +243,14 @@ def test_on_cuda_the_prefetcher_hands_over_ready_batches_and_training_runs(tmp_p
     root = _folder(tmp_path / "imgs")
     Image.new("RGB", (50, 40), (200, 10, 10)).save(root / "train" / "red" / "plain.png")
     result, printed = _train(
-        root, tmp_path / "run", device="cuda", precision="bf16", channels_last=True, epochs=2, num_workers=1
+        root,
+        tmp_path / "run",
+        device="cuda",
+        precision="bf16",
+        channels_last=True,
+        epochs=2,
+        num_workers=1,
+        image_pipeline="auto",
     )
     assert "device cuda" in printed and len(result.history) == 2
     assert np.isfinite(result.final["train_loss"])
