@@ -690,10 +690,11 @@ class _Writer:
         so: nn.Conv2d(64, 64, kernel_size=1, bias=False) as torchvision writes it."""
         expr = _copy(expr)
         heads = [n for n in pyast.walk(expr) if isinstance(n, pyast.Call) and hasattr(n, "_cnnspec_path")]
-        copies = [_copy(e) for e in instances]
-        rows = [[n for n in pyast.walk(c) if isinstance(n, pyast.Call) and hasattr(n, "_cnnspec_path")] for c in copies]
+        rows = [
+            [n for n in pyast.walk(c) if isinstance(n, pyast.Call) and hasattr(n, "_cnnspec_path")] for c in instances
+        ]
         for j, head in enumerate(heads):
-            calls = [row[j] for row in rows]
+            calls = [_shallow(row[j]) for row in rows]  # trimmed along with head, the instances left alone
             modules = [self.gm.get_submodule(c._cnnspec_path) for c in calls]  # type: ignore[attr-defined]
             for i in reversed(range(len(head.keywords))):
                 value = head.keywords[i].value
@@ -971,11 +972,15 @@ def _scheme_call(scheme: str, args: dict[str, Any], tensor: str) -> str:
     return f"nn.init.{scheme}_({tensor}{given(*names)})"
 
 
+def _shallow(call: pyast.Call) -> pyast.Call:
+    """A copy of call whose argument lists may change without changing call's."""
+    out = pyast.Call(call.func, list(call.args), list(call.keywords))
+    out._cnnspec_path = call._cnnspec_path  # type: ignore[attr-defined]
+    return out
+
+
 def _without(call: pyast.Call, i: int) -> str:
-    trial = _copy(call)
-    assert isinstance(trial, pyast.Call)
-    del trial.keywords[i]
-    return pyast.unparse(trial)
+    return pyast.unparse(pyast.Call(call.func, call.args, call.keywords[:i] + call.keywords[i + 1 :]))
 
 
 def _arg(call: pyast.Call, i: int) -> pyast.expr:
@@ -985,14 +990,13 @@ def _arg(call: pyast.Call, i: int) -> pyast.expr:
 
 def _set_arg(call: pyast.Call, i: int, value: pyast.expr) -> None:
     if i >= 0:
-        call.keywords[i].value = value
+        call.keywords[i] = pyast.keyword(call.keywords[i].arg, value)
     else:
         call.args[~i] = value
 
 
 def _collapsed(call: pyast.Call, i: int) -> str | None:
-    trial = _copy(call)
-    assert isinstance(trial, pyast.Call)
+    trial = _shallow(call)
     value = _arg(trial, i)
     if not isinstance(value, pyast.Tuple) or len({pyast.dump(e) for e in value.elts}) != 1:
         return None
@@ -1013,13 +1017,18 @@ def _assign(target: str, name: str, value: str) -> str:
 
 
 def _shape(expr: pyast.expr) -> str:
-    """The text of expr with every constant a placeholder: equal for two calls that differ only in values."""
+    """expr's structure with every constant a placeholder: equal for two calls that differ only in values."""
 
-    class Blank(pyast.NodeTransformer):
-        def visit_Constant(self, node: pyast.Constant) -> pyast.AST:
-            return pyast.Name("_")
+    def walk(node: Any) -> Any:
+        if isinstance(node, pyast.Constant):
+            return "_"
+        if isinstance(node, pyast.AST):
+            return (type(node).__name__, *(walk(getattr(node, f, None)) for f in node._fields))
+        if isinstance(node, list):
+            return tuple(walk(n) for n in node)
+        return node
 
-    return pyast.dump(Blank().visit(_copy(expr)))
+    return repr(walk(expr))
 
 
 def _copy(expr: pyast.expr) -> pyast.expr:
