@@ -171,3 +171,38 @@ network H {
         torch.testing.assert_close(model.eval()(x), gm.eval()(x), rtol=0, atol=0)
         for a, b in zip(model.train()(x), gm.train()(x), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_names_the_generated_code_uses_are_kept_apart(tmp_path: Path) -> None:
+    """A block named `super`, a network named `getattr`, block arguments named `nn`, `self`, `torch`
+    and `x`, labels named like the names given to unnamed layers (relu1): the file imports and runs."""
+    text = """
+block super(nn, self, torch, x) {
+    relu1: conv(nn, 3, padding = self)
+    relu
+    relu2: batchnorm
+    relu
+    conv(torch, 1)
+}
+block N2(in_channels) { a: conv(in_channels, 1); relu }
+network getattr {
+    input: 3 x 8 x 8
+    s1: super(4, 1, 6, 0)
+    s2: super(5, 1, 7, 0)
+    "self": N2(8)
+    t: N2(9)
+    flatten
+    linear(3)
+}
+"""
+    checked = analyse(text)
+    gm = to_graph_module(checked.graph)
+    source = python_source(gm, checked.graph)
+    assert "class super_(nn.Module):" in source and "class getattr_(nn.Module):" in source
+    model = _load(source, tmp_path)().eval()
+    assert list(model.state_dict()) == list(gm.state_dict())
+    model.load_state_dict(gm.state_dict(), strict=True)
+    assert _leaves(model) == _leaves(gm)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), gm.eval()(x), rtol=0, atol=0)
