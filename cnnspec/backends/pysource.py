@@ -399,6 +399,9 @@ class _Writer:
             first = s.ins[0] if s.ins else None
             listing = s.node is not None and (k := lookup(s.node.kind)) is not None and k.takes_list
             chain = first is not None and uses.get(first, 0) == 1 and first in var and not listing
+            args = [var[i] for i in s.ins]
+            for i in s.ins:
+                left[i] -= 1  # before naming: a name this statement reads last is free for its result
             if chain:
                 name = var[first]
             else:
@@ -411,9 +414,6 @@ class _Writer:
                 else:
                     stem = "out"
                 name = self._local(stem, holds, left)
-            args = [var[i] for i in s.ins]
-            for i in s.ins:
-                left[i] -= 1
             if s.node is None:
                 call = "self"
                 for part in attr:
@@ -549,6 +549,7 @@ class _Writer:
             self._write_class(name, [infos[i] for i in members], optional)
 
     def _write_class(self, name: str, infos: list[Any], optional: set[str]) -> None:
+        infos = _whole_tuples(infos, optional)
         head = max(infos, key=lambda t: len(t[1]))
         box0, entries0, rename0, _ = head
         form = box0.form
@@ -970,6 +971,54 @@ def _scheme_call(scheme: str, args: dict[str, Any], tensor: str) -> str:
         "xavier_normal": ("gain",), "xavier_uniform": ("gain",),
     }[scheme]  # fmt: skip
     return f"nn.init.{scheme}_({tensor}{given(*names)})"
+
+
+def _whole_tuples(infos: list[Any], optional: set[str]) -> list[Any]:
+    """infos with each tuple of constants whose elements vary apart between the instances ((1, 7) in
+    one, (3, 3) in another: Inception's kernels) made one constant, so that it becomes one parameter
+    (`kernel_size=conv_kernel_size`) rather than one per element."""
+    attrs = [a for a, e, _ in infos[0][1] if e is not None and not (len(a) == 1 and a[0] in optional)]
+    exprs = {a: [_copy(dict((x, e) for x, e, _ in entries)[a]) for _, entries, _, _ in infos] for a in attrs}
+    for attr in attrs:
+        found = [
+            [n for n in pyast.walk(e) if isinstance(n, pyast.Tuple) and n.elts and _all_constant(n.elts)]
+            for e in exprs[attr]
+        ]
+        whole: set[int] = set()
+        for j in range(min(map(len, found))):
+            nodes = [f[j] for f in found]
+            if len({len(n.elts) for n in nodes}) != 1:
+                continue
+            cols = [
+                tuple((type(c.value), c.value) for c in (n.elts[k] for n in nodes)) for k in range(len(nodes[0].elts))
+            ]  # type: ignore[attr-defined]
+            if len(set(cols)) == 1 or all(len(set(col)) == 1 for col in cols):
+                continue  # (s, s) moving together, or the same in every instance
+            whole |= {id(n) for n in nodes}
+
+        if whole:
+            exprs[attr] = [_Whole(whole).visit(e) for e in exprs[attr]]
+    out = []
+    for i, (box, entries, rename, shape) in enumerate(infos):
+        entries = [(a, exprs[a][i] if a in exprs else e, full) for a, e, full in entries]
+        out.append((box, entries, rename, shape))
+    return out
+
+
+class _Whole(pyast.NodeTransformer):
+    """Makes the tuples of constants it is given, by id, one constant each."""
+
+    def __init__(self, ids: set[int]) -> None:
+        self.ids = ids
+
+    def visit_Tuple(self, node: pyast.Tuple) -> pyast.AST:
+        if id(node) in self.ids:
+            return pyast.Constant(tuple(c.value for c in node.elts))  # type: ignore[attr-defined]
+        return self.generic_visit(node)
+
+
+def _all_constant(nodes: list[pyast.expr]) -> bool:
+    return all(isinstance(n, pyast.Constant) for n in nodes)
 
 
 def _shallow(call: pyast.Call) -> pyast.Call:
