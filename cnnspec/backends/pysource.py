@@ -33,7 +33,7 @@ from cnnspec.backends.export import (
     _settings,
     docstring_text,
 )
-from cnnspec.backends.names import module_paths
+from cnnspec.backends.names import fx_name, module_paths, safe_name
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.init import SCHEMES, path_matches
 from cnnspec.layers.kind import Attrs
@@ -105,8 +105,6 @@ class _Box:
     base: str = ""  # the class name it is written as (block name)
     block_args: dict[str, Any] = field(default_factory=dict)
     expr: pyast.expr | None = None
-    # attr path -> (its name in the class, original child name), for renamed positions (relu "2" -> relu1)
-    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -260,8 +258,6 @@ class _Writer:
                 name = group.name if is_block and group is not None else path.rpartition(".")[2]
                 if not is_block:
                     name = "".join(p[:1].upper() + p[1:] for p in name.replace("-", "_").split("_") if p) or "Group"
-                from cnnspec.backends.names import fx_name
-
                 box.base = fx_name(name)
                 box.block_args = dict(group.args) if is_block and group is not None else {}
 
@@ -1054,8 +1050,6 @@ def _collapsed(call: pyast.Call, i: int) -> str | None:
 
 
 def _safe_attr(name: str) -> bool:
-    from cnnspec.backends.names import safe_name
-
     return safe_name(name, top=False) and name not in ("forward", "_init_weights")
 
 

@@ -10,7 +10,7 @@ from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs, writ
 
 #: Output suffixes and what they hold.
 FORMATS = {
-    ".py": "standalone PyTorch source (a class per block)",
+    ".py": "standalone PyTorch source, a class per block",
     ".pt2": "torch.export ExportedProgram",
     ".onnx": "ONNX model through torch's exporter (eval mode, dynamic batch)",
 }
