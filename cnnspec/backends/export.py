@@ -192,8 +192,10 @@ def _indent(code: str) -> str:
 
 
 def write_python(gm: torch.fx.GraphModule, graph: Graph, path: Path) -> None:
-    """Write the standalone Python source of a network."""
-    path.write_text(python_source(gm, graph))
+    """Write the standalone Python source of a network: a class per block, as a person writes PyTorch."""
+    from cnnspec.backends.pysource import python_source as idiomatic  # (it builds on this module's helpers)
+
+    path.write_text(idiomatic(gm, graph))
 
 
 def write_pt2(gm: torch.fx.GraphModule, graph: Graph, path: Path) -> None:

@@ -11,7 +11,7 @@ from cnnspec.commands.common import UsageError, add_spec_args, set_texts, spec_k
 
 #: Output suffixes and what they hold.
 FORMATS = {
-    ".py": "standalone PyTorch source (imports only torch)",
+    ".py": "standalone PyTorch source, a class per block",
     ".pt2": "torch.export ExportedProgram",
     ".onnx": "ONNX model through torch's exporter (eval mode, dynamic batch)",
 }
