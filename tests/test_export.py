@@ -22,7 +22,7 @@ from support import SPECS, load_generated_class
 import cnnspec
 from cnnspec import cli
 from cnnspec.api import analyse
-from cnnspec.backends import export
+from cnnspec.backends import export, pysource
 from cnnspec.backends.fx import to_graph_module
 
 #: Run in a fresh interpreter: import the generated file with cnnspec made unimportable,
@@ -131,10 +131,11 @@ network Deep {
 def test_python_source_reads_as_the_spec() -> None:
     checked = analyse(SPECS / "resnet18.cnn")
     gm = to_graph_module(checked.graph)
-    source = export.python_source(gm, checked.graph)
-    assert "class resnet18(nn.Module):" in source
-    assert "'layer2.0.downsample.0', nn.Conv2d(64, 128, kernel_size=(1, 1), stride=(2, 2), bias=False)" in source
-    assert "'layer1.0.downsample" not in source
+    source = pysource.python_source(gm, checked.graph)
+    assert "class BasicBlock(nn.Module):" in source and "class resnet18(nn.Module):" in source
+    downsample = "nn.Sequential(nn.Conv2d(64, 128, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(128))"
+    assert f"downsample={downsample}" in source
+    assert "downsample: nn.Module | None = None" in source  # layer1 has none: the child is optional
     compile(source, "model.py", "exec")
 
 
