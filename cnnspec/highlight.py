@@ -35,6 +35,7 @@ from pygments.token import (
     _TokenType,
 )
 
+from cnnspec.layers.builtin import BUILTIN
 from cnnspec.layers.init import SCHEMES
 from cnnspec.layers.registry import all_kinds
 from cnnspec.semantics.values import BUILTINS
@@ -176,8 +177,9 @@ def textmate_grammar() -> dict[str, object]:
     Python's `re` read alike.
     """
     s = TEXTMATE_SCOPES
+    # The built-in kinds only: the file ships with cnnspec, whatever a process has registered since.
     names = [
-        {"match": _alternatives(list(all_kinds())), "name": s[Name.Builtin]},
+        {"match": _alternatives([kind.name for kind in BUILTIN]), "name": s[Name.Builtin]},
         {"match": _alternatives([*BUILTINS, *SCHEMES]), "name": s[Name.Function]},
         {"match": r"\b[A-Z]\w*", "name": s[Name.Class]},
         {"match": _NAME, "name": s[Name]},
