@@ -39,6 +39,22 @@ class Checked:
     warnings: list[Diagnostic]
 
 
+def analyze_network(program: Program, name: str, graph: Graph, diags: Diagnostics) -> Analysis:
+    """The passes over an elaborated network, E605 when its parameters pass MAX_PARAMS (no warning
+    renaming then), else the warnings' node ids turned into module paths. Shared with the language server."""
+    analysis = analyze(graph)
+    if analysis.trainable_params > MAX_PARAMS:
+        diags.error(
+            E605,
+            f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
+            program.networks[name].name_span,
+            help=["check the layer widths and repetition counts"],
+        )
+    else:
+        _rename_warnings(graph, diags)
+    return analysis
+
+
 def analyse(
     spec: str | Path,
     network: str | None = None,
@@ -61,16 +77,8 @@ def analyse(
         graph = Elaborator(program, diags, limits).network(name, params, input_shape)
         diags.raise_if_errors()
         assert graph is not None
-        analysis = analyze(graph)
-        if analysis.trainable_params > MAX_PARAMS:
-            diags.error(
-                E605,
-                f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
-                program.networks[name].name_span,
-                help=["check the layer widths and repetition counts"],
-            )
-            diags.raise_if_errors()
-        _rename_warnings(graph, diags)
+        analysis = analyze_network(program, name, graph, diags)
+        diags.raise_if_errors()
     except RecursionError:
         # The limits keep nesting far below the recursion limit; this is the last line of defence.
         diags.error(E603, "the spec is nested too deeply to check", None, help=["flatten the deepest nesting"])

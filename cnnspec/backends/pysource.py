@@ -566,15 +566,7 @@ class _Writer:
                 if not label.isidentifier() or not label.isascii():
                     label = "value_" + "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in label)
                 labels.append(label)
-        per_instance: list[list[Any]] = []
-        for _, entries, _, _ in infos:
-            by_attr = {a: e for a, e, _ in entries}
-            values: list[Any] = []
-            for attr, expr in core:
-                if expr is None:
-                    continue
-                values += [v for _, v in _constants(by_attr[attr], "", self._signature)]
-            per_instance.append(values)
+        per_instance = [self._values(entries, core) for _, entries, _, _ in infos]
         vectors = [list(col) for col in zip(*per_instance, strict=True)] if per_instance else []
         params: list[tuple[str, str]] = []
         by_vector: dict[Any, str] = {}
@@ -666,11 +658,7 @@ class _Writer:
         # Each instance's call.
         for box, entries, _, _ in infos:
             by_attr = {a: e for a, e, _ in entries}
-            values: list[Any] = []
-            for attr, expr in core:
-                if expr is None:
-                    continue
-                values += [v for _, v in _constants(by_attr[attr], "", self._signature)]
+            values = self._values(entries, core)
             args = []
             seen: set[str] = set()
             for pname, v in zip(pos_param, values, strict=True):
@@ -724,6 +712,15 @@ class _Writer:
         if key not in self.rebuilt:
             self.rebuilt[key] = _rebuilds(text, module)
         return self.rebuilt[key]
+
+    def _values(self, entries: list[Any], core: list[tuple[Any, Any]]) -> list[Any]:
+        """One instance's constants, in the order of the class's core entries (those every instance has)."""
+        by_attr = {a: e for a, e, _ in entries}
+        values: list[Any] = []
+        for attr, expr in core:
+            if expr is not None:
+                values += [v for _, v in _constants(by_attr[attr], "", self._signature)]
+        return values
 
     def _signature(self, func: str) -> list[str]:
         """The parameter names of a class a constructor text calls, in order."""

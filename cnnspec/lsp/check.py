@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnspec.analysis import Analysis, analyze
+from cnnspec.analysis import Analysis
 from cnnspec.diagnostics import Diagnostic, Diagnostics, SpecError
-from cnnspec.diagnostics.codes import E603, E605
+from cnnspec.diagnostics.codes import E603
 from cnnspec.ir import Graph
 from cnnspec.lint.static import static_warnings
 from cnnspec.semantics.elaborate import Elaborator, Limits
@@ -163,22 +163,15 @@ def _elaborate(
 ) -> Context | None:
     """Elaborate one network and run the passes; its diagnostics join diags (only those that point
     into the document when here_only). The context when it has no errors."""
-    from cnnspec.api import MAX_PARAMS, _rename_warnings
+    from cnnspec.api import analyze_network
 
     own = Diagnostics(program.sources)
     context = None
     try:
         graph = Elaborator(program, own, limits).network(network, {}, None)
         if graph is not None and not own.has_errors:
-            analysis = analyze(graph)
-            if analysis.trainable_params > MAX_PARAMS:
-                own.error(
-                    E605,
-                    f"the network has {analysis.trainable_params:,} parameters, above the limit of {MAX_PARAMS:,}",
-                    program.networks[network].name_span,
-                )
-            else:
-                _rename_warnings(graph, own)
+            analysis = analyze_network(program, network, graph, own)
+            if not own.has_errors:
                 item = program.networks[network]
                 definition = item.target if isinstance(item, ast.NetworkAlias) else network
                 context = Context(network, definition, program.main_file, graph, analysis)

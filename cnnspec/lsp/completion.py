@@ -15,8 +15,9 @@ from cnnspec.syntax import ast
 _CALLEE = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)\s*$")
 
 
-def open_call(before: str) -> str | None:
-    """The name of the call whose parentheses are still open at the end of before (one line)."""
+def _open_bracket(before: str, *, or_comma: bool = False) -> int | None:
+    """The position of the innermost bracket still open at the end of before (one line); with
+    or_comma, of the last comma at that bracket's level if there is one after it."""
     depth = 0
     for i in range(len(before) - 1, -1, -1):
         c = before[i]
@@ -24,10 +25,18 @@ def open_call(before: str) -> str | None:
             depth += 1
         elif c in "([":
             if depth == 0:
-                m = _CALLEE.search(before[:i]) if c == "(" else None
-                return m.group(1) if m else None
+                return i
             depth -= 1
+        elif or_comma and c == "," and depth == 0:
+            return i
     return None
+
+
+def open_call(before: str) -> str | None:
+    """The name of the call whose parentheses are still open at the end of before (one line)."""
+    i = _open_bracket(before)
+    m = _CALLEE.search(before[:i]) if i is not None and before[i] == "(" else None
+    return m.group(1) if m else None
 
 
 _NAMED = re.compile(r"^\s*[A-Za-z_][A-Za-z_0-9]*\s*=(?!=)")
@@ -36,20 +45,8 @@ _NAMED = re.compile(r"^\s*[A-Za-z_][A-Za-z_0-9]*\s*=(?!=)")
 def in_value(before: str) -> bool:
     """Whether the end of before (inside a call's parentheses) is an argument's value, not its start:
     after `name =`, or after a positional argument's first word."""
-    depth = 0
-    for i in range(len(before) - 1, -1, -1):
-        c = before[i]
-        if c in ")]":
-            depth += 1
-        elif c in "([":
-            if depth == 0:
-                break
-            depth -= 1
-        elif c == "," and depth == 0:
-            break
-    else:
-        i = -1
-    current = before[i + 1 :]
+    i = _open_bracket(before, or_comma=True)
+    current = before[(-1 if i is None else i) + 1 :]
     return bool(_NAMED.match(current)) or bool(re.search(r"\S\s", current))
 
 
