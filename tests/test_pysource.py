@@ -9,13 +9,11 @@ input; the init rules must be applied by the generated class itself.
 from __future__ import annotations
 
 import ast as pyast
-import importlib.util
-import re
 from pathlib import Path
 
 import pytest
 import torch
-from support import SPECS, stock_params
+from support import SPECS, load_generated_class, stock_params
 
 from cnnspec.api import analyse
 from cnnspec.backends.fx import to_graph_module
@@ -28,12 +26,7 @@ STOCK = stock_params()
 def _load(source: str, tmp_path: Path, tag: str = "model") -> type[torch.nn.Module]:
     path = tmp_path / f"{tag}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"generated_{tag}_{abs(hash(str(path)))}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    *_, name = re.findall(r"^class (\w+)\(nn.Module\):", source, re.M)
-    return getattr(module, name)  # type: ignore[no-any-return]
+    return load_generated_class(path)  # type: ignore[no-any-return]
 
 
 def _leaves(model: torch.nn.Module) -> list[str]:
