@@ -13,7 +13,7 @@ from lsprotocol import types
 from cnnspec.lsp.check import DocCheck, check_document, sibling_users
 from cnnspec.lsp.completion import completions
 from cnnspec.lsp.diagnostics import to_lsp
-from cnnspec.lsp.documents import Documents, apply_change, path_to_uri, to_span_position
+from cnnspec.lsp.documents import Document, Documents, apply_change, path_to_uri, to_span_position
 from cnnspec.lsp.hover import hover_text
 from cnnspec.lsp.navigation import definition
 from cnnspec.lsp.server import INTERNAL, format_edits, make_server
@@ -222,6 +222,18 @@ def test_each_server_has_its_own_documents() -> None:
     assert a.checks is not b.checks and a.parsed is not b.parsed
 
 
+def _use_every_feature(check: DocCheck, doc: Document, lines: range) -> None:
+    """Hover, completion and definition on the given lines, symbols, the LSP diagnostics and formatting:
+    each must answer without raising."""
+    for line in lines:
+        hover_text(check, line, 5)
+        completions(check, line, 9)
+        definition(check, line, 7)
+    document_symbols(check)
+    to_lsp(check)
+    format_edits(doc)
+
+
 def test_no_fuzzed_text_makes_the_check_fail() -> None:
     """A bug in the checker becomes an `internal` diagnostic (the server lives on): none may appear."""
     from tests.fuzz.mutate import mutate, random_spec, stock_texts
@@ -234,13 +246,7 @@ def test_no_fuzzed_text_makes_the_check_fail() -> None:
         doc.text = mutate(rng.choice(stock)[1], rng) if rng.random() < 0.7 else random_spec(rng)
         check = server.recheck(doc)
         assert not [d for d in check.diagnostics if d.code == INTERNAL], doc.text
-        for line in range(1, len(check.lines) + 1, 2):
-            hover_text(check, line, 5)
-            completions(check, line, 9)
-            definition(check, line, 7)
-        document_symbols(check)
-        to_lsp(check)
-        format_edits(doc)
+        _use_every_feature(check, doc, range(1, len(check.lines) + 1, 2))
 
 
 def test_imports_are_looked_for_in_the_search_path(tmp_path: Path) -> None:
@@ -269,10 +275,4 @@ def test_hostile_specs_get_diagnostics_not_a_failure() -> None:
         doc.text = generator.make(size)
         check = server.recheck(doc)
         assert not [d for d in check.diagnostics if d.code == INTERNAL], (generator.name, size)
-        for line in range(1, min(len(check.lines), 60) + 1, 3):
-            hover_text(check, line, 6)
-            completions(check, line, 8)
-            definition(check, line, 6)
-        document_symbols(check)
-        to_lsp(check)
-        format_edits(doc)
+        _use_every_feature(check, doc, range(1, min(len(check.lines), 60) + 1, 3))
