@@ -241,3 +241,119 @@ def test_memory_figures_follow_the_batch() -> None:
     assert one.cuts == many.cuts  # MACs do not depend on the batch
     assert [s.memory for s in many.stages] == [_stage_memory(c.graph, s.nodes, 16) for s in many.stages]
     assert many.stages[0].memory > 15 * one.stages[0].memory
+
+
+# ------------------------------------------------------------------ cut markers
+
+#: MIXED with a marker after the residual's relu and one after the concat.
+MARKED = MIXED.replace("    relu\n    maxpool(2)", "    relu; cut\n    maxpool(2)").replace(
+    "padding = 1) }; maxpool(3, stride = 1, padding = 1) }",
+    "padding = 1) }; maxpool(3, stride = 1, padding = 1) }; cut",
+)
+
+
+def test_cut_markers_change_no_module_path_figure_or_weight_name() -> None:
+    import cnnspec
+
+    plain, marked = analyse(MIXED), analyse(MARKED)
+    assert MARKED.count("cut") == 2
+    assert [n._replace(span=None) for n in plain.graph.nodes] == [n._replace(span=None) for n in marked.graph.nodes]
+    assert [m.node for m in marked.graph.cut_markers] == [8, 15]
+    assert plain.graph.cut_markers == []
+    assert marked.analysis.total_macs == plain.analysis.total_macs
+    assert list(cnnspec.compile(MARKED).state_dict()) == list(cnnspec.compile(MIXED).state_dict())
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("stages", [3, 4, 5])
+def test_markers_are_boundaries_and_the_rest_is_optimal(measure: str, stages: int) -> None:
+    c = analyse(MARKED)
+    plan = plan_pipeline(c.graph, stages, measure, batch=2, analysis=c.analysis)
+    _assert_well_formed(c.graph, plan, stages)
+    assert plan.pinned == (8, 15) and {8, 15} <= set(plan.cuts)
+    graph, n = c.graph, len(c.graph.nodes)
+    best = None
+    for cuts in itertools.combinations(legal_cut_points(graph), stages - 1):
+        if not {8, 15} <= set(cuts):
+            continue
+        bounds = [0, *cuts, n - 1]
+        ids = [tuple(range(0 if k == 0 else bounds[k] + 1, bounds[k + 1] + 1)) for k in range(stages)]
+        if measure == "memory":
+            worst = max(_stage_memory(graph, s, 2) for s in ids)
+        else:
+            per = [p[0] if p else 0 for p in c.analysis.params] if measure == "params" else c.analysis.macs
+            worst = max(sum(per[i] or 0 for i in s) for s in ids)
+        best = worst if best is None else min(best, worst)
+    assert max(s.total(measure) for s in plan.stages) == best
+
+
+def _error(text: str, stages: int) -> PipelineError:
+    c = analyse(text)
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(c.graph, stages, analysis=c.analysis)
+    return e.value
+
+
+def test_a_marker_inside_a_residual_names_both_tensors_and_their_layers() -> None:
+    e = _error(
+        "network N { input: 4 x 8 x 8\n conv(4, 3, padding = 1)\n residual { conv(4, 3, padding = 1); cut; relu } }", 2
+    )
+    assert e.code == "E702" and e.span is not None and (e.span.line, e.span.col) == (3, 38)
+    assert "would pass 2 tensors, not one: 4×8×8 from `0` (conv) and 4×8×8 from `1` (conv)" in e.message
+    assert [(n.span.line, n.span.col) for n in e.notes if n.span] == [(2, 2), (3, 13)]
+
+
+def test_a_marker_between_inception_branches_names_every_tensor() -> None:
+    c = analyse(SPECS / "googlenet.cnn")
+    text = (
+        (SPECS / "googlenet.cnn")
+        .read_text()
+        .replace("BasicConv(c3, 3, padding = 1)", "BasicConv(c3, 3, padding = 1); cut", 1)
+    )
+    assert "cut" in text
+    e = _error(text, 2)
+    # After inception3a's second branch: the module's input (read by branches 3 and 4) and the
+    # outputs of branches 1 and 2 (read by the concat) cross.
+    assert e.code == "E702" and e.message.endswith(
+        "would pass 3 tensors, not one: 192×28×28 from `maxpool2` (maxpool), 64×28×28 from "
+        "`inception3a.branch1.2` (relu) and 128×28×28 from `inception3a.branch2.1.2` (relu)"
+    )
+    assert [f.path for f in e.trace] == ["inception3a"]
+    assert c.graph.cut_markers == []
+
+
+@pytest.mark.parametrize(
+    ("body", "stages", "code", "text"),
+    [
+        ("cut; conv(4, 3); relu", 2, "E702", "no layer before it"),
+        ("conv(4, 3); relu; cut", 2, "E702", "no layer after it"),
+        ("conv(4, 3); cut * 2; relu", 3, "E702", "in the same place as another"),
+        ("conv(4, 3); cut; relu; cut; conv(4, 1)", 2, "E703", "2 cut markers, more than the 1 boundary of 2 stages"),
+        ("conv(4, 3); cut; relu", 3, "E701", "1 legal cut point, so at most 2 stages"),
+    ],
+)
+def test_marker_mistakes(body: str, stages: int, code: str, text: str) -> None:
+    e = _error(f"network N {{ input: 1 x 8 x 8\n {body} }}", stages)
+    assert e.code == code and text in e.message, e.message
+    if code != "E701":
+        assert e.span is not None and e.span.line == 2
+
+
+def test_a_marker_is_harmless_without_a_plan_and_takes_no_arguments() -> None:
+    from cnnspec.diagnostics import SpecError
+
+    c = analyse("network N { input: 1 x 8 x 8\n conv(4, 3); cut; relu; cut }")  # no plan: no error
+    assert len(c.graph.cut_markers) == 2
+    with pytest.raises(SpecError) as e:
+        analyse("network N { input: 1 x 8 x 8\n conv(4, 3); cut(2); relu }")
+    assert e.value.errors[0].code.startswith("E2")
+
+
+def test_pipeline_errors_render_as_spec_errors() -> None:
+    text = "network N { input: 4 x 8 x 8\n conv(4, 3, padding = 1)\n residual { conv(4, 3, padding = 1); cut; relu } }"
+    c = analyse(text)
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(c.graph, 2)
+    rendered = e.value.spec_error(c.program.sources).render()
+    assert rendered.startswith("<spec>:3:38: error[E702]: a pipeline boundary at this cut marker")
+    assert "residual { conv(4, 3, padding = 1); cut; relu }" in rendered and "^^^" in rendered

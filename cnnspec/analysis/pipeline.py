@@ -11,9 +11,9 @@ the one whose boundary tensors are smallest in total (what the pipeline sends
 between devices at every micro-batch), by a dynamic programme over the cut
 points; the earliest cuts break any remaining tie.
 
-A `cut` marker in the spec (a layer that lowers to nothing) pins a boundary
-right after itself; pins are placed first and the rest are planned around
-them. Everything here is a pure function of the graph and its analysis.
+A `cut` marker in the spec (a layer that lowers to nothing: Graph.cut_markers)
+pins a boundary right after the layer before it; pins are placed first and
+the rest are planned around them. Everything here is a pure function of the graph and its analysis.
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from cnnspec.analysis.analysis import Analysis, analyze
 from cnnspec.analysis.memory import _applied, _rules
-from cnnspec.diagnostics import Note
+from cnnspec.diagnostics import Diagnostic, Frame, Note, SpecError
 from cnnspec.diagnostics.codes import E701, E702, E703, E704
-from cnnspec.ir import Graph, Node, Shape
+from cnnspec.ir import CutMarker, Graph, Node, Shape
 from cnnspec.layers.kind import F32, SAVES_INPUT, shape_text
-from cnnspec.syntax.source import Span
+from cnnspec.syntax.source import SourceMap, Span
 
 #: The measures a plan can balance, in the order reports list them.
 MEASURES = ("macs", "params", "memory")
-#: The layer kind of the spec's cut marker (cnnspec.layers.builtin.CUT).
-CUT_KIND = "cut"
 
 
 class PipelineError(Exception):
@@ -51,6 +50,7 @@ class PipelineError(Exception):
         help: str | None = None,
         span: Span | None = None,
         notes: Sequence[Note] = (),
+        trace: tuple[Frame, ...] = (),
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -58,6 +58,24 @@ class PipelineError(Exception):
         self.help = help
         self.span = span
         self.notes = tuple(notes)
+        #: The block instances the marker is in, outermost first (as a spec error's trace).
+        self.trace = trace
+
+    def diagnostic(self) -> Diagnostic:
+        """The error as a diagnostic, pointing at the cut marker where there is one."""
+        return Diagnostic(
+            self.code,
+            self.message,
+            self.span,
+            notes=list(self.notes),
+            help=[self.help] if self.help else [],
+            trace=self.trace,
+        )
+
+    def spec_error(self, sources: SourceMap) -> SpecError:
+        """The error as a SpecError over the checked spec's sources (Checked.program.sources), so that
+        the command line renders it as any spec error: file:line:col, the line, a caret, the help."""
+        return SpecError([self.diagnostic()], sources)
 
 
 @dataclass(frozen=True)
@@ -135,13 +153,15 @@ def plan_pipeline(
     costs = _Costs(graph, a, batch)
     candidates, pins = _candidates(graph)
     if len(pins) > stages - 1:
-        marker = graph.nodes[pins[stages - 1]]
+        markers = sorted(graph.cut_markers, key=lambda m: m.node)
         raise PipelineError(
             E703,
-            f"the spec has {len(pins)} cut markers, more than the {stages - 1} boundaries of {stages} stages",
+            f"the spec has {_count(len(pins), 'cut marker')}, more than the {stages - 1} "
+            f"{'boundary' if stages == 2 else 'boundaries'} of {stages} stages",
             help=f"plan at least {len(pins) + 1} stages (--pipeline {len(pins) + 1}), or remove cut markers",
-            span=marker.span,
-            notes=[Note(f"cut marker {graph.nodes[p].path}", graph.nodes[p].span) for p in pins],
+            span=markers[stages - 1].span,
+            trace=markers[stages - 1].trace,
+            notes=[Note(f"cut marker {k + 1} of {len(markers)}", m.span) for k, m in enumerate(markers)],
         )
     if stages > len(candidates) + 1:
         raise PipelineError(
@@ -161,8 +181,7 @@ def plan_pipeline(
 
 
 def legal_cut_points(graph: Graph) -> list[int]:
-    """The node ids a boundary may follow: cut points with a layer before and after them, never
-    just before a cut marker (whose own cut follows it)."""
+    """The node ids a boundary may follow: the graph's cut points with a layer before and after them."""
     return _candidates(graph)[0]
 
 
@@ -256,69 +275,62 @@ def _keepers(graph: Graph) -> tuple[dict[int, list[int]], list[int], dict[int, i
 # ------------------------------------------------------------ cut points
 
 
-def _is_layer(node: Node) -> bool:
-    """A node that does work in a stage: not the input, not a cut marker."""
-    return node.id > 0 and node.kind != CUT_KIND
-
-
 def _candidates(graph: Graph) -> tuple[list[int], list[int]]:
-    """The node ids a boundary may follow, and those the spec's markers pin (a subset).
+    """The node ids a boundary may follow (a layer before and after it), and those the spec's `cut`
+    markers pin (a subset, ascending).
 
-    Raises PipelineError for a marker where more than one tensor crosses or that leaves a stage
-    without a layer.
+    Raises PipelineError (E702) for a marker where more than one tensor crosses, or one that would
+    leave a stage without a layer.
     """
     nodes = graph.nodes
+    last = len(nodes) - 1
     cuts = graph.cut_points()
     legal = set(cuts)
-    layer_ids = [n.id for n in nodes if _is_layer(n)]
-    pins = [n.id for n in nodes if n.kind == CUT_KIND]
-    for p in pins:
-        if p not in legal:
-            raise _crossing_error(graph, p)
-    # Every stage holds at least one layer: between consecutive boundaries (and the ends).
-    bounds = [0, *pins]
-    for prev, p in zip(bounds, pins, strict=False):
-        i = bisect_right(layer_ids, prev)
-        if i == len(layer_ids) or layer_ids[i] > p:
-            marker = nodes[p]
-            where = "the input" if prev == 0 else f"the cut marker {nodes[prev].path}"
-            raise PipelineError(
-                E702,
-                f"the cut marker {marker.path} has no layer between it and {where}: a stage would be empty",
-                help="move the marker between two layers, or remove it",
-                span=marker.span,
+    markers = sorted(graph.cut_markers, key=lambda m: m.node)  # stable: one place keeps the spec's order
+    for m in markers:
+        if m.node not in legal:
+            raise _crossing_error(graph, m)
+    for m in markers:
+        if m.node == 0:
+            raise _empty_stage(m, "has no layer before it: the first stage would be empty")
+        if m.node == last:
+            raise _empty_stage(m, "has no layer after it: the last stage would be empty")
+    for before, m in pairwise(markers):
+        if m.node == before.node:
+            raise _empty_stage(
+                m,
+                f"is in the same place as another, right after {_name(nodes[m.node])}: the stage between "
+                "them would be empty",
+                [Note("the other cut marker", before.span)],
             )
-    if pins and bisect_right(layer_ids, pins[-1]) == len(layer_ids):
-        marker = nodes[pins[-1]]
-        raise PipelineError(
-            E702,
-            f"the cut marker {marker.path} has no layer after it: the last stage would be empty",
-            help="move the marker between two layers, or remove it",
-            span=marker.span,
-        )
-    if not layer_ids:
-        return [], []
-    lo, hi = layer_ids[0], layer_ids[-1]
-    pinned = set(pins)
-    candidates = [
-        p for p in cuts if lo <= p < hi and (p in pinned or nodes[p].kind != CUT_KIND) and nodes[p + 1].kind != CUT_KIND
-    ]
-    return candidates, pins
+    candidates = [p for p in cuts if 0 < p < last]
+    return candidates, [m.node for m in markers]
 
 
-def _crossing_error(graph: Graph, p: int) -> PipelineError:
-    """E702 for a marker after which more than one tensor crosses: each named with its producer."""
-    nodes = graph.nodes
-    marker = nodes[p]
-    producers = sorted({u for u, w in graph.g.edges() if u <= p < w})
-    texts = [f"{shape_text(nodes[u].out_shape)} from {_name(nodes[u])}" for u in producers]
-    listed = " and ".join(texts) if len(texts) == 2 else ", ".join(texts[:-1]) + ", and " + texts[-1]
+def _empty_stage(marker: CutMarker, why: str, notes: Sequence[Note] = ()) -> PipelineError:
     return PipelineError(
         E702,
-        f"cut marker {marker.path} is where {len(texts)} tensors cross, not one: {listed}",
-        help="a pipeline boundary passes one tensor: move the marker out of the residual or the "
-        "join's branches, before or after it",
+        f"this cut marker {why}",
+        help="put the marker between two layers, or remove it",
         span=marker.span,
+        trace=marker.trace,
+        notes=notes,
+    )
+
+
+def _crossing_error(graph: Graph, marker: CutMarker) -> PipelineError:
+    """E702 for a marker after which more than one tensor crosses: each named with its producer."""
+    nodes = graph.nodes
+    p = marker.node
+    producers = sorted({u for u, w in graph.g.edges() if u <= p < w})
+    texts = [f"{shape_text(nodes[u].out_shape)} from {_name(nodes[u])}" for u in producers]
+    listed = " and ".join(texts) if len(texts) == 2 else ", ".join(texts[:-1]) + " and " + texts[-1]
+    return PipelineError(
+        E702,
+        f"a pipeline boundary at this cut marker would pass {len(texts)} tensors, not one: {listed}",
+        help="a stage hands one tensor to the next: move the marker before or after the residual or join",
+        span=marker.span,
+        trace=marker.trace,
         notes=[
             Note(f"{shape_text(nodes[u].out_shape)} comes from {_name(nodes[u])}", nodes[u].span) for u in producers
         ],
@@ -326,7 +338,7 @@ def _crossing_error(graph: Graph, p: int) -> PipelineError:
 
 
 def _name(node: Node) -> str:
-    return "the input" if node.id == 0 else f"{node.path} ({node.kind})"
+    return "the input" if node.id == 0 else f"`{node.path}` ({node.kind})"
 
 
 def _count(n: int, what: str) -> str:
@@ -475,4 +487,4 @@ def _imbalance(totals: list[int]) -> float:
     return 1.0 if total == 0 else max(totals) * len(totals) / total
 
 
-__all__ = ["CUT_KIND", "MEASURES", "PipelineError", "PipelinePlan", "Stage", "legal_cut_points", "plan_pipeline"]
+__all__ = ["MEASURES", "PipelineError", "PipelinePlan", "Stage", "legal_cut_points", "plan_pipeline"]
