@@ -28,7 +28,7 @@ from itertools import pairwise
 from cnnspec.analysis.analysis import Analysis, analyze
 from cnnspec.analysis.memory import _applied, _rules
 from cnnspec.diagnostics import Diagnostic, Frame, Note, SpecError
-from cnnspec.diagnostics.codes import E701, E702, E703, E704
+from cnnspec.diagnostics.codes import E701, E702, E703
 from cnnspec.ir import CutMarker, Graph, Node, Shape
 from cnnspec.layers.kind import F32, SAVES_INPUT, shape_text
 from cnnspec.syntax.source import SourceMap, Span
@@ -40,7 +40,7 @@ MEASURES = ("macs", "params", "memory")
 class PipelineError(Exception):
     """A plan that cannot be made: too many stages, a cut marker where several tensors cross, ...
 
-    code is a diagnostic code (E70x); span, where set, is the cut marker at fault.
+    code is a diagnostic code (E701-E703); span, where set, is the cut marker at fault.
     """
 
     def __init__(
@@ -72,10 +72,14 @@ class PipelineError(Exception):
             trace=self.trace,
         )
 
-    def spec_error(self, sources: SourceMap) -> SpecError:
+    def spec_error(self, sources: SourceMap, at: Span | None = None) -> SpecError:
         """The error as a SpecError over the checked spec's sources (Checked.program.sources), so that
-        the command line renders it as any spec error: file:line:col, the line, a caret, the help."""
-        return SpecError([self.diagnostic()], sources)
+        the command line renders it as any spec error: file:line:col, the line, a caret, the help.
+        at: where an error that is no marker's points (the network's name)."""
+        d = self.diagnostic()
+        if d.span is None:
+            d.span = at
+        return SpecError([d], sources)
 
 
 @dataclass(frozen=True)
@@ -141,14 +145,16 @@ def plan_pipeline(
     """Cut graph into `stages` contiguous stages at legal cut points, every `cut` marker a boundary,
     minimising the largest stage under `balance` (macs, params or memory at `batch`).
 
-    Raises PipelineError for a plan that cannot be made. analysis: the graph's passes, if already run.
+    Raises PipelineError for a plan that cannot be made (too many stages, a misplaced or surplus
+    marker), ValueError for arguments out of range. analysis: the graph's passes, if already run.
     """
+    # Mistakes of the caller, not of the spec: the command line reports them as usage errors first.
     if balance not in MEASURES:
-        raise PipelineError(E704, f"unknown balance {balance!r}", help=f"balance on one of {', '.join(MEASURES)}")
+        raise ValueError(f"unknown balance {balance!r}: balance on one of {', '.join(MEASURES)}")
     if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
-        raise PipelineError(E704, f"a pipeline needs at least 1 stage, got {stages!r}")
+        raise ValueError(f"a pipeline needs at least 1 stage, got {stages!r}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise PipelineError(E704, f"the batch size must be a positive int, got {batch!r}")
+        raise ValueError(f"the batch size must be a positive int, got {batch!r}")
     a = analysis if analysis is not None else analyze(graph)
     costs = _Costs(graph, a, batch)
     candidates, pins = _candidates(graph)
@@ -166,8 +172,8 @@ def plan_pipeline(
     if stages > len(candidates) + 1:
         raise PipelineError(
             E701,
-            f"{graph.network} cannot be cut into {stages} pipeline stages: it has "
-            f"{_count(len(candidates), 'legal cut point')}, so at most {len(candidates) + 1} stages",
+            f"`{graph.network}` cannot be cut into {stages} pipeline stages: it has "
+            f"{_count(len(candidates), 'legal cut point')}, so at most {_count(len(candidates) + 1, 'stage')}",
             help="a boundary falls only where exactly one tensor crosses (never inside a residual or a "
             "join's branches); plan fewer stages",
         )
@@ -368,7 +374,9 @@ def _plan(
         pin_before[j] = last
         if j in pinned_set:
             last = j
-    seg = lambda i, j: cost(points[i], points[j])  # noqa: E731
+
+    def seg(i: int, j: int) -> int:
+        return cost(points[i], points[j])
 
     def needed(bound: int) -> int | None:
         """The fewest stages each at most bound (None if a single step exceeds it): greedy."""

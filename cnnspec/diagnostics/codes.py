@@ -603,12 +603,6 @@ CODES: dict[str, Code] = {
             _N + "    conv(8, 3); cut; conv(8, 3); conv(8, 3)\n}\n",
             "--pipeline 2",
         ),
-        Code(
-            "E704",
-            "invalid pipeline request",
-            "The planner was asked for fewer than 1 stage, a batch size below 1, or a balance other than "
-            "`macs`, `params` or `memory` (the command line reports these as usage errors).",
-        ),
         # ---------------------------------------------------------- warnings
         Code(
             "W001",
@@ -741,7 +735,6 @@ E610 = "E610"
 E701 = "E701"
 E702 = "E702"
 E703 = "E703"
-E704 = "E704"
 W001 = "W001"
 W002 = "W002"
 W003 = "W003"
@@ -781,7 +774,7 @@ def markdown() -> str:
         "",
         "Codes by group: E0xx syntax, E1xx names, E2xx values and arguments, E3xx shapes,",
         "E4xx files, definitions and structure, E5xx network selection and `--set`, E6xx limits,",
-        "W0xx warnings.",
+        "E7xx pipeline plans, W0xx warnings.",
         "",
         "| code | title |",
         "|------|-------|",
