@@ -369,3 +369,57 @@ def test_the_codes_examples_do_what_docs_errors_md_says(code: str) -> None:
         plan_pipeline(wrong.graph, stages)
     assert e.value.code == code
     assert len(plan_pipeline(fixed.graph, stages).stages) == stages
+
+
+def _measured_stage_memory(c: Checked, plan: PipelinePlan, batch: int) -> list[int]:
+    """Bytes autograd really saves in each stage of one training forward, each stage run on a tensor
+    of its own made from what the stage before sent (as a pipeline stage receives it)."""
+    import torch
+    import torch.fx
+
+    from cnnspec.backends.fx import to_graph_module
+
+    gm = to_graph_module(c.graph)
+    gm.train()
+    stage_of_path = {c.graph.nodes[i].path: s.index for s in plan.stages for i in s.nodes if i > 0}
+    owned = {t.untyped_storage().data_ptr() for t in [*gm.parameters(), *gm.buffers()]}
+    seen: list[dict[int, int]] = [{} for _ in plan.stages]
+    current = [0]
+
+    class Stages(torch.fx.Interpreter):
+        def run_node(self, n: torch.fx.Node) -> object:
+            stage = stage_of_path.get(n.meta.get("cnnspec_path", ""), current[0])
+            if stage != current[0]:
+                current[0] = stage
+                # The received tensor: a storage of this stage's own, and a leaf as a stage input
+                # is; `* 1` lets a first op that runs in place (a relu after the add) run.
+                for arg in n.all_input_nodes:
+                    if stage_of_path.get(arg.meta.get("cnnspec_path", ""), 0) < stage:
+                        self.env[arg] = self.env[arg].detach().requires_grad_() * 1
+            return super().run_node(n)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in owned:
+            seen[current[0]][s.data_ptr()] = s.nbytes()
+        return t
+
+    torch.manual_seed(0)
+    x = torch.randn(batch, *c.graph.input_shape)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        Stages(gm).run(x)
+    return [sum(s.values()) for s in seen]
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape", "stages"),
+    [("lenet5", None, 4), ("resnet18", (3, 64, 64), 3), ("googlenet", (3, 96, 96), 4), ("vgg11", (3, 64, 64), 5)],
+)
+def test_stage_memory_is_what_autograd_saves_in_each_stage(
+    spec: str, shape: tuple[int, ...] | None, stages: int
+) -> None:
+    pytest.importorskip("torch")
+    c = analyse(SPECS / f"{spec}.cnn", input_shape=shape)
+    for measure in MEASURES:
+        plan = plan_pipeline(c.graph, stages, measure, batch=2, analysis=c.analysis)
+        assert [s.memory for s in plan.stages] == _measured_stage_memory(c, plan, 2), measure
