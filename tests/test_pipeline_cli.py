@@ -197,3 +197,69 @@ def test_diagram_command_renders_the_stages(capsys: pytest.CaptureFixture[str], 
     assert rc == 1 and "E701" in err and not (tmp_path / "x.svg").exists()
     rc, _, err = _run(capsys, "diagram", "specs/googlenet.cnn", "--balance", "memory", "-o", str(tmp_path / "y.svg"))
     assert rc == 2 and "give --pipeline N too" in err
+
+
+# ------------------------------------------------------------------ docs
+
+PAGE = ROOT / "docs" / "parallelism.md"
+
+
+def _console_blocks(text: str) -> list[tuple[str, str]]:
+    """(command, what the page shows after it) for each ```console block of the page."""
+    found = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        first, _, shown = block.partition("\n")
+        assert first.startswith("$ cnnspec "), first
+        found.append((first[2:].split("#")[0].strip(), shown))
+    return found
+
+
+def test_the_plans_the_page_shows_are_what_check_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = _console_blocks(PAGE.read_text(encoding="utf-8"))
+    assert len(blocks) == 2
+    for command, shown in blocks:
+        rc, out, err = _run(capsys, *command.split()[1:])
+        assert rc == 0, err
+        assert out[out.index("\npipeline plan:") :] == shown, command
+
+
+def _figure_tables() -> tuple[str, str]:
+    """The page's two tables of plans, as the planner gives them now."""
+    plans = [
+        "| network | N | balance | cuts after | MACs | params | memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    stages = [
+        "| network | N | stage | layers | params | MACs | act. mem (batch 32) | sends / sample |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    from cnnspec.analysis.pipeline import MEASURES
+    from cnnspec.views.format import human
+    from cnnspec.views.rows import ReportData
+
+    for spec, name in (("resnet152", "ResNet-152"), ("vgg16", "VGG-16"), ("googlenet", "GoogLeNet")):
+        c = analyse(SPECS / f"{spec}.cnn")
+        labels = ReportData(c.graph, c.analysis, c.warnings, batch=32).labels
+        for n in (2, 4):
+            for measure in MEASURES:
+                plan = plan_pipeline(c.graph, n, measure, batch=32, analysis=c.analysis)
+                cuts = ", ".join(f"`{labels.get(c.graph.nodes[p].path, c.graph.nodes[p].path)}`" for p in plan.cuts)
+                cells = [
+                    f"**{plan.imbalance[m]:.2f}**" if m == measure else f"{plan.imbalance[m]:.2f}" for m in MEASURES
+                ]
+                plans.append(f"| {name} | {n} | {measure} | {cuts} | {' | '.join(cells)} |")
+                if measure != "macs":
+                    continue
+                for s in plan.stages:
+                    sends = "-" if s.boundary is None else f"{shape_text(s.boundary)} ({nbytes(s.boundary_bytes)})"
+                    stages.append(
+                        f"| {name} | {n} | {s.index} | {s.layers} | {s.params / 1e6:.2f}M | {human(s.macs)} | "
+                        f"{nbytes(s.memory)} | {sends} |"
+                    )
+    return "\n".join(plans) + "\n", "\n".join(stages) + "\n"
+
+
+def test_the_figures_the_page_shows_are_the_planners() -> None:
+    text = PAGE.read_text(encoding="utf-8")
+    for table in _figure_tables():
+        assert table in text
