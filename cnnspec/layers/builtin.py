@@ -575,7 +575,7 @@ CUT = LayerKind(
     name="cut",
     doc="Marks a pipeline stage boundary after the previous layer (`check --pipeline N`); computes nothing.",
     shape=_same,
-    lowers_to="nothing: a boundary that `--pipeline` plans keep",
+    lowers_to="nothing (a pipeline stage boundary)",
 )
 
 # ------------------------------------------------------------------ joins
