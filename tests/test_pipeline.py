@@ -423,3 +423,15 @@ def test_stage_memory_is_what_autograd_saves_in_each_stage(
     for measure in MEASURES:
         plan = plan_pipeline(c.graph, stages, measure, batch=2, analysis=c.analysis)
         assert [s.memory for s in plan.stages] == _measured_stage_memory(c, plan, 2), measure
+
+
+def test_hover_on_a_cut_marker_says_where_its_boundary_falls() -> None:
+    from cnnspec.lsp.check import check_document
+    from cnnspec.lsp.hover import hover_text
+
+    text = (
+        "block B() { conv(4, 3, padding = 1); cut; relu }\nnetwork N {\n    input: 1 x 8 x 8\n    a: B(); b: B()\n}\n"
+    )
+    hover = hover_text(check_document("/tmp/marked.cnn", text), 1, 38)
+    assert hover is not None and hover.startswith("**cut**")
+    assert "pipeline boundary after a.0 (4×8×8), b.0 (4×8×8)" in hover
