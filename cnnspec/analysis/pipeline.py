@@ -133,7 +133,7 @@ class PipelinePlan:
     batch: int
     #: For each measure of MEASURES, the largest stage over the mean stage (1.0 is perfect balance).
     imbalance: dict[str, float]
-    #: The cuts the spec's markers pinned (node ids of the markers), ascending.
+    #: The cuts the spec's `cut` markers pinned (the node ids they follow), ascending.
     pinned: tuple[int, ...] = ()
     #: How many legal cut points the network has (at most that many + 1 stages).
     legal: int = 0
