@@ -93,6 +93,13 @@ def test_check_json_has_the_plan_and_otherwise_the_stock_report(capsys: pytest.C
     assert modules == [n.path for n in g.nodes if n.has_module]
 
 
+def test_the_command_line_offers_every_measure() -> None:
+    from cnnspec.analysis.pipeline import MEASURES
+    from cnnspec.commands.check import BALANCES
+
+    assert BALANCES == MEASURES
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -6,7 +6,6 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from cnnspec.analysis.pipeline import MEASURES
 from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs
 
 if TYPE_CHECKING:
@@ -26,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+#: The measures a plan balances (cnnspec.analysis.pipeline.MEASURES, which the command line does
+#: not import until it plans: every command's parser is built at start-up).
+BALANCES = ("macs", "params", "memory")
+
+
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     """--pipeline N and --balance: plan the network as N pipeline stages (cnnspec.analysis.pipeline)."""
     p.add_argument(
@@ -37,7 +41,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--balance",
-        choices=MEASURES,
+        choices=BALANCES,
         help="what the plan balances: macs, params, or memory (activations at --batch) (default: macs)",
     )
 
