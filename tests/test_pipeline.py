@@ -435,3 +435,31 @@ def test_hover_on_a_cut_marker_says_where_its_boundary_falls() -> None:
     hover = hover_text(check_document("/tmp/marked.cnn", text), 1, 38)
     assert hover is not None and hover.startswith("**cut**")
     assert "pipeline boundary after a.0 (4×8×8), b.0 (4×8×8)" in hover
+
+
+@pytest.mark.parametrize("stages", [2, 3, 5, 8])
+def test_plans_too_big_to_tie_break_are_still_optimal(stages: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnspec.analysis.pipeline as pipeline
+
+    c = analyse(MIXED)
+    marked = analyse(MARKED)
+    for checked in (c, marked) if stages > 2 else (c,):  # MARKED pins two boundaries
+        for measure in MEASURES:
+            exact = plan_pipeline(checked.graph, stages, measure, batch=2, analysis=checked.analysis)
+            monkeypatch.setattr(pipeline, "MAX_TIE_BREAK_WORK", 0)
+            quick = plan_pipeline(checked.graph, stages, measure, batch=2, analysis=checked.analysis)
+            monkeypatch.undo()
+            _assert_well_formed(checked.graph, quick, stages)
+            assert set(quick.pinned) <= set(quick.cuts)
+            worst = [max(s.total(measure) for s in p.stages) for p in (exact, quick)]
+            assert worst[0] == worst[1], (measure, exact.cuts, quick.cuts)
+
+
+def test_a_long_chain_in_many_stages_is_planned_in_time() -> None:
+    import time
+
+    c = analyse("network Long { input: 8 x 8 x 8\n conv(8, 3, padding = 1) * 3000 }")
+    start = time.perf_counter()
+    plan = plan_pipeline(c.graph, 1000, analysis=c.analysis)
+    assert time.perf_counter() - start < 20
+    assert len(plan.stages) == 1000 and max(s.layers for s in plan.stages) == 3
