@@ -38,11 +38,12 @@ import graphviz
 
 from cnnspec.analysis import Analysis
 from cnnspec.analysis.aux import aux_heads
+from cnnspec.analysis.pipeline import PipelinePlan
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.kind import Attrs, LayerKind
 from cnnspec.layers.registry import is_join, lookup
-from cnnspec.views.fold import Item, build_tree, describe
-from cnnspec.views.format import human, shape_text
+from cnnspec.views.fold import Item, _fold_path, build_tree, describe
+from cnnspec.views.format import human, nbytes, shape_text
 
 #: Output suffixes and the `dot -T` format that writes them (None: the DOT text itself).
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
@@ -70,6 +71,10 @@ AUX_COLOUR = "#d9822b"
 _AUX_FILL = "#fff6ec"
 _OUTPUT_FILL = "#ffe0b8"
 SKIP_COLOUR = "#d62728"
+#: Pipeline stages (`--pipeline N`): each stage's colour, for the borders of its nodes, the edge
+#: into it and its legend row; they repeat after eight (the legend numbers the stages). None is
+#: the skip edges' red or the aux heads' orange.
+STAGE_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
 class GraphvizMissing(RuntimeError):
@@ -126,6 +131,8 @@ class _Unit:
     shape: str = "box"
     style: str = "rounded,filled"
     peripheries: int = 1
+    #: The border's colour: its pipeline stage's (STAGE_COLOURS), "" for the default.
+    colour: str = ""
 
 
 @dataclass
@@ -159,13 +166,24 @@ class Diagram:
     skip_edges: int
     #: Output nodes drawn for auxiliary outputs (the main output's node is not counted here).
     aux_outputs: int = 0
+    #: Pipeline stages drawn (0 without a plan).
+    stages: int = 0
 
 
 class _Builder:
     def __init__(
-        self, graph: Graph, analysis: Analysis, depth: int | None, expand: bool, params: bool, compact: bool = False
+        self,
+        graph: Graph,
+        analysis: Analysis,
+        depth: int | None,
+        expand: bool,
+        params: bool,
+        compact: bool = False,
+        plan: PipelinePlan | None = None,
     ) -> None:
         self.graph, self.analysis = graph, analysis
+        #: The pipeline stage of each node, with a plan.
+        self.stage_of = {i: s.index for s in plan.stages for i in s.nodes} if plan else {}
         self.depth, self.expand, self.params, self.compact = depth, expand, params, compact
         self.unit_of: dict[int, str] = {}
         self.n_units = 0
@@ -195,6 +213,11 @@ class _Builder:
     def _unit(self, ids: list[int], lines: list[str], **style: object) -> _Unit:
         self.n_units += 1
         unit = _Unit(f"n{self.n_units}", ids, lines, **style)  # type: ignore[arg-type]
+        stages = sorted({self.stage_of[i] for i in ids if i in self.stage_of})
+        if stages:
+            unit.colour = STAGE_COLOURS[stages[0] % len(STAGE_COLOURS)]
+            if len(stages) > 1:  # a group drawn as one node (--depth) across a boundary
+                unit.lines.append(f"pipeline stages {stages[0]}-{stages[-1]}")
         for i in ids:
             self.unit_of[i] = unit.dot_id
         return unit
@@ -254,6 +277,7 @@ class _Builder:
             and node.inputs == (prev.id,)
             and self.graph.users(prev.id) == [node.id]
             and prev.scope == node.scope
+            and self.stage_of.get(prev.id) == self.stage_of.get(node.id)
         )
 
     def _joins_branches(self, item: Item) -> bool:
@@ -473,6 +497,8 @@ def _unit_node(g: graphviz.Digraph, u: _Unit, look: _Look) -> None:
     small = look.small
     label = f"<b>{_esc(first)}</b>" + "".join(f'<br/><font point-size="{small}">{_esc(x)}</font>' for x in rest)
     extra = {"peripheries": str(u.peripheries)} if u.peripheries != 1 else {}
+    if u.colour:
+        extra.update(color=u.colour, penwidth="2.5")
     g.node(u.dot_id, label=f"<{label}>", shape=u.shape, style=u.style, fillcolor=u.fill, **extra)
 
 
@@ -629,6 +655,7 @@ def to_dot(
     rankdir: str = "TB",
     params: bool = False,
     compact: bool = False,
+    plan: PipelinePlan | None = None,
 ) -> Diagram:
     """The DOT text of a network: folded and fused by default, every layer when expand.
 
@@ -636,16 +663,22 @@ def to_dot(
     shapes on the edges (each node ends in its output shape) nor paths in
     the layers' nodes, and the network broken into columns side by side,
     left to right, each a run of the top-level groups (ResNet's stages).
+
+    plan: a pipeline plan (cnnspec.analysis.pipeline) to draw: each stage's
+    nodes bordered in its colour, a fold or fused chain never drawn across a
+    boundary, each boundary edge bold in the colour of the stage it enters
+    and labelled with what it sends, and a legend with every stage's totals.
     """
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be TB, LR, BT or RL, not {rankdir!r}")
     look = _COMPACT if compact else _Look()
-    b = _Builder(graph, analysis, depth, expand, params, compact)
+    b = _Builder(graph, analysis, depth, expand, params, compact, plan)
     inp = graph.input
     top: list[_Unit | _Cluster] = [
         b._unit([inp.id], [f"input {shape_text(inp.out_shape)}"], fill="#ffffff", shape="box", style="rounded")
     ]
-    top += b.items(build_tree(graph), 0)
+    tree = build_tree(graph)
+    top += b.items(_split_folds(tree, b.stage_of) if plan else tree, 0)
     if graph.aux:
         top.append(
             b._unit(
@@ -764,11 +797,18 @@ def to_dot(
         if preds.get(u, set()) - inside
     }
     n_skip = 0
+    entering = _boundary_edges(graph, b, plan, source) if plan else {}
+    if plan:
+        g.node("pipeline_legend", label=_legend(plan, look), shape="plaintext", margin="0")
     for (a, z), skip in edges.items():
         label = {"label": labels[(a, z)]} if look.edge_labels and labels[(a, z)] else {}
         if not label and z in heads:
             label = {"label": " "}
-        if z in aux_units:
+        if (a, z) in entering:
+            stage, text = entering[(a, z)]
+            colour = STAGE_COLOURS[stage % len(STAGE_COLOURS)]
+            g.edge(a, z, label=text, color=colour, fontcolor=colour, penwidth="3", style="bold")
+        elif z in aux_units:
             g.edge(a, z, color=AUX_COLOUR, fontcolor=AUX_COLOUR, **label)
         elif skip:
             n_skip += 1
@@ -776,7 +816,73 @@ def to_dot(
                    constraint="false", **label)  # fmt: skip
         else:
             g.edge(a, z, **label)
-    return Diagram(g.source, b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out))
+    return Diagram(g.source, b.n_units, n_clusters, len(seen), n_skip, len(b.aux_out), len(plan.stages) if plan else 0)
+
+
+def _split_folds(items: list[Item], stage_of: dict[int, int]) -> list[Item]:
+    """The tree with every fold that a pipeline boundary passes through broken at it: a run of
+    instances in one stage stays a fold, an instance with a boundary inside is drawn open."""
+    out: list[Item] = []
+    for item in items:
+        if item.kind == "group":
+            item.children = _split_folds(item.children, stage_of)
+            out.append(item)
+            continue
+        if item.kind != "fold" or len({stage_of[i] for i in item.node_ids}) == 1:
+            out.append(item)
+            continue
+        runs: list[list[Item]] = []
+        for inst in item.instances:
+            stages = {stage_of[i] for i in inst.node_ids}
+            key = stages.pop() if len(stages) == 1 else None
+            if runs and key is not None and {stage_of[i] for i in runs[-1][0].node_ids} == {key}:
+                runs[-1].append(inst)
+            else:
+                runs.append([inst])
+        for run in runs:
+            if len(run) == 1:
+                out += _split_folds([run[0]], stage_of)
+            else:
+                path = _fold_path(run[0].path, run[-1].path)
+                out.append(Item("fold", path, instances=run, varies=item.varies))
+    return out
+
+
+def _boundary_edges(
+    graph: Graph, b: _Builder, plan: PipelinePlan, source: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """The drawn edges that cross from one pipeline stage into the next: (stage entered, label)."""
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for key, src in source.items():
+        z = key[1]
+        dst = next((i for i in graph.users(src) if b.unit_of.get(i) == z), None)
+        if dst is None or b.stage_of.get(src) == b.stage_of.get(dst):
+            continue
+        stage = b.stage_of[dst]
+        sent = plan.stages[stage - 1]
+        shape = shape_text(graph.nodes[src].out_shape)
+        out[key] = (stage, f"stage {stage - 1} → {stage}: {shape}, {nbytes(sent.boundary_bytes)}/sample")
+    return out
+
+
+def _legend(plan: PipelinePlan, look: _Look) -> str:
+    """An HTML-like label: one row per stage, in its colour, with its layers and totals."""
+    from cnnspec.views.pipeline import MEASURE_NAMES
+
+    head = (
+        f"<b>pipeline: {len(plan.stages)} stages, balanced on {_esc(MEASURE_NAMES[plan.balance])}</b>"
+        f'<br/><font point-size="{look.small}">activation memory at batch {plan.batch}</font>'
+    )
+    rows = [f'<tr><td colspan="2" align="left">{head}</td></tr>']
+    for s in plan.stages:
+        colour = STAGE_COLOURS[s.index % len(STAGE_COLOURS)]
+        totals = f"{s.layers} layers · {s.params:,} params · {human(s.macs)} MACs · {nbytes(s.memory)} act. mem"
+        rows.append(
+            f'<tr><td bgcolor="{colour}" width="14"> </td><td align="left"><b>stage {s.index}</b>: '
+            f"{_esc(s.first)} … {_esc(s.last)}"
+            f'<br/><font point-size="{look.small}">{_esc(totals)}</font></td></tr>'
+        )
+    return f'<<table border="0" cellborder="0" cellspacing="3">{"".join(rows)}</table>>'
 
 
 def find_dot() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnspec.commands.check import add_pipeline_args, check_pipeline_args, plan_for
 from cnnspec.commands.common import UsageError, add_spec_args, spec_kwargs, write_new
 
 
@@ -37,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dpi", type=int, metavar="N", help="resolution of a .png in dots per inch (default: 110; 300 for print)"
     )
+    add_pipeline_args(p)
+    p.add_argument(
+        "--batch", type=int, default=1, metavar="B", help="batch size of the plan's activation memory (default 1)"
+    )
     p.set_defaults(run=run)
 
 
@@ -58,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
             )
         if not 30 <= args.dpi <= 1200:
             raise UsageError(f"--dpi expects a number from 30 to 1200, got {args.dpi}")
+    check_pipeline_args(args)
+    if args.batch < 1:
+        raise UsageError(f"--batch expects a positive batch size, got {args.batch}")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     fmt = FORMATS[suffix]
@@ -70,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from cnnspec.api import analyse
 
     checked = analyse(args.spec, **spec_kwargs(args))
+    plan = plan_for(args, checked, args.batch)
     diagram = to_dot(
         checked.graph,
         checked.analysis,
@@ -78,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         rankdir=args.rankdir,
         params=args.params,
         compact=args.compact,
+        plan=plan,
     )
     try:
         write_new(out, args.force, lambda tmp: render(diagram.dot, tmp, fmt, args.dpi))
@@ -86,5 +96,8 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as e:
         raise UsageError(f"cannot render {out}: {e}") from None
     aux = f", {diagram.aux_outputs} aux outputs" if diagram.aux_outputs else ""
-    print(f"wrote {out}: {diagram.nodes} nodes, {diagram.clusters} clusters, {diagram.skip_edges} skip edges{aux}")
+    stages = f", {diagram.stages} pipeline stages" if diagram.stages else ""
+    print(
+        f"wrote {out}: {diagram.nodes} nodes, {diagram.clusters} clusters, {diagram.skip_edges} skip edges{aux}{stages}"
+    )
     return 0

@@ -151,6 +151,11 @@ def _for_context(check: DocCheck, c: Context, idx: Index, stmt: Statement, item:
     nodes = idx.by_span.get(stmt.span)
     if nodes and isinstance(stmt, ast.CallStmt):
         return _layers(c, nodes)
+    # A `cut` marker makes no node: say where the boundary it pins falls (once per instance).
+    after = [c.graph.nodes[m.node] for m in c.graph.cut_markers if m.span == stmt.span]
+    if after:
+        where = ", ".join(f"{n.path} ({shape_text(n.out_shape)})" for n in after[:MAX_ROWS])
+        return f"pipeline boundary after {where}{' …' if len(after) > MAX_ROWS else ''}"
     instances = idx.by_frame.get(stmt.span)
     if instances:
         return _instances(c, instances)
