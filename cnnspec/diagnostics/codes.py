@@ -113,7 +113,7 @@ CODES: dict[str, Code] = {
             "E105",
             "unknown function",
             "An expression calls a function that is not one of the built-in pure functions (min, max, round, "
-            "int, float, abs, len, sum, cumsum, ceil, floor, range, divisible).",
+            "int, float, abs, len, sum, cumsum, ceil, floor, log, exp, sqrt, pow, range, divisible).",
             "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(maximum(width, 8), 3)\n}\n",
             "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(max(width, 8), 3)\n}\n",
         ),
