@@ -70,6 +70,14 @@ def int_list(v: Any) -> list[int]:
     return [as_int(v, "an int or a list of ints")]
 
 
+def dims_list(v: Any) -> list[int]:
+    """A non-empty list of dims, or one dim (an empty list would make torch.mean reduce the batch too)."""
+    items = int_list(v)
+    if not items:
+        raise ArgError("expected at least one dim, got an empty list", code=E212)
+    return items
+
+
 def positive_list(v: Any) -> list[int]:
     """A non-empty list of positive ints."""
     items = int_list(v)
@@ -399,7 +407,7 @@ def _roll_shape(a: Attrs, x: Shape) -> Shape:
 ROLL = LayerKind(
     name="roll",
     doc="Shifts along dimensions, wrapping around (torch.roll): Swin's shifted windows.",
-    args=(Arg("shifts", int_list), Arg("dims", int_list)),
+    args=(Arg("shifts", int_list), Arg("dims", dims_list)),
     shape=_roll_shape,
     function="torch.roll",
     function_args=lambda a: (list(a["shifts"]), list(a["dims"])),
@@ -438,7 +446,7 @@ def _mean_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
 MEAN = LayerKind(
     name="mean",
     doc="Averages over the given dimensions (torch.mean): mean([2, 3]) is global average pooling.",
-    args=(Arg("dims", int_list), Arg("keepdim", boolean, False)),
+    args=(Arg("dims", dims_list), Arg("keepdim", boolean, False)),
     shape=_mean_shape,
     function="torch.mean",
     function_args=lambda a: (list(a["dims"]), a["keepdim"]),
