@@ -289,6 +289,7 @@ GROUPNORM = LayerKind(
     lowers_to="nn.GroupNorm",
 )
 
+
 def _ln_shape(a: Attrs, x: Shape) -> Shape:
     if a["over"] == "channels":
         _need_map("layernorm over channels", x)
@@ -677,10 +678,13 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
             )
         for d in range(1, len(first)):
             if s[d] != first[d]:
+                rank3 = len(first) == 3
                 raise ShapeError(
-                    f"concat branches disagree in {_DIMS[d]}: "
+                    f"concat branches disagree in {_DIMS[d] if rank3 else f'dim {d + 1}'}: "
                     f"{first[d]} ({_branch(a, 0)}) and {s[d]} ({_branch(a, i)})",
-                    help="concat joins along channels; every branch must keep the same height and width",
+                    help="concat joins along channels; every branch must keep the same height and width"
+                    if rank3
+                    else "concat joins along dim 1 (channels, or the tokens of a sequence); the other dims must agree",
                     code=E303,
                 )
     return (sum(s[0] for s in xs), *first[1:])
