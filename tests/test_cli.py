@@ -146,7 +146,8 @@ BAD = {
     "wrong argument": ("network N {\n    input: 3 x 32 x 32\n    conv(8, 3, strides = 2)\n}\n", 3, 16),
     "bad value": ("network N {\n    input: 3 x 32 x 32\n    conv(8, 3, stride = -2)\n}\n", 3, 25),
     "shapes": ("network N {\n    input: 3 x 32 x 32\n    maxpool(4)\n    conv(8, 9)\n}\n", 4, 5),
-    "flat": ("network N {\n    input: 3 x 32 x 32\n    linear(10)\n}\n", 3, 5),
+    "flat": ("network N {\n    input: 3 x 32 x 32\n    flatten\n    conv(8, 3)\n}\n", 4, 5),
+    "dims": ("network N {\n    input: 3 x 32 x 32\n    permute([0, 2, 3, 3])\n}\n", 3, 5),
 }
 
 

@@ -49,6 +49,38 @@ HAND: dict[tuple[str, str], list[Any]] = {
     ("dropout", "p"): [0.25],
     ("maxpool", "padding"): [1],  # at most half the kernel
     ("avgpool", "padding"): [1],
+    # The tensor ops, on the 4×7×7 input (torch dims: the batch is 0).
+    ("permute", "dims"): [[0, 2, 3, 1], [0, -1, 1, 2]],
+    ("reshape", "shape"): [[7, 28], [4, 49]],
+    ("transpose", "dim0"): [2, 1],
+    ("transpose", "dim1"): [3, -2],
+    ("select", "dim"): [2, -1],
+    ("select", "index"): [1, -2],
+    ("slice", "dim"): [2, -1],
+    ("slice", "start"): [1],
+    ("slice", "end"): [5],
+    ("slice", "step"): [2],
+    ("pad", "pad"): [[1, 2], [0, 1, 2, -1]],
+    ("pad", "value"): [0.5],
+    ("roll", "shifts"): [[2], [-3]],
+    ("roll", "dims"): [[3], [1]],
+    ("mean", "dims"): [[2, 3], [-1]],
+    ("chunk", "chunks"): [2, [1, 3]],
+    ("chunk", "index"): [1, -2],
+    ("chunk", "dim"): [-3],
+    ("channel_shuffle", "groups"): [2, 4],
+    ("upsample", "scale"): [1.5],
+    ("upsample", "size"): [[9, 11]],
+    ("conv_transpose", "out"): [4, 6],
+    ("conv_transpose", "groups"): [2],
+    ("conv_transpose", "output_padding"): [1],
+    ("flatten", "start"): [2],
+    ("flatten", "end"): [2],
+}
+#: Other arguments an option needs beside it, by (kind, argument): output_padding needs a stride above 1.
+WITH: dict[tuple[str, str], dict[str, Any]] = {
+    ("conv_transpose", "output_padding"): {"stride": 2},
+    ("upsample", "align_corners"): {"mode": "bilinear"},
 }
 #: Extra cases: option combinations where one value alone does not reach the corner.
 EXTRA: list[tuple[str, str, str]] = [
@@ -137,7 +169,7 @@ def cases() -> list[Any]:
             for v in _candidates(kind, arg):
                 if arg.check(v) == default or (arg.required and v == base[arg.name]):
                     continue
-                text = _spec(_call(kind, {**base, arg.name: v}))
+                text = _spec(_call(kind, {**base, **WITH.get((name, arg.name), {}), arg.name: v}))
                 if text is None:
                     continue
                 out.append(pytest.param(name, arg.name, text, id=f"{name}-{arg.name}={_spec_value(v)}"))

@@ -37,7 +37,8 @@ SHAPE = ShapeValue((64, 56, 56))
 LEAVES = [*ENV, "0", "1", "2", "7", "-3", "2.5", "0.0", "1e300", '"x"', "true", "false", "[1, 2]", "[]", "in",
           "in.channels", "in.width", "in.features", "nope"]
 OPS = ["+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "and", "or"]
-FUNCS = ["int", "float", "max", "min", "abs", "round", "len", "sum", "divisible", "range", "ceil", "cumsum", "nofunc"]
+FUNCS = ["int", "float", "max", "min", "abs", "round", "len", "sum", "divisible", "range", "ceil", "cumsum", "log",
+         "exp", "sqrt", "pow", "nofunc"]
 
 
 def expressions() -> st.SearchStrategy[str]:
@@ -158,3 +159,38 @@ def test_evaluations_in_threads_give_the_single_threaded_results() -> None:
     with ThreadPoolExecutor(8) as pool:
         threaded = list(pool.map(lambda tl: outcome(*tl), [(t, lim) for t in texts for lim in limits]))
     assert threaded == alone
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("log(1)", 0.0),
+        ("log(8, 2)", 3.0),
+        ("exp(0)", 1.0),
+        ("sqrt(16)", 4.0),
+        ("pow(2, 10)", 1024),
+        ("pow(2.0, -1)", 0.5),
+        ("int(log(1024, 2))", 10),
+    ],
+)
+def test_log_exp_sqrt_and_pow(text: str, expected: Any) -> None:
+    got = evaluate(parse_expr(text), ENV, SHAPE, Budget(values.MAX_WORK))
+    assert got == pytest.approx(expected) and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("log(0)", "log: math domain error"),
+        ("sqrt(-1)", "sqrt: math domain error"),
+        ("exp(1000)", "exp: math range error"),
+        ("pow(10, 1000)", "pow: the power 10 ** 1000 is too large"),
+        ("pow(0, -1)", "pow: zero cannot be raised to a negative power"),
+        ("pow(-8, 0.5)", "pow: (-8) ** 0.5 is not a real number"),
+        ("pow(true, 2)", "pow: expected two numbers"),
+    ],
+)
+def test_log_exp_sqrt_and_pow_refuse_what_has_no_real_value(text: str, message: str) -> None:
+    with pytest.raises(EvalError) as e:
+        evaluate(parse_expr(text), ENV, SHAPE, Budget(values.MAX_WORK))
+    assert e.value.code == "E226" and str(e.value) == message

@@ -13,6 +13,10 @@ rf_adaptive, rf_whole), or None where each output sees what its input sees.
 A join (any kind of arity "many") sees what its widest branch sees, on the grid of its branches at its own resolution (a
 branch broadcast from 1×1, as a squeeze-and-excitation gate, sets no grid:
 its jump is that of a global pool, not the spacing of the output).
+A layer that moves, merges, wraps or resamples positions (permute,
+reshape, roll, upsample: its rule gives RF_UNDEFINED) leaves the receptive
+field not defined (Receptive.defined is false) for itself and everything
+that reads it: stated, rather than a wrong number.
 Adaptive pooling is a window of the size torch uses (global pooling covers
 the whole map); flatten and everything after it see the whole map. Values
 are not clipped to the image: ResNet-50's last layer "sees" 483 pixels of a
@@ -24,7 +28,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnspec.ir import Graph, Node
-from cnnspec.layers.kind import Attrs, Window
+from cnnspec.layers.kind import RF_UNDEFINED, Attrs, Window
 from cnnspec.layers.registry import lookup
 
 Pair = tuple[int, int]
@@ -36,13 +40,22 @@ class Receptive(NamedTuple):
     rf: Pair
     jump: Pair
 
+    @property
+    def defined(self) -> bool:
+        """Whether a window of input pixels describes what the node sees (see UNDEFINED)."""
+        return self.rf[0] > 0
+
     def text(self) -> str:
-        """7, or 7×11 when not square."""
+        """7, or 7×11 when not square; "n/a" where not defined."""
+        if not self.defined:
+            return "n/a"
         h, w = self.rf
         return str(h) if h == w else f"{h}×{w}"
 
 
 _ORIGIN = Receptive((1, 1), (1, 1))
+#: What a node sees past a layer that moves, merges, wraps or resamples positions: not defined.
+UNDEFINED = Receptive((0, 0), (0, 0))
 
 
 def _slide(x: Receptive, window: Window) -> Receptive:
@@ -67,10 +80,14 @@ def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
     kind = lookup(node.kind)
     if not inputs or kind is None:
         return _ORIGIN
+    if not all(r.defined for r in inputs):
+        return UNDEFINED
     if kind.is_join:
         return _join(node, inputs)
     window = kind.receptive(Attrs(node.attrs), node.in_shapes[0], node.out_shape)
-    return inputs[0] if window is None else _slide(inputs[0], window)
+    if window is None:
+        return inputs[0]
+    return UNDEFINED if window == RF_UNDEFINED else _slide(inputs[0], window)
 
 
 def receptive_fields(graph: Graph) -> list[Receptive]:

@@ -113,7 +113,7 @@ CODES: dict[str, Code] = {
             "E105",
             "unknown function",
             "An expression calls a function that is not one of the built-in pure functions (min, max, round, "
-            "int, float, abs, len, sum, cumsum, ceil, floor, range, divisible).",
+            "int, float, abs, len, sum, cumsum, ceil, floor, log, exp, sqrt, pow, range, divisible).",
             "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(maximum(width, 8), 3)\n}\n",
             "network Net(width = 64) {\n    input: 3 x 32 x 32\n    conv(max(width, 8), 3)\n}\n",
         ),
@@ -326,10 +326,10 @@ CODES: dict[str, Code] = {
         Code(
             "E304",
             "flat input where a feature map is needed, or the reverse",
-            "Linear layers need flat features; convolutions and pooling need C×H×W feature maps. `flatten` "
-            "turns the one into the other.",
-            _N + "    conv(8, 3)\n    linear(10)\n}\n",
-            _N + "    conv(8, 3)\n    flatten\n    linear(10)\n}\n",
+            "Convolutions, pooling and the other spatial layers need C×H×W feature maps; `flatten` turns a "
+            "map into flat features (and `linear` acts on the last dimension of any shape).",
+            _N + "    flatten\n    conv(8, 3)\n}\n",
+            _N + "    conv(8, 3)\n    flatten\n}\n",
         ),
         Code(
             "E305",
@@ -345,6 +345,38 @@ CODES: dict[str, Code] = {
             'Padding "same" needs stride 1, and torch pads pooling windows by at most half the kernel.',
             _N + '    conv(8, 3, stride = 2, padding = "same")\n}\n',
             _N + "    conv(8, 3, stride = 2, padding = 1)\n}\n",
+        ),
+        Code(
+            "E310",
+            "dimension out of range",
+            "A tensor op names a dimension its input does not have, or the batch dimension, which no op may "
+            "move or remove. Dims are torch's own, the batch included: dim 0 is the batch, dim 1 the channels "
+            "of a C×H×W map, and a negative dim counts from the end.",
+            _N + "    transpose(1, 4)\n}\n",
+            _N + "    transpose(2, 3)\n}\n",
+        ),
+        Code(
+            "E311",
+            "sizes do not match",
+            "`reshape`'s sizes must hold as many elements as its input; `chunk`'s count must divide the "
+            "dimension it splits, or its list of sizes add up to it. The message shows both shapes.",
+            _N + "    reshape([3, 1000])\n}\n",
+            _N + "    reshape([3, 1024])\n}\n",
+        ),
+        Code(
+            "E312",
+            "not a permutation",
+            "`permute` takes every dimension of its input once, the batch (dim 0) first.",
+            _N + "    permute([0, 1, 2, 2])\n}\n",
+            _N + "    permute([0, 2, 3, 1])\n}\n",
+        ),
+        Code(
+            "E313",
+            "index, slice or padding out of range",
+            "`select` and `chunk` pick an index the dimension has; `slice` and `pad` leave at least one "
+            "element in every dimension.",
+            _N + "    select(1, 3)\n}\n",
+            _N + "    select(1, 2)\n}\n",
         ),
         # ------------------------------------------- files, definitions, structure
         Code(
@@ -704,6 +736,10 @@ E303 = "E303"
 E304 = "E304"
 E305 = "E305"
 E306 = "E306"
+E310 = "E310"
+E311 = "E311"
+E312 = "E312"
+E313 = "E313"
 E401 = "E401"
 E402 = "E402"
 E403 = "E403"

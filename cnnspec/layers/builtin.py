@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnspec.diagnostics.codes import E303, E304, E305, E306
+from cnnspec.diagnostics.codes import E303, E304, E305, E306, E310
 from cnnspec.layers.kind import (
     F32,
     I64,
@@ -22,6 +22,8 @@ from cnnspec.layers.kind import (
     Saves,
     Shape,
     ShapeError,
+    Window,
+    any_int,
     boolean,
     choice,
     nonneg_int,
@@ -33,10 +35,12 @@ from cnnspec.layers.kind import (
     positive_number,
     probability,
     rf_adaptive,
+    rf_undefined,
     rf_whole,
     rf_window,
     shape_text,
 )
+from cnnspec.layers.tensor import TENSOR, dim_index
 
 
 def _nn() -> Any:
@@ -47,18 +51,10 @@ def _nn() -> Any:
 
 def _need_map(kind: str, x: Shape) -> None:
     if len(x) != 3:
+        got = f"flat features of size {shape_text(x)}" if len(x) == 1 else f"a {len(x)}-d {shape_text(x)}"
         raise ShapeError(
-            f"{kind} needs a C×H×W feature map but gets flat features of size {shape_text(x)}",
+            f"{kind} needs a C×H×W feature map but gets {got}",
             help="move this layer before `flatten`, or use a layer for flat inputs",
-            code=E304,
-        )
-
-
-def _need_flat(kind: str, x: Shape) -> None:
-    if len(x) != 1:
-        raise ShapeError(
-            f"{kind} needs a flat input but gets {shape_text(x)}; add `flatten` before it",
-            help="for a feature map, `adaptive_avgpool(1)` then `flatten` gives one feature per channel",
             code=E304,
         )
 
@@ -223,19 +219,25 @@ CONV = LayerKind(
 
 
 def _linear_shape(a: Attrs, x: Shape) -> Shape:
-    _need_flat("linear", x)
-    return (a.out,)
+    return (*x[:-1], a["out"])
+
+
+def _last_dim_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
+    """Flat features: each output sees what the input sees. Any other rank: the layer mixes along the
+    last dimension, a map's width or a channels-last map's channels, which no window describes."""
+    return None if len(x) == 1 else rf_undefined(a, x, y)
 
 
 LINEAR = LayerKind(
     name="linear",
     weight_dims=2,
-    doc="Fully connected layer (nn.Linear) on flat features.",
+    doc="Fully connected layer (nn.Linear) on the last dimension: flat features, tokens, channels-last maps.",
     args=(Arg("out", positive_int, doc="output features"), Arg("bias", boolean, True)),
     shape=_linear_shape,
-    count=lambda a, x: (x[0] * a.out + (a.out if a.bias else 0), 0),
-    macs=lambda a, x, y: x[0] * a.out,
-    module=lambda a, x, inplace: _nn().Linear(x[0], a.out, bias=a.bias),
+    count=lambda a, x: (x[-1] * a.out + (a.out if a.bias else 0), 0),
+    macs=lambda a, x, y: math.prod(x) * a["out"],
+    module=lambda a, x, inplace: _nn().Linear(x[-1], a.out, bias=a.bias),
+    receptive=_last_dim_rf,
     label=lambda a: f"linear {a['out']}",
     category="linear",
     lowers_to="nn.Linear",
@@ -287,16 +289,53 @@ GROUPNORM = LayerKind(
     lowers_to="nn.GroupNorm",
 )
 
+
+def _ln_shape(a: Attrs, x: Shape) -> Shape:
+    if a["over"] == "channels":
+        _need_map("layernorm over channels", x)
+    return x
+
+
+def _ln_normalized(a: Attrs, x: Shape) -> Shape:
+    """The normalised shape: all of x, its last dimension, or its channels."""
+    return tuple(x) if a["over"] == "all" else (x[-1],) if a["over"] == "last" else (x[0],)
+
+
+def _ln_module(a: Attrs, x: Shape, inplace: bool) -> Any:
+    if a.over == "channels":
+        from cnnspec.layers.nn import LayerNorm2d
+
+        return LayerNorm2d(x[0], eps=a.eps, elementwise_affine=a.affine)
+    return _nn().LayerNorm(list(_ln_normalized(a, x)), eps=a.eps, elementwise_affine=a.affine)
+
+
+def _ln_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
+    # Its input, and a mean and rstd for each group normalised: per sample, per position, per token.
+    groups = math.prod(x) // math.prod(_ln_normalized(a, x))
+    return ((0,), 2 * groups * F32, 0)
+
+
+def _ln_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
+    return _last_dim_rf(a, x, y) if a["over"] == "last" else None
+
+
 LAYERNORM = LayerKind(
     name="layernorm",
-    doc="Layer normalisation (nn.LayerNorm) over all of C×H×W (or the flat features).",
-    args=(Arg("eps", positive_number, 1e-5), Arg("affine", boolean, True)),
-    shape=_same,
-    count=lambda a, x: (2 * math.prod(x) if a.affine else 0, 0),
-    module=lambda a, x, inplace: _nn().LayerNorm(list(x), eps=a.eps, elementwise_affine=a.affine),
-    saves=((0,), 2 * F32, 0),  # mean and rstd per sample
+    doc="Layer normalisation (nn.LayerNorm) over all of C×H×W (or the flat features), over the last dimension "
+    '(over = "last": tokens, channels-last maps), or over the channels at each position of a C×H×W map '
+    '(over = "channels": ConvNeXt\'s LayerNorm2d).',
+    args=(
+        Arg("eps", positive_number, 1e-5),
+        Arg("affine", boolean, True),
+        Arg("over", choice("all", "last", "channels"), "all", doc='"all", "last" or "channels"'),
+    ),
+    shape=_ln_shape,
+    count=lambda a, x: (2 * math.prod(_ln_normalized(a, x)) if a.affine else 0, 0),
+    module=_ln_module,
+    saves=_ln_saves,
+    receptive=_ln_rf,
     category="norm",
-    lowers_to="nn.LayerNorm",
+    lowers_to="nn.LayerNorm (over channels: cnnspec.layers.nn.LayerNorm2d)",
 )
 
 
@@ -550,20 +589,38 @@ STOCHASTIC_DEPTH = LayerKind(
 
 
 def _flatten_shape(a: Attrs, x: Shape) -> Shape:
-    return (math.prod(x),)
+    if a["start"] == 1 and a["end"] == -1:
+        return (math.prod(x),)
+    s, e = dim_index("flatten", a["start"], x, "start"), dim_index("flatten", a["end"], x, "end")
+    if s > e:
+        raise ShapeError(
+            f"flatten: start {a['start']} comes after end {a['end']} in the input B×{shape_text(x)}",
+            help="start at or before end: flatten(2) merges the height and width of a C×H×W map",
+            code=E310,
+        )
+    return (*x[:s], math.prod(x[s : e + 1]), *x[e + 1 :])
+
+
+def _flatten_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
+    if a["start"] == 1 and a["end"] == -1:
+        return rf_whole(a, x, y)
+    return None if tuple(x) == tuple(y) else rf_undefined(a, x, y)
 
 
 FLATTEN = LayerKind(
     name="flatten",
-    doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1).",
+    doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1), or the dims start to end: "
+    "flatten(2) turns a C×H×W map into C×(H·W).",
+    args=(Arg("start", any_int, 1), Arg("end", any_int, -1)),
     shape=_flatten_shape,
     function="torch.flatten",
-    function_args=lambda a: (1,),
+    function_args=lambda a: (a["start"],) if a["end"] == -1 else (a["start"], a["end"]),
     saves=SAVES_NOTHING,
     view=True,
     category="reshape",
-    receptive=rf_whole,
-    lowers_to="torch.flatten(x, 1)",
+    receptive=_flatten_rf,
+    label=lambda a: "flatten" if (a["start"], a["end"]) == (1, -1) else f"flatten {a['start']}..{a['end']}",
+    lowers_to="torch.flatten(x, start, end)",
 )
 
 # ---------------------------------------------------------------- markers
@@ -633,10 +690,13 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
             )
         for d in range(1, len(first)):
             if s[d] != first[d]:
+                rank3 = len(first) == 3
                 raise ShapeError(
-                    f"concat branches disagree in {_DIMS[d]}: "
+                    f"concat branches disagree in {_DIMS[d] if rank3 else f'dim {d + 1}'}: "
                     f"{first[d]} ({_branch(a, 0)}) and {s[d]} ({_branch(a, i)})",
-                    help="concat joins along channels; every branch must keep the same height and width",
+                    help="concat joins along channels; every branch must keep the same height and width"
+                    if rank3
+                    else "concat joins along dim 1 (channels, or the tokens of a sequence); the other dims must agree",
                     code=E303,
                 )
     return (sum(s[0] for s in xs), *first[1:])
@@ -682,9 +742,11 @@ CONCAT = LayerKind(
 )
 
 
-#: Every built-in kind, in the order `cnnspec layers` and the docs list them.
+#: Every built-in kind, in the order `cnnspec layers` and the docs list them: the layers above, then
+#: the tensor ops (cnnspec.layers.tensor).
 BUILTIN: tuple[LayerKind, ...] = (
     CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
     RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
     MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, CUT, ADD, MUL, CONCAT,
+    *TENSOR,
 )  # fmt: skip

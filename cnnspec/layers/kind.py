@@ -114,6 +114,16 @@ def rf_same(a: Attrs, x: Any, y: Shape) -> Window | None:
     return None
 
 
+#: The window a layer past which the receptive field is not defined gives (rf_undefined).
+RF_UNDEFINED: Window = ((0, 0), (0, 0), (0, 0))
+
+
+def rf_undefined(a: Attrs, x: Any, y: Shape) -> Window | None:
+    """The receptive field is not defined past this layer: it moves, merges, wraps or resamples the
+    positions of a map (permute, reshape, roll, upsample), so no window of input pixels describes it."""
+    return RF_UNDEFINED
+
+
 def rf_whole(a: Attrs, x: Any, y: Shape) -> Window | None:
     """Every output sees the whole input map (global pooling, flatten)."""
     if len(x) != 3:

@@ -35,6 +35,57 @@ class StochasticDepth(nn.Module):
         return f"p={self.p}, mode={self.mode!r}"
 
 
+# The modules below are written out with the network by the .py export (their source is copied into
+# the generated file), so they use only `torch` and `nn`.
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer normalisation over the channels at each position of an N×C×H×W map (ConvNeXt's LayerNorm2d):
+    nn.LayerNorm's weight and bias keys, applied channels-last."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Slice(nn.Module):
+    """x[..., start:end:step, ...] along dim (torch's dims, the batch being 0)."""
+
+    def __init__(self, dim: int, start: int = 0, end: int | None = None, step: int = 1) -> None:
+        super().__init__()
+        self.dim = dim
+        self.start = start
+        self.end = end
+        self.step = step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = [slice(None)] * (self.dim % x.ndim) + [slice(self.start, self.end, self.step)]
+        return x[tuple(index)]
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"
+
+
+class Chunk(nn.Module):
+    """Part `index` of x split along dim into `chunks` equal parts (torch.chunk) or parts of the given
+    sizes (torch.split)."""
+
+    def __init__(self, chunks: int | list[int], index: int, dim: int = 1) -> None:
+        super().__init__()
+        self.chunks = chunks
+        self.index = index
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.chunks, int):
+            return torch.chunk(x, self.chunks, self.dim)[self.index]
+        return torch.split(x, self.chunks, self.dim)[self.index]
+
+    def extra_repr(self) -> str:
+        return f"chunks={self.chunks}, index={self.index}, dim={self.dim}"
+
+
 class AuxOutputsGraphModule(torch.fx.GraphModule):
     """A GraphModule with auxiliary outputs (GoogLeNet's and Inception-v3's side heads).
 

@@ -189,6 +189,25 @@ def _range(*args: int) -> list[int]:
     return list(r)
 
 
+def _pow(base: float, exponent: float) -> float:
+    """base ** exponent under the limits the `**` operator keeps (no huge powers, no complex results)."""
+    if isinstance(base, bool) or isinstance(exponent, bool):
+        raise TypeError("expected two numbers")
+    if base == 0 and exponent < 0:
+        raise ValueError("zero cannot be raised to a negative power")
+    if abs(exponent) > 64 or (isinstance(base, float) and abs(base) > 1e6):
+        raise OverflowError(f"the power {base} ** {exponent} is too large")
+    v = base**exponent
+    if isinstance(v, complex):
+        raise ValueError(f"({base}) ** {exponent} is not a real number")
+    return v  # type: ignore[no-any-return]
+
+
+def _log(x: float, base: float | None = None) -> float:
+    """The natural logarithm, or the logarithm to base."""
+    return math.log(x) if base is None else math.log(x, base)
+
+
 BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
     "min": (min, "min(a, b, ...) or min(list)"),
     "max": (max, "max(a, b, ...) or max(list)"),
@@ -201,6 +220,10 @@ BUILTINS: dict[str, tuple[Callable[..., Any], str]] = {
     "cumsum": (cumsum, "cumsum(list): running totals"),
     "ceil": (math.ceil, "ceil(x)"),
     "floor": (math.floor, "floor(x)"),
+    "log": (_log, "log(x) or log(x, base)"),
+    "exp": (math.exp, "exp(x)"),
+    "sqrt": (math.sqrt, "sqrt(x)"),
+    "pow": (_pow, "pow(base, exponent)"),
     "range": (_range, "range(stop) or range(start, stop[, step])"),
     "divisible": (divisible, "divisible(v, divisor = 8, min_value = divisor)"),
 }

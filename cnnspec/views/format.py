@@ -27,5 +27,7 @@ def nbytes(n: float) -> str:
 
 
 def rf_text(rf: Sequence[int]) -> str:
-    """7, or 7×11 when not square."""
+    """7, or 7×11 when not square; "n/a" where not defined (an empty list)."""
+    if not rf:
+        return "n/a"
     return str(rf[0]) if len(rf) == 2 and rf[0] == rf[1] else "×".join(map(str, rf))

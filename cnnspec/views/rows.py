@@ -51,7 +51,8 @@ class LayerRow:
     buffers: int
     macs: int
     flops: int
-    #: Receptive field (height, width) in input pixels and the jump (effective stride).
+    #: Receptive field (height, width) in input pixels and the jump (effective stride); both [] where
+    #: not defined (past a layer that moves, merges, wraps or resamples positions: a permute, an upsample).
     receptive_field: list[int]
     jump: list[int]
     #: Bytes autograd keeps for backward because of this layer, at the report's batch size.
@@ -318,7 +319,8 @@ class ReportData:
         return aux_heads(self.graph)
 
     def rf(self, nid: int) -> list[int]:
-        return list(self.analysis.receptive[nid].rf)
+        r = self.analysis.receptive[nid]
+        return list(r.rf) if r.defined else []
 
     @cached_property
     def sums(self) -> _Sums:
@@ -377,8 +379,8 @@ class ReportData:
                 buffers=cum_b[nid + 1] - cum_b[nid],
                 macs=macs,
                 flops=2 * macs,
-                receptive_field=list(r.rf),
-                jump=list(r.jump),
+                receptive_field=list(r.rf) if r.defined else [],
+                jump=list(r.jump) if r.defined else [],
                 activation_bytes=cum_a[nid + 1] - cum_a[nid],
                 output_bytes=4 * batch * math.prod(node.out_shape),
                 scope=node.scope,

@@ -24,7 +24,8 @@ TOKENS = [
     "input", "not", "and", "or", "true", "false", "x", "conv", "linear", "flatten", "relu", "concat", "add",
     "mul", "maxpool", "batchnorm", "dropout", "identity", "in.channels", "range(3)", "0", "-1", "1e999",
     "99999999999999999999999", "2 ** 64", '"same"', '"\\q"', "'", "@", "\x00", "\u2028", "ﬁ", "forward",
-    "__init__", "self", "torch", "0.5", "[1, 2]", "[[1]]", "#",
+    "__init__", "self", "torch", "0.5", "[1, 2]", "[[1]]", "#", "permute", "reshape", "transpose", "select",
+    "slice", "pad", "roll", "mean", "chunk", "channel_shuffle", "upsample", "conv_transpose", "[0, 2, 3, 1]",
 ]
 
 
@@ -68,7 +69,16 @@ def mutate(text: str, rng: random.Random) -> str:
 
 
 _LAYERS = ["conv(8, 3)", "conv(4, 1, stride = 2)", "relu", "batchnorm", "maxpool(2)", "flatten", "linear(10)",
-           "dropout(0.5)", "identity", "adaptive_avgpool(1)", "conv(16, 7, padding = 3)", "groupnorm(2)"]
+           "dropout(0.5)", "identity", "adaptive_avgpool(1)", "conv(16, 7, padding = 3)", "groupnorm(2)",
+           # The tensor ops, with dims that fit some inputs and not others (rank, range, the batch).
+           "permute([0, 2, 3, 1])", "permute([0, 3, 1, 2])", "permute([0, 1, 1])", "reshape([8, 16])",
+           "reshape([-1, 4])", "transpose(1, 2)", "transpose(0, 3)", "flatten(2)", "flatten(3, 1)",
+           "select(1, 0)", "select(-1, 99)", "slice(2, 0, step = 2)", "slice(3, 5, 2)", "pad([0, 1, 0, 1])",
+           "pad([0, -99])", "roll([3, 3], [2, 3])", "roll([1], [0, 1])", "mean([2, 3])", "mean([-1], keepdim = true)",
+           "chunk(2, 0)", "chunk([1, 2], 1)", "chunk(3, 5, dim = 2)", "channel_shuffle(2)", "upsample()",
+           'upsample(size = [7, 7], mode = "bilinear", align_corners = true)', "upsample(0.01)",
+           "conv_transpose(4, 2, stride = 2)", "conv_transpose(4, 3, output_padding = 2)",
+           'layernorm(over = "last")', 'layernorm(over = "channels")', "linear(10)"]
 
 
 def random_spec(rng: random.Random, depth: int = 0) -> str:
