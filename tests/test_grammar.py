@@ -18,7 +18,7 @@ from support import SPECS
 from cnnspec import Diagnostic, SpecError
 from cnnspec.semantics.values import evaluate
 from cnnspec.syntax import ast
-from cnnspec.syntax.parser import parse, parse_expr
+from cnnspec.syntax.parser import grammar_text, parse, parse_expr
 
 
 def one_network(text: str) -> ast.NetworkDef:
@@ -52,6 +52,11 @@ def test_every_stock_file_parses() -> None:
     for path in sorted(SPECS.glob("*.cnn")):
         module = parse(path.read_text(), path.name)
         assert module.items, path
+
+
+def test_the_grammar_is_the_one_of_this_source_tree() -> None:
+    # Not the copy of whichever checkout pip installed: a worktree tests its own grammar.
+    assert grammar_text() == (Path(__file__).resolve().parents[1] / "grammar" / "cnnspec.lark").read_text()
 
 
 def test_items_of_a_file() -> None:

@@ -28,11 +28,16 @@ from cnnspec.syntax.source import SourceMap, Span, elide
 
 
 def grammar_text() -> str:
-    """The grammar shipped with the package (grammar/cnnspec.lark in the source tree)."""
-    try:
-        return resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parent.parent / "grammar" / "cnnspec.lark").read_text()
+    """The grammar: grammar/cnnspec.lark of the source tree this package sits in, else the copy
+    shipped in the wheel as cnnspec.grammar.
+
+    The source tree comes first so that a checkout run with PYTHONPATH (a second worktree, say)
+    parses with its own grammar, not with the one of the checkout pip installed in editable mode.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "grammar" / "cnnspec.lark").is_file():
+        return (root / "grammar" / "cnnspec.lark").read_text()
+    return resources.files("cnnspec.grammar").joinpath("cnnspec.lark").read_text()
 
 
 #: Deepest nesting of brackets and of the parse tree (expressions, statements)
