@@ -240,7 +240,8 @@ CODES: dict[str, Code] = {
             "E218",
             "bad naming template",
             'A string label on a repeated statement names the copies: `"layer{1}": B() * 3` names them '
-            "layer1, layer2, layer3. It needs exactly one `{N}`.",
+            "layer1, layer2, layer3. It needs exactly one `{N}`. Other braces in a label hold an expression "
+            '(`"block{s}-{i}"` in a `for`), which must parse and give an int or a string.',
             _N + '    "layer": relu * 3\n}\n',
             _N + '    "layer{1}": relu * 3\n}\n',
         ),
@@ -613,9 +614,11 @@ CODES: dict[str, Code] = {
         Code(
             "W006",
             "module renamed for torch",
-            "A module name that torch cannot use as an attribute (`forward`, `training`, a Python keyword, a "
-            "name with `.` or one that changes under Unicode normalisation) is compiled under a safe name; the "
-            "warning says which. state_dict keys use the safe name.",
+            "A module name that torch or the generated Python cannot use as it is (`forward`, `training`, a "
+            "Python keyword, a name that changes under Unicode normalisation or holds a quote or a backslash) "
+            "is compiled under a safe name; the warning says which. state_dict keys use the safe name. Other "
+            "names torch takes are kept exactly, identifiers or not (`\"block1-0\"`, as torchvision's RegNet "
+            "names its blocks).",
             _N + "    forward: conv(8, 3)\n}\n",
             _N + "    conv_forward: conv(8, 3)\n}\n",
         ),

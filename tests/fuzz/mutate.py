@@ -91,7 +91,10 @@ def random_spec(rng: random.Random, depth: int = 0) -> str:
             return f"let v{rng.randint(0, 3)} = {rng.choice(['1', '[1, 2]', 'in.channels', 'v0 + 1'])}"
         if r < 0.50:
             return f"aux(weight = {rng.choice(['0', '0.3', '-1'])}) {{ flatten; linear(2) }}"
-        label = rng.choice(["", "", "a: ", "b: ", "forward: ", '"x{1}": '])
+        label = rng.choice(
+            ["", "", "a: ", "b: ", "forward: ", '"x{1}": ', '"blk{i}-{1}": ', '"v{i + 1}_{v0}": ', '"y{i +}": ',
+             '"block1-0": ', '"c{[1]}": ']
+        )
         return label + rng.choice(_LAYERS) + rng.choice(["", "", " * 2", " * 0"])
 
     body = "\n    ".join(stmt(0) for _ in range(rng.randint(1, 6)))
