@@ -14,7 +14,9 @@ A join (any kind of arity "many") sees what its widest branch sees, on the grid 
 branch broadcast from 1×1, as a squeeze-and-excitation gate, sets no grid:
 its jump is that of a global pool, not the spacing of the output).
 Adaptive pooling is a window of the size torch uses (global pooling covers
-the whole map); flatten and everything after it see the whole map. Values
+the whole map); flatten and everything after it see the whole map. Past a
+token mixer (attention) the field is not defined (UNDEFINED, 0×0, shown as
+"n/a") rather than a number that would be wrong. Values
 are not clipped to the image: ResNet-50's last layer "sees" 483 pixels of a
 224-pixel input, counted on the padded plane.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from cnnspec.ir import Graph, Node
+from cnnspec.layers.attention import RF_UNDEFINED
 from cnnspec.layers.kind import Attrs, Window
 from cnnspec.layers.registry import lookup
 
@@ -37,8 +40,10 @@ class Receptive(NamedTuple):
     jump: Pair
 
     def text(self) -> str:
-        """7, or 7×11 when not square."""
+        """7, or 7×11 when not square; n/a past a token mixer."""
         h, w = self.rf
+        if (h, w) == (0, 0):
+            return "n/a"
         return str(h) if h == w else f"{h}×{w}"
 
 
@@ -62,14 +67,22 @@ def _join(node: Node, inputs: list[Receptive]) -> Receptive:
     return Receptive(rf, jump)
 
 
+#: The field past a token mixer (attention): not defined, shown as such; rule RF_UNDEFINED gives it.
+UNDEFINED = Receptive((0, 0), (0, 0))
+
+
 def node_receptive(node: Node, inputs: list[Receptive]) -> Receptive:
-    """The receptive field of one node given those of its inputs."""
+    """The receptive field of one node given those of its inputs (UNDEFINED from a token mixer on)."""
     kind = lookup(node.kind)
     if not inputs or kind is None:
         return _ORIGIN
+    if UNDEFINED in inputs:
+        return UNDEFINED
     if kind.is_join:
         return _join(node, inputs)
     window = kind.receptive(Attrs(node.attrs), node.in_shapes[0], node.out_shape)
+    if window == RF_UNDEFINED:
+        return UNDEFINED
     return inputs[0] if window is None else _slide(inputs[0], window)
 
 

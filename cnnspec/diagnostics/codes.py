@@ -217,8 +217,9 @@ CODES: dict[str, Code] = {
         Code(
             "E213",
             "wrong number of input dimensions",
-            "`input:` takes C x H x W for images or one number for flat features.",
-            "network Net {\n    input: 32 x 32\n    relu\n}\n",
+            "`input:` takes C x H x W for images, N x D for a sequence of N tokens of D features (attention), "
+            "or one number for flat features. The batch is not part of it.",
+            "network Net {\n    input: 1 x 3 x 32 x 32\n    relu\n}\n",
             "network Net {\n    input: 1 x 32 x 32\n    relu\n}\n",
         ),
         Code(
@@ -304,7 +305,8 @@ CODES: dict[str, Code] = {
             "E301",
             "kernel does not fit",
             "A convolution or pooling window is larger than its (padded) input. The message shows the "
-            "arithmetic for the dimension that does not fit.",
+            "arithmetic for the dimension that does not fit. `window_attention`'s window must fit the map, "
+            "and its shift must be less than the window.",
             "network Net {\n    input: 3 x 5 x 5\n    conv(64, 7)\n}\n",
             "network Net {\n    input: 3 x 5 x 5\n    conv(64, 7, padding = 1)\n}\n",
         ),
@@ -328,7 +330,7 @@ CODES: dict[str, Code] = {
             "E304",
             "flat input where a feature map is needed, or the reverse",
             "Linear layers need flat features; convolutions and pooling need C×H×W feature maps. `flatten` "
-            "turns the one into the other.",
+            "turns the one into the other. `attention` needs N×D tokens, `window_attention` an H×W×C map.",
             _N + "    conv(8, 3)\n    linear(10)\n}\n",
             _N + "    conv(8, 3)\n    flatten\n    linear(10)\n}\n",
         ),
@@ -336,7 +338,8 @@ CODES: dict[str, Code] = {
             "E305",
             "groups do not divide the channels",
             "A grouped convolution splits its input and output channels into `groups` equal parts; group "
-            "normalisation splits the channels into groups. The number of groups must divide them.",
+            "normalisation splits the channels into groups. The number of groups must divide them, as the "
+            "heads of `attention` and `window_attention` must divide the width.",
             "network Net {\n    input: 64 x 32 x 32\n    conv(64, 3, groups = 3)\n}\n",
             "network Net {\n    input: 64 x 32 x 32\n    conv(64, 3, groups = 4)\n}\n",
         ),

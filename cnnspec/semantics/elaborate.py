@@ -165,9 +165,11 @@ class Elaborator:
                     self.diags.error(E212, f"an input dimension must be a positive int, got {show(v)}", d.span)
                     return None
                 dims.append(v)
-            if len(dims) not in (1, 3):
+            if len(dims) not in (1, 2, 3):
                 self.diags.error(
-                    E213, f"the input must be C x H x W or a flat size, got {len(dims)} dimensions", stmt.span
+                    E213,
+                    f"the input must be C x H x W, N x D tokens or a flat size, got {len(dims)} dimensions",
+                    stmt.span,
                 )
                 return None
             shape = tuple(dims)

@@ -27,5 +27,7 @@ def nbytes(n: float) -> str:
 
 
 def rf_text(rf: Sequence[int]) -> str:
-    """7, or 7×11 when not square."""
+    """7, or 7×11 when not square; n/a (0×0) past a token mixer, where no receptive field is defined."""
+    if len(rf) == 2 and rf[0] == rf[1] == 0:
+        return "n/a"
     return str(rf[0]) if len(rf) == 2 and rf[0] == rf[1] else "×".join(map(str, rf))

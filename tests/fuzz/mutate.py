@@ -68,7 +68,8 @@ def mutate(text: str, rng: random.Random) -> str:
 
 
 _LAYERS = ["conv(8, 3)", "conv(4, 1, stride = 2)", "relu", "batchnorm", "maxpool(2)", "flatten", "linear(10)",
-           "dropout(0.5)", "identity", "adaptive_avgpool(1)", "conv(16, 7, padding = 3)", "groupnorm(2)"]
+           "dropout(0.5)", "identity", "adaptive_avgpool(1)", "conv(16, 7, padding = 3)", "groupnorm(2)",
+           "attention(2)", "window_attention(2, 4, shift = 2)"]
 
 
 def random_spec(rng: random.Random, depth: int = 0) -> str:
