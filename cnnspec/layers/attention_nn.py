@@ -20,6 +20,7 @@ class SelfAttention(nn.MultiheadAttention):
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
+        self.bias = bias  # kept, as torch keeps the other arguments, so that the .py export rebuilds it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return super().forward(x, x, x, need_weights=False)[0]
