@@ -120,7 +120,7 @@ def test_an_unknown_set_name_is_an_error_that_lists_the_parameters() -> None:
         ["check"],
         ["check", "SPEC", "--set", "num_classes"],
         ["check", "SPEC", "--set", "num_classes=[1,"],
-        ["check", "SPEC", "--input", "3x224"],
+        ["check", "SPEC", "--input", "1x3x224x224"],  # 3x224 is N x D tokens since attention
         ["check", "SPEC", "--input", "axbxc"],
         ["check", "SPEC", "--depth", "-1"],
         ["frobnicate", "SPEC"],

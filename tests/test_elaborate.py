@@ -218,8 +218,11 @@ def test_naming_templates() -> None:
 
 
 def test_a_bad_naming_template_is_an_error() -> None:
-    d = one_error(net('"layer{n}": relu * 2'), "E218")
+    d = one_error(net('"layer{1}{2}": relu * 2'), "E218")
     assert "{N}" in d.message
+    # Braces that are not a number hold an expression, which reads the names in scope.
+    d = one_error(net('"layer{n}": relu * 2'), "E102")
+    assert d.span is not None and (d.span.col, d.span.end_col) == (8, 9)
 
 
 def test_the_same_name_twice_in_a_scope_is_an_error() -> None:
@@ -830,3 +833,34 @@ def test_a_repetition_that_would_pass_the_budget_stops_at_its_first_copy() -> No
     assert spent < 2_000  # one copy's work, not the budget's
     d = one_error(text, "E608")
     assert "100,000 copies of" in d.message and (d.span.line, d.span.col) == (7, 5)
+
+
+# ------------------------------------------------------- naming templates
+
+
+def test_expressions_in_labels_name_what_a_loop_builds_as_torchvision_regnet_does() -> None:
+    spec = net(
+        """
+    trunk: {
+        for s in range(len(depths)) {
+            "block{s + 1}": {
+                for i in range(depths[s]) { "block{s + 1}-{i}": { conv: conv(8, 3, padding = 1); relu } }
+            }
+        }
+    }
+    "head_{tag}{1}": conv(4, 1) * 2""",
+        params='depths = [2, 1], tag = "x"',
+        input_="3 x 8 x 8",
+    )
+    paths = [p for p, (op, _) in layers(spec).items() if op == "conv"]
+    assert paths == [
+        "trunk.block1.block1-0.conv", "trunk.block1.block1-1.conv", "trunk.block2.block2-0.conv", "head_x1", "head_x2",
+    ]  # fmt: skip
+    model = cnnspec.compile(spec)
+    assert [k for k in model.state_dict() if k.endswith("weight")] == [p + ".weight" for p in paths]
+
+
+def test_a_parameter_read_only_by_a_label_is_used() -> None:
+    spec = net('    for i in range(2) { "c{i}_{tag}": conv(4, 1) }', params='tag = "a"')
+    assert not cnnspec.check(spec).warnings
+    assert [p for p in layers(spec)] == ["c0_a", "c1_a"]

@@ -253,6 +253,10 @@ COLLIDING = {
     "register_buffer": ("register_buffer_", "register_buffer_"), "T_destination": ("T_destination_", "T_destination_"),
     "graph": ("graph_", "graph"), "code": ("code_", "code"), "meta": ("meta_", "meta"),
     "aux_names": ("aux_names_", "aux_names"),
+    # Not identifiers, but torch takes them (torchvision's RegNet names its blocks `block1-0`): kept, and
+    # reached through getattr; a quote would end the string fx writes, so that one name is renamed.
+    '"block1-0"': ("block1-0", "block1-0"), '"a b"': ("a b", "a b"), '"١٢"': ("١٢", "١٢"),
+    '"it\'s"': ("it_s", "it_s"),
 }  # fmt: skip
 
 

@@ -38,6 +38,8 @@ from cnnspec.layers.registry import all_kinds
 POOL: tuple[Any, ...] = (2, 3, 1, [2, 1], [1, 2], True, False, 0.25, 0.5, 1e-3, 0.2, 0, 1.5, -0.5)
 #: The input every network gets: odd sizes, so that ceil_mode and padding change the output.
 INPUT = (4, 7, 7)
+#: The input of the layers that take N×D tokens (attention).
+TOKENS = (5, 4)
 
 #: Values that need care, by (kind, argument): tried before POOL.
 HAND: dict[tuple[str, str], list[Any]] = {
@@ -76,6 +78,8 @@ HAND: dict[tuple[str, str], list[Any]] = {
     ("conv_transpose", "output_padding"): [1],
     ("flatten", "start"): [2],
     ("flatten", "end"): [2],
+    ("attention", "heads"): [2],  # must divide the tokens' width 4
+    ("window_attention", "heads"): [1, 7],  # must divide the 7 channels of the 4×7×7 map read as H×W×C
 }
 #: Other arguments an option needs beside it, by (kind, argument): output_padding needs a stride above 1.
 WITH: dict[tuple[str, str], dict[str, Any]] = {
@@ -123,9 +127,9 @@ def _spec_value(v: Any) -> str:
 
 
 def _spec(layer: str) -> str | None:
-    """A network around one layer, on a feature map or on flat features; None if neither checks."""
-    for before in ("", "flatten\n    "):
-        text = f"network T {{\n    input: {' x '.join(map(str, INPUT))}\n    {before}{layer}\n}}\n"
+    """A network around one layer, on a feature map, on flat features or on tokens; None if none checks."""
+    for shape, before in ((INPUT, ""), (INPUT, "flatten\n    "), (TOKENS, "")):
+        text = f"network T {{\n    input: {' x '.join(map(str, shape))}\n    {before}{layer}\n}}\n"
         try:
             cnnspec.check(text)
         except cnnspec.SpecError:
@@ -200,8 +204,8 @@ def _compiled(text: str) -> tuple[Any, torch.fx.GraphModule]:
     return checked, gm
 
 
-def _x(batch: int = 3) -> torch.Tensor:
-    return torch.randn(batch, *INPUT, generator=torch.Generator().manual_seed(1))
+def _x(shape: tuple[int, ...], batch: int = 3) -> torch.Tensor:
+    return torch.randn(batch, *shape, generator=torch.Generator().manual_seed(1))
 
 
 
@@ -212,7 +216,7 @@ def test_option_round_trips_through_python_source(kind: str, option: str, text: 
     export.write_python(gm, checked.graph, path)
     model = load_generated_class(path)()
     model.load_state_dict(gm.state_dict(), strict=True)
-    x = _x()
+    x = _x(checked.graph.input_shape)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), gm.eval()(x), rtol=0, atol=0)
         # Training mode: dropout's and stochastic depth's draws, batch-norm's statistics and momentum.
@@ -241,7 +245,7 @@ def test_option_round_trips_through_pt2(kind: str, option: str, text: str, tmp_p
     program = torch.export.load(str(path)).module()
     gm.eval()
     for batch in (3, 1):
-        x = _x(batch)
+        x = _x(checked.graph.input_shape, batch)
         with torch.no_grad():
             torch.testing.assert_close(program(x), gm(x), rtol=1e-5, atol=1e-5)
 
@@ -270,7 +274,7 @@ def test_option_round_trips_through_onnx_or_is_refused(kind: str, option: str, t
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gm.eval()
     for batch in (3, 1):
-        x = _x(batch)
+        x = _x(checked.graph.input_shape, batch)
         [got] = session.run(None, {"x": x.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(got), gm(x), rtol=1e-4, atol=1e-5)

@@ -35,22 +35,34 @@ ROOT_ATTRS = frozenset(
 TORCH_ATTRS = MODULE_ATTRS | ROOT_ATTRS
 
 
+#: Characters a name reached through getattr(m, "name") must not hold: the path separator, and
+#: those fx's generated string literal would have to escape.
+_UNQUOTABLE = frozenset(".\\\"'")
+
+
 def safe_name(name: str, top: bool = True) -> bool:
     """Whether torch and the generated Python can use name as a submodule attribute as it is.
 
-    Digits are fine (Sequential-style "0", "1", as torchvision names them);
-    otherwise the name must be an identifier that Unicode normalisation leaves
-    alone (Python would read `self.ﬁ` as `self.fi`), not a keyword, not an
-    attribute of nn.Module, nor of GraphModule for a submodule of the compiled
-    module itself (top), and not private (a leading `_`). Other names that
-    the generated code uses (`self`, `torch`, builtins) are fine: the fx
-    backend names its values apart from them.
+    torch takes any name without a `.` that is not already an attribute of
+    the module, and fx and the generated Python reach a name that is not an
+    identifier through `getattr(m, "name")`: digits (Sequential-style "0",
+    "1", as torchvision names them) and names such as torchvision RegNet's
+    `block1-0` are kept. A name written `m.name` in generated code must be an
+    identifier that Unicode normalisation leaves alone (Python would read
+    `self.ﬁ` as `self.fi`), not a keyword (`self.import` does not parse), not
+    an attribute of nn.Module, nor of GraphModule for a submodule of the
+    compiled module itself (top), and not private (a leading `_`: nn.Module's
+    own bookkeeping). A name that is not an identifier must be printable
+    without a quote or a backslash, so that fx can write it in a string
+    literal. Other names that the generated code uses (`self`, `torch`,
+    builtins) are fine: the fx backend names its values apart from them.
     """
     if name.isascii() and name.isdigit():
         return True
+    if not name.isidentifier():
+        return bool(name) and name.isprintable() and _UNQUOTABLE.isdisjoint(name)
     return (
-        name.isidentifier()
-        and unicodedata.normalize("NFKC", name) == name
+        unicodedata.normalize("NFKC", name) == name
         and not keyword.iskeyword(name)
         and name not in (TORCH_ATTRS if top else MODULE_ATTRS)
         and not name.startswith("_")

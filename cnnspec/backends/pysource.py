@@ -246,7 +246,7 @@ class _Writer:
             group = groups.get(spec) if spec is not None else None
             is_block = group is not None and group.kind == "block"
             leaves = any(".".join(filter(None, [path, c])) in self.leaf for c in box.children)
-            numbered = all(c.isdigit() for c in box.children)
+            numbered = all(map(_is_position, box.children))
             # A chain of blocks is a run (a stage of residual blocks, a dense block): nn.Sequential, as
             # torchvision's layer1; a block of a single named block (MobileNet's InvertedResidual without
             # its shortcut) stays a class.
@@ -254,7 +254,7 @@ class _Writer:
             if self._is_chain(box) and (not is_block or run):
                 box.form = "seq"
             else:
-                box.form = "seqclass" if self._is_chain(box) and all(c.isdigit() for c in box.children) else "class"
+                box.form = "seqclass" if self._is_chain(box) and all(map(_is_position, box.children)) else "class"
                 name = group.name if is_block and group is not None else path.rpartition(".")[2]
                 if not is_block:
                     name = "".join(p[:1].upper() + p[1:] for p in name.replace("-", "_").split("_") if p) or "Group"
@@ -327,7 +327,7 @@ class _Writer:
         kinds: dict[str, list[str]] = {}
         for c in box.children:
             full = self._full(box, c)
-            if c.isdigit() and full in self.leaf and self._stateless(full):
+            if _is_position(c) and full in self.leaf and self._stateless(full):
                 kinds.setdefault(self.leaf[full].kind, []).append(c)
         taken = set(box.children)
         out = {c: c for c in box.children}
@@ -740,7 +740,7 @@ class _Writer:
 
     def _sequential(self, box: _Box) -> None:
         items = [e for _, e, _ in self._entries(box)]
-        if all(c.isdigit() for c in box.children):
+        if all(map(_is_position, box.children)):
             box.expr = pyast.Call(pyast.Attribute(pyast.Name("nn"), "Sequential"), list(items), [])
         else:
             self.uses_ordered_dict = True
@@ -1044,6 +1044,12 @@ def _collapsed(call: pyast.Call, i: int) -> str | None:
         return None
     _set_arg(trial, i, value.elts[0])
     return pyast.unparse(trial)
+
+
+def _is_position(name: str) -> bool:
+    """Whether name is a position ("0", "1"), as nn.Sequential names its children; a label of
+    other digits ("١٢") is a name."""
+    return name.isascii() and name.isdigit()
 
 
 def _safe_attr(name: str) -> bool:

@@ -103,12 +103,12 @@ def parse_sets(items: list[str]) -> dict[str, ast.Expr]:
 
 
 def parse_input(text: str | None) -> tuple[int, ...] | None:
-    """--input 3x224x224 (or a flat size) as a shape tuple."""
+    """--input 3x224x224 (or NxD tokens, or a flat size) as a shape tuple."""
     if text is None:
         return None
     parts = re.split(r"\s*[x×,]\s*", text.strip())
-    if not all(p.isdigit() and int(p) > 0 for p in parts) or len(parts) not in (1, 3):
-        raise UsageError(f"--input expects CxHxW of positive ints (e.g. 3x224x224), got {text!r}")
+    if not all(p.isdigit() and int(p) > 0 for p in parts) or len(parts) not in (1, 2, 3):
+        raise UsageError(f"--input expects CxHxW, NxD or one size, of positive ints (e.g. 3x224x224), got {text!r}")
     return tuple(int(p) for p in parts)
 
 

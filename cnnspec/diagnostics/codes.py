@@ -217,8 +217,9 @@ CODES: dict[str, Code] = {
         Code(
             "E213",
             "wrong number of input dimensions",
-            "`input:` takes C x H x W for images or one number for flat features.",
-            "network Net {\n    input: 32 x 32\n    relu\n}\n",
+            "`input:` takes C x H x W for images, N x D for a sequence of N tokens of D features (attention), "
+            "or one number for flat features. The batch is not part of it.",
+            "network Net {\n    input: 1 x 3 x 32 x 32\n    relu\n}\n",
             "network Net {\n    input: 1 x 32 x 32\n    relu\n}\n",
         ),
         Code(
@@ -240,7 +241,8 @@ CODES: dict[str, Code] = {
             "E218",
             "bad naming template",
             'A string label on a repeated statement names the copies: `"layer{1}": B() * 3` names them '
-            "layer1, layer2, layer3. It needs exactly one `{N}`.",
+            "layer1, layer2, layer3. It needs exactly one `{N}`. Other braces in a label hold an expression "
+            '(`"block{s}-{i}"` in a `for`), which must parse and give an int or a string.',
             _N + '    "layer": relu * 3\n}\n',
             _N + '    "layer{1}": relu * 3\n}\n',
         ),
@@ -303,7 +305,8 @@ CODES: dict[str, Code] = {
             "E301",
             "kernel does not fit",
             "A convolution or pooling window is larger than its (padded) input. The message shows the "
-            "arithmetic for the dimension that does not fit.",
+            "arithmetic for the dimension that does not fit. `window_attention`'s window must fit the map, "
+            "and its shift must be less than the window.",
             "network Net {\n    input: 3 x 5 x 5\n    conv(64, 7)\n}\n",
             "network Net {\n    input: 3 x 5 x 5\n    conv(64, 7, padding = 1)\n}\n",
         ),
@@ -327,7 +330,8 @@ CODES: dict[str, Code] = {
             "E304",
             "flat input where a feature map is needed, or the reverse",
             "Convolutions, pooling and the other spatial layers need C×H×W feature maps; `flatten` turns a "
-            "map into flat features (and `linear` acts on the last dimension of any shape).",
+            "map into flat features (and `linear` acts on the last dimension of any shape). `attention` needs "
+            "N×D tokens, `window_attention` an H×W×C map.",
             _N + "    flatten\n    conv(8, 3)\n}\n",
             _N + "    conv(8, 3)\n    flatten\n}\n",
         ),
@@ -335,7 +339,8 @@ CODES: dict[str, Code] = {
             "E305",
             "groups do not divide the channels",
             "A grouped convolution splits its input and output channels into `groups` equal parts; group "
-            "normalisation splits the channels into groups. The number of groups must divide them.",
+            "normalisation splits the channels into groups. The number of groups must divide them, as the "
+            "heads of `attention` and `window_attention` must divide the width.",
             "network Net {\n    input: 64 x 32 x 32\n    conv(64, 3, groups = 3)\n}\n",
             "network Net {\n    input: 64 x 32 x 32\n    conv(64, 3, groups = 4)\n}\n",
         ),
@@ -677,9 +682,11 @@ CODES: dict[str, Code] = {
         Code(
             "W006",
             "module renamed for torch",
-            "A module name that torch cannot use as an attribute (`forward`, `training`, a Python keyword, a "
-            "name with `.` or one that changes under Unicode normalisation) is compiled under a safe name; the "
-            "warning says which. state_dict keys use the safe name.",
+            "A module name that torch or the generated Python cannot use as it is (`forward`, `training`, a "
+            "Python keyword, a name that changes under Unicode normalisation or holds a quote or a backslash) "
+            "is compiled under a safe name; the warning says which. state_dict keys use the safe name. Other "
+            "names torch takes are kept exactly, identifiers or not (`\"block1-0\"`, as torchvision's RegNet "
+            "names its blocks).",
             _N + "    forward: conv(8, 3)\n}\n",
             _N + "    conv_forward: conv(8, 3)\n}\n",
         ),

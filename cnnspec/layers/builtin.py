@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from cnnspec.diagnostics.codes import E303, E304, E305, E306, E310
+from cnnspec.layers.attention import ATTENTION, WINDOW_ATTENTION
 from cnnspec.layers.kind import (
     F32,
     I64,
@@ -748,5 +749,6 @@ BUILTIN: tuple[LayerKind, ...] = (
     CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
     RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
     MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, CUT, ADD, MUL, CONCAT,
+    ATTENTION, WINDOW_ATTENTION,
     *TENSOR,
 )  # fmt: skip

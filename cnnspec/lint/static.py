@@ -97,6 +97,8 @@ def names_used(node: Any, out: set[str]) -> set[str]:
             continue
         if isinstance(n, ast.CallStmt):
             out.add(n.name)
+        if isinstance(n, ast.Stmt) and n.label is not None and n.label.parts:
+            stack.extend(p for p in n.label.parts if isinstance(p, ast.Expr))  # "block{i}" reads i
         for f in _child_fields(type(n)):
             v = getattr(n, f)
             if isinstance(v, _AST_CHILD):

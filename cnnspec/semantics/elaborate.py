@@ -17,6 +17,7 @@ every independent problem is reported in one run.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from cnnspec.diagnostics import Diagnostics, Frame, Note
@@ -29,6 +30,7 @@ from cnnspec.diagnostics.codes import (
     E213,
     E214,
     E217,
+    E218,
     E220,
     E221,
     E302,
@@ -164,9 +166,11 @@ class Elaborator:
                     self.diags.error(E212, f"an input dimension must be a positive int, got {show(v)}", d.span)
                     return None
                 dims.append(v)
-            if len(dims) not in (1, 3):
+            if len(dims) not in (1, 2, 3):
                 self.diags.error(
-                    E213, f"the input must be C x H x W or a flat size, got {len(dims)} dimensions", stmt.span
+                    E213,
+                    f"the input must be C x H x W, N x D tokens or a flat size, got {len(dims)} dimensions",
+                    stmt.span,
                 )
                 return None
             shape = tuple(dims)
@@ -223,11 +227,39 @@ class Elaborator:
             )
             self._too_big = True
             return Value(cur.node, None), ctx
+        if stmt.label is not None and stmt.label.parts:
+            named = self._named(stmt, ctx)
+            if named is None:
+                return Value(cur.node, None), ctx
+            stmt = named
         self._nesting += 1
         try:
             return STATEMENT_VISITORS[type(stmt)](self, stmt, cur, ctx)
         finally:
             self._nesting -= 1
+
+    def _named(self, stmt: ast.Stmt, ctx: Context) -> ast.Stmt | None:
+        """stmt with its label's expressions (`"block{s}-{i}"`) evaluated here: a copy, since the
+        same statement names other modules in other iterations; None (reported) if one fails."""
+        assert stmt.label is not None
+        text = []
+        for part in stmt.label.parts:
+            if isinstance(part, str):
+                text.append(part)
+                continue
+            value = self._eval(part, ctx)
+            if value is UNKNOWN:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                self.diags.error(
+                    E218,
+                    f"a naming template's braces give {show(value)}; a name is made of ints and strings",
+                    part.span,
+                    trace=ctx.trace,
+                )
+                return None
+            text.append(str(value))
+        return replace(stmt, label=ast.Label("".join(text), True, stmt.label.span))
 
     def _let(self, stmt: ast.LetStmt, cur: Value, ctx: Context) -> tuple[Value, Context]:
         """`let name = expr`: the name bound for the rest of the body."""

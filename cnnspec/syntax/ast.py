@@ -136,11 +136,17 @@ class CondExpr(Expr):
 
 @dataclass(slots=True)
 class Label:
-    """`name:` before a statement; a string label is a naming template."""
+    """`name:` before a statement; a string label is a naming template.
+
+    parts: a string label with expressions in braces (`"block{s}-{i}"`), as its
+    literal text and those expressions in order; a `{N}` of digits (the
+    repetition's first number) stays in the text. Empty for any other label.
+    """
 
     text: str
     is_template: bool
     span: Span
+    parts: list[str | Expr] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ expected in words.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -21,7 +22,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec.diagnostics import Diagnostic, Note, SpecError
-from cnnspec.diagnostics.codes import E001, E002, E003, E004, E005, E606, E607, E610
+from cnnspec.diagnostics.codes import E001, E002, E003, E004, E005, E218, E606, E607, E610
 from cnnspec.syntax import ast
 from cnnspec.syntax.ast import MAX_INT
 from cnnspec.syntax.source import SourceMap, Span, elide
@@ -822,7 +823,8 @@ class _Builder(Transformer[Token, Any]):
 
     def label(self, span: Span, tok: Token) -> ast.Label:
         if tok.type == "STRING":
-            return ast.Label(_string(tok), True, span)
+            text = _string(tok)
+            return ast.Label(text, True, span, _template_parts(tok, span) if "{" in text else [])
         return ast.Label(str(tok), False, span)
 
     def call_stmt(self, span: Span, name: Token, *args_repeat: Any) -> ast.CallStmt:
@@ -982,6 +984,73 @@ def _not_a_clause(file: str, name: Token) -> None:
             help=[f"put `{name}` on the same line as the `}}` that closes the `{owner}` body: `}} {name} {{`"],
         )
     )
+
+
+_BRACED = re.compile(r"\{([^{}]*)\}")
+
+
+def _template_parts(tok: Token, span: Span) -> list[str | ast.Expr]:
+    """A string label's literal text and the expressions in its braces (`"block{s}-{i}"`), each
+    expression parsed where it stands in the file; [] when the braces hold only a `{N}` of digits.
+
+    A piece that is not an expression is reported (E218) and reads as its text.
+    """
+    raw = str(tok)[1:-1]
+    parts: list[str | ast.Expr] = []
+    literal, last, exprs = "", 0, 0
+    for m in _BRACED.finditer(raw):
+        piece = m.group(1)
+        if piece.strip().isascii() and piece.strip().isdigit():
+            continue  # the repetition's {N}: part of the literal text
+        literal += raw[last : m.start()]
+        parts.append(_unquote_text(literal))
+        literal, last = "", m.end()
+        col = (tok.column or 1) + 1 + m.start(1)
+        where = Span(span.file, tok.line or 1, col, tok.line or 1, col + len(piece))
+        try:
+            # Padded to its column and moved to its line, so that its spans point into the file.
+            expr = parse_expr(" " * (col - 1) + piece, span.file)
+        except SpecError:
+            _CURRENT.get().error(
+                Diagnostic(
+                    E218,
+                    f"`{{{piece}}}` in the naming template is not an expression",
+                    where,
+                    help=['write an expression in braces, `"block{i}"`, or one number for a repetition, `"layer{1}"`'],
+                )
+            )
+            parts.append("{" + piece + "}")
+            continue
+        parts.append(_moved(expr, (tok.line or 1) - 1))
+        exprs += 1
+    parts.append(_unquote_text(literal + raw[last:]))
+    return [p for p in parts if p != ""] if exprs else []
+
+
+def _unquote_text(raw: str) -> str:
+    try:
+        return _unquote(f'"{raw}"')
+    except (ValueError, SyntaxError):
+        return raw  # the whole string's escape is reported by _string
+
+
+def _moved(node: Any, lines: int) -> Any:
+    """node with every span in it moved down by lines (an expression parsed on its own, line 1)."""
+    if not lines:
+        return node
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list):
+            stack.extend(n)
+            continue
+        for f in getattr(type(n), "__dataclass_fields__", {}):
+            v = getattr(n, f)
+            if isinstance(v, Span):
+                setattr(n, f, v._replace(line=v.line + lines, end_line=v.end_line + lines))
+            elif isinstance(v, (list, ast.Expr, ast.Arg)):
+                stack.append(v)
+    return node
 
 
 def _string(tok: Token) -> str:

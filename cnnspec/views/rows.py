@@ -24,6 +24,9 @@ MAC_CONVENTION = (
     "1 MAC = one multiply-add of a convolution or linear layer, per sample; FLOPs = 2 × MACs; "
     "bias, normalisation, activation, pooling and joins are not counted"
 )
+#: Added to MAC_CONVENTION for a network with attention (cnnspec.layers.attention), and only then, so
+#: that the summaries of networks without it read as before.
+ATTENTION_CONVENTION = "; attention counts its projections as linear layers and QKᵀ and AV as N·N·D each"
 #: What the activation memory counts (docs/analysis.md).
 ACTIVATION_CONVENTION = (
     "fp32 tensors autograd saves for backward in one training step, input included, each storage once"
@@ -286,7 +289,9 @@ class ReportData:
         self.buffers = analysis.buffers
         self.param_bytes_fp32, self.param_bytes_bf16 = 4 * trainable, 2 * trainable
         self.macs, self.flops = macs, 2 * macs
-        self.mac_convention, self.activation_convention = MAC_CONVENTION, ACTIVATION_CONVENTION
+        mixes = any(n.kind in ("attention", "window_attention") for n in graph.nodes)
+        self.mac_convention = MAC_CONVENTION + (ATTENTION_CONVENTION if mixes else "")
+        self.activation_convention = ACTIVATION_CONVENTION
         self.activation_bytes = analysis.activation_bytes(batch)
         #: The checker's warnings, as --diagnostics json gives them.
         self.warnings: list[dict[str, object]] = [d.to_dict() for d in warnings or []]

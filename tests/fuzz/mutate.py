@@ -78,7 +78,8 @@ _LAYERS = ["conv(8, 3)", "conv(4, 1, stride = 2)", "relu", "batchnorm", "maxpool
            "chunk(2, 0)", "chunk([1, 2], 1)", "chunk(3, 5, dim = 2)", "channel_shuffle(2)", "upsample()",
            'upsample(size = [7, 7], mode = "bilinear", align_corners = true)', "upsample(0.01)",
            "conv_transpose(4, 2, stride = 2)", "conv_transpose(4, 3, output_padding = 2)",
-           'layernorm(over = "last")', 'layernorm(over = "channels")', "linear(10)"]
+           'layernorm(over = "last")', 'layernorm(over = "channels")', "linear(10)",
+           "attention(2)", "window_attention(2, 4, shift = 2)"]
 
 
 def random_spec(rng: random.Random, depth: int = 0) -> str:
@@ -101,7 +102,10 @@ def random_spec(rng: random.Random, depth: int = 0) -> str:
             return f"let v{rng.randint(0, 3)} = {rng.choice(['1', '[1, 2]', 'in.channels', 'v0 + 1'])}"
         if r < 0.50:
             return f"aux(weight = {rng.choice(['0', '0.3', '-1'])}) {{ flatten; linear(2) }}"
-        label = rng.choice(["", "", "a: ", "b: ", "forward: ", '"x{1}": '])
+        label = rng.choice(
+            ["", "", "a: ", "b: ", "forward: ", '"x{1}": ', '"blk{i}-{1}": ', '"v{i + 1}_{v0}": ', '"y{i +}": ',
+             '"block1-0": ', '"c{[1]}": ']
+        )
         return label + rng.choice(_LAYERS) + rng.choice(["", "", " * 2", " * 0"])
 
     body = "\n    ".join(stmt(0) for _ in range(rng.randint(1, 6)))
