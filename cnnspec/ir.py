@@ -90,6 +90,16 @@ class AuxOutput:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class CutMarker:
+    """A `cut` in the spec: a pipeline boundary pinned right after node `node` (the value the marker
+    reads). It adds no node, so module paths and the state_dict are those of the spec without it."""
+
+    node: int
+    span: Span
+    trace: tuple[Frame, ...] = ()
+
+
 class Graph:
     """A fully elaborated network."""
 
@@ -102,6 +112,8 @@ class Graph:
         self.group_rows: list[GroupRow] = []
         self.init_rules: list[InitRule] = []
         self.aux: list[AuxOutput] = []
+        #: The spec's `cut` markers, in the order elaborated (cnnspec.analysis.pipeline pins them).
+        self.cut_markers: list[CutMarker] = []
         self.output: int = -1
         # Derived views, built on first use and rebuilt if nodes or groups were added since.
         self._groups: tuple[int, dict[str, Group]] | None = None

@@ -4,7 +4,7 @@ Codes are stable: a code keeps its meaning once published, so editors, CI
 scripts and docs/errors.md can rely on it. The hundreds group a code by
 kind: E0xx syntax, E1xx names, E2xx values and arguments, E3xx shapes,
 E4xx files, definitions and structure, E5xx network selection and --set,
-E6xx limits, W0xx warnings. docs/errors.md is generated from this table
+E6xx limits, E7xx pipeline plans, W0xx warnings. docs/errors.md is generated from this table
 (`python -m cnnspec.diagnostics.codes > docs/errors.md`) and a test keeps the two equal.
 """
 
@@ -571,6 +571,44 @@ CODES: dict[str, Code] = {
             "",
             "",
         ),
+        # ---------------------------------------------------------- pipeline plans
+        Code(
+            "E701",
+            "too many pipeline stages",
+            "`--pipeline N` asks for more stages than the network has places to cut, plus one. A boundary "
+            "between stages falls only where exactly one tensor crosses: never inside a residual block (its "
+            "shortcut crosses too) or between the branches of a join such as an Inception module. The message "
+            "says how many stages are possible.",
+            _N + "    residual { conv(3, 3, padding = 1); relu }\n}\n",
+            _N + "    conv(3, 3, padding = 1)\n    relu\n    conv(8, 3)\n}\n",
+            "--pipeline 3",
+        ),
+        Code(
+            "E702",
+            "cut marker where a stage cannot end",
+            "A `cut` marker pins a pipeline boundary right after itself, so exactly one tensor may cross "
+            "there. Inside a residual or a join's branches more than one does: the message names each "
+            "tensor's shape and the layer that makes it. A marker with no layer between it and the input, "
+            "another marker or the end would leave a stage empty.",
+            _N + "    residual { conv(3, 3, padding = 1); cut; relu }\n}\n",
+            _N + "    residual { conv(3, 3, padding = 1); relu }\n    cut\n    conv(8, 3)\n}\n",
+            "--pipeline 2",
+        ),
+        Code(
+            "E703",
+            "more cut markers than boundaries",
+            "Every `cut` marker in the network is a pipeline boundary, so N stages hold at most N - 1 markers. "
+            "A marker in a block counts once for each instance of the block.",
+            _N + "    conv(8, 3); cut; conv(8, 3); cut; conv(8, 3)\n}\n",
+            _N + "    conv(8, 3); cut; conv(8, 3); conv(8, 3)\n}\n",
+            "--pipeline 2",
+        ),
+        Code(
+            "E704",
+            "invalid pipeline request",
+            "The planner was asked for fewer than 1 stage, a batch size below 1, or a balance other than "
+            "`macs`, `params` or `memory` (the command line reports these as usage errors).",
+        ),
         # ---------------------------------------------------------- warnings
         Code(
             "W001",
@@ -700,6 +738,10 @@ E607 = "E607"
 E608 = "E608"
 E609 = "E609"
 E610 = "E610"
+E701 = "E701"
+E702 = "E702"
+E703 = "E703"
+E704 = "E704"
 W001 = "W001"
 W002 = "W002"
 W003 = "W003"

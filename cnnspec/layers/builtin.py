@@ -566,6 +566,18 @@ FLATTEN = LayerKind(
     lowers_to="torch.flatten(x, 1)",
 )
 
+# ---------------------------------------------------------------- markers
+
+#: `cut`: a pipeline boundary the planner must keep (cnnspec.analysis.pipeline). The elaborator
+#: records it on the graph and adds no node, so it takes no position among its siblings and the
+#: module tree, state_dict and every figure of the spec are those of the spec without it.
+CUT = LayerKind(
+    name="cut",
+    doc="Marks a pipeline stage boundary after the previous layer (`check --pipeline N`); computes nothing.",
+    shape=_same,
+    lowers_to="nothing: a boundary that `--pipeline` plans keep",
+)
+
 # ------------------------------------------------------------------ joins
 
 
@@ -674,5 +686,5 @@ CONCAT = LayerKind(
 BUILTIN: tuple[LayerKind, ...] = (
     CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
     RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
-    MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, ADD, MUL, CONCAT,
+    MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, CUT, ADD, MUL, CONCAT,
 )  # fmt: skip

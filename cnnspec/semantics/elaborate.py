@@ -45,7 +45,8 @@ from cnnspec.diagnostics.codes import (
     W003,
     W005,
 )
-from cnnspec.ir import AuxOutput, Graph, InitRule, Node
+from cnnspec.ir import AuxOutput, CutMarker, Graph, InitRule, Node
+from cnnspec.layers.builtin import CUT
 from cnnspec.layers.kind import Attrs, LayerKind, ShapeError, shape_text
 from cnnspec.layers.registry import all_kinds, is_join, lookup, suggest
 from cnnspec.semantics.binder import Binder
@@ -289,10 +290,26 @@ class Elaborator:
                 help=[f"write `{kind.name} {{ branch1; branch2 }}`"],
             )
             return Value(cur.node, None), ctx
+        if kind is CUT:
+            return self._cut(stmt, cur, ctx), ctx
         if stmt.repeat is None:
             path = ctx.scope.name(stmt.label, stmt.span, self.diags)
             return self._emit(kind, block, stmt, cur, ctx, path), ctx
         return self._repeat(kind, block, stmt, cur, ctx), ctx
+
+    def _cut(self, stmt: ast.CallStmt, cur: Value, ctx: Context) -> Value:
+        """`cut`: a pipeline boundary after the current value, recorded on the graph. It takes no
+        position and adds no node, so every module path and figure is that of the spec without it."""
+        self.binder.layer(CUT, stmt.args, stmt.span, lambda e: self._eval(e, ctx), ctx.trace)
+        copies = 1
+        if stmt.repeat is not None:
+            count = self._eval(stmt.repeat, ctx)
+            copies = count if type(count) is int and count >= 0 else 1
+        if cur.shape is not None:
+            # Two markers in one place are already an error for the planner; more add nothing.
+            for _ in range(min(copies, 2)):
+                self.graph.cut_markers.append(CutMarker(cur.node, stmt.span, ctx.trace))
+        return cur
 
     def _emit(
         self, kind: LayerKind | None, block: ast.BlockDef | None, stmt: ast.CallStmt, cur: Value, ctx: Context,

@@ -1,0 +1,359 @@
+"""The static pipeline planner: plans cut only where one tensor crosses, cover every node in order,
+and are optimal (checked against brute force on small networks)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+
+from cnnspec.analysis.memory import _applied, _rules
+from cnnspec.analysis.pipeline import (
+    MEASURES,
+    PipelineError,
+    PipelinePlan,
+    legal_cut_points,
+    plan_pipeline,
+)
+from cnnspec.api import Checked, analyse
+from cnnspec.ir import Graph
+from cnnspec.layers.kind import F32, SAVES_INPUT
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+#: A small network with every kind of structure: a chain, a residual, a join of branches, flat layers.
+MIXED = """
+network Mixed {
+    input: 3 x 16 x 16
+    conv(8, 3, padding = 1); batchnorm; relu
+    residual { conv(8, 3, padding = 1); relu; conv(8, 3, padding = 1) }
+    relu
+    maxpool(2)
+    concat { conv(4, 1); { conv(4, 1); relu; conv(6, 3, padding = 1) }; maxpool(3, stride = 1, padding = 1) }
+    conv(16, 3, padding = 1); relu
+    conv(16, 1)
+    flatten
+    linear(32); relu; dropout(0.5)
+    linear(10)
+}
+"""
+
+
+def _stage_memory(graph: Graph, ids: tuple[int, ...], batch: int) -> int:
+    """Activation bytes of one stage run on its own: cnnspec.analysis.memory's counting over the
+    stage's nodes, the tensor it receives a storage of its own (written apart from the planner's
+    prefix sums and correction, which it checks)."""
+    nodes = graph.nodes
+    inside = set(ids)
+    rules, views, joins = _rules()
+    storage: dict[int, int] = {}
+    kept: set[int] = set()
+    total = 0
+
+    def root(i: int) -> int:
+        return storage.get(i, -1) if i in inside else -1  # -1: the received tensor
+
+    for nid in ids:
+        node = nodes[nid]
+        if nid == 0:
+            storage[0] = 0
+            continue
+        storage[nid] = root(node.inputs[0]) if node.kind in views else nid
+        positions, per_sample, fixed = _applied(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")
+        for pos in positions:
+            key = storage[nid] if pos == -1 else root(node.inputs[pos])
+            if key not in kept:
+                kept.add(key)
+                src = nodes[ids[0] - 1] if key == -1 else nodes[key]
+                per_sample += math.prod(src.out_shape) * F32
+        total += per_sample * batch + fixed
+    return total
+
+
+def _assert_well_formed(graph: Graph, plan: PipelinePlan, stages: int) -> None:
+    """Contiguous stages covering every node once, in order, cut only at legal points."""
+    assert len(plan.stages) == stages and len(plan.cuts) == stages - 1
+    covered = [i for s in plan.stages for i in s.nodes]
+    assert covered == list(range(len(graph.nodes)))
+    assert set(plan.cuts) <= set(graph.cut_points())
+    assert list(plan.cuts) == sorted(set(plan.cuts))
+    for k, s in enumerate(plan.stages):
+        assert s.index == k and s.layers == len([i for i in s.nodes if i > 0]) >= 1
+        assert s.boundary == (graph.nodes[s.nodes[-1]].out_shape if k < stages - 1 else None)
+        # Every tensor a stage reads from before it is the previous stage's boundary.
+        for i in s.nodes:
+            for src in graph.nodes[i].inputs:
+                assert src in s.nodes or (k > 0 and src == plan.cuts[k - 1])
+
+
+def _brute_force(c: Checked, stages: int, measure: str, batch: int) -> tuple[int, int]:
+    """The least largest stage over every choice of cuts, and the least boundary sum among those."""
+    graph, a = c.graph, c.analysis
+    params = [p[0] if p else 0 for p in a.params]
+    macs = [m or 0 for m in a.macs]
+    best: tuple[int, int] | None = None
+    n = len(graph.nodes)
+    for cuts in itertools.combinations(legal_cut_points(graph), stages - 1):
+        bounds = [0, *cuts, n - 1]
+        worst = 0
+        for k in range(stages):
+            ids = tuple(range(0 if k == 0 else bounds[k] + 1, bounds[k + 1] + 1))
+            if measure == "memory":
+                cost = _stage_memory(graph, ids, batch)
+            else:
+                cost = sum((params if measure == "params" else macs)[i] for i in ids)
+            worst = max(worst, cost)
+        sent = sum(math.prod(graph.nodes[c].out_shape) for c in cuts)
+        if best is None or (worst, sent) < best:
+            best = (worst, sent)
+    assert best is not None
+    return best
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("stages", [1, 2, 3, 4, 5])
+def test_small_plans_are_optimal_against_brute_force(measure: str, stages: int) -> None:
+    c = analyse(MIXED)
+    g = c.graph
+    plan = plan_pipeline(g, stages, measure, batch=4, analysis=c.analysis)
+    _assert_well_formed(g, plan, stages)
+    worst, sent = _brute_force(c, stages, measure, 4)
+    assert max(s.total(measure) for s in plan.stages) == worst
+    assert sum(math.prod(g.nodes[p].out_shape) for p in plan.cuts) == sent
+
+
+def test_stage_memory_counts_a_received_tensor_the_stage_keeps() -> None:
+    c = analyse(MIXED)
+    for stages in (2, 3, 4, 5):
+        plan = plan_pipeline(c.graph, stages, "macs", batch=3, analysis=c.analysis)
+        for s in plan.stages:
+            assert s.memory == _stage_memory(c.graph, s.nodes, 3), (stages, s.index)
+    # A plain chain: relu keeps its output, and the conv after it keeps the same tensor as its input.
+    # Split between them, both stages hold a copy; the sum of the stages exceeds the whole network's.
+    text = "network Two { input: 1 x 8 x 8\n residual { conv(1, 3, padding = 1) }; relu\n conv(4, 3) }"
+    c = analyse(text)
+    assert legal_cut_points(c.graph) == [2, 3]
+    plan = plan_pipeline(c.graph, 3, "memory", analysis=c.analysis)
+    assert [s.layers for s in plan.stages] == [2, 1, 1]
+    assert plan.stages[2].memory == 1 * 8 * 8 * F32
+    assert sum(s.memory for s in plan.stages) == c.analysis.activation_bytes(1) + 1 * 8 * 8 * F32
+
+
+def test_cut_points_of_a_residual_and_a_join_are_outside_them() -> None:
+    g = analyse(MIXED).graph
+    add, concat = [n for n in g.nodes if n.kind in ("add", "concat")]
+    assert (add.id, concat.id) == (7, 15)
+    legal = legal_cut_points(g)
+    # The residual body (4..6: the shortcut from 3 crosses), concat's branches (10..14), the input and
+    # the last layer are left out; the residual's input (3) and output (7) and the concat (15) are in.
+    assert legal == [1, 2, 3, 7, 8, 9, *range(15, 23)]
+
+
+@pytest.mark.parametrize("spec", ["resnet152", "vgg16", "googlenet"])
+@pytest.mark.parametrize("stages", [2, 4])
+def test_stock_plans_cover_the_network_and_add_up(spec: str, stages: int) -> None:
+    c = analyse(SPECS / f"{spec}.cnn")
+    for measure in MEASURES:
+        plan = plan_pipeline(c.graph, stages, measure, batch=8, analysis=c.analysis)
+        _assert_well_formed(c.graph, plan, stages)
+        assert sum(s.params for s in plan.stages) == c.analysis.trainable_params
+        assert sum(s.buffers for s in plan.stages) == c.analysis.buffers
+        assert sum(s.macs for s in plan.stages) == c.analysis.total_macs
+        assert sum(s.memory for s in plan.stages) >= c.analysis.activation_bytes(8)
+        for s in plan.stages:
+            assert s.memory == _stage_memory(c.graph, s.nodes, 8)
+        mean = {m: sum(s.total(m) for s in plan.stages) / stages for m in MEASURES}
+        for m in MEASURES:
+            assert plan.imbalance[m] == pytest.approx(max(s.total(m) for s in plan.stages) / mean[m])
+        # The measure balanced on is the best of the three plans for that measure.
+        others = [plan_pipeline(c.graph, stages, o, batch=8, analysis=c.analysis) for o in MEASURES]
+        assert plan.imbalance[measure] <= min(o.imbalance[measure] for o in others) + 1e-12
+
+
+def test_vgg16_balances_on_macs_but_its_first_linear_layer_holds_most_parameters() -> None:
+    c = analyse(SPECS / "vgg16.cnn")
+    plan = plan_pipeline(c.graph, 2, "macs", analysis=c.analysis)
+    assert plan.imbalance["macs"] < 1.05
+    assert plan.imbalance["params"] > 1.95
+    fc6 = next(n for n in c.graph.nodes if n.kind == "linear")
+    assert c.analysis.params[fc6.id][0] == 102_764_544
+    by_params = plan_pipeline(c.graph, 4, "params", analysis=c.analysis)
+    assert any(s.params >= 102_764_544 for s in by_params.stages)
+
+
+def test_stage_paths_are_the_module_paths_of_its_layers() -> None:
+    c = analyse(SPECS / "resnet18.cnn")
+    plan = plan_pipeline(c.graph, 3, "macs", analysis=c.analysis)
+    paths = [p for s in plan.stages for p in s.paths]
+    assert paths == [n.path for n in c.graph.nodes if n.has_module]
+    assert plan.stages[0].first == "conv1" and plan.stages[-1].last == "fc"
+
+
+def test_one_stage_is_the_whole_network() -> None:
+    c = analyse(SPECS / "lenet5.cnn")
+    plan = plan_pipeline(c.graph, 1)
+    assert plan.cuts == () and plan.stages[0].nodes == tuple(range(len(c.graph.nodes)))
+    assert plan.imbalance == {"macs": 1.0, "params": 1.0, "memory": 1.0}
+    assert plan.stages[0].boundary is None
+
+
+def test_at_most_one_stage_more_than_legal_cut_points() -> None:
+    c = analyse(SPECS / "lenet5.cnn")
+    legal = legal_cut_points(c.graph)
+    assert len(legal) == len(c.graph.nodes) - 2  # every node but the input and the last
+    plan = plan_pipeline(c.graph, len(legal) + 1)
+    assert all(s.layers == 1 for s in plan.stages)
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(c.graph, len(legal) + 2)
+    assert e.value.code == "E701"
+    assert f"{len(legal)} legal cut points, so at most {len(legal) + 1} stages" in e.value.message
+
+
+def test_a_network_of_one_residual_cannot_be_split() -> None:
+    c = analyse("network R { input: 3 x 8 x 8\n residual { conv(3, 3, padding = 1); relu } }")
+    assert legal_cut_points(c.graph) == []
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(c.graph, 2)
+    assert e.value.code == "E701" and "0 legal cut points, so at most 1 stages" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"stages": 0}, "at least 1 stage"),
+        ({"stages": 2, "balance": "flops"}, "unknown balance 'flops'"),
+        ({"stages": 2, "batch": 0}, "batch size"),
+    ],
+)
+def test_bad_requests_raise_e704(kwargs: dict[str, object], text: str) -> None:
+    g = analyse(SPECS / "lenet5.cnn").graph
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(g, **kwargs)  # type: ignore[arg-type]
+    assert e.value.code == "E704" and text in e.value.message
+
+
+def test_memory_figures_follow_the_batch() -> None:
+    c = analyse(SPECS / "resnet18.cnn")
+    one = plan_pipeline(c.graph, 2, "macs", batch=1, analysis=c.analysis)
+    many = plan_pipeline(c.graph, 2, "macs", batch=16, analysis=c.analysis)
+    assert one.cuts == many.cuts  # MACs do not depend on the batch
+    assert [s.memory for s in many.stages] == [_stage_memory(c.graph, s.nodes, 16) for s in many.stages]
+    assert many.stages[0].memory > 15 * one.stages[0].memory
+
+
+# ------------------------------------------------------------------ cut markers
+
+#: MIXED with a marker after the residual's relu and one after the concat.
+MARKED = MIXED.replace("    relu\n    maxpool(2)", "    relu; cut\n    maxpool(2)").replace(
+    "padding = 1) }; maxpool(3, stride = 1, padding = 1) }",
+    "padding = 1) }; maxpool(3, stride = 1, padding = 1) }; cut",
+)
+
+
+def test_cut_markers_change_no_module_path_figure_or_weight_name() -> None:
+    import cnnspec
+
+    plain, marked = analyse(MIXED), analyse(MARKED)
+    assert MARKED.count("cut") == 2
+    assert [n._replace(span=None) for n in plain.graph.nodes] == [n._replace(span=None) for n in marked.graph.nodes]
+    assert [m.node for m in marked.graph.cut_markers] == [8, 15]
+    assert plain.graph.cut_markers == []
+    assert marked.analysis.total_macs == plain.analysis.total_macs
+    assert list(cnnspec.compile(MARKED).state_dict()) == list(cnnspec.compile(MIXED).state_dict())
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+@pytest.mark.parametrize("stages", [3, 4, 5])
+def test_markers_are_boundaries_and_the_rest_is_optimal(measure: str, stages: int) -> None:
+    c = analyse(MARKED)
+    plan = plan_pipeline(c.graph, stages, measure, batch=2, analysis=c.analysis)
+    _assert_well_formed(c.graph, plan, stages)
+    assert plan.pinned == (8, 15) and {8, 15} <= set(plan.cuts)
+    graph, n = c.graph, len(c.graph.nodes)
+    best = None
+    for cuts in itertools.combinations(legal_cut_points(graph), stages - 1):
+        if not {8, 15} <= set(cuts):
+            continue
+        bounds = [0, *cuts, n - 1]
+        ids = [tuple(range(0 if k == 0 else bounds[k] + 1, bounds[k + 1] + 1)) for k in range(stages)]
+        if measure == "memory":
+            worst = max(_stage_memory(graph, s, 2) for s in ids)
+        else:
+            per = [p[0] if p else 0 for p in c.analysis.params] if measure == "params" else c.analysis.macs
+            worst = max(sum(per[i] or 0 for i in s) for s in ids)
+        best = worst if best is None else min(best, worst)
+    assert max(s.total(measure) for s in plan.stages) == best
+
+
+def _error(text: str, stages: int) -> PipelineError:
+    c = analyse(text)
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(c.graph, stages, analysis=c.analysis)
+    return e.value
+
+
+def test_a_marker_inside_a_residual_names_both_tensors_and_their_layers() -> None:
+    e = _error(
+        "network N { input: 4 x 8 x 8\n conv(4, 3, padding = 1)\n residual { conv(4, 3, padding = 1); cut; relu } }", 2
+    )
+    assert e.code == "E702" and e.span is not None and (e.span.line, e.span.col) == (3, 38)
+    assert "would pass 2 tensors, not one: 4×8×8 from `0` (conv) and 4×8×8 from `1` (conv)" in e.message
+    assert [(n.span.line, n.span.col) for n in e.notes if n.span] == [(2, 2), (3, 13)]
+
+
+def test_a_marker_between_inception_branches_names_every_tensor() -> None:
+    c = analyse(SPECS / "googlenet.cnn")
+    text = (
+        (SPECS / "googlenet.cnn")
+        .read_text()
+        .replace("BasicConv(c3, 3, padding = 1)", "BasicConv(c3, 3, padding = 1); cut", 1)
+    )
+    assert "cut" in text
+    e = _error(text, 2)
+    # After inception3a's second branch: the module's input (read by branches 3 and 4) and the
+    # outputs of branches 1 and 2 (read by the concat) cross.
+    assert e.code == "E702" and e.message.endswith(
+        "would pass 3 tensors, not one: 192×28×28 from `maxpool2` (maxpool), 64×28×28 from "
+        "`inception3a.branch1.2` (relu) and 128×28×28 from `inception3a.branch2.1.2` (relu)"
+    )
+    assert [f.path for f in e.trace] == ["inception3a"]
+    assert c.graph.cut_markers == []
+
+
+@pytest.mark.parametrize(
+    ("body", "stages", "code", "text"),
+    [
+        ("cut; conv(4, 3); relu", 2, "E702", "no layer before it"),
+        ("conv(4, 3); relu; cut", 2, "E702", "no layer after it"),
+        ("conv(4, 3); cut * 2; relu", 3, "E702", "in the same place as another"),
+        ("conv(4, 3); cut; relu; cut; conv(4, 1)", 2, "E703", "2 cut markers, more than the 1 boundary of 2 stages"),
+        ("conv(4, 3); cut; relu", 3, "E701", "1 legal cut point, so at most 2 stages"),
+    ],
+)
+def test_marker_mistakes(body: str, stages: int, code: str, text: str) -> None:
+    e = _error(f"network N {{ input: 1 x 8 x 8\n {body} }}", stages)
+    assert e.code == code and text in e.message, e.message
+    if code != "E701":
+        assert e.span is not None and e.span.line == 2
+
+
+def test_a_marker_is_harmless_without_a_plan_and_takes_no_arguments() -> None:
+    from cnnspec.diagnostics import SpecError
+
+    c = analyse("network N { input: 1 x 8 x 8\n conv(4, 3); cut; relu; cut }")  # no plan: no error
+    assert len(c.graph.cut_markers) == 2
+    with pytest.raises(SpecError) as e:
+        analyse("network N { input: 1 x 8 x 8\n conv(4, 3); cut(2); relu }")
+    assert e.value.errors[0].code.startswith("E2")
+
+
+def test_pipeline_errors_render_as_spec_errors() -> None:
+    text = "network N { input: 4 x 8 x 8\n conv(4, 3, padding = 1)\n residual { conv(4, 3, padding = 1); cut; relu } }"
+    c = analyse(text)
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(c.graph, 2)
+    rendered = e.value.spec_error(c.program.sources).render()
+    assert rendered.startswith("<spec>:3:38: error[E702]: a pipeline boundary at this cut marker")
+    assert "residual { conv(4, 3, padding = 1); cut; relu }" in rendered and "^^^" in rendered
