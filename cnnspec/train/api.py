@@ -205,7 +205,7 @@ def _check_pipeline(cfg: TrainConfig, source: Any, world: int | None) -> None:
     if cfg.precision == "fp16":
         raise UsageError("--precision fp16 is not supported with --pipeline yet (its loss scaling is per stage); "
                          "use --precision bf16")
-    if source.graph is None:
+    if source.checked is None:
         raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
     pipeline.layout(cfg, world)
-    pipeline.plan_cuts(source.graph(), cfg)
+    pipeline.plan_cuts(source.checked(), cfg)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
     import torch.fx
 
+    from cnnspec.api import Checked
     from cnnspec.ir import Graph
     from cnnspec.train.config import TrainConfig
 
@@ -233,6 +234,11 @@ def layout(config: TrainConfig, world: int) -> Layout:
     if stages % per:
         raise UsageError(f"--pipeline {stages} stages do not divide into {per} stages per rank")
     pp = stages // per
+    if pp < 2:
+        raise UsageError(
+            f"--pipeline {stages} with {per} stages per rank puts every stage on one rank; "
+            f"give --pipeline {2 * per} or more"
+        )
     if world < pp:
         raise UsageError(
             f"--pipeline {stages} needs {pp} workers or more, got {world}; start them with "
@@ -255,15 +261,19 @@ def layout(config: TrainConfig, world: int) -> Layout:
     return Layout(stages=stages, stages_per_rank=per, pp=pp, dp=world // pp)
 
 
-def plan_cuts(graph: Graph, config: TrainConfig) -> tuple[int, ...]:
-    """The planner's cuts for config's --pipeline and --balance, or UsageError with its message."""
+def plan_cuts(checked: Checked, config: TrainConfig) -> tuple[int, ...]:
+    """The planner's cuts for config's --pipeline and --balance; UsageError with the planner's message
+    (rendered over the spec, with a caret, where a cut marker is at fault)."""
     from cnnspec.analysis.pipeline import PipelineError, plan_pipeline
     from cnnspec.train.errors import UsageError
 
     stages = config.pipeline
+    assert stages is not None
     try:
-        plan = plan_pipeline(graph, stages, balance=config.balance, batch=1)
+        plan = plan_pipeline(checked.graph, stages, balance=config.balance, batch=1, analysis=checked.analysis)
     except PipelineError as exc:
-        hint = f" ({exc.help})" if getattr(exc, "help", None) else ""
+        if exc.span is not None:
+            raise UsageError(exc.spec_error(checked.program.sources).render().rstrip()) from None
+        hint = f"; {exc.help}" if exc.help else ""
         raise UsageError(f"--pipeline {stages}: {exc.message}{hint}") from None
     return tuple(plan.cuts)

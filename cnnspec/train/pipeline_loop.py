@@ -106,10 +106,11 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     say = _printer(env.is_main)
     fault = faults.from_env()
     lay = pipeline.layout(config, world)
-    if source.graph is None:
+    if source.checked is None:
         raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
-    graph = source.graph()
-    cuts = pipeline.plan_cuts(graph, config)
+    checked = source.checked()
+    graph = checked.graph
+    cuts = pipeline.plan_cuts(checked, config)
 
     mesh = init_device_mesh(device.type, (lay.pp, lay.dp), mesh_dim_names=("pp", "dp"))
     pp_rank, dp_rank = mesh["pp"].get_local_rank(), mesh["dp"].get_local_rank()
