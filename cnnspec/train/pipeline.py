@@ -77,11 +77,13 @@ def _ir_ids(gm: torch.fx.GraphModule, graph: Graph) -> dict[torch.fx.Node, int]:
     return ids
 
 
-def split(gm: torch.fx.GraphModule, graph: Graph, cuts: Sequence[int]) -> list[Stage]:
+def split(gm: torch.fx.GraphModule, graph: Graph, cuts: Sequence[int], float_boundaries: bool = False) -> list[Stage]:
     """The stages of gm (compiled from graph) cut after each IR node id in cuts.
 
     Each stage's GraphModule shares its submodules (and so its parameters)
-    with gm, under the same module paths.
+    with gm, under the same module paths. float_boundaries: every stage but
+    the last returns float32, whatever autocast computed it in, so that what
+    it sends has the dtype the next stage's receive buffer was made with.
     """
     import torch.fx
 
@@ -115,7 +117,12 @@ def split(gm: torch.fx.GraphModule, graph: Graph, cuts: Sequence[int]) -> list[S
                 env[node] = g.node_copy(node, env.__getitem__)
             except KeyError:  # check_cuts makes this unreachable: every input is this stage's or the entry
                 raise StageError(f"node {node.name} of {graph.network} reads a tensor of an earlier stage") from None
-        result = env[value_of[hi]] if hi < len(graph.nodes) else torch.fx.map_arg(output.args[0], env.__getitem__)
+        if hi < len(graph.nodes):
+            result = env[value_of[hi]]
+            if float_boundaries:
+                result = g.call_method("float", (result,))
+        else:
+            result = torch.fx.map_arg(output.args[0], env.__getitem__)
         g.output(result)
         if s > 0:
             _not_in_place(g, env[entry], gm)

@@ -156,7 +156,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     torch.manual_seed(config.seed)
     whole = source.build()
     n_params = sum(p.numel() for p in whole.parameters())
-    stages = pipeline.split(whole, graph, cuts)
+    stages = pipeline.split(whole, graph, cuts, float_boundaries=amp_dtype is not None)
     del whole
     micro = config.batch_size // config.microbatches
     modules: list[nn.Module] = []

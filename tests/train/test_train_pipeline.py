@@ -226,14 +226,17 @@ def test_two_stages_equal_one_process_accumulating_the_micro_batches(runs: Path,
 
 @pytest.mark.slow
 def test_interleaved_four_stages_on_two_ranks(runs: Path) -> None:
+    """Also with accumulation: 2 steps of 2 micro-batches of 8 are the reference's 4 micro-batches of 8."""
     ref = load_weights(_reference(runs) / "model.safetensors")
     res = run_cli(
         str(TINY_BN),
         *COMMON,
         "--batch-size",
-        "32",
+        "16",
         "--microbatches",
-        "4",
+        "2",
+        "--accum-steps",
+        "2",
         "--schedule",
         "interleaved",
         "--pipeline",
@@ -246,6 +249,9 @@ def test_interleaved_four_stages_on_two_ranks(runs: Path) -> None:
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "pipeline 4 stages on 2 ranks, 2 stages per rank x data parallel 1" in res.stdout
+    assert (
+        "effective batch 32 = 16 per pipeline (2 micro-batches of 8) x 1 data-parallel x 2 accumulation" in res.stdout
+    )
     assert _max_diff(ref, load_weights(runs / "interleaved" / "model.safetensors")) <= 1e-6
 
 
