@@ -202,9 +202,6 @@ def _check_pipeline(cfg: TrainConfig, source: Any, world: int | None) -> None:
     for name, flag in unsupported.items():
         if getattr(cfg, name):
             raise UsageError(f"{flag} is not supported with --pipeline yet; leave it out")
-    if cfg.precision == "fp16":
-        raise UsageError("--precision fp16 is not supported with --pipeline yet (its loss scaling is per stage); "
-                         "use --precision bf16")
     if source.checked is None:
         raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
     pipeline.layout(cfg, world)

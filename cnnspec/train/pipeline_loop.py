@@ -67,6 +67,23 @@ def _full_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def _unscale_agreed(scaler: torch.amp.GradScaler, optimizers: list[torch.optim.Optimizer]) -> None:
+    """Unscale every stage's gradients and make every rank agree on whether any overflowed.
+
+    A GradScaler sees only its own rank's stages: one that skipped a step
+    another took would leave the stages out of step. So the overflow flags of
+    all optimizers on all ranks are combined (max) and written back where
+    scaler.step reads them.
+    """
+    for opt in optimizers:
+        scaler.unscale_(opt)
+    flags = [t for opt in optimizers for t in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"].values()]
+    any_inf = torch.stack([t.reshape(()).float() for t in flags]).amax() if flags else torch.zeros(())
+    distributed.all_reduce(any_inf, op="max")
+    for t in flags:
+        t.fill_(any_inf.item())
+
+
 def _clip_grad_norm(modules: list[nn.Module], max_norm: float) -> None:
     """Clip the gradient norm of the whole model: every rank's shard of every stage counts once."""
     from torch.distributed.tensor import DTensor
@@ -149,7 +166,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     else:
         train_loader = DataLoader(ds.train, batch_size=config.batch_size, sampler=sampler, num_workers=0)
         val_loader = DataLoader(ds.val, batch_size=config.batch_size, sampler=val_sampler, num_workers=0)
-    amp_dtype = {"bf16": torch.bfloat16}.get(config.precision)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
 
     # ----- model: the whole network once (the seeded initial weights), then this rank's stages --------
@@ -192,6 +209,8 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     optimizers = [build_optimizer(m, config, schedule.peak_lr) for m in modules]
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule.factor) for o in optimizers]
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    scaler.scale(torch.zeros((), device=device))  # makes its scale on every rank, not only the loss's
     parts = config.microbatches * config.accum_steps  # micro-batches per optimizer step
     step_losses: list[torch.Tensor] = []  # the undivided loss of each micro-batch of this schedule step
     nan_now = [False]
@@ -201,7 +220,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         if nan_now[0]:
             loss = loss * float("nan")
         step_losses.append(loss.detach())
-        return loss / parts
+        return scaler.scale(loss / parts)
 
     kinds = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
     if config.pipeline_schedule == "interleaved":
@@ -252,6 +271,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             sch.load_state_dict(part["scheduler"])
         epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         # The partial sums are the whole world's: one rank carries them on, so the epoch's sums add up.
+        scaler.load_state_dict(state["scaler"])
         carried = state["partial"] if env.is_main else {"loss_sum": 0.0, "seen": 0}
         history = list(state["history"])
         rng = state["rng"]
@@ -330,6 +350,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             state = {
                 "pipeline": {"stages": lay.stages, "cuts": list(cuts), "schedule": config.pipeline_schedule},
                 "scheduler": schedulers[0].state_dict(),
+                "scaler": scaler.state_dict(),
                 "rng": rngs,
                 "epoch": ep,
                 "step_in_epoch": step_in_epoch,
@@ -381,12 +402,15 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                         window_loss.append(loss_d)
                     seen += y.shape[0]
             nan_now[0] = False
+            if scaler.is_enabled():
+                _unscale_agreed(scaler, optimizers)
             if config.clip_grad_norm is not None:
                 _clip_grad_norm(modules, config.clip_grad_norm)
             for opt, sch in zip(optimizers, schedulers, strict=True):
-                opt.step()
+                scaler.step(opt)
                 opt.zero_grad(set_to_none=True)
                 sch.step()
+            scaler.update()
             global_step += 1
             images_done += global_batch
             bar.update()

@@ -117,7 +117,6 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         (("--pipeline", "2", "--schedule", "interleaved", "--nproc-per-node", "2"), "puts every stage on one rank"),
         (("--pipeline", "2", "--nproc-per-node", "1"), "--pipeline 2 needs 2 workers or more, got 1"),
         (("--pipeline", "2"), "--pipeline 2 needs 2 workers or more, got 1"),  # one process, no launcher
-        (("--pipeline", "2", "--precision", "fp16", "--nproc-per-node", "2"), "use --precision bf16"),
     ],
 )
 def test_bad_pipeline_options_are_refused_before_any_worker_starts(
@@ -345,3 +344,29 @@ def test_pipeline_by_data_parallel_equals_one_process_with_the_global_batch(tmp_
     w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
     assert _max_diff(w1, w2) <= 1e-6
     assert _max_diff(w1, initial_weights(lenet, seed=5)) > 1e-2
+
+
+@pytest.mark.slow
+def test_fp16_loss_scaling_agrees_across_stages(tmp_path: Path) -> None:
+    """Every rank unscales its own stages' gradients; the overflow flags are combined, so the stages
+    step (or skip) together and the run equals one process's fp16 run with the same micro-batches."""
+    args = (
+        str(TINY_BN),
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--progress",
+        "off",
+        "--seed",
+        "3",
+        "--precision",
+        "fp16",
+    )
+    one = run_cli(*args, "--batch-size", "8", "--accum-steps", "4", "--out", str(tmp_path / "one"), env=ONE_THREAD)
+    assert one.returncode == 0, one.stderr[-3000:]
+    pp = run_cli(*args, "--batch-size", "32", "--microbatches", "4", "--pipeline", "2", "--nproc-per-node", "2",
+                 "--out", str(tmp_path / "pp"), env=ONE_THREAD)  # fmt: skip
+    assert pp.returncode == 0, pp.stderr[-3000:]
+    w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
+    assert _max_diff(w1, w2) <= 1e-6
