@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cnnspec.train import checkpoint, data, distributed, faults, pipeline, rundir
+from cnnspec.train import checkpoint, data, distributed, faults, images, pipeline, rundir
 from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
 from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
 from cnnspec.train.model import ModelSource
@@ -117,7 +117,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe, ScheduleInterleaved1F1B
 
-    from cnnspec.train.loop import TrainResult, _printer, _tensorboard
+    from cnnspec.train.loop import TrainResult, _printer, _refuse_undecodable, _tensorboard
 
     device, rank, world = env.device, env.rank, env.world_size
     say = _printer(env.is_main)
@@ -144,6 +144,8 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         val_fraction=config.val_fraction,
         seed=config.data_seed,
     )
+    # Every worker checks a share of an image folder's files; all reach the same verdict, so none hangs.
+    ds = data.check_images(ds, rank=rank, world=world, gather=distributed.gather_objects, skip=config.skip_bad_images)
     sampler = GlobalBatchSampler(
         ds.train,
         num_replicas=lay.dp,
@@ -378,6 +380,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         seen = carried["seen"]
         bad = torch.zeros((), dtype=torch.bool, device=device)
         batches = iter(train_loader)
+        undecodable: set[str] = set()  # this rank's training files that failed to decode this epoch
         bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
         t0, images_done, window_t, window_loss = time.perf_counter(), 0, time.perf_counter(), []
 
@@ -386,7 +389,9 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 fault.before_step(global_step, rank)
                 nan_now[0] = fault.kind == "nan" and fault.step == global_step
             for _ in range(config.accum_steps):
-                x, y = next(batches)[:2]
+                batch = next(batches)
+                undecodable.update(images.failed_in_batch(batch, ds.train))  # the loader put another image there
+                x, y = batch[0], batch[1]
                 x = x.to(device, non_blocking=True, memory_format=memory_format)
                 y = y.to(device, non_blocking=True)
                 sync_buffers(modules)
@@ -419,8 +424,12 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last
             if not (global_step % config.log_every == 0 or ckpt_due or last):
                 continue
-            flags = torch.tensor([float(bad.item()), float(stop.requested)], device=device)
+            stop_for_images = bool(undecodable) and not config.skip_bad_images
+            flags = torch.tensor([float(bad.item()), float(stop.requested), float(stop_for_images)], device=device)
             distributed.all_reduce(flags, op="max")
+            if flags[2] > 0:
+                bar.close()
+                _refuse_undecodable(ds, undecodable, f"epoch {epoch + 1}, training")
             if flags[0] > 0:
                 bar.close()
                 where = f" The last good checkpoint is {last_ckpt}." if last_ckpt else " No checkpoint was written yet."
@@ -466,6 +475,11 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             memory_format,
             autocast,
         )
+        if val["undecodable"] > 0 and not config.skip_bad_images:
+            raise UsageError(
+                f"--data {config.data}: epoch {epoch + 1}, validation: {int(val['undecodable'])} images cannot be "
+                "decoded; remove or replace them, or pass --skip-bad-images to leave them out"
+            )
         epoch += 1
         record = {
             "epoch": epoch,
@@ -541,8 +555,16 @@ def _evaluate(
         e.eval()
     local = dict(zip(mine, eval_copies, strict=True))
     sums = torch.zeros(4, dtype=torch.float64, device=device)
+    bad_count = 0
     for batch in loader:
         x, y = batch[0], batch[1]
+        if len(batch) > 2 and bool((batch[2] >= 0).any()):
+            # A file that failed to decode: left out (the ranks of a pipeline read the same batch alike).
+            keep = batch[2] < 0
+            bad_count += int((~keep).sum()) if lay.stages - 1 in mine else 0  # counted once a replica
+            x, y = x[keep], y[keep]
+            if y.numel() == 0:
+                continue
         n = y.shape[0]
         value = None
         for s in range(lay.stages):
@@ -571,7 +593,8 @@ def _evaluate(
                     torch.tensor(float(n), dtype=torch.float64, device=device),
                 ]
             )
+    sums = torch.cat([sums, torch.tensor([float(bad_count)], dtype=torch.float64, device=device)])
     distributed.all_reduce(sums)
-    loss, top1, top5, count = sums.tolist()
+    loss, top1, top5, count, undecodable = sums.tolist()
     count = max(count, 1.0)
-    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count, "undecodable": undecodable}

@@ -370,3 +370,19 @@ def test_fp16_loss_scaling_agrees_across_stages(tmp_path: Path) -> None:
     assert pp.returncode == 0, pp.stderr[-3000:]
     w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
     assert _max_diff(w1, w2) <= 1e-6
+
+
+@pytest.mark.slow
+def test_an_image_that_fails_when_decoded_stops_every_stage_without_a_hang(tmp_path: Path) -> None:
+    from test_train_images import TINY, _damaged_png, _folder
+
+    root = _folder(tmp_path / "imgs")
+    _damaged_png(root / "train" / "blue" / "bad.png")
+    spec = tmp_path / "tiny.cnn"
+    spec.write_text(TINY)
+    args = ("--data", f"imagefolder:{root}", "--batch-size", "2", "--microbatches", "2", "--progress", "off")
+    done = run_cli(str(spec), *args, "--pipeline", "2", "--nproc-per-node", "2", "--out", str(tmp_path / "run"),
+                   timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "train/blue/bad.png cannot be decoded (broken data stream" in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("cannot be decoded") == 1
