@@ -136,7 +136,7 @@ def check_launch(
         cfg = resolve_config(spec_str, out=Path(out), plan=plan, config=config, options=opts)
     except TrainError:
         return
-    if cfg.pipeline is None:
+    if cfg.pipeline is None and not cfg.shard:
         return
     _prepare(spec, data=options.pop("data", None), out=out, config=config, network=options.pop("network", None),
              params=options.pop("params", None), resume=resume, force=force, input_shape=None, options=options,
@@ -185,13 +185,13 @@ def _prepare(
         source = model.from_spec(spec_path, cfg.network, cfg.network_params(), cfg.path)
         if "\n" in spec_path:  # source text, not a path: keep only the copy in out/
             cfg.spec = None
-    if cfg.pipeline is not None:
+    if cfg.pipeline is not None or cfg.shard:
         _check_pipeline(cfg, source, world)
     return cfg, source, out, plan
 
 
 def _check_pipeline(cfg: TrainConfig, source: Any, world: int | None) -> None:
-    """Refuse a --pipeline run that cannot work, naming the option (UsageError); world: the workers."""
+    """Refuse a --pipeline (or --shard) run that cannot work, naming the option (UsageError); world: the workers."""
     import os
 
     from cnnspec.train import pipeline
@@ -201,8 +201,11 @@ def _check_pipeline(cfg: TrainConfig, source: Any, world: int | None) -> None:
     unsupported = {"compile": "--compile", "sync_bn": "--sync-bn"}
     for name, flag in unsupported.items():
         if getattr(cfg, name):
-            raise UsageError(f"{flag} is not supported with --pipeline yet; leave it out")
+            raise UsageError(f"{flag} is not supported with {'--shard' if cfg.shard else '--pipeline'} yet; "
+                             "leave it out")
+    pipeline.layout(cfg, world)
+    if cfg.shard:
+        return
     if source.checked is None:
         raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
-    pipeline.layout(cfg, world)
     pipeline.plan_cuts(source.checked(), cfg)

@@ -122,6 +122,9 @@ class TrainConfig(BaseModel):
     balance: Literal["macs", "params", "memory"] = Field(
         "macs", description="with --pipeline: what the planner balances across stages"
     )
+    shard: bool = Field(
+        False, description="shard parameters, gradients and optimizer state over the workers (FSDP2) instead of DDP"
+    )
 
     # Checkpoints and logging.
     keep_checkpoints: int = Field(3, ge=1, description="how many recent checkpoints to keep")

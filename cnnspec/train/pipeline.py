@@ -208,6 +208,8 @@ class Layout:
 
     def describe(self) -> str:
         """One line for the run's log."""
+        if self.stages == 1:
+            return f"sharded data parallel over {self.dp} workers (fully_shard)"
         per = f", {self.stages_per_rank} stages per rank" if self.stages_per_rank > 1 else ""
         return f"pipeline {self.stages} stages on {self.pp} ranks{per} x data parallel {self.dp}"
 
@@ -220,7 +222,18 @@ def layout(config: TrainConfig, world: int) -> Layout:
     """
     from cnnspec.train.errors import UsageError
 
+    if config.shard:
+        if config.pipeline is not None:
+            raise UsageError("--shard and --pipeline do not combine: a pipeline already shards each stage over "
+                             "its data-parallel replicas; leave out --shard")  # fmt: skip
+        if config.microbatches != 1:
+            raise UsageError("--microbatches is for --pipeline; with --shard use --accum-steps")
+        if world < 2:
+            raise UsageError(f"--shard shards over the workers and needs 2 or more, got {world}; start them "
+                             "with --nproc-per-node (or torchrun)")  # fmt: skip
+        return Layout(stages=1, stages_per_rank=1, pp=1, dp=world)
     stages = config.pipeline
+    assert stages is not None
     schedule = config.pipeline_schedule
     micro = config.microbatches
     batch = config.batch_size

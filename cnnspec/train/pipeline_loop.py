@@ -117,17 +117,19 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe, ScheduleInterleaved1F1B
 
-    from cnnspec.train.loop import TrainResult, _printer, _refuse_undecodable, _tensorboard
+    from cnnspec.train.loop import TrainResult, _printer, _refuse_undecodable, _tensorboard, training_loss
 
     device, rank, world = env.device, env.rank, env.world_size
     say = _printer(env.is_main)
     fault = faults.from_env()
     lay = pipeline.layout(config, world)
-    if source.checked is None:
-        raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
-    checked = source.checked()
-    graph = checked.graph
-    cuts = pipeline.plan_cuts(checked, config)
+    cuts: tuple[int, ...] = ()
+    if not config.shard:  # --shard: one stage, the whole network, on every worker
+        if source.checked is None:
+            raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
+        checked = source.checked()
+        graph = checked.graph
+        cuts = pipeline.plan_cuts(checked, config)
 
     mesh = init_device_mesh(device.type, (lay.pp, lay.dp), mesh_dim_names=("pp", "dp"))
     pp_rank, dp_rank = mesh["pp"].get_local_rank(), mesh["dp"].get_local_rank()
@@ -175,14 +177,22 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     torch.manual_seed(config.seed)
     whole = source.build()
     n_params = sum(p.numel() for p in whole.parameters())
-    stages = pipeline.split(whole, graph, cuts, float_boundaries=amp_dtype is not None)
+    aux_weights = [float(w) for w in getattr(whole, "aux_weights", [])]
+    if config.shard:
+        in_shapes = {0: tuple(source.input_shape)}
+        own = [whole]
+    else:
+        stages = pipeline.split(whole, graph, cuts, float_boundaries=amp_dtype is not None)
+        in_shapes = {s: stages[s].in_shape for s in range(lay.stages)}
+        own = [stages[s].module for s in mine]
     del whole
     micro = config.batch_size // config.microbatches
     modules: list[nn.Module] = []
     eval_copies: list[nn.Module] = []
     pipe_stages = []
-    for s in mine:
-        module: nn.Module = stages[s].module.to(device)
+    sched: Any
+    for s, module in zip(mine, own, strict=True):
+        module = module.to(device)
         if config.channels_last:
             module = module.to(memory_format=torch.channels_last)
         if lay.dp > 1:
@@ -191,6 +201,8 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         else:
             eval_copies.append(module)
         modules.append(module)
+        if config.shard:
+            continue
         dtype = torch.float32
         stage = PipelineStage(
             module,
@@ -203,8 +215,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         )
         pipeline.check_stage_inputs(stage)
         pipe_stages.append(stage)
-    in_shapes = {s: stages[s].in_shape for s in range(lay.stages)}
-    del stages
+    del own
 
     # ----- optimisation: one optimizer and lr schedule per stage (a stage's checkpoint holds its own) ---
     schedule = build_schedule(config, global_batch=global_batch, steps_per_epoch=steps_per_epoch)
@@ -218,15 +229,17 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     nan_now = [False]
 
     def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        loss = criterion(output, target)
+        loss = training_loss(output, target, criterion, aux_weights)
         if nan_now[0]:
             loss = loss * float("nan")
         step_losses.append(loss.detach())
         return scaler.scale(loss / parts)
 
     kinds = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
-    if config.pipeline_schedule == "interleaved":
-        sched: Any = ScheduleInterleaved1F1B(pipe_stages, config.microbatches, loss_fn=loss_fn, scale_grads=False)
+    if config.shard:
+        sched = None
+    elif config.pipeline_schedule == "interleaved":
+        sched = ScheduleInterleaved1F1B(pipe_stages, config.microbatches, loss_fn=loss_fn, scale_grads=False)
     else:
         sched = kinds[config.pipeline_schedule](pipe_stages[0], config.microbatches, loss_fn=loss_fn, scale_grads=False)
 
@@ -306,14 +319,21 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             f"  device {device} x {world} workers ({env.backend}), precision {config.precision}"
             f"{', channels_last' if config.channels_last else ''}"
         )
-        say(
-            f"  {lay.describe()}, schedule {config.pipeline_schedule}, cut after nodes {list(cuts)} "
-            f"(--balance {config.balance})"
-        )
-        say(
-            f"  effective batch {global_batch} = {config.batch_size} per pipeline ({config.microbatches} "
-            f"micro-batches of {micro}) x {lay.dp} data-parallel x {config.accum_steps} accumulation steps"
-        )
+        if config.shard:
+            say(f"  {lay.describe()}")
+            say(
+                f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
+                f"x {config.accum_steps} accumulation steps"
+            )
+        else:
+            say(
+                f"  {lay.describe()}, schedule {config.pipeline_schedule}, cut after nodes {list(cuts)} "
+                f"(--balance {config.balance})"
+            )
+            say(
+                f"  effective batch {global_batch} = {config.batch_size} per pipeline ({config.microbatches} "
+                f"micro-batches of {micro}) x {lay.dp} data-parallel x {config.accum_steps} accumulation steps"
+            )
         say(
             f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
             f"{config.base_batch} (linear scaling), {config.optimizer}"
@@ -388,7 +408,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             if fault is not None:
                 fault.before_step(global_step, rank)
                 nan_now[0] = fault.kind == "nan" and fault.step == global_step
-            for _ in range(config.accum_steps):
+            for accum_i in range(config.accum_steps):
                 batch = next(batches)
                 undecodable.update(images.failed_in_batch(batch, ds.train))  # the loader put another image there
                 x, y = batch[0], batch[1]
@@ -398,8 +418,15 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 step_losses.clear()
                 args = (x,) if first_here else ()
                 kw: dict[str, Any] = {"target": y} if last_here else {}
-                with autocast():
-                    sched.step(*args, return_outputs=False, **kw)
+                if sched is None:  # --shard: a plain step; FSDP reduce-scatters after the last micro-batch
+                    if lay.dp > 1:
+                        modules[0].set_requires_gradient_sync(accum_i == config.accum_steps - 1)
+                    with autocast():
+                        scaled = loss_fn(modules[0](x), y)
+                    scaled.backward()
+                else:
+                    with autocast():
+                        sched.step(*args, return_outputs=False, **kw)
                 if last_here:
                     for loss_d in step_losses:
                         loss_sum += loss_d.double() * micro

@@ -117,6 +117,9 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         (("--pipeline", "2", "--schedule", "interleaved", "--nproc-per-node", "2"), "puts every stage on one rank"),
         (("--pipeline", "2", "--nproc-per-node", "1"), "--pipeline 2 needs 2 workers or more, got 1"),
         (("--pipeline", "2"), "--pipeline 2 needs 2 workers or more, got 1"),  # one process, no launcher
+        (("--shard", "--pipeline", "2", "--nproc-per-node", "2"), "--shard and --pipeline do not combine"),
+        (("--shard",), "--shard shards over the workers and needs 2 or more, got 1"),
+        (("--shard", "--compile", "--nproc-per-node", "2"), "--compile is not supported with --shard yet"),
     ],
 )
 def test_bad_pipeline_options_are_refused_before_any_worker_starts(
@@ -386,3 +389,20 @@ def test_an_image_that_fails_when_decoded_stops_every_stage_without_a_hang(tmp_p
     assert done.returncode == 2, done.stderr[-3000:]
     assert "train/blue/bad.png cannot be decoded (broken data stream" in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("cannot be decoded") == 1
+
+
+@pytest.mark.slow
+def test_shard_equals_one_process_with_the_global_batch(tmp_path: Path, lenet: Path) -> None:
+    """--shard (FSDP2 alone) on 2 workers, accumulating 2 micro-batches of 16 each: one process's batch of 64."""
+    args = (str(lenet), "--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "5")
+    one = run_cli(*args, "--batch-size", "64", "--out", str(tmp_path / "one"), env=ONE_THREAD)
+    assert one.returncode == 0, one.stderr[-3000:]
+    sharded = run_cli(*args, "--batch-size", "16", "--accum-steps", "2", "--shard", "--nproc-per-node", "2",
+                      "--out", str(tmp_path / "shard"), env=ONE_THREAD)  # fmt: skip
+    assert sharded.returncode == 0, sharded.stderr[-3000:]
+    assert "sharded data parallel over 2 workers (fully_shard)" in sharded.stdout
+    w1 = load_weights(tmp_path / "one" / "model.safetensors")
+    w2 = load_weights(tmp_path / "shard" / "model.safetensors")
+    assert _max_diff(w1, w2) <= 1e-6
+    assert _max_diff(w1, initial_weights(lenet, seed=5)) > 1e-2
+    assert _max_diff(w2, dict(cnnspec.compile(str(lenet), weights=tmp_path / "shard").state_dict())) == 0
