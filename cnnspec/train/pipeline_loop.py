@@ -13,6 +13,10 @@ optimizer step and the schedule does not rescale, so a step computes the
 same gradients, in the same order, as one process with --accum-steps over
 micro-batches of the same size. Batch norm sees micro-batch statistics,
 exactly as with --accum-steps.
+
+--shard runs here too, as a pipeline of one stage: the whole network on
+every worker, fully_shard over all of them, a plain forward and backward per
+micro-batch instead of a schedule.
 """
 
 from __future__ import annotations
@@ -285,8 +289,8 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 ) from None
             sch.load_state_dict(part["scheduler"])
         epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        # The partial sums are the whole world's: one rank carries them on, so the epoch's sums add up.
         scaler.load_state_dict(state["scaler"])
+        # The partial sums are the whole world's: one rank carries them on, so the epoch's sums add up.
         carried = state["partial"] if env.is_main else {"loss_sum": 0.0, "seen": 0}
         history = list(state["history"])
         rng = state["rng"]
