@@ -104,7 +104,61 @@ def train(
     ``force=True`` starts over there. Under torchrun, call it on every worker.
     Raises :class:`cnnspec.train.errors.TrainError` (or a subclass) on bad input.
     """
-    from cnnspec.train import faults, loop, model
+    from cnnspec.train import loop
+
+    cfg, source, out, plan = _prepare(spec, data=data, out=out, config=config, network=network, params=params,
+                                      resume=resume, force=force, input_shape=input_shape, options=options)
+    return loop.run(cfg, source, out, plan)
+
+
+def check_launch(
+    spec: str | Path | None,
+    *,
+    world: int,
+    out: str | Path,
+    config: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    **options: Any,
+) -> None:
+    """Refuse, before any worker starts, options a run of world workers cannot train with (UsageError).
+
+    The launcher calls it: a pipeline that does not fit the world size or
+    the network fails here with one message, not in every worker.
+    """
+    from cnnspec.train.errors import TrainError
+
+    # Only a pipeline run is checked here: the others report their errors from the workers, as always.
+    try:
+        plan = rundir.plan(Path(out), resume=resume, force=force)
+        spec_str = None if spec is None else str(spec)
+        opts = dict(options)
+        cfg = resolve_config(spec_str, out=Path(out), plan=plan, config=config, options=opts)
+    except TrainError:
+        return
+    if cfg.pipeline is None and not cfg.shard:
+        return
+    _prepare(spec, data=options.pop("data", None), out=out, config=config, network=options.pop("network", None),
+             params=options.pop("params", None), resume=resume, force=force, input_shape=None, options=options,
+             world=world)
+
+
+def _prepare(
+    spec: str | Path | Callable[[], nn.Module] | None,
+    *,
+    data: str | None,
+    out: str | Path,
+    config: str | Path | None,
+    network: str | None,
+    params: dict[str, Any] | None,
+    resume: bool,
+    force: bool,
+    input_shape: tuple[int, int, int] | None,
+    options: dict[str, Any],
+    world: int | None = None,
+) -> tuple[TrainConfig, Any, Path, rundir.Plan]:
+    """The resolved config, model source, run directory and plan of a run, every input checked."""
+    from cnnspec.train import faults, model
 
     out = Path(out)
     plan = rundir.plan(out, resume=resume, force=force)
@@ -131,4 +185,27 @@ def train(
         source = model.from_spec(spec_path, cfg.network, cfg.network_params(), cfg.path)
         if "\n" in spec_path:  # source text, not a path: keep only the copy in out/
             cfg.spec = None
-    return loop.run(cfg, source, out, plan)
+    if cfg.pipeline is not None or cfg.shard:
+        _check_pipeline(cfg, source, world)
+    return cfg, source, out, plan
+
+
+def _check_pipeline(cfg: TrainConfig, source: Any, world: int | None) -> None:
+    """Refuse a --pipeline (or --shard) run that cannot work, naming the option (UsageError); world: the workers."""
+    import os
+
+    from cnnspec.train import pipeline
+
+    if world is None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    unsupported = {"compile": "--compile", "sync_bn": "--sync-bn"}
+    for name, flag in unsupported.items():
+        if getattr(cfg, name):
+            raise UsageError(f"{flag} is not supported with {'--shard' if cfg.shard else '--pipeline'} yet; "
+                             "leave it out")
+    pipeline.layout(cfg, world)
+    if cfg.shard:
+        return
+    if source.checked is None:
+        raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
+    pipeline.plan_cuts(source.checked(), cfg)

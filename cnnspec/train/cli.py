@@ -127,6 +127,39 @@ def _strip_launch_options(argv: list[str]) -> list[str]:
     return rest
 
 
+def _pipeline_schedule_alias(argv: list[str]) -> list[str]:
+    """argv with ``--schedule gpipe|1f1b|interleaved`` spelled ``--pipeline-schedule``.
+
+    --schedule names the learning-rate schedule; a pipeline schedule's names
+    cannot be one, so the issue's spelling is taken as the pipeline's option.
+    """
+    from cnnspec.train.pipeline import SCHEDULES
+
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--schedule" and i + 1 < len(argv) and argv[i + 1] in SCHEDULES:
+            out.append("--pipeline-schedule")
+        elif arg.startswith("--schedule=") and arg.partition("=")[2] in SCHEDULES:
+            out.append("--pipeline-schedule=" + arg.partition("=")[2])
+        else:
+            out.append(arg)
+    return out
+
+
+def _check_launch(args: argparse.Namespace, argv: list[str]) -> None:
+    """Refuse a pipeline that cannot run on --nproc-per-node workers before starting any of them."""
+    from cnnspec.train.api import check_launch
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in {"spec", "sets", "out", "config", "resume", "force", "nproc_per_node", "max_restarts",
+                            "path"}}
+    if args.path:
+        options["path"] = [os.path.abspath(d) for d in args.path]
+    sets = set_texts(args.sets)
+    check_launch(args.spec, world=args.nproc_per_node, out=args.out, config=args.config, resume=args.resume,
+                 force=args.force, sets=sets or None, **options)
+
+
 def _report(exc: TrainError | CommandUsageError) -> None:
     rank = _rank()
     # Usage errors and agreed stops happen identically on every worker: say them once.
@@ -138,7 +171,7 @@ def _report(exc: TrainError | CommandUsageError) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``cnnspec train`` with ``argv`` (the arguments after ``train``); returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _pipeline_schedule_alias(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -150,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.nproc_per_node < 1:
             parser.error("--nproc-per-node must be at least 1")
+        try:
+            _check_launch(args, argv)
+        except (TrainError, CommandUsageError) as exc:
+            _report(exc)
+            return exc.exit_code
         return launch(_strip_launch_options(argv), nproc_per_node=args.nproc_per_node,
                       max_restarts=args.max_restarts)
 

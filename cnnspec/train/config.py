@@ -107,6 +107,25 @@ class TrainConfig(BaseModel):
     sync_bn: bool = Field(False, description="synchronise batch-norm statistics across workers")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    # Pipeline (model) parallelism: docs/parallelism.md.
+    pipeline: int | None = Field(
+        None, ge=1, description="cut the network into N pipeline stages (model parallelism); "
+        "the data-parallel degree is the rest of the world size"
+    )
+    microbatches: int = Field(1, ge=1, description="with --pipeline: micro-batches each --batch-size is split into")
+    pipeline_schedule: Literal["gpipe", "1f1b", "interleaved"] = Field(
+        "1f1b", description="with --pipeline: the pipeline schedule (also --schedule gpipe|1f1b|interleaved)"
+    )
+    stages_per_rank: int | None = Field(
+        None, ge=1, description="with --pipeline: stages each pipeline rank runs (interleaved: 2 or more; default 2)"
+    )
+    balance: Literal["macs", "params", "memory"] = Field(
+        "macs", description="with --pipeline: what the planner balances across stages"
+    )
+    shard: bool = Field(
+        False, description="shard parameters, gradients and optimizer state over the workers (FSDP2) instead of DDP"
+    )
+
     # Checkpoints and logging.
     keep_checkpoints: int = Field(3, ge=1, description="how many recent checkpoints to keep")
     checkpoint_every: int = Field(0, ge=0, description="also checkpoint every N steps (0: epoch ends only)")

@@ -55,6 +55,10 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan) 
     env = distributed.setup(config.device)
     try:
         with stop_on_signals() as stop:
+            if config.pipeline is not None or config.shard:
+                from cnnspec.train import pipeline_loop
+
+                return pipeline_loop.run(config, source, out, plan, env, stop)
             return _train(config, source, out, plan, env, stop)
     finally:
         distributed.teardown()

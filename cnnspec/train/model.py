@@ -22,6 +22,8 @@ class ModelSource:
     num_classes: int
     name: str
     spec_text: str | None = None
+    #: The checked spec (cnnspec.api.Checked: its IR is what a pipeline is cut along); None for a factory.
+    checked: Callable[[], Any] | None = None
 
 
 def from_spec(spec: str, network: str | None, params: dict[str, Any], search: list[str] | None = None) -> ModelSource:
@@ -58,6 +60,14 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any], search: li
         except SpecError as exc:
             raise TrainError(exc.render().rstrip()) from exc
 
+    def checked() -> Any:
+        from cnnspec.api import analyse
+
+        try:
+            return analyse(source, network, path=search, **params)
+        except SpecError as exc:
+            raise TrainError(exc.render().rstrip()) from exc
+
     text = spec if is_text else path.read_text(encoding="utf-8")
     return ModelSource(
         build=build,
@@ -65,6 +75,7 @@ def from_spec(spec: str, network: str | None, params: dict[str, Any], search: li
         num_classes=output[0],
         name=report.network,
         spec_text=text,
+        checked=checked,
     )
 
 

@@ -1,0 +1,631 @@
+"""The pipeline training loop: stages on a 2-D device mesh (pipeline x data), on torch.distributed.pipelining.
+
+Every worker compiles the whole network with the run's seed (so the initial
+weights are a one-process run's), keeps only its own stages (cnnspec.train.pipeline)
+and runs them under a GPipe, 1F1B or interleaved 1F1B schedule. The workers of
+one pipeline all read the same batches (the first stage uses the images,
+the last the labels); the data-parallel replicas each read their share as
+data-parallel workers do, and fully_shard on the mesh's data dimension
+averages their gradients (DDP around a stage does not synchronise in torch 2.14).
+
+Each micro-batch's loss is divided by the number of micro-batches in an
+optimizer step and the schedule does not rescale, so a step computes the
+same gradients, in the same order, as one process with --accum-steps over
+micro-batches of the same size. Batch norm sees micro-batch statistics,
+exactly as with --accum-steps.
+
+--shard runs here too, as a pipeline of one stage: the whole network on
+every worker, fully_shard over all of them, a plain forward and backward per
+micro-batch instead of a schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+
+from cnnspec.train import checkpoint, data, distributed, faults, images, pipeline, rundir
+from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
+from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
+from cnnspec.train.model import ModelSource
+from cnnspec.train.optim import build_optimizer
+from cnnspec.train.progress import Progress
+from cnnspec.train.sampler import GlobalBatchSampler, ShardSampler
+from cnnspec.train.schedule import build_schedule
+
+
+def stage_checkpoint(path: Path, stage: int) -> Path:
+    """The file beside the run's checkpoint ``path`` that holds one stage's weights and optimizer state."""
+    return path.with_name(f"{path.stem}.stage{stage}.pt")
+
+
+def _prune_stage_files(out: Path) -> None:
+    """Remove stage files whose run checkpoint was pruned (or never completed)."""
+    kept = {p.stem for p in checkpoint.list_checkpoints(out)}
+    folder = checkpoint.checkpoint_dir(out)
+    for p in folder.glob("step*-epoch*.stage*.pt"):
+        if p.name.split(".stage")[0] not in kept:
+            p.unlink(missing_ok=True)
+            checkpoint.checksum_path(p).unlink(missing_ok=True)
+
+
+def _full_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """module's state_dict with sharded parameters gathered (a collective over the data-parallel group)."""
+    from torch.distributed.tensor import DTensor
+
+    state = {}
+    for k, v in module.state_dict().items():
+        if isinstance(v, DTensor):
+            v = v.full_tensor()
+        state[k] = v.detach().to("cpu").clone()
+    return state
+
+
+def _unscale_agreed(scaler: torch.amp.GradScaler, optimizers: list[torch.optim.Optimizer]) -> None:
+    """Unscale every stage's gradients and make every rank agree on whether any overflowed.
+
+    A GradScaler sees only its own rank's stages: one that skipped a step
+    another took would leave the stages out of step. So the overflow flags of
+    all optimizers on all ranks are combined (max) and written back where
+    scaler.step reads them.
+    """
+    for opt in optimizers:
+        scaler.unscale_(opt)
+    flags = [t for opt in optimizers for t in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"].values()]
+    any_inf = torch.stack([t.reshape(()).float() for t in flags]).amax() if flags else torch.zeros(())
+    distributed.all_reduce(any_inf, op="max")
+    for t in flags:
+        t.fill_(any_inf.item())
+
+
+def _clip_grad_norm(modules: list[nn.Module], max_norm: float) -> None:
+    """Clip the gradient norm of the whole model: every rank's shard of every stage counts once."""
+    from torch.distributed.tensor import DTensor
+
+    grads = []
+    for m in modules:
+        for p in m.parameters():
+            if p.grad is not None:
+                grads.append(p.grad._local_tensor if isinstance(p.grad, DTensor) else p.grad)
+    device = grads[0].device if grads else torch.device("cpu")
+    sq = torch.zeros((), dtype=torch.float64, device=device)
+    for g in grads:
+        sq += g.detach().double().pow(2).sum()
+    distributed.all_reduce(sq)
+    total = float(sq.sqrt())
+    coef = min(1.0, max_norm / (total + 1e-6))
+    if coef < 1.0:
+        for g in grads:
+            g.mul_(coef)
+
+
+def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, env, stop) -> Any:
+    """Train source as a pipeline as config says; every worker calls this (from cnnspec.train.loop.run)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_optimizer_state_dict,
+        set_model_state_dict,
+        set_optimizer_state_dict,
+    )
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe, ScheduleInterleaved1F1B
+
+    from cnnspec.train.loop import TrainResult, _printer, _refuse_undecodable, _tensorboard, training_loss
+
+    device, rank, world = env.device, env.rank, env.world_size
+    say = _printer(env.is_main)
+    fault = faults.from_env()
+    lay = pipeline.layout(config, world)
+    cuts: tuple[int, ...] = ()
+    if not config.shard:  # --shard: one stage, the whole network, on every worker
+        if source.checked is None:
+            raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
+        checked = source.checked()
+        graph = checked.graph
+        cuts = pipeline.plan_cuts(checked, config)
+
+    mesh = init_device_mesh(device.type, (lay.pp, lay.dp), mesh_dim_names=("pp", "dp"))
+    pp_rank, dp_rank = mesh["pp"].get_local_rank(), mesh["dp"].get_local_rank()
+    grid = mesh.mesh.tolist()  # global rank of (pipeline rank, data rank)
+    pp_group = mesh["pp"].get_group()
+    mine = [s for s in range(lay.stages) if pipeline.owner(s, lay.pp) == pp_rank]
+    first_here, last_here = 0 in mine, lay.stages - 1 in mine
+
+    # ----- data: the replicas of the data dimension share it out; a pipeline's ranks read the same --
+    ds = data.load(
+        config.data,
+        input_shape=source.input_shape,
+        num_classes=source.num_classes,
+        val_fraction=config.val_fraction,
+        seed=config.data_seed,
+    )
+    # Every worker checks a share of an image folder's files; all reach the same verdict, so none hangs.
+    ds = data.check_images(ds, rank=rank, world=world, gather=distributed.gather_objects, skip=config.skip_bad_images)
+    sampler = GlobalBatchSampler(
+        ds.train,
+        num_replicas=lay.dp,
+        rank=dp_rank,
+        batch_size=config.batch_size,
+        accum_steps=config.accum_steps,
+        seed=config.seed,
+    )
+    global_batch, steps_per_epoch = sampler.global_batch, sampler.steps_per_epoch
+    if steps_per_epoch == 0:
+        raise TrainError(
+            f"{ds.name} has {len(ds.train)} training images, fewer than one global batch of "
+            f"{global_batch}; lower --batch-size or --accum-steps"
+        )
+    val_sampler = ShardSampler(ds.val, num_replicas=lay.dp, rank=dp_rank)
+    if isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages):
+        train_set, val_set = data.on_device([ds.train, ds.val], device)
+        train_loader: Any = data.TensorBatches(train_set, sampler, config.batch_size)
+        val_loader: Any = data.TensorBatches(val_set, val_sampler, config.batch_size)
+    else:
+        train_loader = DataLoader(ds.train, batch_size=config.batch_size, sampler=sampler, num_workers=0)
+        val_loader = DataLoader(ds.val, batch_size=config.batch_size, sampler=val_sampler, num_workers=0)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+    # ----- model: the whole network once (the seeded initial weights), then this rank's stages --------
+    torch.manual_seed(config.seed)
+    whole = source.build()
+    n_params = sum(p.numel() for p in whole.parameters())
+    aux_weights = [float(w) for w in getattr(whole, "aux_weights", [])]
+    if config.shard:
+        in_shapes = {0: tuple(source.input_shape)}
+        own = [whole]
+    else:
+        stages = pipeline.split(whole, graph, cuts, float_boundaries=amp_dtype is not None)
+        in_shapes = {s: stages[s].in_shape for s in range(lay.stages)}
+        own = [stages[s].module for s in mine]
+    del whole
+    micro = config.batch_size // config.microbatches
+    modules: list[nn.Module] = []
+    eval_copies: list[nn.Module] = []
+    pipe_stages = []
+    sched: Any
+    for s, module in zip(mine, own, strict=True):
+        module = module.to(device)
+        if config.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if lay.dp > 1:
+            eval_copies.append(copy.deepcopy(module))  # evaluated unsharded: no collectives per batch
+            fully_shard(module, mesh=mesh["dp"])
+        else:
+            eval_copies.append(module)
+        modules.append(module)
+        if config.shard:
+            continue
+        dtype = torch.float32
+        stage = PipelineStage(
+            module,
+            s,
+            lay.stages,
+            device,
+            input_args=pipeline.example_input(stages[s], micro, dtype, device),
+            output_args=pipeline.example_output(stages[s], micro, dtype, device, last=s == lay.stages - 1),
+            group=pp_group,
+        )
+        pipeline.check_stage_inputs(stage)
+        pipe_stages.append(stage)
+    del own
+
+    # ----- optimisation: one optimizer and lr schedule per stage (a stage's checkpoint holds its own) ---
+    schedule = build_schedule(config, global_batch=global_batch, steps_per_epoch=steps_per_epoch)
+    optimizers = [build_optimizer(m, config, schedule.peak_lr) for m in modules]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule.factor) for o in optimizers]
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
+    scaler.scale(torch.zeros((), device=device))  # makes its scale on every rank, not only the loss's
+    parts = config.microbatches * config.accum_steps  # micro-batches per optimizer step
+    step_losses: list[torch.Tensor] = []  # the undivided loss of each micro-batch of this schedule step
+    nan_now = [False]
+
+    def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = training_loss(output, target, criterion, aux_weights)
+        if nan_now[0]:
+            loss = loss * float("nan")
+        step_losses.append(loss.detach())
+        return scaler.scale(loss / parts)
+
+    kinds = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
+    if config.shard:
+        sched = None
+    elif config.pipeline_schedule == "interleaved":
+        sched = ScheduleInterleaved1F1B(pipe_stages, config.microbatches, loss_fn=loss_fn, scale_grads=False)
+    else:
+        sched = kinds[config.pipeline_schedule](pipe_stages[0], config.microbatches, loss_fn=loss_fn, scale_grads=False)
+
+    def autocast() -> contextlib.AbstractContextManager:
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=amp_dtype)
+
+    def sync_buffers(targets: list[nn.Module]) -> None:
+        # As DDP does before each forward: every replica takes the first replica's batch-norm statistics.
+        if lay.dp > 1:
+            for m in targets:
+                for b in m.buffers():
+                    dist.broadcast(b, src=grid[pp_rank][0], group=mesh["dp"].get_group())
+
+    # ----- where to start ------------------------------------------------------------------------
+    epoch, start_step, global_step = 0, 0, 0
+    carried = {"loss_sum": 0.0, "seen": 0}
+    history: list[dict[str, Any]] = []
+    full_opts = StateDictOptions(full_state_dict=True)
+    if plan.resume_from is not None:
+        state = checkpoint.load(plan.resume_from)
+        saved = state.get("pipeline")
+        if saved is None or saved.get("cuts") != list(cuts):
+            raise UsageError(
+                f"--resume: {plan.resume_from.name} was not written by a pipeline cut as this one "
+                f"({saved.get('cuts') if saved else 'no pipeline'} against {list(cuts)}); resume with the run's "
+                "own --pipeline and --balance, or start over with --force"
+            )
+        for s, m, opt, sch in zip(mine, modules, optimizers, schedulers, strict=True):
+            part = checkpoint.load(stage_checkpoint(plan.resume_from, s))
+            try:
+                if lay.dp > 1:
+                    set_model_state_dict(m, part["model"], options=full_opts)
+                else:
+                    m.load_state_dict(part["model"])
+                set_optimizer_state_dict(m, opt, part["optimizer"], options=full_opts)
+            except (RuntimeError, KeyError, ValueError) as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise UsageError(
+                    f"--resume: stage {s} of {plan.resume_from.name} does not fit this network "
+                    f"({first[:200]}); start over with --force"
+                ) from None
+            sch.load_state_dict(part["scheduler"])
+        epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        scaler.load_state_dict(state["scaler"])
+        # The partial sums are the whole world's: one rank carries them on, so the epoch's sums add up.
+        carried = state["partial"] if env.is_main else {"loss_sum": 0.0, "seen": 0}
+        history = list(state["history"])
+        rng = state["rng"]
+        if len(rng) == world:
+            checkpoint.set_rng_state(rng[rank])
+        elif env.is_main:
+            checkpoint.set_rng_state(rng[0])
+    else:
+        torch.manual_seed(config.seed + rank)
+
+    stop_epoch = min(config.epochs, config.stop_after or config.epochs)
+    metrics_path = out / rundir.METRICS_FILENAME
+    distributed.barrier()
+    tb = None
+    run_lock = None
+    if env.is_main:
+        run_lock = rundir.lock(out)
+        if plan.clear:
+            rundir.clear_run(out)
+        save_config(config, out / CONFIG_FILENAME)
+        if source.spec_text is not None:
+            (out / rundir.SPEC_FILENAME).write_text(source.spec_text, encoding="utf-8")
+        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
+        tb = _tensorboard(config, out, say)
+        say(
+            f"cnnspec train: {source.name} ({n_params:,} parameters) on {ds.name}: "
+            f"{len(ds.train)} train / {len(ds.val)} val images, {ds.num_classes} classes"
+        )
+        say(
+            f"  device {device} x {world} workers ({env.backend}), precision {config.precision}"
+            f"{', channels_last' if config.channels_last else ''}"
+        )
+        if config.shard:
+            say(f"  {lay.describe()}")
+            say(
+                f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
+                f"x {config.accum_steps} accumulation steps"
+            )
+        else:
+            say(
+                f"  {lay.describe()}, schedule {config.pipeline_schedule}, cut after nodes {list(cuts)} "
+                f"(--balance {config.balance})"
+            )
+            say(
+                f"  effective batch {global_batch} = {config.batch_size} per pipeline ({config.microbatches} "
+                f"micro-batches of {micro}) x {lay.dp} data-parallel x {config.accum_steps} accumulation steps"
+            )
+        say(
+            f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
+            f"{config.base_batch} (linear scaling), {config.optimizer}"
+        )
+        say(f"  schedule: {schedule.describe()}")
+        for note in ds.notes:
+            say(note)
+        for bad in plan.damaged:
+            say(f"warning: {bad.name} is damaged (its checksum fails); resuming from an earlier checkpoint")
+        if plan.resume_from is not None:
+            how = "torchrun restart: resuming" if plan.auto_resumed else "resuming"
+            say(f"  {how} from {plan.resume_from.name} (epoch {epoch + 1}, step {start_step})")
+
+    def save_checkpoint(ep: int, step_in_epoch: int, partial: dict[str, Any]) -> Path | None:
+        # Collective: the stages first (each by its first data-parallel replica), the run's file last,
+        # so a run checkpoint exists only once every stage's file is in place.
+        rngs = distributed.gather_objects(checkpoint.rng_state())
+        path = checkpoint.checkpoint_dir(out) / f"step{global_step:08d}-epoch{ep:04d}.pt"
+        for s, m, opt, sch in zip(mine, modules, optimizers, schedulers, strict=True):
+            model_state = _full_state(m)
+            optim_state = get_optimizer_state_dict(m, opt, options=full_opts)
+            if dp_rank == 0:
+                checkpoint.atomic_save(
+                    {
+                        "format": checkpoint.FORMAT,
+                        "stage": s,
+                        "model": model_state,
+                        "optimizer": optim_state,
+                        "scheduler": sch.state_dict(),
+                    },
+                    stage_checkpoint(path, s),
+                )
+        distributed.barrier()
+        written = None
+        if env.is_main:
+            state = {
+                "pipeline": {"stages": lay.stages, "cuts": list(cuts), "schedule": config.pipeline_schedule},
+                "scheduler": schedulers[0].state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rngs,
+                "epoch": ep,
+                "step_in_epoch": step_in_epoch,
+                "global_step": global_step,
+                "global_batch": global_batch,
+                "world_size": world,
+                "partial": partial,
+                "history": history,
+                "config": config.model_dump(mode="json"),
+            }
+            written = checkpoint.save(out, state, global_step=global_step, epoch=ep, keep=config.keep_checkpoints)
+            _prune_stage_files(out)
+        distributed.barrier()
+        return written
+
+    last_ckpt = plan.resume_from
+    progress = Progress(enabled=env.is_main and config.progress != "off", force=config.progress == "on")
+
+    while epoch < stop_epoch:
+        sampler.set_epoch(epoch)
+        sampler.set_start_step(start_step)
+        for m in modules:
+            m.train()
+        loss_sum = torch.tensor(carried["loss_sum"], device=device, dtype=torch.float64)
+        seen = carried["seen"]
+        bad = torch.zeros((), dtype=torch.bool, device=device)
+        batches = iter(train_loader)
+        undecodable: set[str] = set()  # this rank's training files that failed to decode this epoch
+        bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
+        t0, images_done, window_t, window_loss = time.perf_counter(), 0, time.perf_counter(), []
+
+        for step_in_epoch in range(start_step, steps_per_epoch):
+            if fault is not None:
+                fault.before_step(global_step, rank)
+                nan_now[0] = fault.kind == "nan" and fault.step == global_step
+            for accum_i in range(config.accum_steps):
+                batch = next(batches)
+                undecodable.update(images.failed_in_batch(batch, ds.train))  # the loader put another image there
+                x, y = batch[0], batch[1]
+                x = x.to(device, non_blocking=True, memory_format=memory_format)
+                y = y.to(device, non_blocking=True)
+                sync_buffers(modules)
+                step_losses.clear()
+                args = (x,) if first_here else ()
+                kw: dict[str, Any] = {"target": y} if last_here else {}
+                if sched is None:  # --shard: a plain step; FSDP reduce-scatters after the last micro-batch
+                    if lay.dp > 1:
+                        modules[0].set_requires_gradient_sync(accum_i == config.accum_steps - 1)
+                    with autocast():
+                        scaled = loss_fn(modules[0](x), y)
+                    scaled.backward()
+                else:
+                    with autocast():
+                        sched.step(*args, return_outputs=False, **kw)
+                if last_here:
+                    for loss_d in step_losses:
+                        loss_sum += loss_d.double() * micro
+                        bad |= ~torch.isfinite(loss_d)
+                        window_loss.append(loss_d)
+                    seen += y.shape[0]
+            nan_now[0] = False
+            if scaler.is_enabled():
+                _unscale_agreed(scaler, optimizers)
+            if config.clip_grad_norm is not None:
+                _clip_grad_norm(modules, config.clip_grad_norm)
+            for opt, sch in zip(optimizers, schedulers, strict=True):
+                scaler.step(opt)
+                opt.zero_grad(set_to_none=True)
+                sch.step()
+            scaler.update()
+            global_step += 1
+            images_done += global_batch
+            bar.update()
+
+            last = step_in_epoch == steps_per_epoch - 1
+            ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last
+            if not (global_step % config.log_every == 0 or ckpt_due or last):
+                continue
+            stop_for_images = bool(undecodable) and not config.skip_bad_images
+            flags = torch.tensor([float(bad.item()), float(stop.requested), float(stop_for_images)], device=device)
+            distributed.all_reduce(flags, op="max")
+            if flags[2] > 0:
+                bar.close()
+                _refuse_undecodable(ds, undecodable, f"epoch {epoch + 1}, training")
+            if flags[0] > 0:
+                bar.close()
+                where = f" The last good checkpoint is {last_ckpt}." if last_ckpt else " No checkpoint was written yet."
+                raise NonFiniteLoss(
+                    f"non-finite loss in epoch {epoch + 1} (by step {global_step}); stopping.{where} "
+                    "Try a lower --base-lr or --clip-grad-norm."
+                )
+            if flags[1] > 0 or ckpt_due:
+                sums = torch.tensor([loss_sum.item(), float(seen)], dtype=torch.float64, device=device)
+                distributed.all_reduce(sums)
+                partial = {"loss_sum": sums[0].item(), "seen": int(sums[1].item())}
+                path = save_checkpoint(epoch, step_in_epoch + 1, partial)
+                last_ckpt = path or last_ckpt
+                if flags[1] > 0:
+                    bar.close()
+                    say(
+                        f"stopped by {stop.signame or 'signal'}: checkpoint {last_ckpt} written; continue with --resume"
+                    )
+                    raise Interrupted(f"interrupted at epoch {epoch + 1}, step {step_in_epoch + 1}")
+            now = time.perf_counter()
+            shown = torch.stack(window_loss).float().mean().item() if window_loss else float("nan")
+            rate = len(window_loss) / parts * global_batch / max(now - window_t, 1e-9)
+            bar.show(loss=shown, lr=schedulers[0].get_last_lr()[0], rate=rate)
+            window_t, window_loss = now, []
+        bar.close()
+        train_time = time.perf_counter() - t0
+
+        # ----- end of epoch ---------------------------------------------------------------------
+        # The last stage's ranks count the loss and the images (rank 0 also what a resumed run carried).
+        totals = torch.tensor([loss_sum.item(), float(seen)], dtype=torch.float64, device=device)
+        distributed.all_reduce(totals)
+        val = _evaluate(
+            modules,
+            eval_copies,
+            mine,
+            lay,
+            grid,
+            pp_rank,
+            dp_rank,
+            in_shapes,
+            val_loader,
+            device,
+            memory_format,
+            autocast,
+        )
+        if val["undecodable"] > 0 and not config.skip_bad_images:
+            raise UsageError(
+                f"--data {config.data}: epoch {epoch + 1}, validation: {int(val['undecodable'])} images cannot be "
+                "decoded; remove or replace them, or pass --skip-bad-images to leave them out"
+            )
+        epoch += 1
+        record = {
+            "epoch": epoch,
+            "step": global_step,
+            "train_loss": totals[0].item() / max(totals[1].item(), 1.0),
+            "val_loss": val["loss"],
+            "val_top1": val["top1"],
+            "val_top5": val["top5"],
+            "lr": schedulers[0].get_last_lr()[0],
+            "images_per_s": images_done / max(train_time, 1e-9),
+            "epoch_time_s": train_time,
+        }
+        history.append(record)
+        if env.is_main:
+            say(
+                f"epoch {epoch:>3}/{config.epochs}  train_loss {record['train_loss']:.4f}  "
+                f"val_loss {record['val_loss']:.4f}  top1 {100 * record['val_top1']:.2f}%  "
+                f"top5 {100 * record['val_top5']:.2f}%  lr {record['lr']:.4g}  "
+                f"{record['images_per_s']:.0f} img/s  ({train_time:.1f}s)"
+            )
+            with metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+            if tb is not None:
+                for key in ("train_loss", "val_loss", "val_top1", "val_top5", "lr", "images_per_s"):
+                    tb.add_scalar(key, record[key], epoch)
+                tb.flush()
+        start_step, carried = 0, {"loss_sum": 0.0, "seen": 0}
+        if not math.isfinite(record["train_loss"]):
+            raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}; last good checkpoint {last_ckpt}")
+        last_ckpt = save_checkpoint(epoch, 0, carried) or last_ckpt
+        if stop.requested:
+            raise Interrupted(f"interrupted after epoch {epoch}; continue with --resume")
+
+    # ----- the whole model, gathered from the stages, in the whole model's key order --------------
+    sync_buffers(modules)
+    parts_here = {s: _full_state(m) for s, m in zip(mine, modules, strict=True)}
+    gathered: list[Any] = [None] * world if env.is_main else []
+    dist.gather_object(parts_here if dp_rank == 0 else {}, gathered if env.is_main else None, dst=0)
+    model_path = None
+    if env.is_main:
+        by_stage = {s: sd for part in gathered for s, sd in part.items()}
+        whole_state = {k: v for s in sorted(by_stage) for k, v in by_stage[s].items()}
+        model_path = out / rundir.MODEL_FILENAME
+        checkpoint.save_safetensors(whole_state, model_path)
+        if epoch < config.epochs:
+            say(f"stopped after epoch {epoch} of {config.epochs} (--stop-after); continue with --resume")
+        say(f"final weights: {model_path}")
+        if tb is not None:
+            tb.close()
+    distributed.barrier()
+    if run_lock is not None:
+        run_lock.close()
+    return TrainResult(out=out, epochs_done=epoch, history=history, model_path=model_path, checkpoint_path=last_ckpt)
+
+
+@torch.no_grad()
+def _evaluate(
+    modules, eval_copies, mine, lay, grid, pp_rank, dp_rank, in_shapes, loader, device, memory_format, autocast
+) -> dict[str, float]:
+    """Loss, top-1 and top-5 over the validation set: each batch passed stage to stage, point to point.
+
+    The ranks of one pipeline read the same batches (their replica's share),
+    so each knows the size of what it receives. Sharded stages are evaluated
+    from an unsharded copy, so replicas with different numbers of batches
+    never wait on each other.
+    """
+    import torch.nn.functional as F
+
+    if lay.dp > 1:
+        for m, e in zip(modules, eval_copies, strict=True):
+            e.load_state_dict(_full_state(m))
+    for e in eval_copies:
+        e.eval()
+    local = dict(zip(mine, eval_copies, strict=True))
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    bad_count = 0
+    for batch in loader:
+        x, y = batch[0], batch[1]
+        if len(batch) > 2 and bool((batch[2] >= 0).any()):
+            # A file that failed to decode: left out (the ranks of a pipeline read the same batch alike).
+            keep = batch[2] < 0
+            bad_count += int((~keep).sum()) if lay.stages - 1 in mine else 0  # counted once a replica
+            x, y = x[keep], y[keep]
+            if y.numel() == 0:
+                continue
+        n = y.shape[0]
+        value = None
+        for s in range(lay.stages):
+            holder = pipeline.owner(s, lay.pp)
+            if holder != pp_rank:
+                continue
+            if s == 0:
+                value = x.to(device, memory_format=memory_format)
+            elif pipeline.owner(s - 1, lay.pp) != pp_rank:
+                value = torch.empty((n, *in_shapes[s]), dtype=torch.float32, device=device)
+                dist.recv(value, src=grid[pipeline.owner(s - 1, lay.pp)][dp_rank])
+            with autocast():
+                value = local[s](value)
+            value = value.float()
+            if s + 1 < lay.stages and pipeline.owner(s + 1, lay.pp) != pp_rank:
+                dist.send(value.contiguous(), dst=grid[pipeline.owner(s + 1, lay.pp)][dp_rank])
+        if lay.stages - 1 in mine:
+            y = y.to(device)
+            k = min(5, value.shape[1])
+            hit = value.topk(k, dim=1).indices.eq(y[:, None])
+            sums += torch.stack(
+                [
+                    F.cross_entropy(value, y, reduction="sum").double(),
+                    hit[:, 0].sum().double(),
+                    hit.any(dim=1).sum().double(),
+                    torch.tensor(float(n), dtype=torch.float64, device=device),
+                ]
+            )
+    sums = torch.cat([sums, torch.tensor([float(bad_count)], dtype=torch.float64, device=device)])
+    distributed.all_reduce(sums)
+    loss, top1, top5, count, undecodable = sums.tolist()
+    count = max(count, 1.0)
+    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count, "undecodable": undecodable}
