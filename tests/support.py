@@ -76,6 +76,9 @@ BIG = frozenset(
         "densenet169",
         "efficientnet_b3",
         "inception_v3",
+        "vit_b_16",
+        "vit_b_32",
+        "vit_l_16",
     }
 )
 
@@ -184,10 +187,24 @@ def observed_shapes(gm: Any, x: Any) -> tuple[dict[tuple[str, int, int], tuple[i
         path = node.meta.get("cnnspec_path")
         if path is not None:
             meta = node.meta["tensor_meta"]
-            assert meta.shape[0] == x.shape[0], (path, meta.shape)
             span = node.meta["cnnspec_span"]
+            if node.op == "get_attr":
+                # A learned tensor (`param`) has no batch dimension of its own: it broadcasts against the
+                # batched input from the right, as layers/param.py's per_sample states its static shape.
+                shapes[(path, span.line, span.col)] = tuple(meta.shape)
+                continue
+            assert meta.shape[0] == x.shape[0], (path, meta.shape)
             shapes[(path, span.line, span.col)] = tuple(meta.shape[1:])
     return shapes, out
+
+
+def _as_broadcast(observed: tuple[int, ...] | None, static: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A learned tensor's shape as it broadcasts against a batched input of per-sample rank len(static)."""
+    if observed is None or len(observed) == len(static):
+        return observed
+    if len(observed) == len(static) + 1 and observed[0] == 1:
+        return observed[1:]
+    return (1,) * (len(static) - len(observed)) + observed
 
 
 def randomise_batchnorm(model: Any, gen: Any) -> None:
@@ -211,11 +228,13 @@ def randomise_batchnorm(model: Any, gen: Any) -> None:
 def assert_static_shapes(report: cnnspec.Report, gm: Any, x: Any) -> Any:
     """Assert that every layer's static output shape is the one x takes through gm; return gm's output."""
     shapes, out = observed_shapes(gm, x)
-    mismatched = [
-        (row.path, row.output_shape, shapes.get((row.path, row.line, row.col)))
-        for row in report.layers
-        if shapes.get((row.path, row.line, row.col)) != tuple(row.output_shape)
-    ]
+    mismatched = []
+    for row in report.layers:
+        observed = shapes.get((row.path, row.line, row.col))
+        if row.op == "param":
+            observed = _as_broadcast(observed, tuple(row.output_shape))
+        if observed != tuple(row.output_shape):
+            mismatched.append((row.path, row.output_shape, observed))
     assert not mismatched, f"static vs observed (path, static, observed): {mismatched[:10]}"
     main = out[0] if isinstance(out, tuple) else out
     assert tuple(main.shape) == (x.shape[0], *report.output_shape)

@@ -33,7 +33,10 @@ def test_compiled_parameter_count_equals_the_static_count(spec: Path) -> None:
     assert sum(p.numel() for p in gm.parameters() if p.requires_grad) == report.trainable_params
     assert sum(b.numel() for b in gm.buffers()) == report.buffers
     for row in report.layers:
-        if row.params or row.buffers:
+        if row.op == "param":  # a learned tensor is registered at its path itself, not as a module
+            tensor = gm.get_parameter(row.path) if row.params else gm.get_buffer(row.path)
+            assert tensor.numel() == row.params + row.buffers, row.path
+        elif row.params or row.buffers:
             module = gm.get_submodule(row.path)
             assert sum(p.numel() for p in module.parameters()) == row.params, row.path
             assert sum(b.numel() for b in module.buffers()) == row.buffers, row.path

@@ -92,6 +92,10 @@ EXTRA: list[tuple[str, str, str]] = [
     ("avgpool", "count_include_pad", "avgpool(3, 2, padding = 1, ceil_mode = true, count_include_pad = false)"),
     ("maxpool", "ceil_mode", "maxpool(3, stride = 2, padding = 1, dilation = 2, ceil_mode = true)"),
     ("adaptive_maxpool", "size", "adaptive_maxpool(1)"),  # global: the one size of 7×7 that ONNX holds
+    # Learned tensors as the families use them: a layer scale, a class token, a position embedding.
+    ("param", "shape", "mul { identity; layer_scale: param([4, 1, 1], 0.5) }"),
+    ("param", "shape", "concat { token: param([1, 1, 7, 7], 0.25); identity }"),
+    ("param", "buffer", "add { identity; pos: param([1, 4, 7, 7], 0.5, buffer = true) }"),
 ]
 
 

@@ -33,6 +33,7 @@ CASES: dict[str, tuple[str, dict[str, object], dict[str, object]]] = {
     "resnet18-depth2": ("resnet18.cnn", {}, {"depth": 2}),
     "resnet152": ("resnet152.cnn", {}, {}),
     "resnet50-batch32": ("resnet50.cnn", {}, {"batch": 32}),
+    "vit_b_16": ("vit_b_16.cnn", {}, {}),
 }
 
 

@@ -15,7 +15,7 @@ def count_macs(graph: Graph) -> list[int | None]:
         kind = kinds.get(node.kind)
         if kind is None:
             return None
-        x = node.in_shapes[0] if kind.arity == "one" else node.in_shapes
+        x = node.in_shapes if kind.is_join else node.in_shapes[0]
         return kind.macs(attrs_of(node), x, node.out_shape)
 
     return per_layer(graph, count)

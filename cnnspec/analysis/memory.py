@@ -11,7 +11,8 @@ and is its layer kind's `saves` rule in the layer table: conv and linear
 keep their input; batch norm its input and two per-channel statistics; ReLU,
 sigmoid, tanh and softmax their output; max pooling its input and int64
 indices; dropout its mask (a float tensor on CPU, a bool mask on CUDA); add,
-concat and flatten nothing. benchmarks/bench_memory.py and
+concat and flatten nothing. A learned tensor (`param`) is a parameter, so a
+mul that keeps one keeps no activation. benchmarks/bench_memory.py and
 tests/test_analysis.py check the sum against what autograd really saves.
 """
 
@@ -48,6 +49,12 @@ def _rules(kinds: dict[str, LayerKind]) -> tuple[dict[str, Saves | Callable[...,
     return rules, views, joins
 
 
+@per_table
+def _tensor_kinds(kinds: dict[str, LayerKind]) -> set[str]:
+    """The kinds that give a learned tensor of their own (arity "none": param)."""
+    return {name for name, k in kinds.items() if k.arity == "none"}
+
+
 def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     """Bytes each node makes autograd keep, by id (None for the input), attributed to the first
     node that keeps a storage.
@@ -59,10 +66,13 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     kept: set[int] = set()  # the storages some node already keeps
     out: list[Saved | None] = [None] * len(nodes)
     rules, view_kinds, joins = _rules()
+    tensors = _tensor_kinds()
     for node in graph.layers():
         nid, inputs = node.id, node.inputs
         if node.kind in view_kinds and inputs:
             storage[nid] = storage[inputs[0]]
+        if node.kind in tensors:
+            kept.add(nid)  # a learned tensor (param) is a parameter or buffer, never an activation
         positions, per_sample, fixed = _applied(rules.get(node.kind, SAVES_INPUT), node, joins, device)
         for pos in positions:
             key = storage[nid] if pos == -1 else storage[inputs[pos]]

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 #: The naming functions, importable from here as before they moved to cnnspec.backends.names.
 __all__ = [
-    "TORCH_ATTRS", "build_modules", "fx_name", "module_paths", "module_tree", "renamed_modules", "safe_name",
-    "safe_paths", "sequential_scopes", "to_fx_graph", "to_graph_module",
+    "TORCH_ATTRS", "broadcasts", "build_modules", "fx_name", "module_paths", "module_tree", "renamed_modules",
+    "safe_name", "safe_paths", "sequential_scopes", "to_fx_graph", "to_graph_module",
 ]  # fmt: skip
 
 
@@ -58,11 +58,18 @@ def _may_run_inplace(graph: Graph, node: Node) -> bool:
     kind = lookup(src.kind)
     return (
         kind is not None
+        and kind.arity != "none"  # a learned tensor (param) is never overwritten
         and not kind.view
         and len(graph.users(src.id)) == 1
         and node.inputs.count(src.id) == 1
         and not keeps_output(src)
     )
+
+
+def broadcasts(node: Node) -> bool:
+    """Whether node broadcasts its operands against the batch (add, mul: elementwise joins, not concat)."""
+    kind = lookup(node.kind)
+    return kind is not None and kind.is_join and not kind.takes_list
 
 
 def build_modules(graph: Graph) -> dict[str, nn.Module]:
@@ -90,6 +97,15 @@ def build_modules(graph: Graph) -> dict[str, nn.Module]:
         inplace = kind.inplace and _may_run_inplace(graph, node)
         attrs, x = Attrs(node.attrs), node.in_shapes[0]
         node_rules = [r for r in rules.get(node.kind, ()) if r.selects(node)]
+        if kind.arity == "none":
+            # A learned tensor: the rules' `weight` is the tensor itself.
+            tensor = kind.module(attrs, x, False)
+            with torch.no_grad():
+                for rule in node_rules:
+                    if rule.target == "weight":
+                        inits.apply(tensor, rule.scheme, rule.args)
+            modules[paths[node.path]] = tensor
+            continue
         targets = {r.target for r in node_rules}
         module = None
         if targets:
@@ -111,12 +127,16 @@ def build_modules(graph: Graph) -> dict[str, nn.Module]:
 def module_tree(modules: dict[str, nn.Module]) -> nn.Module:
     """A module holding each of modules at its path, every container registered in the order first needed.
 
+    A tensor among them (a `param`) is registered on its parent as a parameter
+    (an nn.Parameter) or a buffer, so its state_dict key is its path itself.
+
     GraphModule(module, graph) copies the modules the graph calls in the
     graph's order, so its named_modules() and state_dict() follow the spec's
     order (torchvision's definition order: conv1, bn1, ..., layer4, fc), where
     GraphModule(dict, graph) would assign them sorted by nesting depth (fc and
     avgpool before layer1.0.conv1).
     """
+    import torch
     from torch import nn
 
     root = nn.Module()
@@ -129,7 +149,12 @@ def module_tree(modules: dict[str, nn.Module]) -> nn.Module:
             child = parent._modules[name]
             assert child is not None
             parent = child
-        parent.add_module(leaf, module)
+        if isinstance(module, nn.Parameter):
+            parent.register_parameter(leaf, module)
+        elif isinstance(module, torch.Tensor):
+            parent.register_buffer(leaf, module)
+        else:
+            parent.add_module(leaf, module)
     return root
 
 
@@ -185,6 +210,7 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
     values: dict[int, torch.fx.Node] = {}
     values[0] = fxg.placeholder("x")
     values[0].meta["cnnspec_span"] = graph.input.span
+    batch: list[torch.fx.Node] = []  # x.size(0), made once where a learned tensor is expanded
     for node in graph.layers():
         if node.id not in needed:
             continue
@@ -194,7 +220,16 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
         # A function node is named after its layer's path, as fx names a call_module after its
         # target; the paths are unique, and fx makes the names unique where flattening collides.
         name = _node_name(fx_name(node.path))
-        if node.has_module:
+        if kind.arity == "none":
+            # A learned tensor, read where it is registered; where a reader does not broadcast it (torch.cat,
+            # or a layer), it is read expanded over the batch (ViT's class_token.expand(n, -1, -1)).
+            out = fxg.get_attr(paths[node.path])
+            if not all(broadcasts(graph.nodes[u]) for u in graph.users(node.id)):
+                if not batch:
+                    batch.append(fxg.create_node("call_method", "size", (values[0], 0), name="batch"))
+                shape = (out, batch[0], *node.out_shape)
+                out = fxg.create_node("call_method", "expand", shape, name=f"{name}_expanded")
+        elif node.has_module:
             target = paths[node.path]
             # fx names a module's node after its target, lower-cased; `self` would rebind forward's own.
             own = _node_name(target) if target.lower() == "self" else None

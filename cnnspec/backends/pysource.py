@@ -33,6 +33,7 @@ from cnnspec.backends.export import (
     _settings,
     docstring_text,
 )
+from cnnspec.backends.fx import broadcasts
 from cnnspec.backends.names import fx_name, module_paths, safe_name
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.init import SCHEMES, path_matches
@@ -263,7 +264,19 @@ class _Writer:
 
     # ------------------------------------------------------------------ constructors
 
+    def _tensor(self, cpath: str) -> Node | None:
+        """The node of a learned tensor (a `param`) registered at cpath, else None."""
+        node = self.leaf.get(cpath)
+        kind = lookup(node.kind) if node is not None else None
+        return node if kind is not None and kind.arity == "none" else None
+
     def _module_expr(self, cpath: str) -> pyast.expr:
+        tensor = self._tensor(cpath)
+        if tensor is not None:
+            # The value is only a start: the spec's own (an init rule or a loaded state_dict overwrites it).
+            a = tensor.attrs
+            full = f"torch.full({tuple(a['shape'])!r}, {float(a['value'])!r})"
+            return pyast.parse(full if a["buffer"] else f"nn.Parameter({full})", mode="eval").body
         module = self.gm.get_submodule(cpath)
         cls = type(module)
         if getattr(self.torch.nn, cls.__name__, None) is not cls and cls.__name__ not in self.extra:
@@ -312,10 +325,19 @@ class _Writer:
         self.full[key] = text
         return text
 
+    def _assigner(self, cpath: str) -> Any:
+        """How the constructor text registers what lies at cpath: a module, a parameter or a buffer."""
+        tensor = self._tensor(cpath)
+        if tensor is None:
+            return _assign
+        return _register_buffer if tensor.attrs["buffer"] else _register_parameter
+
     def _full(self, box: _Box, name: str) -> str:
         return f"{box.path}.{name}" if box.path else name
 
     def _stateless(self, cpath: str) -> bool:
+        if self._tensor(cpath) is not None:
+            return False
         module = self.gm.get_submodule(cpath)
         return next(module.parameters(), None) is None and next(module.buffers(), None) is None
 
@@ -415,6 +437,12 @@ class _Writer:
                 for part in attr:
                     call = _get(call, part)
                 expr = f"{call}({args[0]})"
+                tensor = self.graph.nodes[s.out]
+                if self._tensor(self.paths.get(tensor.path, "")) is not None:
+                    expr = call
+                    if not all(broadcasts(self.graph.nodes[u]) for u in self.graph.users(s.out)):
+                        # as the fx backend: expanded over the batch where a reader does not broadcast it
+                        expr = f"{call}.expand({args[0]}.size(0), {', '.join(map(str, tensor.out_shape))})"
             else:
                 expr = self._function(s.node, args)
             if attr and attr[0] in optional and len(attr) == 1:
@@ -632,10 +660,11 @@ class _Writer:
             raw = [by_attr[attr] for by_attr in instance_entries]
             expr = self._simplify(_substitute(expr, pos_param[k : k + count]), raw)
             k += count
+            assign = self._assigner(paths[attr])
             if form == "seqclass":
                 items.append(_fmt(expr, 12))
             else:
-                init_body.append(_assign(target, attr[-1], _fmt(expr, 8, len(_assign(target, attr[-1], "")))))
+                init_body.append(assign(target, attr[-1], _fmt(expr, 8, len(assign(target, attr[-1], "")))))
         if form == "seqclass":
             lines.append("        super().__init__(")
             lines += [f"            {item}," for item in _runs(items)]
@@ -818,13 +847,14 @@ class _Writer:
         names = self._attr_names(root)
         rename = {s.attr: (names[s.attr[0]], *s.attr[1:]) for s in root.program if s.attr and s.attr[0] in names}
         body = []
-        for attr, expr, _ in entries:
+        for attr, expr, full in entries:
             target = "self"
             for part in attr[:-1]:
                 target = _get(target, part)
-            lead = len(_assign(target, attr[-1], ""))
+            assign = self._assigner(full)
+            lead = len(assign(target, attr[-1], ""))
             text = "nn.Module()" if expr is None else _fmt(self._simplify(expr, [expr]), 8, lead)
-            body.append(_assign(target, attr[-1], text))
+            body.append(assign(target, attr[-1], text))
         if graph.aux:
             body.append(f"self.aux_names = {[a.name for a in graph.aux]!r}")
             body.append(f"self.aux_weights = {[a.weight for a in graph.aux]!r}")
@@ -872,10 +902,19 @@ class _Writer:
     def _init_lines(self) -> list[str]:
         """`_init_weights`: the spec's init rules, as a loop over the modules as torchvision writes it."""
         graph = self.graph
-        modules = {p: self.gm.get_submodule(p) for p in self.leaf}
+        modules = {p: self.gm.get_submodule(p) for p in self.leaf if self._tensor(p) is None}
         blocks: list[tuple[str, list[str]]] = []
+        tensors: list[str] = []
         for rule in graph.init_rules:
             if rule.scheme == "default":
+                continue
+            if any(self._tensor(p) is not None for p in self.leaf if self.leaf[p].kind == rule.kind):
+                # A learned tensor's rule sets the tensor itself (its `weight`), found by its path.
+                for n in graph.layers():
+                    cpath = self.paths.get(n.path) if n.has_module else None
+                    if cpath is not None and rule.target == "weight" and rule.selects(n):
+                        get = "get_buffer" if n.attrs["buffer"] else "get_parameter"
+                        tensors.append(_scheme_call(rule.scheme, rule.args, f"self.{get}({cpath!r})"))
                 continue
             chosen = {
                 self.paths[n.path]
@@ -914,7 +953,7 @@ class _Writer:
                 blocks[-1][1].append(call)
             else:
                 blocks.append((cond, [call]))
-        if not blocks:
+        if not blocks and not tensors:
             return []
         rules = (
             f"init {r.kind}"
@@ -935,6 +974,9 @@ class _Writer:
         for cond, calls in blocks:
             lines.append(f"            if {cond}:")
             lines += [f"                {c}" for c in calls]
+        if not blocks:
+            lines.pop()
+        lines += [f"        {c}" for c in tensors]
         return lines
 
 
@@ -1054,6 +1096,16 @@ def _is_position(name: str) -> bool:
 
 def _safe_attr(name: str) -> bool:
     return safe_name(name, top=False) and name not in ("forward", "_init_weights")
+
+
+def _register_parameter(target: str, name: str, value: str) -> str:
+    if _is_attr(name):
+        return f"{target}.{name} = {value}"
+    return f"{target}.register_parameter({name!r}, {value})"
+
+
+def _register_buffer(target: str, name: str, value: str) -> str:
+    return f"{target}.register_buffer({name!r}, {value})"
 
 
 def _assign(target: str, name: str, value: str) -> str:

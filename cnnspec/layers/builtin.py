@@ -41,6 +41,7 @@ from cnnspec.layers.kind import (
     rf_window,
     shape_text,
 )
+from cnnspec.layers.param import PARAM
 from cnnspec.layers.tensor import TENSOR, dim_index
 
 
@@ -579,7 +580,9 @@ STOCHASTIC_DEPTH = LayerKind(
     shape=_same,
     module=_stochastic_depth,
     # x * noise, with one noise value per sample ("row") or one for the batch.
-    saves=lambda a, x, y, device: ((), F32, 0) if a["mode"] == "row" else ((), 0, F32),
+    # The noise it multiplies by: one float per sample ("row") or per batch; none at p = 0, where
+    # torchvision's (and cnnspec's) StochasticDepth returns its input (ConvNeXt's first block).
+    saves=lambda a, x, y, device: ((), 0, 0) if a["p"] == 0 else ((), F32, 0) if a["mode"] == "row" else ((), 0, F32),
     label=lambda a: f"stochastic_depth {a.get('p')}",
     # No category: drawn white, as before the table held the colours (dropout's grey would change
     # every EfficientNet diagram).
@@ -749,6 +752,6 @@ BUILTIN: tuple[LayerKind, ...] = (
     CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
     RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
     MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, CUT, ADD, MUL, CONCAT,
-    ATTENTION, WINDOW_ATTENTION,
+    ATTENTION, WINDOW_ATTENTION, PARAM,
     *TENSOR,
 )  # fmt: skip

@@ -13,7 +13,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from cnnspec.analysis import Analysis
-from cnnspec.ir import Graph
+from cnnspec.ir import Graph, Node
+from cnnspec.layers.registry import lookup
 from cnnspec.views.fold import Item, auto_depth, build_tree, describe, visible
 
 if TYPE_CHECKING:
@@ -215,6 +216,12 @@ class StageRow:
 _Sums = tuple[list[int], list[int], list[int], list[int]]
 
 
+def _is_tensor(node: Node) -> bool:
+    """Whether node gives a learned tensor of its own (a layer of arity "none": param)."""
+    kind = lookup(node.kind)
+    return kind is not None and kind.arity == "none"
+
+
 def _stages(graph: Graph, sums: _Sums, owner: dict[int, str], labels: dict[str, str]) -> list[StageRow]:
     # Plain lists while summing, rows at the end:
     # [resolution, first, last, layers, shape, params, macs, activation_bytes, aux].
@@ -234,6 +241,10 @@ def _stages(graph: Graph, sums: _Sums, owner: dict[int, str], labels: dict[str, 
             r = heads.get(aux)
             if r is None:
                 r = heads[aux] = [f"{aux} head", node.path, node.path, 0, shape, 0, 0, 0, aux]
+        elif rows and _is_tensor(node):
+            # A learned tensor (param) is a branch of the join that follows, at that join's resolution.
+            r = rows[-1]
+            shape = r[4]
         else:
             res = resolutions.get(shape)
             if res is None:
