@@ -65,6 +65,9 @@ CASES = [
         {"aux_logits": False},
         slow=True,
     ),
+    Case("convnext_tiny", "convnext_tiny.cnn", lambda: tvm.convnext_tiny(), 28_589_128, slow=True),
+    Case("convnext_small", "convnext_small.cnn", lambda: tvm.convnext_small(), 50_223_688, slow=True),
+    Case("convnext_base", "convnext_base.cnn", lambda: tvm.convnext_base(), 88_591_464, slow=True),
     Case(
         "googlenet_aux",
         "googlenet.cnn",
@@ -213,6 +216,70 @@ def test_resnext_from_the_resnet_family() -> None:
     assert family.total_params == cnnspec.check(SPECS / "resnext50_32x4d.cnn").total_params == 25_028_904
     # The same file with its defaults is still ResNet-50.
     assert cnnspec.check(SPECS / "resnet.cnn", layers=[3, 4, 6, 3]).total_params == 25_557_032
+
+
+CONVNEXT = {
+    "convnext_tiny": (28_589_128, [[96, 192, 3], [192, 384, 3], [384, 768, 9], [768, 0, 3]], 0.1),
+    "convnext_small": (50_223_688, [[96, 192, 3], [192, 384, 3], [384, 768, 27], [768, 0, 3]], 0.4),
+    "convnext_base": (88_591_464, [[128, 256, 3], [256, 512, 3], [512, 1024, 27], [1024, 0, 3]], 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(CONVNEXT))
+def test_convnext_bindings_are_one_line_and_count_torchvisions_params(name: str) -> None:
+    params, setting, sd = CONVNEXT[name]
+    text = (SPECS / f"{name}.cnn").read_text()
+    assert 'import "convnext.cnn"' in text and "block " not in text
+    assert sum(line.startswith("network ") for line in text.splitlines()) == 1
+    family = cnnspec.check(SPECS / "convnext.cnn", setting=setting, stochastic_depth_prob=sd)
+    assert cnnspec.check(SPECS / f"{name}.cnn").total_params == family.total_params == params
+
+
+def _randomise_convnext(model: nn.Module, seed: int = 0) -> None:
+    """Layer scales and LayerNorm affine parameters far from their initial 1e-6, 1 and 0, so that every
+    block's branch counts in the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("layer_scale"):
+                p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.25)
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+def test_small_convnext_from_the_family_file_is_torchvisions() -> None:
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    setting = [[16, 32, 2], [32, 64, 1], [64, 0, 2]]
+    torch.manual_seed(0)
+    ref = ConvNeXt([CNBlockConfig(a, b or None, n) for a, b, n in setting], stochastic_depth_prob=0.3, num_classes=10)
+    ours = cnnspec.compile(SPECS / "convnext.cnn", setting=setting, stochastic_depth_prob=0.3, num_classes=10)
+    _randomise_convnext(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    assert list(ours.state_dict()) == list(ref.state_dict())  # the same keys in the same order
+    assert ours.features[1][0].layer_scale.shape == (16, 1, 1)
+    # torchvision's modules, in its order, but for its Permute and Flatten modules (functions here).
+    functions = {n for n, m in ref.named_modules() if type(m).__name__ in ("Permute", "Flatten")}
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in ref.named_modules() if n not in functions]
+    assert [m.p for m in ours.modules() if type(m).__name__ == "StochasticDepth"] == [
+        m.p for m in ref.modules() if type(m).__name__ == "StochasticDepth"
+    ]
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.slow
+def test_convnext_tiny_parity_with_layer_scales_at_work() -> None:
+    torch.manual_seed(0)
+    ours, ref = cnnspec.compile(SPECS / "convnext_tiny.cnn"), tvm.convnext_tiny()
+    _randomise_convnext(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
 
 
 def test_densenet121_and_169_from_one_family_file() -> None:
