@@ -76,6 +76,9 @@ BIG = frozenset(
         "densenet169",
         "efficientnet_b3",
         "inception_v3",
+        "convnext_tiny",
+        "convnext_small",
+        "convnext_base",
     }
 )
 
