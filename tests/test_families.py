@@ -316,3 +316,33 @@ def test_list_comprehension_errors() -> None:
         _eval("[x for x in y]")
     with pytest.raises(EvalError, match=str(MAX_LIST)):
         _eval("[range(1000) for x in range(2000)]")
+
+
+@pytest.mark.slow  # torch.export and the ONNX exporter take ~40 s
+def test_small_convnext_round_trips_through_python_pt2_and_onnx(tmp_path: Path) -> None:
+    from support import load_generated_class
+
+    from cnnspec.api import analyse
+    from cnnspec.backends import export
+    from cnnspec.backends.fx import to_graph_module
+
+    setting = [[16, 32, 1], [32, 0, 2]]
+    checked = analyse(SPECS / "convnext.cnn", setting=setting, num_classes=10, input_shape=(3, 64, 64))
+    gm = to_graph_module(checked.graph).eval()
+    _randomise_convnext(gm)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    export.write_python(gm, checked.graph, tmp_path / "model.py")
+    model = load_generated_class(tmp_path / "model.py")().eval()
+    model.load_state_dict(gm.state_dict(), strict=True)
+    export.write_pt2(gm, checked.graph, tmp_path / "model.pt2")
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
+    with torch.no_grad():
+        want = gm(x)
+        torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+        torch.testing.assert_close(program(x), want, rtol=1e-5, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    export.write_onnx(gm, checked.graph, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert abs(got - want.numpy()).max() <= 1e-4
