@@ -79,6 +79,9 @@ BIG = frozenset(
         "vit_b_16",
         "vit_b_32",
         "vit_l_16",
+        "convnext_tiny",
+        "convnext_small",
+        "convnext_base",
     }
 )
 

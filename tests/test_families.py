@@ -65,6 +65,9 @@ CASES = [
         {"aux_logits": False},
         slow=True,
     ),
+    Case("convnext_tiny", "convnext_tiny.cnn", lambda: tvm.convnext_tiny(), 28_589_128, slow=True),
+    Case("convnext_small", "convnext_small.cnn", lambda: tvm.convnext_small(), 50_223_688, slow=True),
+    Case("convnext_base", "convnext_base.cnn", lambda: tvm.convnext_base(), 88_591_464, slow=True),
     Case(
         "googlenet_aux",
         "googlenet.cnn",
@@ -215,6 +218,70 @@ def test_resnext_from_the_resnet_family() -> None:
     assert cnnspec.check(SPECS / "resnet.cnn", layers=[3, 4, 6, 3]).total_params == 25_557_032
 
 
+CONVNEXT = {
+    "convnext_tiny": (28_589_128, [[96, 192, 3], [192, 384, 3], [384, 768, 9], [768, 0, 3]], 0.1),
+    "convnext_small": (50_223_688, [[96, 192, 3], [192, 384, 3], [384, 768, 27], [768, 0, 3]], 0.4),
+    "convnext_base": (88_591_464, [[128, 256, 3], [256, 512, 3], [512, 1024, 27], [1024, 0, 3]], 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(CONVNEXT))
+def test_convnext_bindings_are_one_line_and_count_torchvisions_params(name: str) -> None:
+    params, setting, sd = CONVNEXT[name]
+    text = (SPECS / f"{name}.cnn").read_text()
+    assert 'import "convnext.cnn"' in text and "block " not in text
+    assert sum(line.startswith("network ") for line in text.splitlines()) == 1
+    family = cnnspec.check(SPECS / "convnext.cnn", setting=setting, stochastic_depth_prob=sd)
+    assert cnnspec.check(SPECS / f"{name}.cnn").total_params == family.total_params == params
+
+
+def _randomise_convnext(model: nn.Module, seed: int = 0) -> None:
+    """Layer scales and LayerNorm affine parameters far from their initial 1e-6, 1 and 0, so that every
+    block's branch counts in the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("layer_scale"):
+                p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.25)
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+
+
+def test_small_convnext_from_the_family_file_is_torchvisions() -> None:
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    setting = [[16, 32, 2], [32, 64, 1], [64, 0, 2]]
+    torch.manual_seed(0)
+    ref = ConvNeXt([CNBlockConfig(a, b or None, n) for a, b, n in setting], stochastic_depth_prob=0.3, num_classes=10)
+    ours = cnnspec.compile(SPECS / "convnext.cnn", setting=setting, stochastic_depth_prob=0.3, num_classes=10)
+    _randomise_convnext(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    assert list(ours.state_dict()) == list(ref.state_dict())  # the same keys in the same order
+    assert ours.features[1][0].layer_scale.shape == (16, 1, 1)
+    # torchvision's modules, in its order, but for its Permute and Flatten modules (functions here).
+    functions = {n for n, m in ref.named_modules() if type(m).__name__ in ("Permute", "Flatten")}
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in ref.named_modules() if n not in functions]
+    assert [m.p for m in ours.modules() if type(m).__name__ == "StochasticDepth"] == [
+        m.p for m in ref.modules() if type(m).__name__ == "StochasticDepth"
+    ]
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.slow
+def test_convnext_tiny_parity_with_layer_scales_at_work() -> None:
+    torch.manual_seed(0)
+    ours, ref = cnnspec.compile(SPECS / "convnext_tiny.cnn"), tvm.convnext_tiny()
+    _randomise_convnext(ref)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (ours.eval()(x) - ref.eval()(x)).abs().max().item() <= 1e-5
+
+
 def test_densenet121_and_169_from_one_family_file() -> None:
     assert cnnspec.check(SPECS / "densenet.cnn").total_params == 7_978_856
     assert cnnspec.check(SPECS / "densenet.cnn", block_config=[6, 12, 32, 32]).total_params == 14_149_480
@@ -249,3 +316,33 @@ def test_list_comprehension_errors() -> None:
         _eval("[x for x in y]")
     with pytest.raises(EvalError, match=str(MAX_LIST)):
         _eval("[range(1000) for x in range(2000)]")
+
+
+@pytest.mark.slow  # torch.export and the ONNX exporter take ~40 s
+def test_small_convnext_round_trips_through_python_pt2_and_onnx(tmp_path: Path) -> None:
+    from support import load_generated_class
+
+    from cnnspec.api import analyse
+    from cnnspec.backends import export
+    from cnnspec.backends.fx import to_graph_module
+
+    setting = [[16, 32, 1], [32, 0, 2]]
+    checked = analyse(SPECS / "convnext.cnn", setting=setting, num_classes=10, input_shape=(3, 64, 64))
+    gm = to_graph_module(checked.graph).eval()
+    _randomise_convnext(gm)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    export.write_python(gm, checked.graph, tmp_path / "model.py")
+    model = load_generated_class(tmp_path / "model.py")().eval()
+    model.load_state_dict(gm.state_dict(), strict=True)
+    export.write_pt2(gm, checked.graph, tmp_path / "model.pt2")
+    program = torch.export.load(str(tmp_path / "model.pt2")).module()
+    with torch.no_grad():
+        want = gm(x)
+        torch.testing.assert_close(model(x), want, rtol=0, atol=0)
+        torch.testing.assert_close(program(x), want, rtol=1e-5, atol=1e-5)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    export.write_onnx(gm, checked.graph, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert abs(got - want.numpy()).max() <= 1e-4

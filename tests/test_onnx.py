@@ -35,7 +35,7 @@ pytest.importorskip("onnxscript")  # torch's ONNX exporter needs it
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 #: Family files whose networks need parameters; each is tested to need them.
-FAMILY_FILES = {"resnet.cnn": "layers", "vgg.cnn": "cfg", "vit.cnn": "patch_size"}
+FAMILY_FILES = {"resnet.cnn": "layers", "vgg.cnn": "cfg", "vit.cnn": "patch_size", "convnext.cnn": "setting"}
 #: Specs quick enough to export in the default run.
 FAST = {"lenet5.cnn"}
 
