@@ -31,6 +31,10 @@ NETS = {
     "patch_merging": """network N { input: 8 x 14 x 14
         concat { slice(2, 0, step = 2); slice(2, 1, step = 2) }; slice(3, 1, 13, 2); relu
         permute([0, 2, 3, 1]); layernorm(over = "last"); linear(8, bias = false) }""",
+    "patch_merging_last": """network N { input: 8 x 14 x 14
+        permute([0, 2, 3, 1])
+        concat(dim = -1) { slice(1, 0, step = 2); slice(1, 1, step = 2) }; relu
+        concat(-2) { identity; linear(16) }; layernorm(over = "last"); linear(8, bias = false) }""",
     "split": """network N { input: 8 x 8 x 8
         conv(8, 3, padding = 1); concat { chunk(2, 0); { chunk([3, 5], 1, dim = 1); conv(4, 1) } }
         channel_shuffle(2); relu; upsample(); conv(4, 3); upsample(size = [9, 9], mode = "bilinear")
@@ -120,3 +124,19 @@ def test_patch_merging_picks_what_swins_slices_pick() -> None:
     want = torch.cat([c[..., 0::2, 0::2, :], c[..., 1::2, 0::2, :], c[..., 0::2, 1::2, :], c[..., 1::2, 1::2, :]], -1)
     assert torch.equal(gm(x), want)
     assert math.prod(want.shape[1:]) == 144
+
+
+def test_concat_along_the_last_dim_is_swins_patch_merging() -> None:
+    # torchvision's PatchMerging: x0..x3 = x[..., 0::2, 0::2, :], ...; torch.cat([x0, x1, x2, x3], -1)
+    text = """network N { input: 4 x 6 x 6
+        permute([0, 2, 3, 1])
+        concat(dim = -1) {
+            { slice(1, 0, step = 2); slice(2, 0, step = 2) }; { slice(1, 1, step = 2); slice(2, 0, step = 2) }
+            { slice(1, 0, step = 2); slice(2, 1, step = 2) }; { slice(1, 1, step = 2); slice(2, 1, step = 2) }
+        } }"""
+    gm = cnnspec.compile(text)
+    x = torch.randn(2, 4, 6, 6)
+    c = x.permute(0, 2, 3, 1)
+    want = torch.cat([c[..., 0::2, 0::2, :], c[..., 1::2, 0::2, :], c[..., 0::2, 1::2, :], c[..., 1::2, 1::2, :]], -1)
+    assert torch.equal(gm(x), want)
+    assert list(cnnspec.check(text).layers[-1].output_shape) == [3, 3, 16]

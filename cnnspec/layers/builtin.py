@@ -689,18 +689,23 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
                 help="concat joins feature maps along channels, or flat features with flat features",
                 code=E303,
             )
-        for d in range(1, len(first)):
-            if s[d] != first[d]:
+    dim = a.get("dim", 1)
+    along = dim_index("concat", dim, first)
+    for i, s in enumerate(xs[1:], start=1):
+        for d in range(len(first)):
+            if d != along and s[d] != first[d]:
                 rank3 = len(first) == 3
                 raise ShapeError(
                     f"concat branches disagree in {_DIMS[d] if rank3 else f'dim {d + 1}'}: "
                     f"{first[d]} ({_branch(a, 0)}) and {s[d]} ({_branch(a, i)})",
-                    help="concat joins along channels; every branch must keep the same height and width"
+                    help=f"concat joins along dim {dim}; the other dims must agree"
+                    if along != 0
+                    else "concat joins along channels; every branch must keep the same height and width"
                     if rank3
                     else "concat joins along dim 1 (channels, or the tokens of a sequence); the other dims must agree",
                     code=E303,
                 )
-    return (sum(s[0] for s in xs), *first[1:])
+    return (*first[:along], sum(s[along] for s in xs), *first[along + 1 :])
 
 
 ADD = LayerKind(
@@ -731,15 +736,17 @@ MUL = LayerKind(
 
 CONCAT = LayerKind(
     name="concat",
-    doc="Concatenates its branches along channels.",
+    doc="Concatenates its branches along a dimension, channels by default: "
+    "`concat(dim = -1) { ... }` joins channels-last maps (Swin's patch merging).",
+    args=(Arg("dim", any_int, 1, doc="torch's dim, the batch included"),),
     shape=_concat_shape,
     function="torch.cat",
     arity="many",
     saves=SAVES_NOTHING,
     category="join",
     takes_list=True,
-    function_args=lambda a: (1,),
-    lowers_to="torch.cat([a, b, ...], 1)",
+    function_args=lambda a: (a.get("dim", 1),),
+    lowers_to="torch.cat([a, b, ...], dim)",
 )
 
 

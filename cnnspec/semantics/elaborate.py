@@ -550,6 +550,14 @@ class Elaborator:
                 help=[f"to name a group, write `name: {{ ... }}`; to call `{stmt.name}`, use `{stmt.name}(...)`"],
             )
             return Value(cur.node, None), ctx
+        if stmt.args:
+            self.diags.error(
+                E104,
+                f"group `{stmt.name}` takes no arguments: only a join (`concat(dim = -1) {{ ... }}`) does",
+                stmt.args[0].span,
+                help=["to name a group, write `name: { ... }`; to call a block, write `Block(...)` without braces"],
+            )
+            return Value(cur.node, None), ctx
         inner = self._scoped(stmt, ctx, stmt.name, "group", stmt.name or (stmt.label.text if stmt.label else ""))
         out = self._body(stmt.body, cur, inner._replace(top=False))
         self._closed(inner, ctx)
@@ -567,11 +575,15 @@ class Elaborator:
                 help=["each statement in the braces is one branch; group a branch's layers with `{ ... }`"],
             )
             return Value(cur.node, None)
+        attrs = self.binder.layer(kind, stmt.args or [], stmt.span, lambda e: self._eval(e, ctx), ctx.trace)
         inner = self._scoped(stmt, ctx, None, "join", stmt.name)._replace(top=False)
         entry = inner.scope.reserve_join(kind.name)  # named in the order written: before the joins in its branches
         outs = [self._branch(branch, cur, inner) for branch in stmt.body]
+        if attrs is None:  # the arguments were reported; the branches were still checked
+            self._closed(inner, ctx)
+            return Value(cur.node, None)
         names = [_branch_name(b) for b in stmt.body]
-        out = self._join_node(kind, outs, stmt.span, inner, (), [b.span for b in stmt.body], names, entry)
+        out = self._join_node(kind, outs, stmt.span, inner, (), [b.span for b in stmt.body], names, entry, attrs=attrs)
         self._closed(inner, ctx)
         return out
 
@@ -598,12 +610,13 @@ class Elaborator:
         branch_names: list[str] | None = None,
         entry: list[Any] | None = None,
         residual: bool = False,
+        attrs: Attrs | None = None,
     ) -> Value:
         shape: tuple[int, ...] | None = None
         if all(o.shape is not None for o in outs):
             names = [n or f"branch {i + 1}" for i, n in enumerate(branch_names or [""] * len(outs))]
             try:
-                shape = kind.shape(Attrs(branches=names), tuple(o.shape for o in outs))  # type: ignore[misc]
+                shape = kind.shape(Attrs(attrs or {}, branches=names), tuple(o.shape for o in outs))  # type: ignore[misc]
             except ShapeError as e:
                 notes = [
                     Note(f"{n} gives {shape_text(o.shape)}", s)
@@ -619,7 +632,7 @@ class Elaborator:
             False,
             tuple(o.node for o in outs),
             tuple(o.shape for o in outs),
-            Attrs(residual=residual),
+            Attrs(attrs or {}, residual=residual),
             shape,
             span,
             ctx,

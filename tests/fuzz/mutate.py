@@ -90,7 +90,7 @@ def random_spec(rng: random.Random, depth: int = 0) -> str:
             return "residual { " + "; ".join(stmt(d + 1) for _ in range(rng.randint(0, 2))) + " }" + (
                 " shortcut p { conv(8, 1) }" if rng.random() < 0.5 else "")
         if d < 3 and r < 0.24:
-            j = rng.choice(["concat", "add", "mul"])
+            j = rng.choice(["concat", "add", "mul", "concat(dim = -1)", "concat(dim = 0)", "add(1)"])
             return j + " { " + "; ".join(stmt(d + 1) for _ in range(rng.randint(1, 3))) + " }"
         if d < 3 and r < 0.30:
             return f"for i in range({rng.randint(0, 3)}) {{ {stmt(d + 1)} }}"
