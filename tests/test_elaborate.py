@@ -334,6 +334,17 @@ def test_bad_join_arguments_are_errors_at_the_spec() -> None:
     assert "expected an int" in one_error(net("concat(dim = 1.5) { relu; relu }"), "E211").message
 
 
+def test_split_hands_branch_i_chunk_i() -> None:
+    got = layers(net("s: split([1, 2]) { identity; b: conv(4, 1) }"))
+    assert got["s.b"] == ("conv", (4, 32, 32)) and got["s.split"] == ("split", (5, 32, 32))
+    assert [op for op, _ in got.values()].count("chunk") == 2
+    d = one_error(net("split(3) { relu; relu }"), "E413")
+    assert d.message == "`split` cuts its input into 3 chunks but has 2 branches"
+    d = one_error(net("split(2) { relu; relu }"), "E311")
+    assert d.message.startswith("split: 2 chunks do not divide dim 1 of B×3×32×32")
+    assert one_error(net("split(2, dim = 0) { relu; relu }", input_="4 x 8 x 8"), "E310")
+
+
 def test_googlenet_inception_widths() -> None:
     got = layers(SPECS / "googlenet.cnn")
     assert got["inception3a.concat"] == ("concat", (256, 28, 28))

@@ -41,7 +41,7 @@ from cnnspec.layers.kind import (
     rf_window,
     shape_text,
 )
-from cnnspec.layers.tensor import TENSOR, dim_index
+from cnnspec.layers.tensor import TENSOR, count_or_sizes, dim_index
 
 
 def _nn() -> Any:
@@ -750,12 +750,37 @@ CONCAT = LayerKind(
 )
 
 
+def _split_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
+    return _concat_shape(Attrs(a, dim=a.get("dim", 1)), xs)
+
+
+SPLIT = LayerKind(
+    name="split",
+    doc="Hands branch i chunk i of its input along a dimension, then concatenates the branches' outputs "
+    "there: ShuffleNet's `x1, x2 = x.chunk(2, dim=1)` then `torch.cat((x1, branch2(x2)), dim=1)`.",
+    args=(
+        Arg("chunks", count_or_sizes, doc="a number of equal parts (one per branch), or a list of sizes"),
+        Arg("dim", any_int, 1, doc="torch's dim, the batch included"),
+    ),
+    shape=_split_shape,
+    function="torch.cat",
+    arity="many",
+    saves=SAVES_NOTHING,
+    category="join",
+    takes_list=True,
+    function_args=lambda a: (a.get("dim", 1),),
+    branch_input="chunk",
+    lowers_to="torch.cat([a(x.chunk(n, dim)[0]), b(x.chunk(n, dim)[1]), ...], dim)",
+)
+
+
 #: Every built-in kind, in the order `cnnspec layers` and the docs list them: the layers above, then
 #: the tensor ops (cnnspec.layers.tensor).
 BUILTIN: tuple[LayerKind, ...] = (
     CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
     RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
     MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, CUT, ADD, MUL, CONCAT,
+    SPLIT,
     ATTENTION, WINDOW_ATTENTION,
     *TENSOR,
 )  # fmt: skip
