@@ -312,6 +312,39 @@ def test_join_shape_mismatches_are_errors() -> None:
     assert "4×32×32" in errs[0].message and "5×32×32" in errs[0].message
 
 
+def test_a_join_takes_its_arguments_before_the_braces() -> None:
+    got = layers(net("permute([0, 2, 3, 1])\ncat: concat(dim = -1) { pick: slice(3, 0, 2); identity }"))
+    assert got["cat.concat"] == ("concat", (32, 32, 5))
+    got = layers(net("concat(2) { identity; slice(2, 0, 16) }"))
+    assert got["concat"] == ("concat", (3, 48, 32))
+    assert layers(net("concat(dim = 1) { identity; identity }"))["concat"] == ("concat", (6, 32, 32))
+
+
+def test_bad_join_arguments_are_errors_at_the_spec() -> None:
+    d = one_error(net("concat(dim = 4) { identity; identity }"), "E310")
+    assert "dim 4 is out of range" in d.message and "B×3×32×32" in d.message
+    assert one_error(net("concat(dim = 0) { identity; identity }"), "E310").message.count("batch")
+    d = one_error(net("concat(dim = -1) { identity; maxpool(2) }"), "E303")
+    assert "height" in d.message and "concat joins along dim -1" in d.help[0]
+    assert "has no argument `axis`" in one_error(net("concat(axis = 1) { relu; relu }"), "E209").message
+    d = one_error(net("add(1) { relu; relu }"), "E210")
+    assert d.message == "`add` takes at most 0 positional arguments, got 1"
+    d = one_error(net("g(1) { relu }"), "E104")
+    assert "group `g` takes no arguments" in d.message and d.span.col == 3
+    assert "expected an int" in one_error(net("concat(dim = 1.5) { relu; relu }"), "E211").message
+
+
+def test_split_hands_branch_i_chunk_i() -> None:
+    got = layers(net("s: split([1, 2]) { identity; b: conv(4, 1) }"))
+    assert got["s.b"] == ("conv", (4, 32, 32)) and got["s.split"] == ("split", (5, 32, 32))
+    assert [op for op, _ in got.values()].count("chunk") == 2
+    d = one_error(net("split(3) { relu; relu }"), "E413")
+    assert d.message == "`split` cuts its input into 3 chunks but has 2 branches"
+    d = one_error(net("split(2) { relu; relu }"), "E311")
+    assert d.message.startswith("split: 2 chunks do not divide dim 1 of B×3×32×32")
+    assert one_error(net("split(2, dim = 0) { relu; relu }", input_="4 x 8 x 8"), "E310")
+
+
 def test_googlenet_inception_widths() -> None:
     got = layers(SPECS / "googlenet.cnn")
     assert got["inception3a.concat"] == ("concat", (256, 28, 28))

@@ -31,6 +31,14 @@ NETS = {
     "patch_merging": """network N { input: 8 x 14 x 14
         concat { slice(2, 0, step = 2); slice(2, 1, step = 2) }; slice(3, 1, 13, 2); relu
         permute([0, 2, 3, 1]); layernorm(over = "last"); linear(8, bias = false) }""",
+    "patch_merging_last": """network N { input: 8 x 14 x 14
+        permute([0, 2, 3, 1])
+        concat(dim = -1) { slice(1, 0, step = 2); slice(1, 1, step = 2) }; relu
+        concat(-2) { identity; linear(16) }; layernorm(over = "last"); linear(8, bias = false) }""",
+    "split_join": """network N { input: 8 x 8 x 8
+        conv(8, 1); split(2) { identity; { conv(4, 1); batchnorm; relu } }; channel_shuffle(2)
+        split([3, 5], dim = 1) { relu; conv(5, 3, padding = 1) }
+        split(2, dim = -2) { relu; sigmoid }; flatten; linear(3) }""",
     "split": """network N { input: 8 x 8 x 8
         conv(8, 3, padding = 1); concat { chunk(2, 0); { chunk([3, 5], 1, dim = 1); conv(4, 1) } }
         channel_shuffle(2); relu; upsample(); conv(4, 3); upsample(size = [9, 9], mode = "bilinear")
@@ -120,3 +128,37 @@ def test_patch_merging_picks_what_swins_slices_pick() -> None:
     want = torch.cat([c[..., 0::2, 0::2, :], c[..., 1::2, 0::2, :], c[..., 0::2, 1::2, :], c[..., 1::2, 1::2, :]], -1)
     assert torch.equal(gm(x), want)
     assert math.prod(want.shape[1:]) == 144
+
+
+def test_concat_along_the_last_dim_is_swins_patch_merging() -> None:
+    # torchvision's PatchMerging: x0..x3 = x[..., 0::2, 0::2, :], ...; torch.cat([x0, x1, x2, x3], -1)
+    text = """network N { input: 4 x 6 x 6
+        permute([0, 2, 3, 1])
+        concat(dim = -1) {
+            { slice(1, 0, step = 2); slice(2, 0, step = 2) }; { slice(1, 1, step = 2); slice(2, 0, step = 2) }
+            { slice(1, 0, step = 2); slice(2, 1, step = 2) }; { slice(1, 1, step = 2); slice(2, 1, step = 2) }
+        } }"""
+    gm = cnnspec.compile(text)
+    x = torch.randn(2, 4, 6, 6)
+    c = x.permute(0, 2, 3, 1)
+    want = torch.cat([c[..., 0::2, 0::2, :], c[..., 1::2, 0::2, :], c[..., 0::2, 1::2, :], c[..., 1::2, 1::2, :]], -1)
+    assert torch.equal(gm(x), want)
+    assert list(cnnspec.check(text).layers[-1].output_shape) == [3, 3, 16]
+
+
+def test_split_hands_each_branch_its_chunk_as_shufflenet() -> None:
+    # torchvision's ShuffleNetV2 block, stride 1: x1, x2 = x.chunk(2, dim=1); cat((x1, branch2(x2)), dim=1)
+    text = """network N { input: 8 x 6 x 6
+        split(2) { identity; branch2: { conv(4, 1); relu } }; channel_shuffle(2)
+        split([2, 4], dim = -1) { sigmoid; tanh } }"""
+    gm = cnnspec.compile(text)
+    assert list(gm.state_dict()) == ["branch2.0.weight", "branch2.0.bias"]
+    x = torch.randn(2, 8, 6, 6)
+    x1, x2 = x.chunk(2, dim=1)
+    conv = gm.get_submodule("branch2.0")
+    y = torch.cat((x1, torch.relu(conv(x2))), dim=1)
+    y = y.view(2, 2, 4, 6, 6).transpose(1, 2).reshape(2, 8, 6, 6)
+    a, b = y.split([2, 4], dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), torch.cat((a.sigmoid(), b.tanh()), dim=-1), rtol=0, atol=0)
+    assert list(cnnspec.check(text).layers[-1].output_shape) == [8, 6, 6]

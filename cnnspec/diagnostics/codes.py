@@ -475,6 +475,13 @@ CODES: dict[str, Code] = {
             "block B(c, c) { conv(c, 1) }\n" + _N + "    B(8, 16)\n}\n",
             "block B(c, d) { conv(c, 1); conv(d, 1) }\n" + _N + "    B(8, 16)\n}\n",
         ),
+        Code(
+            "E413",
+            "a split's branches and chunks differ",
+            "`split(chunks, dim) { ... }` hands branch i chunk i of its input: it needs one branch per chunk.",
+            _N + "    split(2) { identity; conv(1, 1); conv(1, 1) }\n}\n",
+            _N + "    split([1, 2]) { identity; conv(2, 1) }\n}\n",
+        ),
         # ------------------------------------------- network selection, --set
         Code(
             "E501",
@@ -759,6 +766,7 @@ E409 = "E409"
 E410 = "E410"
 E411 = "E411"
 E412 = "E412"
+E413 = "E413"
 E501 = "E501"
 E502 = "E502"
 E503 = "E503"

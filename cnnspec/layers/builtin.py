@@ -42,7 +42,7 @@ from cnnspec.layers.kind import (
     shape_text,
 )
 from cnnspec.layers.param import PARAM
-from cnnspec.layers.tensor import TENSOR, dim_index
+from cnnspec.layers.tensor import TENSOR, count_or_sizes, dim_index
 
 
 def _nn() -> Any:
@@ -692,18 +692,23 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
                 help="concat joins feature maps along channels, or flat features with flat features",
                 code=E303,
             )
-        for d in range(1, len(first)):
-            if s[d] != first[d]:
+    dim = a.get("dim", 1)
+    along = dim_index("concat", dim, first)
+    for i, s in enumerate(xs[1:], start=1):
+        for d in range(len(first)):
+            if d != along and s[d] != first[d]:
                 rank3 = len(first) == 3
                 raise ShapeError(
                     f"concat branches disagree in {_DIMS[d] if rank3 else f'dim {d + 1}'}: "
                     f"{first[d]} ({_branch(a, 0)}) and {s[d]} ({_branch(a, i)})",
-                    help="concat joins along channels; every branch must keep the same height and width"
+                    help=f"concat joins along dim {dim}; the other dims must agree"
+                    if along != 0
+                    else "concat joins along channels; every branch must keep the same height and width"
                     if rank3
                     else "concat joins along dim 1 (channels, or the tokens of a sequence); the other dims must agree",
                     code=E303,
                 )
-    return (sum(s[0] for s in xs), *first[1:])
+    return (*first[:along], sum(s[along] for s in xs), *first[along + 1 :])
 
 
 ADD = LayerKind(
@@ -734,15 +739,41 @@ MUL = LayerKind(
 
 CONCAT = LayerKind(
     name="concat",
-    doc="Concatenates its branches along channels.",
+    doc="Concatenates its branches along a dimension, channels by default: "
+    "`concat(dim = -1) { ... }` joins channels-last maps (Swin's patch merging).",
+    args=(Arg("dim", any_int, 1, doc="torch's dim, the batch included"),),
     shape=_concat_shape,
     function="torch.cat",
     arity="many",
     saves=SAVES_NOTHING,
     category="join",
     takes_list=True,
-    function_args=lambda a: (1,),
-    lowers_to="torch.cat([a, b, ...], 1)",
+    function_args=lambda a: (a.get("dim", 1),),
+    lowers_to="torch.cat([a, b, ...], dim)",
+)
+
+
+def _split_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
+    return _concat_shape(Attrs(a, dim=a.get("dim", 1)), xs)
+
+
+SPLIT = LayerKind(
+    name="split",
+    doc="Hands branch i chunk i of its input along a dimension, then concatenates the branches' outputs "
+    "there: ShuffleNet's `x1, x2 = x.chunk(2, dim=1)` then `torch.cat((x1, branch2(x2)), dim=1)`.",
+    args=(
+        Arg("chunks", count_or_sizes, doc="a number of equal parts (one per branch), or a list of sizes"),
+        Arg("dim", any_int, 1, doc="torch's dim, the batch included"),
+    ),
+    shape=_split_shape,
+    function="torch.cat",
+    arity="many",
+    saves=SAVES_NOTHING,
+    category="join",
+    takes_list=True,
+    function_args=lambda a: (a.get("dim", 1),),
+    branch_input="chunk",
+    lowers_to="torch.cat([a(x.chunk(n, dim)[0]), b(x.chunk(n, dim)[1]), ...], dim)",
 )
 
 
@@ -752,6 +783,7 @@ BUILTIN: tuple[LayerKind, ...] = (
     CONV, LINEAR, BATCHNORM, GROUPNORM, LAYERNORM, LRN,
     RELU, RELU6, GELU, SILU, SIGMOID, TANH, HARDSWISH, HARDSIGMOID, IDENTITY, LEAKY_RELU, SOFTMAX,
     MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, ADAPTIVE_MAXPOOL, DROPOUT, STOCHASTIC_DEPTH, FLATTEN, CUT, ADD, MUL, CONCAT,
+    SPLIT,
     ATTENTION, WINDOW_ATTENTION, PARAM,
     *TENSOR,
 )  # fmt: skip

@@ -204,6 +204,9 @@ class LayerKind:
     category: str = ""
     lowers_to: str = ""
     weight_dims: int = 0
+    #: A join that hands each branch its own part of the input: the kind (taking the join's arguments
+    #: and `index`) whose node gives branch i its part (split's "chunk"); None: every branch reads it all.
+    branch_input: str | None = None
 
     @property
     def is_join(self) -> bool:

@@ -89,7 +89,7 @@ def positive_list(v: Any) -> list[int]:
     return items
 
 
-def _count_or_sizes(v: Any) -> int | list[int]:
+def count_or_sizes(v: Any) -> int | list[int]:
     """A number of equal chunks, or a list of chunk sizes."""
     if isinstance(v, (list, tuple)):
         return positive_list(v)
@@ -499,7 +499,7 @@ CHUNK = LayerKind(
     doc="One part of a split (torch.chunk, or torch.split with sizes): a branch that takes its own part, "
     "as ShuffleNet's `x1, x2 = x.chunk(2, dim=1)`.",
     args=(
-        Arg("chunks", _count_or_sizes, doc="a number of equal parts, or a list of sizes"),
+        Arg("chunks", count_or_sizes, doc="a number of equal parts, or a list of sizes"),
         Arg("index", any_int, doc="which part"),
         Arg("dim", any_int, 1),
     ),

@@ -41,6 +41,7 @@ from cnnspec.diagnostics.codes import (
     E409,
     E410,
     E411,
+    E413,
     E601,
     E602,
     E603,
@@ -550,6 +551,14 @@ class Elaborator:
                 help=[f"to name a group, write `name: {{ ... }}`; to call `{stmt.name}`, use `{stmt.name}(...)`"],
             )
             return Value(cur.node, None), ctx
+        if stmt.args:
+            self.diags.error(
+                E104,
+                f"group `{stmt.name}` takes no arguments: only a join (`concat(dim = -1) {{ ... }}`) does",
+                stmt.args[0].span,
+                help=["to name a group, write `name: { ... }`; to call a block, write `Block(...)` without braces"],
+            )
+            return Value(cur.node, None), ctx
         inner = self._scoped(stmt, ctx, stmt.name, "group", stmt.name or (stmt.label.text if stmt.label else ""))
         out = self._body(stmt.body, cur, inner._replace(top=False))
         self._closed(inner, ctx)
@@ -567,13 +576,62 @@ class Elaborator:
                 help=["each statement in the braces is one branch; group a branch's layers with `{ ... }`"],
             )
             return Value(cur.node, None)
+        attrs = self.binder.layer(kind, stmt.args or [], stmt.span, lambda e: self._eval(e, ctx), ctx.trace)
         inner = self._scoped(stmt, ctx, None, "join", stmt.name)._replace(top=False)
         entry = inner.scope.reserve_join(kind.name)  # named in the order written: before the joins in its branches
-        outs = [self._branch(branch, cur, inner) for branch in stmt.body]
+        ins: list[Value] | None = [cur] * len(stmt.body)
+        if kind.branch_input is not None and attrs is not None:
+            ins = self._branch_inputs(kind, attrs, stmt, cur, inner)
+        if ins is None:  # reported
+            self._closed(inner, ctx)
+            return Value(cur.node, None)
+        outs = [self._branch(branch, x, inner) for branch, x in zip(stmt.body, ins, strict=True)]
+        if attrs is None:  # the arguments were reported; the branches were still checked
+            self._closed(inner, ctx)
+            return Value(cur.node, None)
         names = [_branch_name(b) for b in stmt.body]
-        out = self._join_node(kind, outs, stmt.span, inner, (), [b.span for b in stmt.body], names, entry)
+        out = self._join_node(kind, outs, stmt.span, inner, (), [b.span for b in stmt.body], names, entry, attrs=attrs)
         self._closed(inner, ctx)
         return out
+
+    def _branch_inputs(
+        self, kind: LayerKind, attrs: Attrs, stmt: ast.GroupStmt, cur: Value, ctx: Context
+    ) -> list[Value] | None:
+        """Each branch's own part of cur (split's chunks), one node per branch; None after an error."""
+        part = lookup(kind.branch_input or "")
+        assert part is not None
+        chunks = attrs["chunks"]
+        n = chunks if isinstance(chunks, int) else len(chunks)
+        if n != len(stmt.body):
+            self.diags.error(
+                E413,
+                f"`{kind.name}` cuts its input into {n} chunks but has {len(stmt.body)} branches",
+                stmt.span,
+                help=["one branch per chunk: branch i takes chunk i (`identity` passes a chunk on as it is)"],
+                trace=ctx.trace,
+            )
+            return None
+        values = []
+        for i in range(n):
+            a = Attrs({arg.name: i if arg.name == "index" else attrs[arg.name] for arg in part.args})
+            out: tuple[int, ...] | None = None
+            if cur.shape is not None:
+                try:
+                    out = part.shape(a, cur.shape)
+                except ShapeError as e:
+                    self.diags.error(
+                        e.code,
+                        f"{kind.name}: {str(e).removeprefix(part.name + ': ')}",
+                        stmt.span,
+                        help=[e.help] if e.help else [],
+                        trace=ctx.trace,
+                    )
+                    return None
+            path = ctx.scope.name(None, stmt.span, self.diags)
+            values.append(
+                self._node(part.name, path, part.module is not None, (cur.node,), (cur.shape,), a, out, stmt.span, ctx)
+            )
+        return values
 
     def _branch(self, stmt: ast.Stmt, cur: Value, ctx: Context) -> Value:
         """One branch of a join: a statement that gives a tensor (a `let` gives none: E409)."""
@@ -598,12 +656,13 @@ class Elaborator:
         branch_names: list[str] | None = None,
         entry: list[Any] | None = None,
         residual: bool = False,
+        attrs: Attrs | None = None,
     ) -> Value:
         shape: tuple[int, ...] | None = None
         if all(o.shape is not None for o in outs):
             names = [n or f"branch {i + 1}" for i, n in enumerate(branch_names or [""] * len(outs))]
             try:
-                shape = kind.shape(Attrs(branches=names), tuple(o.shape for o in outs))  # type: ignore[misc]
+                shape = kind.shape(Attrs(attrs or {}, branches=names), tuple(o.shape for o in outs))  # type: ignore[misc]
             except ShapeError as e:
                 notes = [
                     Note(f"{n} gives {shape_text(o.shape)}", s)
@@ -619,7 +678,7 @@ class Elaborator:
             False,
             tuple(o.node for o in outs),
             tuple(o.shape for o in outs),
-            Attrs(residual=residual),
+            Attrs(attrs or {}, residual=residual),
             shape,
             span,
             ctx,

@@ -200,12 +200,14 @@ class CallStmt(Stmt):
 class GroupStmt(Stmt):
     """`name { ... }`: a named group, or a join when name is concat/add/mul.
 
-    name is None for an anonymous group `{ ... }`.
+    name is None for an anonymous group `{ ... }`; args is None unless written
+    `name(args) { ... }` (a join's arguments: `concat(dim = -1) { ... }`).
     """
 
     name: str | None
     name_span: Span | None
     body: list[Stmt]
+    args: list[Arg] | None = None
 
 
 @dataclass(slots=True)

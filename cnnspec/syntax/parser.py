@@ -836,9 +836,11 @@ class _Builder(Transformer[Token, Any]):
     def repeat(self, span: Span, expr: ast.Expr) -> ast.Expr:
         return expr
 
-    def group_stmt(self, span: Span, name: Token, body: list) -> ast.GroupStmt:
+    def group_stmt(self, span: Span, name: Token, *args_body: Any) -> ast.GroupStmt:
         _not_a_clause(span.file, name)
-        return ast.GroupStmt(span, str(name), _tok_span(span.file, name), body)
+        # `name { ... }` gives (body,); `name(...) { ... }` gives (args or None, body).
+        args = (args_body[0] or []) if len(args_body) == 2 else None
+        return ast.GroupStmt(span, str(name), _tok_span(span.file, name), args_body[-1], args)
 
     def anon_group(self, span: Span, body: list) -> ast.GroupStmt:
         return ast.GroupStmt(span, None, None, body)

@@ -312,7 +312,9 @@ class _Printer:
             return self.fill(f"{s.name}(", self.args(s.args), ")", col, len(rep)) + rep
         if isinstance(s, ast.GroupStmt):
             head = f"{s.name} " if s.name is not None else ""
-            return head + self.body(s.body, src.brace_after(start), col + len(head), indent)
+            if s.args:  # a join's arguments: `concat(dim = -1) { ... }`
+                head = self.fill(f"{s.name}(", self.args(s.args), ") ", col, 1)
+            return head + self.body(s.body, src.brace_after(start), _last_col(col, head), indent)
         if isinstance(s, ast.ResidualStmt):
             brace = src.brace_after(start)
             out = "residual " + self.body(s.body, brace, col + 9, indent)

@@ -25,7 +25,7 @@ TOKENS = [
     "mul", "maxpool", "batchnorm", "dropout", "identity", "in.channels", "range(3)", "0", "-1", "1e999",
     "99999999999999999999999", "2 ** 64", '"same"', '"\\q"', "'", "@", "\x00", "\u2028", "ﬁ", "forward",
     "__init__", "self", "torch", "0.5", "[1, 2]", "[[1]]", "#", "permute", "reshape", "transpose", "select",
-    "slice", "pad", "roll", "mean", "chunk", "channel_shuffle", "upsample", "conv_transpose", "[0, 2, 3, 1]",
+    "slice", "pad", "roll", "mean", "chunk", "split", "channel_shuffle", "upsample", "conv_transpose", "[0, 2, 3, 1]",
 ]
 
 
@@ -90,7 +90,9 @@ def random_spec(rng: random.Random, depth: int = 0) -> str:
             return "residual { " + "; ".join(stmt(d + 1) for _ in range(rng.randint(0, 2))) + " }" + (
                 " shortcut p { conv(8, 1) }" if rng.random() < 0.5 else "")
         if d < 3 and r < 0.24:
-            j = rng.choice(["concat", "add", "mul"])
+            j = rng.choice(
+                ["concat", "add", "mul", "concat(dim = -1)", "concat(dim = 0)", "add(1)", "split(2)", "split(3, -1)"]
+            )
             return j + " { " + "; ".join(stmt(d + 1) for _ in range(rng.randint(1, 3))) + " }"
         if d < 3 and r < 0.30:
             return f"for i in range({rng.randint(0, 3)}) {{ {stmt(d + 1)} }}"
