@@ -78,6 +78,7 @@ HAND: dict[tuple[str, str], list[Any]] = {
     ("conv_transpose", "output_padding"): [1],
     ("flatten", "start"): [2],
     ("flatten", "end"): [2],
+    ("split", "chunks"): [2, [1, 3]],  # two parts (a count or sizes) for the two branches of _call
     ("attention", "heads"): [2],  # must divide the tokens' width 4
     ("window_attention", "heads"): [1, 7],  # must divide the 7 channels of the 4×7×7 map read as H×W×C
 }
@@ -119,8 +120,8 @@ def _accepted(arg: Arg, value: Any) -> bool:
 def _call(kind: LayerKind, args: dict[str, Any]) -> str:
     """The spec text calling kind with args (required ones positionally)."""
     text = ", ".join(f"{k} = {_spec_value(v)}" for k, v in args.items())
-    if kind.is_join:
-        return f"{kind.name} {{ identity; relu }}"
+    if kind.is_join:  # a join's arguments (split's chunks, concat's dim) before its two branches
+        return f"{kind.name}({text}) {{ identity; relu }}" if text else f"{kind.name} {{ identity; relu }}"
     return f"{kind.name}({text})" if text else kind.name
 
 

@@ -143,7 +143,7 @@ def test_checking_from_threads_gives_the_single_threaded_reports_and_errors(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # diagnostics name files relative to the working directory
     specs = _specs(tmp_path)
-    assert len(specs) == 40
+    assert len(specs) >= 40  # the issue asks for 40 distinct specs; the stock library has grown past it
     results = [_checked(s) for s in specs]
     assert len(set(results)) == len(results)  # no two specs give the same result
     assert not [r for r in results if r.startswith("crash:")]
