@@ -29,7 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnspec.diagnostics.codes import E301, E304, E305
+from cnnspec.diagnostics.codes import E301, E305
+from cnnspec.layers.dims import need_rank
 from cnnspec.layers.kind import (
     F32,
     Arg,
@@ -43,7 +44,6 @@ from cnnspec.layers.kind import (
     positive_int,
     probability,
     rf_undefined,
-    shape_text,
 )
 
 
@@ -58,12 +58,8 @@ def _heads_divide(kind: str, heads: int, width: int) -> None:
 
 
 def _attention_shape(a: Attrs, x: Shape) -> Shape:
-    if len(x) != 2:
-        raise ShapeError(
-            f"attention needs a token sequence N×D but gets {shape_text(x)} ({len(x)} dimensions)",
-            help="turn a C×H×W map into H·W tokens of C features first (flatten, then permute)",
-            code=E304,
-        )
+    need_rank("attention", x, 2, "a token sequence N×D",
+              help="turn a C×H×W map into H·W tokens of C features first (flatten, then permute)")
     _heads_divide("attention", a["heads"], x[1])
     return x
 
@@ -119,12 +115,7 @@ ATTENTION = LayerKind(
 
 
 def _window_shape(a: Attrs, x: Shape) -> Shape:
-    if len(x) != 3:
-        raise ShapeError(
-            f"window_attention needs a channels-last map H×W×C but gets {shape_text(x)} ({len(x)} dimensions)",
-            help="permute a C×H×W map to H×W×C first",
-            code=E304,
-        )
+    need_rank("window_attention", x, 3, "a channels-last map H×W×C", help="permute a C×H×W map to H×W×C first")
     h, w, c = x
     win = a["window"]
     if win > h or win > w:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnspec.diagnostics.codes import E303, E304, E305, E306, E310
+from cnnspec.diagnostics.codes import E303, E305, E306, E310
 from cnnspec.layers.attention import ATTENTION, WINDOW_ATTENTION
+from cnnspec.layers.dims import dim_index, need_rank
 from cnnspec.layers.kind import (
     F32,
     I64,
@@ -42,7 +43,7 @@ from cnnspec.layers.kind import (
     shape_text,
 )
 from cnnspec.layers.param import PARAM
-from cnnspec.layers.tensor import TENSOR, count_or_sizes, dim_index
+from cnnspec.layers.tensor import TENSOR, count_or_sizes
 
 
 def _nn() -> Any:
@@ -52,13 +53,10 @@ def _nn() -> Any:
 
 
 def _need_map(kind: str, x: Shape) -> None:
-    if len(x) != 3:
+    if len(x) != 3:  # words for the refusal only: this runs for every conv of a check
         got = f"flat features of size {shape_text(x)}" if len(x) == 1 else f"a {len(x)}-d {shape_text(x)}"
-        raise ShapeError(
-            f"{kind} needs a C×H×W feature map but gets {got}",
-            help="move this layer before `flatten`, or use a layer for flat inputs",
-            code=E304,
-        )
+        need_rank(kind, x, 3, "a C×H×W feature map", got=got,
+                  help="move this layer before `flatten`, or use a layer for flat inputs")
 
 
 def _same(a: Attrs, x: Shape) -> Shape:
@@ -648,15 +646,20 @@ def _branch(a: Attrs, i: int) -> str:
     return names[i] if i < len(names) and names[i] else f"branch {i + 1}"
 
 
+def _branches_differ(kind: str, a: Attrs, i: int, s: Shape, first: Shape, help: str | None = None) -> ShapeError:
+    """E303: branch i of a join gives s where its first branch gives ``first``."""
+    return ShapeError(
+        f"{kind}: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(first)}",
+        help=help,
+        code=E303,
+    )
+
+
 def _add_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     first = xs[0]
     for i, s in enumerate(xs[1:], start=1):
         if s != first:
-            raise ShapeError(
-                f"add: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(first)}",
-                help="every branch of `add` must give the same shape",
-                code=E303,
-            )
+            raise _branches_differ("add", a, i, s, first, help="every branch of `add` must give the same shape")
     return first
 
 
@@ -664,10 +667,7 @@ def _broadcast(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     out = list(xs[0])
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(out):
-            raise ShapeError(
-                f"mul: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(tuple(out))}",
-                code=E303,
-            )
+            raise _branches_differ("mul", a, i, s, tuple(out))
         for d, (p, q) in enumerate(zip(out, s, strict=True)):
             if p != q and 1 not in (p, q):
                 raise ShapeError(
@@ -687,10 +687,9 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
     first = xs[0]
     for i, s in enumerate(xs[1:], start=1):
         if len(s) != len(first):
-            raise ShapeError(
-                f"concat: {_branch(a, i)} gives {shape_text(s)} but {_branch(a, 0)} gives {shape_text(first)}",
+            raise _branches_differ(
+                "concat", a, i, s, first,
                 help="concat joins feature maps along channels, or flat features with flat features",
-                code=E303,
             )
     dim = a.get("dim", 1)
     along = dim_index("concat", dim, first)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnnspec.diagnostics.codes import E212, E301, E304, E305, E306, E310, E311, E312, E313
+from cnnspec.layers.dims import batched, dim_index, need_rank, torch_dim
 from cnnspec.layers.kind import (
     SAVES_NOTHING,
     Arg,
@@ -96,38 +97,9 @@ def count_or_sizes(v: Any) -> int | list[int]:
     return positive_int(v)
 
 
-def _batched(x: Shape) -> str:
-    """x with the batch written in front, as torch dims count it: B×64×56×56."""
-    return "B×" + shape_text(x) if x else "B"
-
-
-def dim_index(kind: str, d: int, x: Shape, what: str = "dim") -> int:
-    """torch's dim d (the batch is 0; negative counts from the end) as an index into x (no batch)."""
-    rank = len(x) + 1
-    i = d + rank if d < 0 else d
-    if not 0 <= i < rank:
-        raise ShapeError(
-            f"{kind}: {what} {d} is out of range for the input {_batched(x)} ({rank} dims: 0 to {rank - 1}, "
-            f"or -1 to -{rank})",
-            help="dims count as torch's do, the batch included: dim 0 is the batch, dim 1 the channels",
-            code=E310,
-        )
-    if i == 0:
-        raise ShapeError(
-            f"{kind}: {what} {d} is the batch dimension of {_batched(x)}, which a layer may not move or remove",
-            help="dim 0 is the batch; the first dimension of the spec's shapes is dim 1",
-            code=E310,
-        )
-    return i - 1
-
-
 def _need_rank3(kind: str, x: Shape) -> None:
-    if len(x) != 3:
-        raise ShapeError(
-            f"{kind} needs a C×H×W feature map but gets {shape_text(x)}",
-            help="move this layer before `flatten`, or bring the input back to C×H×W (permute, reshape)",
-            code=E304,
-        )
+    need_rank(kind, x, 3, "a C×H×W feature map", got=shape_text(x),
+              help="move this layer before `flatten`, or bring the input back to C×H×W (permute, reshape)")
 
 
 def _same_layout(a: Attrs, x: Any, y: Shape) -> Window | None:
@@ -149,20 +121,20 @@ def _permute_shape(a: Attrs, x: Shape) -> Shape:
     rank = len(x) + 1
     if len(dims) != rank:
         raise ShapeError(
-            f"permute: {_list_text(dims)} orders {len(dims)} dims but the input {_batched(x)} has {rank}",
+            f"permute: {_list_text(dims)} orders {len(dims)} dims but the input {batched(x)} has {rank}",
             help=f"give each of the dims 0 to {rank - 1} once, the batch (0) first",
             code=E312,
         )
-    norm = [d + rank if d < 0 else d for d in dims]
+    norm = [torch_dim(d, rank) for d in dims]
     if sorted(norm) != list(range(rank)):
         raise ShapeError(
-            f"permute: {_list_text(dims)} is not a permutation of the dims 0 to {rank - 1} of {_batched(x)}",
+            f"permute: {_list_text(dims)} is not a permutation of the dims 0 to {rank - 1} of {batched(x)}",
             help=f"give each of the dims 0 to {rank - 1} once, the batch (0) first",
             code=E312,
         )
     if norm[0] != 0:
         raise ShapeError(
-            f"permute: {_list_text(dims)} moves the batch dimension of {_batched(x)}",
+            f"permute: {_list_text(dims)} moves the batch dimension of {batched(x)}",
             help="dim 0 is the batch and stays first: permute([0, 2, 3, 1]) makes a C×H×W map channels-last",
             code=E310,
         )
@@ -171,7 +143,7 @@ def _permute_shape(a: Attrs, x: Shape) -> Shape:
 
 def _permute_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
     rank = len(x) + 1
-    identity = [d + rank if d < 0 else d for d in a["dims"]] == list(range(rank))
+    identity = [torch_dim(d, rank) for d in a["dims"]] == list(range(rank))
     return None if identity else rf_undefined(a, x, y)
 
 
@@ -253,7 +225,7 @@ TRANSPOSE = LayerKind(
 def _index(kind: str, index: int, size: int, i: int, x: Shape) -> int:
     if not -size <= index < size:
         raise ShapeError(
-            f"{kind}: index {index} is out of range for dim {i + 1} of {_batched(x)} (size {size})",
+            f"{kind}: index {index} is out of range for dim {i + 1} of {batched(x)} (size {size})",
             help=f"an index from 0 to {size - 1}, or from -1 to -{size}",
             code=E313,
         )
@@ -295,7 +267,7 @@ def _slice_shape(a: Attrs, x: Shape) -> Shape:
     if n == 0:
         end = "" if a["end"] is None else a["end"]
         raise ShapeError(
-            f"slice: [{a['start']}:{end}:{a['step']}] of dim {i + 1} of {_batched(x)} (size {x[i]}) is empty",
+            f"slice: [{a['start']}:{end}:{a['step']}] of dim {i + 1} of {batched(x)} (size {x[i]}) is empty",
             help=f"start and end within the dimension's {x[i]} elements, start before end",
             code=E313,
         )
@@ -305,7 +277,7 @@ def _slice_shape(a: Attrs, x: Shape) -> Shape:
 def _slice_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
     if len(x) != 3:
         return rf_undefined(a, x, y) if len(x) != 1 else None
-    i = a["dim"] + 4 if a["dim"] < 0 else a["dim"]
+    i = torch_dim(a["dim"], 4)
     if i == 1:
         return None
     # Every step-th row (column): a window of 1 with the step as its stride.
@@ -352,7 +324,7 @@ def _pad_shape(a: Attrs, x: Shape) -> Shape:
     pad = a["pad"]
     if len(pad) // 2 > len(x):
         raise ShapeError(
-            f"pad: {_list_text(pad)} pads {len(pad) // 2} dims but the input {_batched(x)} has {len(x)} after the "
+            f"pad: {_list_text(pad)} pads {len(pad) // 2} dims but the input {batched(x)} has {len(x)} after the "
             "batch",
             help="pairs (before, after) from the last dimension back, never the batch",
             code=E310,
@@ -364,7 +336,7 @@ def _pad_shape(a: Attrs, x: Shape) -> Shape:
         if out[i] < 1:
             raise ShapeError(
                 f"pad: {pad[2 * j]} and {pad[2 * j + 1]} leave {out[i]} of dim {i + 1}'s {x[i]} elements "
-                f"({_batched(x)} into {_batched(tuple(out))})",
+                f"({batched(x)} into {batched(tuple(out))})",
                 help="negative padding crops; it must leave at least one element",
                 code=E313,
             )
@@ -425,7 +397,7 @@ def _mean_shape(a: Attrs, x: Shape) -> Shape:
     idx = [dim_index("mean", d, x) for d in a["dims"]]
     if len(set(idx)) != len(idx):
         raise ShapeError(
-            f"mean: dims {_list_text(a['dims'])} name a dimension of {_batched(x)} twice",
+            f"mean: dims {_list_text(a['dims'])} name a dimension of {batched(x)} twice",
             help="each dim once",
             code=E310,
         )
@@ -437,7 +409,7 @@ def _mean_shape(a: Attrs, x: Shape) -> Shape:
 def _mean_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
     if len(x) != 3:
         return rf_undefined(a, x, y) if len(x) != 1 else None
-    idx = {(d + 4 if d < 0 else d) for d in a["dims"]}
+    idx = {torch_dim(d, 4) for d in a["dims"]}
     if {2, 3} <= idx:
         return rf_whole(a, x, y)  # over the height and width: global average pooling
     return None if idx == {1} else rf_undefined(a, x, y)
@@ -466,7 +438,7 @@ def _chunk_shape(a: Attrs, x: Shape) -> Shape:
     if isinstance(chunks, int):
         if n % chunks:
             raise ShapeError(
-                f"chunk: {chunks} chunks do not divide dim {i + 1} of {_batched(x)} (size {n})",
+                f"chunk: {chunks} chunks do not divide dim {i + 1} of {batched(x)} (size {n})",
                 help=f"a count among the divisors of {n}, or a list of sizes adding up to {n}",
                 code=E311,
             )
@@ -475,13 +447,13 @@ def _chunk_shape(a: Attrs, x: Shape) -> Shape:
         sizes = list(chunks)
         if sum(sizes) != n:
             raise ShapeError(
-                f"chunk: sizes {_list_text(sizes)} add up to {sum(sizes)}, not dim {i + 1}'s {n} of {_batched(x)}",
+                f"chunk: sizes {_list_text(sizes)} add up to {sum(sizes)}, not dim {i + 1}'s {n} of {batched(x)}",
                 help=f"sizes adding up to {n}",
                 code=E311,
             )
     if not -len(sizes) <= a["index"] < len(sizes):
         raise ShapeError(
-            f"chunk: index {a['index']} is out of range for {len(sizes)} chunks of dim {i + 1} of {_batched(x)}",
+            f"chunk: index {a['index']} is out of range for {len(sizes)} chunks of dim {i + 1} of {batched(x)}",
             help=f"an index from 0 to {len(sizes) - 1}",
             code=E313,
         )
