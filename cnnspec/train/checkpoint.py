@@ -127,6 +127,41 @@ def load(path: Path) -> dict[str, Any]:
     return state
 
 
+def run_state(
+    own: dict[str, Any],
+    *,
+    scaler: torch.amp.GradScaler,
+    rngs: list[dict[str, Any]],
+    epoch: int,
+    step_in_epoch: int,
+    global_step: int,
+    global_batch: int,
+    world_size: int,
+    partial: dict[str, Any],
+    history: list[dict[str, Any]],
+    config: Any,
+) -> dict[str, Any]:
+    """A run checkpoint's state: ``own`` (what the loop keeps in it: weights, optimizer, scheduler) and where it is.
+
+    ``rngs`` holds every worker's :func:`rng_state`, ``partial`` the epoch's
+    training-loss sums so far, ``history`` the finished epochs' records;
+    ``config`` is the run's TrainConfig.
+    """
+    return {
+        **own,
+        "scaler": scaler.state_dict(),
+        "rng": rngs,
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "global_step": global_step,
+        "global_batch": global_batch,
+        "world_size": world_size,
+        "partial": partial,
+        "history": history,
+        "config": config.model_dump(mode="json"),
+    }
+
+
 def rng_state() -> dict[str, Any]:
     """This process's RNG states, in types ``weights_only`` loading accepts."""
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
@@ -150,6 +185,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(py_state), py_gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+def restore_rng(states: list[dict[str, Any]], *, rank: int, world: int) -> None:
+    """Restore this worker's RNG states from a checkpoint's (one per worker of the run that wrote it).
+
+    With the same number of workers each takes its own; otherwise only rank 0
+    takes rank 0's and the others keep their fresh seeds.
+    """
+    if len(states) == world:
+        set_rng_state(states[rank])
+    elif rank == 0:
+        set_rng_state(states[0])
 
 
 def save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:

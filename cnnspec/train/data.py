@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from cnnspec.train import distributed
 from cnnspec.train.errors import TrainError, UsageError
+from cnnspec.train.sampler import GlobalBatchSampler, ShardSampler
+
+if TYPE_CHECKING:
+    from cnnspec.train.config import TrainConfig
+    from cnnspec.train.model import ModelSource
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,6 +77,40 @@ def load(
     if data.num_classes != num_classes:
         raise UsageError(class_hint(data.num_classes, num_classes))
     return data
+
+
+def for_training(
+    config: TrainConfig, source: ModelSource, *, rank: int, world: int, replicas: int, replica: int
+) -> tuple[DataSource, GlobalBatchSampler, ShardSampler]:
+    """The run's data, checked (a collective over all ``world`` workers), and this worker's samplers.
+
+    The samplers share the sets out among ``replicas`` data-parallel
+    replicas, this worker being ``replica``; a training set smaller than one
+    global batch is refused.
+    """
+    ds = load(
+        config.data,
+        input_shape=source.input_shape,
+        num_classes=source.num_classes,
+        val_fraction=config.val_fraction,
+        seed=config.data_seed,
+    )
+    # Every worker checks a share of an image folder's files; all reach the same verdict, so none hangs.
+    ds = check_images(ds, rank=rank, world=world, gather=distributed.gather_objects, skip=config.skip_bad_images)
+    sampler = GlobalBatchSampler(
+        ds.train,
+        num_replicas=replicas,
+        rank=replica,
+        batch_size=config.batch_size,
+        accum_steps=config.accum_steps,
+        seed=config.seed,
+    )
+    if sampler.steps_per_epoch == 0:
+        raise TrainError(
+            f"{ds.name} has {len(ds.train)} training images, fewer than one global batch of "
+            f"{sampler.global_batch}; lower --batch-size or --accum-steps"
+        )
+    return ds, sampler, ShardSampler(ds.val, num_replicas=replicas, rank=replica)
 
 
 def digits(input_shape: tuple[int, ...], *, val_fraction: float, seed: int) -> DataSource:

@@ -8,8 +8,6 @@ files; the others compute and take part in the collectives.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import time
 from collections.abc import Iterable
@@ -23,13 +21,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from cnnspec.train import checkpoint, data, device_images, distributed, faults, images, rundir
-from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
-from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
+from cnnspec.train import checkpoint, data, device_images, distributed, faults, images, rundir, runlog, stopping
+from cnnspec.train.config import TrainConfig
+from cnnspec.train.errors import Interrupted, TrainError, UsageError
 from cnnspec.train.model import ModelSource
 from cnnspec.train.optim import build_optimizer
 from cnnspec.train.progress import Progress
-from cnnspec.train.sampler import GlobalBatchSampler, ShardSampler
 from cnnspec.train.schedule import build_schedule
 from cnnspec.train.signals import stop_on_signals
 
@@ -66,36 +63,14 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan) 
 
 def _train(config, source, out, plan, env, stop) -> TrainResult:
     device, rank, world = env.device, env.rank, env.world_size
-    say = _printer(env.is_main)
+    say = runlog.printer(env.is_main)
     fault = faults.from_env()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick the fastest kernels
 
     # ----- data (first: a mismatch with the spec is refused before any work) ---
-    ds = data.load(
-        config.data,
-        input_shape=source.input_shape,
-        num_classes=source.num_classes,
-        val_fraction=config.val_fraction,
-        seed=config.data_seed,
-    )
-    # Every worker checks a share of an image folder's files; all reach the same verdict, so none hangs.
-    ds = data.check_images(ds, rank=rank, world=world, gather=distributed.gather_objects, skip=config.skip_bad_images)
-    sampler = GlobalBatchSampler(
-        ds.train,
-        num_replicas=world,
-        rank=rank,
-        batch_size=config.batch_size,
-        accum_steps=config.accum_steps,
-        seed=config.seed,
-    )
+    ds, sampler, val_sampler = data.for_training(config, source, rank=rank, world=world, replicas=world, replica=rank)
     global_batch, steps_per_epoch = sampler.global_batch, sampler.steps_per_epoch
-    if steps_per_epoch == 0:
-        raise TrainError(
-            f"{ds.name} has {len(ds.train)} training images, fewer than one global batch of {global_batch}; "
-            "lower --batch-size or --accum-steps"
-        )
-    val_sampler = ShardSampler(ds.val, num_replicas=world, rank=rank)
     # Seeds the DataLoader's worker processes (reseeded each epoch); in-memory batches need none.
     loader_gen: torch.Generator | None = None
     device_stage: device_images.DeviceImages | None = None  # the device path's training augmentation
@@ -190,11 +165,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         if state["global_batch"] != global_batch:
             say(f"warning: the global batch changed from {state['global_batch']} to {global_batch}")
             start_step = min(steps_per_epoch, start_step * state["global_batch"] // global_batch)
-        rng = state["rng"]
-        if len(rng) == world:
-            checkpoint.set_rng_state(rng[rank])
-        elif env.is_main:
-            checkpoint.set_rng_state(rng[0])
+        checkpoint.restore_rng(state["rng"], rank=rank, world=world)
     else:
         torch.manual_seed(config.seed + rank)  # distinct randomness (dropout) per worker
 
@@ -204,55 +175,31 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     tb = None
     run_lock = None
     if env.is_main:
-        run_lock = rundir.lock(out)  # before anything in out changes; held until this function returns
-        if plan.clear:
-            rundir.clear_run(out)
-        save_config(config, out / CONFIG_FILENAME)
-        if source.spec_text is not None:
-            (out / rundir.SPEC_FILENAME).write_text(source.spec_text, encoding="utf-8")
-        # Keep metrics consistent with the checkpoint we resumed from.
-        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
-        tb = _tensorboard(config, out, say)
-
-        say(f"cnnspec train: {source.name} ({n_params:,} parameters) on {ds.name}: "
-            f"{len(ds.train)} train / {len(ds.val)} val images, {ds.num_classes} classes")
+        # Before anything in out changes; held until this function returns.
+        run_lock = rundir.start(out, plan, config, source.spec_text, history)
+        tb = runlog.tensorboard(config, out, say)
         backend = env.backend if env.distributed else "single process"
-        say(f"  device {device} x {world} worker{'s' if world > 1 else ''} ({backend}), "
+        setup = [
+            f"  device {device} x {world} worker{'s' if world > 1 else ''} ({backend}), "
             f"precision {config.precision}{', channels_last' if config.channels_last else ''}"
-            f"{', torch.compile' if config.compile else ''}")
-        say(f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
-            f"x {config.accum_steps} accumulation steps")
-        say(f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
-            f"{config.base_batch} (linear scaling), {config.optimizer}")
-        say(f"  schedule: {schedule.describe()}")
-        for note in ds.notes:
-            say(note)
-        for bad in plan.damaged:
-            say(f"warning: {bad.name} is damaged (its checksum fails); resuming from an earlier checkpoint")
-        if plan.resume_from is not None:
-            how = "torchrun restart: resuming" if plan.auto_resumed else "resuming"
-            say(f"  {how} from {plan.resume_from.name} (epoch {epoch + 1}, step {start_step})")
+            f"{', torch.compile' if config.compile else ''}",
+            f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
+            f"x {config.accum_steps} accumulation steps",
+        ]
+        runlog.describe_run(say, config=config, source=source, n_params=n_params, ds=ds, setup=setup,
+                            schedule=schedule, global_batch=global_batch, plan=plan, epoch=epoch,
+                            start_step=start_step)
 
     def save_checkpoint(ep: int, step_in_epoch: int, partial: dict[str, Any]) -> Path | None:
         # Collective: every worker hands over its RNG state; rank 0 writes.
         rngs = distributed.gather_objects(checkpoint.rng_state())
         if not env.is_main:
             return None
-        state = {
-            "model": raw_model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "rng": rngs,
-            "epoch": ep,
-            "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "global_batch": global_batch,
-            "world_size": world,
-            "partial": partial,
-            "history": history,
-            "config": config.model_dump(mode="json"),
-        }
+        state = checkpoint.run_state(
+            {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            scaler=scaler, rngs=rngs, epoch=ep, step_in_epoch=step_in_epoch, global_step=global_step,
+            global_batch=global_batch, world_size=world, partial=partial, history=history, config=config,
+        )
         return checkpoint.save(out, state, global_step=global_step, epoch=ep, keep=config.keep_checkpoints)
 
     last_ckpt = plan.resume_from
@@ -273,7 +220,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         undecodable: set[str] = set()  # this worker's training files that failed to decode this epoch
         batches = iter(train_loader)
         bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
-        t0, images_done, window_t, window_loss = time.perf_counter(), 0, time.perf_counter(), []
+        t0, images_done = time.perf_counter(), 0
+        window = runlog.LossWindow(per_step=config.accum_steps, global_batch=global_batch)
 
         for step_in_epoch in range(start_step, steps_per_epoch):
             if fault is not None:
@@ -296,7 +244,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
                 loss_d = loss.detach()
                 loss_sum += loss_d.double() * y.shape[0]
                 bad |= ~torch.isfinite(loss_d)
-                window_loss.append(loss_d)
+                window.add(loss_d)
                 seen += y.shape[0]
             if config.clip_grad_norm is not None:
                 scaler.unscale_(optimizer)
@@ -315,33 +263,17 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             if not (global_step % config.log_every == 0 or ckpt_due or last or local_stop):
                 continue
             # A sync point: agree across workers whether to stop (non-finite loss, Ctrl-C, an image that failed).
-            stop_for_images = bool(undecodable) and not config.skip_bad_images
-            flags = torch.tensor([float(bad.item()), float(stop.requested), float(stop_for_images)], device=device)
-            distributed.all_reduce(flags, op="max")
-            if flags[2] > 0:
-                bar.close()
-                _refuse_undecodable(ds, undecodable, f"epoch {epoch + 1}, training")
-            if flags[0] > 0:
-                bar.close()
-                where = f" The last good checkpoint is {last_ckpt}." if last_ckpt else " No checkpoint was written yet."
-                raise NonFiniteLoss(
-                    f"non-finite loss in epoch {epoch + 1} (by step {global_step}); stopping.{where} "
-                    "Try a lower --base-lr, --clip-grad-norm, or bf16 instead of fp16."
-                )
-            if flags[1] > 0 or ckpt_due:
+            interrupt = stopping.agree_to_stop(
+                bad=bad, stop=stop, undecodable=undecodable, skip_bad_images=config.skip_bad_images, ds=ds, bar=bar,
+                epoch=epoch, global_step=global_step, last_ckpt=last_ckpt,
+                hint="Try a lower --base-lr, --clip-grad-norm, or bf16 instead of fp16.",
+            )
+            if interrupt or ckpt_due:
                 partial = {"loss_sum": float(loss_sum.item()), "seen": seen}
-                path = save_checkpoint(epoch, step_in_epoch + 1, partial)
-                last_ckpt = path or last_ckpt
-                if flags[1] > 0:
-                    bar.close()
-                    say(f"stopped by {stop.signame or 'signal'}: checkpoint {last_ckpt} written; "
-                        f"continue with --resume")
-                    raise Interrupted(f"interrupted at epoch {epoch + 1}, step {step_in_epoch + 1}")
-            now = time.perf_counter()
-            recent = torch.stack(window_loss).float().mean().item()
-            rate = len(window_loss) / config.accum_steps * global_batch / max(now - window_t, 1e-9)
-            bar.show(loss=recent, lr=scheduler.get_last_lr()[0], rate=rate)
-            window_t, window_loss = now, []
+                last_ckpt = save_checkpoint(epoch, step_in_epoch + 1, partial) or last_ckpt
+                if interrupt:
+                    stopping.interrupted(bar, say, stop, last_ckpt, f"epoch {epoch + 1}, step {step_in_epoch + 1}")
+            window.show(bar, scheduler.get_last_lr()[0])
         bar.close()
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -357,44 +289,28 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         val = evaluate(model.module if env.distributed else model, val_loader, device, memory_format, autocast,
                        undecodable=val_undecodable, dataset=ds.val)
         if val["undecodable"] > 0 and not config.skip_bad_images:
-            _refuse_undecodable(ds, val_undecodable, f"epoch {epoch + 1}, validation")
+            stopping.refuse_undecodable(ds, val_undecodable, f"epoch {epoch + 1}, validation")
         skipped: list[str] = []
         if totals[2].item() > 0 or val["undecodable"] > 0:  # every worker sees the same sums: all gather or none
             skipped = sorted({p for part in distributed.gather_objects(sorted(undecodable | val_undecodable))
                               for p in part})
         epoch += 1
-        record = {
-            "epoch": epoch,
-            "step": global_step,
-            "train_loss": totals[0].item() / max(totals[1].item(), 1.0),
-            "val_loss": val["loss"],
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
-            "lr": scheduler.get_last_lr()[0],
-            "images_per_s": images_done / max(train_time, 1e-9),
-            "epoch_time_s": train_time,
-        }
+        record = runlog.epoch_record(epoch=epoch, step=global_step, totals=totals, val=val,
+                                     lr=scheduler.get_last_lr()[0], images=images_done, train_time=train_time)
         if config.skip_bad_images:
             record["bad_images_skipped"] = len(skipped)
         history.append(record)
         if env.is_main:
-            say(f"epoch {epoch:>3}/{config.epochs}  train_loss {record['train_loss']:.4f}  "
-                f"val_loss {record['val_loss']:.4f}  top1 {100 * record['val_top1']:.2f}%  "
-                f"top5 {100 * record['val_top5']:.2f}%  lr {record['lr']:.4g}  "
-                f"{record['images_per_s']:.0f} img/s  ({train_time:.1f}s)")
+            warnings = []
             if skipped:
                 root = ds.train.root if isinstance(ds.train, images.ImageFiles) else Path(".")
-                say(f"warning: epoch {epoch}: --skip-bad-images skipped {len(skipped)} image"
-                    f"{'s' if len(skipped) > 1 else ''} that cannot be decoded: {images.list_names(root, skipped)}")
-            with metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            if tb is not None:
-                for key in ("train_loss", "val_loss", "val_top1", "val_top5", "lr", "images_per_s"):
-                    tb.add_scalar(key, record[key], epoch)
-                tb.flush()
+                warnings.append(f"warning: epoch {epoch}: --skip-bad-images skipped {len(skipped)} image"
+                                f"{'s' if len(skipped) > 1 else ''} that cannot be decoded: "
+                                f"{images.list_names(root, skipped)}")
+            runlog.report_epoch(record, epochs=config.epochs, say=say, metrics_path=metrics_path, tb=tb,
+                                warnings=warnings)
         start_step, carried = 0, {"loss_sum": 0.0, "seen": 0}
-        if not math.isfinite(record["train_loss"]):
-            raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}; last good checkpoint {last_ckpt}")
+        stopping.check_epoch_loss(record, last_ckpt)
         last_ckpt = save_checkpoint(epoch, 0, carried) or last_ckpt
         if stop.requested:
             raise Interrupted(f"interrupted after epoch {epoch}; continue with --resume")
@@ -403,11 +319,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
     if env.is_main:
         model_path = out / rundir.MODEL_FILENAME
         checkpoint.save_safetensors(raw_model.state_dict(), model_path)
-        if epoch < config.epochs:
-            say(f"stopped after epoch {epoch} of {config.epochs} (--stop-after); continue with --resume")
-        say(f"final weights: {model_path}")
-        if tb is not None:
-            tb.close()
+        runlog.report_finish(say, epoch=epoch, epochs=config.epochs, model_path=model_path, tb=tb)
     distributed.barrier()
     if run_lock is not None:  # an early exit (an error) closes it as the function's frame goes
         run_lock.close()
@@ -464,48 +376,30 @@ def evaluate(model, loader, device, memory_format, autocast, undecodable=None, d
         y = y.to(device, non_blocking=True)
         with autocast():
             logits = model(x)
-        logits = logits.float()
-        k = min(5, logits.shape[1])
-        top = logits.topk(k, dim=1).indices
-        hit = top.eq(y[:, None])
-        sums += torch.stack([
-            F.cross_entropy(logits, y, reduction="sum").double(),
-            hit[:, 0].sum().double(),
-            hit.any(dim=1).sum().double(),
-            torch.tensor(float(y.shape[0]), dtype=torch.float64, device=device),
-        ])
-    sums = torch.cat([sums, torch.tensor([float(bad_count)], dtype=torch.float64, device=device)])
+        sums += batch_scores(logits.float(), y)
+    return val_figures(sums, bad_count)
+
+
+def batch_scores(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One validation batch's summed loss, top-1 hits, top-5 hits and size (float64, to be summed)."""
+    k = min(5, logits.shape[1])
+    hit = logits.topk(k, dim=1).indices.eq(y[:, None])
+    return torch.stack([
+        F.cross_entropy(logits, y, reduction="sum").double(),
+        hit[:, 0].sum().double(),
+        hit.any(dim=1).sum().double(),
+        torch.tensor(float(y.shape[0]), dtype=torch.float64, device=logits.device),
+    ])
+
+
+def val_figures(sums: torch.Tensor, bad_count: int) -> dict[str, float]:
+    """The validation figures from this worker's :func:`batch_scores` sums and undecodable count (a collective)."""
+    sums = torch.cat([sums, torch.tensor([float(bad_count)], dtype=torch.float64, device=sums.device)])
     distributed.all_reduce(sums)
     loss, top1, top5, count, undecodable = sums.tolist()
     count = max(count, 1.0)
     return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count, "undecodable": undecodable}
 
 
-def _refuse_undecodable(ds: data.DataSource, mine: set[str], where: str) -> None:
-    """Stop every worker with one message naming the files that failed to decode (a collective)."""
-    paths = sorted({p for part in distributed.gather_objects(sorted(mine)) for p in part})
-    root = ds.train.root if isinstance(ds.train, images.ImageFiles) else Path(".")
-    raise UsageError(images.undecodable_error(root, paths, where))
-
-
-def _printer(enabled: bool):
-    def say(msg: str) -> None:
-        if enabled:
-            Progress.write(msg)
-    return say
-
-
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _tensorboard(config: TrainConfig, out: Path, say):
-    if not config.tensorboard:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        say("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
-        return None
-    return SummaryWriter(str(out / rundir.TB_DIRNAME))
-

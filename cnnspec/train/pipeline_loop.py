@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -34,13 +32,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cnnspec.train import checkpoint, data, distributed, faults, images, pipeline, rundir
-from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
-from cnnspec.train.errors import Interrupted, NonFiniteLoss, TrainError, UsageError
+from cnnspec.train import checkpoint, data, distributed, faults, images, pipeline, rundir, runlog, stopping
+from cnnspec.train.config import TrainConfig
+from cnnspec.train.errors import Interrupted, UsageError
 from cnnspec.train.model import ModelSource
 from cnnspec.train.optim import build_optimizer
 from cnnspec.train.progress import Progress
-from cnnspec.train.sampler import GlobalBatchSampler, ShardSampler
 from cnnspec.train.schedule import build_schedule
 
 
@@ -121,10 +118,10 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe, ScheduleInterleaved1F1B
 
-    from cnnspec.train.loop import TrainResult, _printer, _refuse_undecodable, _tensorboard, training_loss
+    from cnnspec.train.loop import TrainResult, training_loss
 
     device, rank, world = env.device, env.rank, env.world_size
-    say = _printer(env.is_main)
+    say = runlog.printer(env.is_main)
     fault = faults.from_env()
     lay = pipeline.layout(config, world)
     cuts: tuple[int, ...] = ()
@@ -143,30 +140,9 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     first_here, last_here = 0 in mine, lay.stages - 1 in mine
 
     # ----- data: the replicas of the data dimension share it out; a pipeline's ranks read the same --
-    ds = data.load(
-        config.data,
-        input_shape=source.input_shape,
-        num_classes=source.num_classes,
-        val_fraction=config.val_fraction,
-        seed=config.data_seed,
-    )
-    # Every worker checks a share of an image folder's files; all reach the same verdict, so none hangs.
-    ds = data.check_images(ds, rank=rank, world=world, gather=distributed.gather_objects, skip=config.skip_bad_images)
-    sampler = GlobalBatchSampler(
-        ds.train,
-        num_replicas=lay.dp,
-        rank=dp_rank,
-        batch_size=config.batch_size,
-        accum_steps=config.accum_steps,
-        seed=config.seed,
-    )
+    ds, sampler, val_sampler = data.for_training(config, source, rank=rank, world=world, replicas=lay.dp,
+                                                 replica=dp_rank)
     global_batch, steps_per_epoch = sampler.global_batch, sampler.steps_per_epoch
-    if steps_per_epoch == 0:
-        raise TrainError(
-            f"{ds.name} has {len(ds.train)} training images, fewer than one global batch of "
-            f"{global_batch}; lower --batch-size or --accum-steps"
-        )
-    val_sampler = ShardSampler(ds.val, num_replicas=lay.dp, rank=dp_rank)
     if isinstance(ds.train, data.TensorImages) and isinstance(ds.val, data.TensorImages):
         train_set, val_set = data.on_device([ds.train, ds.val], device)
         train_loader: Any = data.TensorBatches(train_set, sampler, config.batch_size)
@@ -293,11 +269,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         # The partial sums are the whole world's: one rank carries them on, so the epoch's sums add up.
         carried = state["partial"] if env.is_main else {"loss_sum": 0.0, "seen": 0}
         history = list(state["history"])
-        rng = state["rng"]
-        if len(rng) == world:
-            checkpoint.set_rng_state(rng[rank])
-        elif env.is_main:
-            checkpoint.set_rng_state(rng[0])
+        checkpoint.restore_rng(state["rng"], rank=rank, world=world)
     else:
         torch.manual_seed(config.seed + rank)
 
@@ -307,49 +279,29 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     tb = None
     run_lock = None
     if env.is_main:
-        run_lock = rundir.lock(out)
-        if plan.clear:
-            rundir.clear_run(out)
-        save_config(config, out / CONFIG_FILENAME)
-        if source.spec_text is not None:
-            (out / rundir.SPEC_FILENAME).write_text(source.spec_text, encoding="utf-8")
-        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
-        tb = _tensorboard(config, out, say)
-        say(
-            f"cnnspec train: {source.name} ({n_params:,} parameters) on {ds.name}: "
-            f"{len(ds.train)} train / {len(ds.val)} val images, {ds.num_classes} classes"
-        )
-        say(
+        run_lock = rundir.start(out, plan, config, source.spec_text, history)
+        tb = runlog.tensorboard(config, out, say)
+        setup = [
             f"  device {device} x {world} workers ({env.backend}), precision {config.precision}"
             f"{', channels_last' if config.channels_last else ''}"
-        )
+        ]
         if config.shard:
-            say(f"  {lay.describe()}")
-            say(
+            setup += [
+                f"  {lay.describe()}",
                 f"  effective batch {global_batch} = {config.batch_size} per device x {world} workers "
-                f"x {config.accum_steps} accumulation steps"
-            )
+                f"x {config.accum_steps} accumulation steps",
+            ]
         else:
-            say(
+            setup += [
                 f"  {lay.describe()}, schedule {config.pipeline_schedule}, cut after nodes {list(cuts)} "
-                f"(--balance {config.balance})"
-            )
-            say(
+                f"(--balance {config.balance})",
                 f"  effective batch {global_batch} = {config.batch_size} per pipeline ({config.microbatches} "
-                f"micro-batches of {micro}) x {lay.dp} data-parallel x {config.accum_steps} accumulation steps"
-            )
-        say(
-            f"  learning rate {schedule.peak_lr:.6g} = base {config.base_lr:g} x {global_batch} / "
-            f"{config.base_batch} (linear scaling), {config.optimizer}"
+                f"micro-batches of {micro}) x {lay.dp} data-parallel x {config.accum_steps} accumulation steps",
+            ]
+        runlog.describe_run(
+            say, config=config, source=source, n_params=n_params, ds=ds, setup=setup, schedule=schedule,
+            global_batch=global_batch, plan=plan, epoch=epoch, start_step=start_step,
         )
-        say(f"  schedule: {schedule.describe()}")
-        for note in ds.notes:
-            say(note)
-        for bad in plan.damaged:
-            say(f"warning: {bad.name} is damaged (its checksum fails); resuming from an earlier checkpoint")
-        if plan.resume_from is not None:
-            how = "torchrun restart: resuming" if plan.auto_resumed else "resuming"
-            say(f"  {how} from {plan.resume_from.name} (epoch {epoch + 1}, step {start_step})")
 
     def save_checkpoint(ep: int, step_in_epoch: int, partial: dict[str, Any]) -> Path | None:
         # Collective: the stages first (each by its first data-parallel replica), the run's file last,
@@ -373,20 +325,15 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         distributed.barrier()
         written = None
         if env.is_main:
-            state = {
+            # The stages' weights and optimizer states are in their own files (stage_checkpoint).
+            own = {
                 "pipeline": {"stages": lay.stages, "cuts": list(cuts), "schedule": config.pipeline_schedule},
                 "scheduler": schedulers[0].state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": rngs,
-                "epoch": ep,
-                "step_in_epoch": step_in_epoch,
-                "global_step": global_step,
-                "global_batch": global_batch,
-                "world_size": world,
-                "partial": partial,
-                "history": history,
-                "config": config.model_dump(mode="json"),
             }
+            state = checkpoint.run_state(
+                own, scaler=scaler, rngs=rngs, epoch=ep, step_in_epoch=step_in_epoch, global_step=global_step,
+                global_batch=global_batch, world_size=world, partial=partial, history=history, config=config,
+            )
             written = checkpoint.save(out, state, global_step=global_step, epoch=ep, keep=config.keep_checkpoints)
             _prune_stage_files(out)
         distributed.barrier()
@@ -406,7 +353,8 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         batches = iter(train_loader)
         undecodable: set[str] = set()  # this rank's training files that failed to decode this epoch
         bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
-        t0, images_done, window_t, window_loss = time.perf_counter(), 0, time.perf_counter(), []
+        t0, images_done = time.perf_counter(), 0
+        window = runlog.LossWindow(per_step=parts, global_batch=global_batch)
 
         for step_in_epoch in range(start_step, steps_per_epoch):
             if fault is not None:
@@ -435,7 +383,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                     for loss_d in step_losses:
                         loss_sum += loss_d.double() * micro
                         bad |= ~torch.isfinite(loss_d)
-                        window_loss.append(loss_d)
+                        window.add(loss_d)
                     seen += y.shape[0]
             nan_now[0] = False
             if scaler.is_enabled():
@@ -455,36 +403,20 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last
             if not (global_step % config.log_every == 0 or ckpt_due or last):
                 continue
-            stop_for_images = bool(undecodable) and not config.skip_bad_images
-            flags = torch.tensor([float(bad.item()), float(stop.requested), float(stop_for_images)], device=device)
-            distributed.all_reduce(flags, op="max")
-            if flags[2] > 0:
-                bar.close()
-                _refuse_undecodable(ds, undecodable, f"epoch {epoch + 1}, training")
-            if flags[0] > 0:
-                bar.close()
-                where = f" The last good checkpoint is {last_ckpt}." if last_ckpt else " No checkpoint was written yet."
-                raise NonFiniteLoss(
-                    f"non-finite loss in epoch {epoch + 1} (by step {global_step}); stopping.{where} "
-                    "Try a lower --base-lr or --clip-grad-norm."
-                )
-            if flags[1] > 0 or ckpt_due:
+            interrupt = stopping.agree_to_stop(
+                bad=bad, stop=stop, undecodable=undecodable, skip_bad_images=config.skip_bad_images, ds=ds, bar=bar,
+                epoch=epoch, global_step=global_step, last_ckpt=last_ckpt,
+                hint="Try a lower --base-lr or --clip-grad-norm.",
+            )
+            if interrupt or ckpt_due:
+                # The last stage's ranks hold the loss sums: the checkpoint takes the whole world's.
                 sums = torch.tensor([loss_sum.item(), float(seen)], dtype=torch.float64, device=device)
                 distributed.all_reduce(sums)
                 partial = {"loss_sum": sums[0].item(), "seen": int(sums[1].item())}
-                path = save_checkpoint(epoch, step_in_epoch + 1, partial)
-                last_ckpt = path or last_ckpt
-                if flags[1] > 0:
-                    bar.close()
-                    say(
-                        f"stopped by {stop.signame or 'signal'}: checkpoint {last_ckpt} written; continue with --resume"
-                    )
-                    raise Interrupted(f"interrupted at epoch {epoch + 1}, step {step_in_epoch + 1}")
-            now = time.perf_counter()
-            shown = torch.stack(window_loss).float().mean().item() if window_loss else float("nan")
-            rate = len(window_loss) / parts * global_batch / max(now - window_t, 1e-9)
-            bar.show(loss=shown, lr=schedulers[0].get_last_lr()[0], rate=rate)
-            window_t, window_loss = now, []
+                last_ckpt = save_checkpoint(epoch, step_in_epoch + 1, partial) or last_ckpt
+                if interrupt:
+                    stopping.interrupted(bar, say, stop, last_ckpt, f"epoch {epoch + 1}, step {step_in_epoch + 1}")
+            window.show(bar, schedulers[0].get_last_lr()[0])
         bar.close()
         train_time = time.perf_counter() - t0
 
@@ -512,34 +444,13 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 "decoded; remove or replace them, or pass --skip-bad-images to leave them out"
             )
         epoch += 1
-        record = {
-            "epoch": epoch,
-            "step": global_step,
-            "train_loss": totals[0].item() / max(totals[1].item(), 1.0),
-            "val_loss": val["loss"],
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
-            "lr": schedulers[0].get_last_lr()[0],
-            "images_per_s": images_done / max(train_time, 1e-9),
-            "epoch_time_s": train_time,
-        }
+        record = runlog.epoch_record(epoch=epoch, step=global_step, totals=totals, val=val,
+                                     lr=schedulers[0].get_last_lr()[0], images=images_done, train_time=train_time)
         history.append(record)
         if env.is_main:
-            say(
-                f"epoch {epoch:>3}/{config.epochs}  train_loss {record['train_loss']:.4f}  "
-                f"val_loss {record['val_loss']:.4f}  top1 {100 * record['val_top1']:.2f}%  "
-                f"top5 {100 * record['val_top5']:.2f}%  lr {record['lr']:.4g}  "
-                f"{record['images_per_s']:.0f} img/s  ({train_time:.1f}s)"
-            )
-            with metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            if tb is not None:
-                for key in ("train_loss", "val_loss", "val_top1", "val_top5", "lr", "images_per_s"):
-                    tb.add_scalar(key, record[key], epoch)
-                tb.flush()
+            runlog.report_epoch(record, epochs=config.epochs, say=say, metrics_path=metrics_path, tb=tb)
         start_step, carried = 0, {"loss_sum": 0.0, "seen": 0}
-        if not math.isfinite(record["train_loss"]):
-            raise NonFiniteLoss(f"non-finite training loss in epoch {epoch}; last good checkpoint {last_ckpt}")
+        stopping.check_epoch_loss(record, last_ckpt)
         last_ckpt = save_checkpoint(epoch, 0, carried) or last_ckpt
         if stop.requested:
             raise Interrupted(f"interrupted after epoch {epoch}; continue with --resume")
@@ -555,11 +466,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         whole_state = {k: v for s in sorted(by_stage) for k, v in by_stage[s].items()}
         model_path = out / rundir.MODEL_FILENAME
         checkpoint.save_safetensors(whole_state, model_path)
-        if epoch < config.epochs:
-            say(f"stopped after epoch {epoch} of {config.epochs} (--stop-after); continue with --resume")
-        say(f"final weights: {model_path}")
-        if tb is not None:
-            tb.close()
+        runlog.report_finish(say, epoch=epoch, epochs=config.epochs, model_path=model_path, tb=tb)
     distributed.barrier()
     if run_lock is not None:
         run_lock.close()
@@ -577,7 +484,7 @@ def _evaluate(
     from an unsharded copy, so replicas with different numbers of batches
     never wait on each other.
     """
-    import torch.nn.functional as F
+    from cnnspec.train.loop import batch_scores, val_figures
 
     if lay.dp > 1:
         for m, e in zip(modules, eval_copies, strict=True):
@@ -613,19 +520,5 @@ def _evaluate(
             if s + 1 < lay.stages and pipeline.owner(s + 1, lay.pp) != pp_rank:
                 dist.send(value.contiguous(), dst=grid[pipeline.owner(s + 1, lay.pp)][dp_rank])
         if lay.stages - 1 in mine:
-            y = y.to(device)
-            k = min(5, value.shape[1])
-            hit = value.topk(k, dim=1).indices.eq(y[:, None])
-            sums += torch.stack(
-                [
-                    F.cross_entropy(value, y, reduction="sum").double(),
-                    hit[:, 0].sum().double(),
-                    hit.any(dim=1).sum().double(),
-                    torch.tensor(float(n), dtype=torch.float64, device=device),
-                ]
-            )
-    sums = torch.cat([sums, torch.tensor([float(bad_count)], dtype=torch.float64, device=device)])
-    distributed.all_reduce(sums)
-    loss, top1, top5, count, undecodable = sums.tolist()
-    count = max(count, 1.0)
-    return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count, "undecodable": undecodable}
+            sums += batch_scores(value, y.to(device))
+    return val_figures(sums, bad_count)

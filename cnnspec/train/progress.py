@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 
-class _NoBar:
-    """Stands in for a bar when none is shown."""
+class Bar:
+    """An epoch's progress bar as the loops use it; this base shows nothing (when no bar is shown)."""
 
     def update(self) -> None:
         """Count one step."""
@@ -18,7 +18,7 @@ class _NoBar:
         """Finish the bar."""
 
 
-class _Bar(_NoBar):
+class _TqdmBar(Bar):
     def __init__(self, desc: str, total: int, initial: int) -> None:
         from tqdm import tqdm
 
@@ -41,11 +41,11 @@ class Progress:
     def __init__(self, *, enabled: bool, force: bool = False) -> None:
         self.enabled = enabled and (force or sys.stderr.isatty())
 
-    def epoch(self, epoch: int, epochs: int, total: int, initial: int) -> _NoBar:
+    def epoch(self, epoch: int, epochs: int, total: int, initial: int) -> Bar:
         """The bar for ``epoch`` (0-based) of ``epochs``."""
         if not self.enabled:
-            return _NoBar()
-        return _Bar(f"epoch {epoch + 1}/{epochs}", total, initial)
+            return Bar()
+        return _TqdmBar(f"epoch {epoch + 1}/{epochs}", total, initial)
 
     @staticmethod
     def write(msg: str) -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from cnnspec.train import checkpoint
-from cnnspec.train.config import CONFIG_FILENAME
+from cnnspec.train.config import CONFIG_FILENAME, TrainConfig, save_config
 from cnnspec.train.errors import UsageError
 
 METRICS_FILENAME = "metrics.jsonl"
@@ -144,3 +145,20 @@ def clear_run(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
     for name in _RUN_DIRS:
         shutil.rmtree(out / name, ignore_errors=True)
+
+
+def start(out: Path, plan: Plan, config: TrainConfig, spec_text: str | None, history: list[dict[str, Any]]) -> IO[str]:
+    """Take the run's lock (held until it is closed) and write its files as this start makes them (rank 0 only).
+
+    --force's clearing comes after the lock, before anything is written;
+    metrics.jsonl is rewritten from ``history`` so that it agrees with the
+    checkpoint a run resumes from.
+    """
+    run_lock = lock(out)
+    if plan.clear:
+        clear_run(out)
+    save_config(config, out / CONFIG_FILENAME)
+    if spec_text is not None:
+        (out / SPEC_FILENAME).write_text(spec_text, encoding="utf-8")
+    (out / METRICS_FILENAME).write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
+    return run_lock
