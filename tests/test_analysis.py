@@ -218,7 +218,7 @@ def test_analyze_runs_every_pass_listed_in_passes() -> None:
 
     c = analyse(SPECS / "googlenet.cnn")
     a = analyze(c.graph)
-    assert [name for name, _ in PASSES] == ["params", "macs", "saved", "receptive"]
+    assert [name for name, _ in PASSES] == ["params", "macs", "saved", "receptive", "channels"]
     for name, run in PASSES:
         assert getattr(a, name) == run(c.graph)
         assert len(getattr(a, name)) == len(c.graph.nodes)
@@ -258,3 +258,33 @@ def test_cut_points_match_their_definition(spec: str) -> None:
     cuts = g.cut_points()
     assert cuts == _cuts_by_definition(g)
     assert cuts[0] == 0 and cuts[-1] == len(g.nodes) - 1
+
+
+def test_the_channel_dim_follows_permute_transpose_flatten_and_select() -> None:
+    from cnnspec.analysis import analyze
+
+    spec = """network Moves {
+    input: 8 x 6 x 4
+    conv(16, 1)
+    permute([0, 2, 3, 1])
+    linear(32)
+    transpose(1, 2)
+    flatten(2, 3)
+    transpose(1, 2)
+    select(1, 0)
+}"""
+    c = analyse(spec)
+    channels = analyze(c.graph).channels
+    shapes = [n.out_shape for n in c.graph.nodes]
+    assert shapes == [(8, 6, 4), (16, 6, 4), (6, 4, 16), (6, 4, 32), (4, 6, 32), (4, 192), (192, 4), (4,)]
+    # input and conv: C×H×W; permute: channels last; linear keeps them there; transpose(1, 2) swaps H
+    # and W only; flatten(2, 3) merges W and C, so no dim holds the channels any more.
+    assert channels == [0, 0, 2, 2, 2, None, None, None]
+
+
+def test_tokens_keep_their_features_dim() -> None:
+    from cnnspec.analysis import analyze
+
+    c = analyse("network T {\n    input: 3 x 32 x 32\n    conv(64, 4, stride = 4)\n    flatten(2)\n"
+                "    transpose(1, 2)\n    select(1, 0)\n}")
+    assert analyze(c.graph).channels == [0, 0, 0, 1, 0]

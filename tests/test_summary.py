@@ -601,3 +601,20 @@ def test_json_table_rows_carry_labels_and_subtotals(capsys: pytest.CaptureFixtur
     assert relu["label"] == "(relu)"
     assert data["stages"][0]["last"] == "2" and data["stages"][0]["last_label"] == "(relu)"
     assert sum(t["params"] for t in data["table"]) == data["total_params"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "stages"),
+    [
+        # Swin keeps its maps channels-last and merges patches by slicing: four stages all the same.
+        ("swin_t.cnn", ["56×56", "28×28", "14×14", "7×7", "1×1", "flat"]),
+        # ConvNeXt permutes to channels-last and back inside every block.
+        ("convnext_tiny.cnn", ["56×56", "28×28", "14×14", "7×7", "1×1", "flat"]),
+        # ViT's patches become tokens; the class token makes 197 of them.
+        ("vit_b_16.cnn", ["14×14", "196 tokens", "197 tokens", "flat"]),
+    ],
+)
+def test_stages_follow_the_channels_wherever_a_layer_moves_them(spec: str, stages: list[str]) -> None:
+    r = report_for(spec)
+    assert [s.resolution for s in r.stages] == stages
+    assert sum(s.macs for s in r.stages) == r.macs and sum(s.params for s in r.stages) == r.total_params

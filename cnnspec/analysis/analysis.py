@@ -6,6 +6,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
+from cnnspec.analysis.channels import channel_dims
 from cnnspec.analysis.macs import count_macs
 from cnnspec.analysis.memory import Saved, activation_bytes, saved_tensors
 from cnnspec.analysis.params import count_params
@@ -19,6 +20,7 @@ PASSES: tuple[tuple[str, Callable[[Graph], list[Any]]], ...] = (
     ("macs", count_macs),
     ("saved", saved_tensors),
     ("receptive", receptive_fields),
+    ("channels", channel_dims),
 )
 _BY_NAME = dict(PASSES)
 
@@ -38,6 +40,8 @@ class Analysis:
     saved: list[Saved | None]
     #: Receptive field and jump of every node (the input included).
     receptive: list[Receptive]
+    #: The dim (after the batch) that holds each node's channels, None where none does.
+    channels: list[int | None]
 
     def __init__(self, graph: Graph) -> None:
         #: The graph the passes run over.

@@ -609,6 +609,11 @@ def _flatten_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
     return None if tuple(x) == tuple(y) else rf_undefined(a, x, y)
 
 
+def _flatten_dims_from(a: Attrs, x: Shape) -> tuple[int | None, ...]:
+    s, e = dim_index("flatten", a["start"], x, "start"), dim_index("flatten", a["end"], x, "end")
+    return (*range(s), s if s == e else None, *range(e + 1, len(x)))
+
+
 FLATTEN = LayerKind(
     name="flatten",
     doc="Flattens C×H×W into C·H·W features (torch.flatten from dim 1), or the dims start to end: "
@@ -621,6 +626,7 @@ FLATTEN = LayerKind(
     view=True,
     category="reshape",
     receptive=_flatten_rf,
+    dims_from=_flatten_dims_from,
     label=lambda a: "flatten" if (a["start"], a["end"]) == (1, -1) else f"flatten {a['start']}..{a['end']}",
     lowers_to="torch.flatten(x, start, end)",
 )

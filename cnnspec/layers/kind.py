@@ -182,6 +182,10 @@ class LayerKind:
     weight_dims: how many dimensions the layer's weight has (0: none, or a number
     that follows the input, as layernorm's); `init` rules check against it the
     schemes that need a fan-in and a fan-out.
+    dims_from(a, x) -> for each output dim after the batch, the input dim (after the
+    batch) it is, or None for a dim made of several or of none; for a layer that moves
+    or removes dims (permute, transpose, flatten, select). None, the default: a layer
+    that keeps the rank keeps every dim in place, one that changes it keeps none.
     """
 
     name: str
@@ -207,6 +211,7 @@ class LayerKind:
     #: A join that hands each branch its own part of the input: the kind (taking the join's arguments
     #: and `index`) whose node gives branch i its part (split's "chunk"); None: every branch reads it all.
     branch_input: str | None = None
+    dims_from: Callable[[Attrs, Shape], tuple[int | None, ...]] | None = None
 
     @property
     def is_join(self) -> bool:

@@ -141,6 +141,11 @@ def _permute_shape(a: Attrs, x: Shape) -> Shape:
     return tuple(x[i - 1] for i in norm[1:])
 
 
+def _permute_dims_from(a: Attrs, x: Shape) -> tuple[int, ...]:
+    rank = len(x) + 1
+    return tuple((d + rank if d < 0 else d) - 1 for d in a["dims"][1:])
+
+
 def _permute_rf(a: Attrs, x: Any, y: Shape) -> Window | None:
     rank = len(x) + 1
     identity = [torch_dim(d, rank) for d in a["dims"]] == list(range(rank))
@@ -157,6 +162,7 @@ PERMUTE = LayerKind(
     saves=SAVES_NOTHING,
     view=True,
     receptive=_permute_rf,
+    dims_from=_permute_dims_from,
     label=lambda a: f"permute {_list_text(a['dims'])}",
     category="reshape",
     lowers_to="torch.permute(x, dims)",
@@ -204,6 +210,13 @@ def _transpose_shape(a: Attrs, x: Shape) -> Shape:
     return tuple(out)
 
 
+def _transpose_dims_from(a: Attrs, x: Shape) -> tuple[int, ...]:
+    i, j = dim_index("transpose", a["dim0"], x), dim_index("transpose", a["dim1"], x)
+    order = list(range(len(x)))
+    order[i], order[j] = j, i
+    return tuple(order)
+
+
 TRANSPOSE = LayerKind(
     name="transpose",
     doc="Swaps two dimensions (torch.transpose); neither may be the batch.",
@@ -214,6 +227,7 @@ TRANSPOSE = LayerKind(
     saves=SAVES_NOTHING,
     view=True,
     receptive=lambda a, x, y: None if tuple(x) == tuple(y) and a["dim0"] == a["dim1"] else rf_undefined(a, x, y),
+    dims_from=_transpose_dims_from,
     label=lambda a: f"transpose {a['dim0']}, {a['dim1']}",
     category="reshape",
     lowers_to="torch.transpose(x, dim0, dim1)",
@@ -238,11 +252,17 @@ def _select_shape(a: Attrs, x: Shape) -> Shape:
     return x[:i] + x[i + 1 :]
 
 
+def _select_dims_from(a: Attrs, x: Shape) -> tuple[int, ...]:
+    i = dim_index("select", a["dim"], x)
+    return tuple(j for j in range(len(x)) if j != i)
+
+
 SELECT = LayerKind(
     name="select",
     doc="Picks one index of a dimension and drops it (torch.select): select(1, 0) is ViT's class token x[:, 0].",
     args=(Arg("dim", any_int), Arg("index", any_int)),
     shape=_select_shape,
+    dims_from=_select_dims_from,
     function="torch.select",
     function_args=lambda a: (a["dim"], a["index"]),
     saves=SAVES_NOTHING,

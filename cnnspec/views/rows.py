@@ -222,13 +222,32 @@ def _is_tensor(node: Node) -> bool:
     return kind is not None and kind.arity == "none"
 
 
-def _stages(graph: Graph, sums: _Sums, owner: dict[int, str], labels: dict[str, str]) -> list[StageRow]:
+def _resolution(shape: tuple[int, ...], channel: int | None) -> str:
+    """A stage's name: the spatial size of a map, wherever its channels are; the count of a sequence's
+    tokens; "flat" for a vector (or a map whose channels were lost, read as C×H×W)."""
+    if len(shape) == 3:
+        h, w = (d for i, d in enumerate(shape) if i != (channel if channel is not None else 0))
+        return f"{h}×{w}"
+    if len(shape) == 2 and channel is not None:
+        return f"{shape[1 - channel]} tokens"
+    return "flat"
+
+
+def _moves_data(node: Node) -> bool:
+    """A layer that only moves or pads values and keeps the rank (permute, slice, pad, roll): it
+    belongs to the stage it reads, not to one of its own (Swin's patch merging slices its map)."""
+    kind = lookup(node.kind)
+    return kind is not None and kind.category == "reshape" and len(node.in_shapes[0]) == len(node.out_shape)
+
+
+def _stages(
+    graph: Graph, sums: _Sums, channels: list[int | None], owner: dict[int, str], labels: dict[str, str]
+) -> list[StageRow]:
     # Plain lists while summing, rows at the end:
     # [resolution, first, last, layers, shape, params, macs, activation_bytes, aux].
     rows: list[list[Any]] = []
     heads: dict[str, list[Any]] = {}
     cum_p, _, cum_m, cum_a = sums
-    resolutions: dict[tuple[int, ...], str] = {}
     for node in graph.layers():
         nid = node.id
         shape = node.out_shape
@@ -245,10 +264,10 @@ def _stages(graph: Graph, sums: _Sums, owner: dict[int, str], labels: dict[str, 
             # A learned tensor (param) is a branch of the join that follows, at that join's resolution.
             r = rows[-1]
             shape = r[4]
+        elif rows and _moves_data(node):
+            r = rows[-1]
         else:
-            res = resolutions.get(shape)
-            if res is None:
-                res = resolutions[shape] = f"{shape[1]}×{shape[2]}" if len(shape) == 3 else "flat"
+            res = _resolution(shape, channels[nid])
             if rows and rows[-1][0] == res:
                 r = rows[-1]
             else:
@@ -554,4 +573,4 @@ class ReportData:
     @cached_property
     def stages(self) -> list[StageRow]:
         """Runs of consecutive layers at one spatial resolution."""
-        return _stages(self.graph, self.sums, self.owner, self.labels)
+        return _stages(self.graph, self.sums, self.analysis.channels, self.owner, self.labels)
