@@ -479,3 +479,10 @@ def test_diagram_layers_and_check_import_neither_torch_nor_the_fx_backend(comman
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_swin_blocks_alternating_their_shift_fold_into_one_node_per_stage() -> None:
+    d = diagram("swin_t.cnn")
+    folds = re.findall(r"<b>features\.\d: (SwinTransformerBlock ×\d+ \([a-z ]+ vary\))</b>", d.dot)
+    assert folds == [f"SwinTransformerBlock ×{n} (rates and shifts vary)" for n in (2, 2, 6, 2)]
+    assert "shifts vary" not in diagram("swin_t.cnn", expand=True).dot

@@ -618,3 +618,25 @@ def test_stages_follow_the_channels_wherever_a_layer_moves_them(spec: str, stage
     r = report_for(spec)
     assert [s.resolution for s in r.stages] == stages
     assert sum(s.macs for s in r.stages) == r.macs and sum(s.params for s in r.stages) == r.total_params
+
+
+def test_swin_folds_blocks_that_alternate_their_window_shift() -> None:
+    r = report_for("swin_t.cnn", depth=None)
+    # Every other block shifts its windows and each drops its path a little more often: the
+    # blocks of a stage fold as one, marked with both; nothing else differs.
+    assert {f.path: (f.count, f.varies) for f in r.folds} == {
+        f"features.{s}.0-{n - 1}": (n, ["rates", "shifts"]) for s, n in ((1, 2), (3, 2), (5, 6), (7, 2))
+    }
+    fold = next(f for f in r.folds if f.path == "features.5.0-5")
+    inside = [x for x in r.layers if x.path.startswith("features.5.")]
+    assert (fold.params, fold.macs) == (sum(x.params for x in inside), sum(x.macs for x in inside))
+    assert "shifts (window attention) folded (×N, shifts vary)" in " ".join(format_report(r).split())
+
+
+def test_a_fold_never_hides_a_shift_in_blocks_that_differ_otherwise() -> None:
+    text = """block B(s, k) { window_attention(2, 4, shift = s); conv(8, k, padding = k // 2) }
+network N { input: 8 x 8 x 8
+  permute([0, 2, 3, 1]); a: B(0, 1); b: B(2, 1); permute([0, 3, 1, 2]); c: B(0, 3); d: B(2, 1) }"""
+    c = analyse(text)
+    r = build_report(c.graph, c.analysis, depth=None)
+    assert [(f.path, f.varies) for f in r.folds] == [("a-b", ["shifts"])]

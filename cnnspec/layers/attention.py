@@ -99,7 +99,7 @@ ATTENTION = LayerKind(
     doc="Multi-head self-attention over N×D tokens; loads nn.MultiheadAttention's keys (in_proj_weight, out_proj).",
     args=(
         Arg("heads", positive_int, doc="attention heads; they must divide the width D"),
-        Arg("dropout", probability, 0.0, doc="dropout on the attention weights", rate=True),
+        Arg("dropout", probability, 0.0, doc="dropout on the attention weights", varies="rates"),
         Arg("bias", boolean, True, doc="biases on the projections"),
     ),
     shape=_attention_shape,
@@ -178,8 +178,8 @@ WINDOW_ATTENTION = LayerKind(
     args=(
         Arg("heads", positive_int, doc="attention heads; they must divide the channels C"),
         Arg("window", positive_int, doc="the window's side"),
-        Arg("shift", nonneg_int, 0, doc="the cyclic shift (Swin: window // 2 in every other block)"),
-        Arg("dropout", probability, 0.0, doc="dropout on the attention weights", rate=True),
+        Arg("shift", nonneg_int, 0, doc="the cyclic shift (Swin: window // 2 in every other block)", varies="shifts"),
+        Arg("dropout", probability, 0.0, doc="dropout on the attention weights", varies="rates"),
     ),
     shape=_window_shape,
     count=_window_count,

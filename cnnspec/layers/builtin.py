@@ -555,7 +555,7 @@ def _dropout_saves(a: Attrs, x: Shape, y: Shape, device: str) -> Saves:
 DROPOUT = LayerKind(
     name="dropout",
     doc="Dropout with probability p (identity in eval mode).",
-    args=(Arg("p", probability, 0.5, rate=True),),
+    args=(Arg("p", probability, 0.5, varies="rates"),),
     shape=_same,
     module=lambda a, x, inplace: _nn().Dropout(p=a.p),
     saves=_dropout_saves,
@@ -574,7 +574,7 @@ def _stochastic_depth(a: Attrs, x: Shape, inplace: bool) -> Any:
 STOCHASTIC_DEPTH = LayerKind(
     name="stochastic_depth",
     doc="Drops the whole sample's path with probability p in training (Huang et al. 2016).",
-    args=(Arg("p", probability, rate=True), Arg("mode", choice("row", "batch"), "row")),
+    args=(Arg("p", probability, varies="rates"), Arg("mode", choice("row", "batch"), "row")),
     shape=_same,
     module=_stochastic_depth,
     # x * noise, with one noise value per sample ("row") or one for the batch.

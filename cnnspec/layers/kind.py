@@ -57,17 +57,19 @@ REQUIRED: Any = object()
 class Arg:
     """One argument of a layer: its name, how a value is checked, its default.
 
-    rate: the argument is a probability that changes neither the layer's
-    shapes nor its parameters nor its compute (dropout's p). Consecutive block
-    instances that differ only in such values fold as one, marked "rates vary"
-    (EfficientNet's stochastic depth grows from block to block).
+    varies: for an argument that changes neither the layer's shapes nor its
+    parameters nor its compute, what a fold calls its values: consecutive block
+    instances that differ only in such values (and channel counts) fold as one,
+    marked "rates vary" for dropout's p (EfficientNet's stochastic depth grows
+    from block to block), "shifts vary" for window attention's shift (Swin's
+    blocks alternate between shifted and plain windows). "": the value counts.
     """
 
     name: str
     check: Callable[[Any], Any]
     default: Any = REQUIRED
     doc: str = ""
-    rate: bool = False
+    varies: str = ""
 
     @property
     def required(self) -> bool:

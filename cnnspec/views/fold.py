@@ -14,11 +14,12 @@ DenseNet's `denselayer1` .. `denselayer6` each read 32 more channels than
 the one before, so none is identical to the next, yet they read as one
 "DenseLayer ×6 (channels vary)". It is marked as such wherever it is shown,
 and used only where the identical fold does not cover the whole run. In
-the same way, instances may differ in their rates, the arguments the layer
-table marks as changing neither shapes, parameters nor compute (dropout's
-and stochastic depth's p): EfficientNet's blocks each drop their residual
-path a little more often than the one before, and a stage of them reads
-"MBConv ×3 (rates vary)".
+the same way, instances may differ in the arguments the layer table marks
+as changing neither shapes, parameters nor compute (Arg.varies): rates
+(dropout's and stochastic depth's p), EfficientNet's blocks each dropping
+their residual path a little more often than the one before, read "MBConv ×3
+(rates vary)"; shifts (window attention's), Swin's blocks alternating between
+plain and shifted windows, read "SwinTransformerBlock ×6 (shifts vary)".
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Item:
     children: list[Item] = field(default_factory=list)
     #: For a fold: the folded group items, in order.
     instances: list[Item] = field(default_factory=list)
-    #: For a fold: what differs between its instances ("channels", "rates"); empty: identical.
+    #: For a fold: what differs between its instances ("channels", "rates", "shifts"); empty: identical.
     varies: tuple[str, ...] = ()
     #: node_ids, once asked for (folding keeps them: a fold holds the items it replaces).
     _ids: list[int] | None = field(default=None, init=False, repr=False, compare=False)
@@ -102,18 +103,19 @@ def _chain(graph: Graph, scope: str) -> list[str]:
 
 
 @per_table
-def _rate_args(kinds: dict[str, LayerKind]) -> dict[str, frozenset[str]]:
-    """Per layer kind, the arguments the table marks as rates (Arg.rate)."""
-    return {name: frozenset(a.name for a in k.args if a.rate) for name, k in kinds.items()}
+def _loose_args(kinds: dict[str, LayerKind]) -> dict[str, dict[str, str]]:
+    """Per layer kind, the arguments that may vary within a fold, with what the fold calls them (Arg.varies)."""
+    return {name: {a.name: a.varies for a in k.args if a.varies} for name, k in kinds.items()}
 
 
-def _attrs_parts(a: dict, kind: str, rates: dict[str, frozenset[str]]) -> tuple[tuple, tuple]:
-    """A node's arguments as (the rest, its rates), each as sorted (name, repr) pairs."""
-    free = rates.get(kind, frozenset())
+def _attrs_parts(a: dict, kind: str, loose: dict[str, dict[str, str]]) -> tuple[tuple, tuple]:
+    """A node's arguments as (the rest as sorted (name, repr) pairs, the loose ones as sorted
+    (what, name, repr) triples)."""
+    free = loose.get(kind)
     items = sorted([(k, repr(v)) for k, v in a.items()])
     if not free:
         return tuple(items), ()
-    return tuple([kv for kv in items if kv[0] not in free]), tuple([kv for kv in items if kv[0] in free])
+    return tuple([kv for kv in items if kv[0] not in free]), tuple([(free[k], k, v) for k, v in items if k in free])
 
 
 def _fold_path(first: str, last: str) -> str:
@@ -125,30 +127,30 @@ def _fold_path(first: str, last: str) -> str:
     return f"{first}-{z}"
 
 
-#: What may differ between two instances of a loose fold: (channel counts, rates).
+#: What may differ between two instances of a loose fold: (channel counts, loose arguments).
 _Varying = tuple[tuple, tuple]
 
 
 def _loose_and_varying(item: Item, graph: Graph) -> tuple[tuple, _Varying]:
-    """What must match for two block instances to fold (ops, arguments but rates, spatial shapes,
-    wiring), and what may differ: the channel counts, and the rates (_rate_args).
+    """What must match for two block instances to fold (ops, arguments but the loose ones, spatial
+    shapes, wiring), and what may differ: the channel counts, and the loose arguments (_loose_args).
 
     Two instances are identical exactly when all three parts are equal: a
     shape is its channel count (shape[:1]) followed by the rest (shape[1:]),
-    and a node's arguments are its rates and the rest.
+    and a node's arguments are its loose ones and the rest.
     """
     ids = item.node_ids
     index = {nid: i for i, nid in enumerate(ids)}
     prefix = item.path + "."
     cut = len(prefix)
     nodes = graph.nodes
-    rates = _rate_args()
+    loose = _loose_args()
     sig = []
     channels = []
-    rate_values = []
+    loose_values = []
     for nid in ids:
         n = nodes[nid]
-        parts = _attrs_parts(n.attrs, n.kind, rates)
+        parts = _attrs_parts(n.attrs, n.kind, loose)
         path = n.path
         in_shapes, out_shape = n.in_shapes, n.out_shape
         sig.append((
@@ -161,16 +163,17 @@ def _loose_and_varying(item: Item, graph: Graph) -> tuple[tuple, _Varying]:
         ))
         channels.append((tuple([s[:1] for s in in_shapes]), out_shape[:1]))
         if parts[1]:
-            rate_values.append(parts[1])
-    return tuple(sig), (tuple(channels), tuple(rate_values))
+            loose_values.extend(parts[1])
+    return tuple(sig), (tuple(channels), tuple(loose_values))
 
 
 def _fold(run: list[Item], varying: list[_Varying]) -> Item:
-    """A fold of run; varying: each instance's channels and rates (from _loose_and_varying)."""
+    """A fold of run; varying: each instance's channels and loose arguments (from _loose_and_varying)."""
     first = varying[0]
-    varies = tuple(
-        what for what, k in (("channels", 0), ("rates", 1)) if any(v[k] != first[k] for v in varying[1:])
-    )
+    channels = ("channels",) if any(v[0] != first[0] for v in varying[1:]) else ()
+    # The instances have the same loose arguments in the same order (their signatures match).
+    differ = {first[1][i][0] for v in varying[1:] for i, value in enumerate(v[1]) if value != first[1][i]}
+    varies = channels + tuple(sorted(differ))
     return Item("fold", _fold_path(run[0].path, run[-1].path), instances=list(run), varies=varies)
 
 
@@ -189,12 +192,12 @@ def _follows(prev: Item, item: Item, graph: Graph) -> bool:
 
 def _fold_runs(items: list[Item], graph: Graph) -> list[Item]:
     """Fold runs of consecutive block instances: identically where the whole run is identical,
-    loosely (channels or rates vary) where it differs only in those."""
+    loosely (channels, rates or shifts vary) where it differs only in those."""
     out: list[Item] = []
     run: list[Item] = []
     # The run's block name and node count, and (computed only once a second instance may
     # join: signatures are the costly part) its loose signature and each instance's channels
-    # and rates.
+    # and loose arguments.
     run_key: tuple | None = None
     run_sig: tuple | None = None
     run_varying: list[_Varying] = []
@@ -206,7 +209,7 @@ def _fold_runs(items: list[Item], graph: Graph) -> list[Item]:
         # The whole run folds as one, so that a dense block is one "DenseLayer ×6 (channels
         # vary)" rather than a patchwork of small identical folds; the mark says what differs.
         # The instances' loose signatures match, so they are identical where their channel
-        # counts and rates are.
+        # counts and loose arguments are.
         out.append(_fold(run, run_varying))
 
     for item in items:

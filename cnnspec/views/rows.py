@@ -97,8 +97,9 @@ class FoldRow:
 
     identical: the instances match layer for layer. Otherwise varies says what
     differs, "channels" (the channel counts: "DenseLayer ×6 (channels vary)"),
-    "rates" (dropout and stochastic depth rates: "MBConv ×3 (rates vary)") or
-    both; nothing else may.
+    "rates" (dropout and stochastic depth rates: "MBConv ×3 (rates vary)"),
+    "shifts" (window attention's shifts: "SwinTransformerBlock ×6 (shifts vary)"),
+    or several of these; nothing else may.
     """
 
     __pydantic_config__ = _JSON_CONFIG

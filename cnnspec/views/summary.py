@@ -129,8 +129,12 @@ def _cells(r: TableRow) -> tuple[str, ...]:
     )
 
 
-#: How the view note names what a loose fold's instances may differ in.
-_VARIES = {"channels": "channel counts", "rates": "rates (dropout, stochastic depth)"}
+#: How the view note names what a loose fold's instances may differ in (another word of Arg.varies: itself).
+_VARIES = {
+    "channels": "channel counts",
+    "rates": "rates (dropout, stochastic depth)",
+    "shifts": "shifts (window attention)",
+}
 
 
 def _view_note(report: AnyReport) -> str:
@@ -143,9 +147,8 @@ def _view_note(report: AnyReport) -> str:
     if shown - set(loose):
         how.append("identical consecutive blocks folded (×N)")
     varied = {what for varies in loose.values() for what in varies}
-    for v, words in _VARIES.items():
-        if v in varied:
-            how.append(f"consecutive blocks differing only in {words} folded (×N, {v} vary)")
+    for v in sorted(varied, key=lambda what: (what != "channels", what)):
+        how.append(f"consecutive blocks differing only in {_VARIES.get(v, v)} folded (×N, {v} vary)")
     if report.depth is None and not folds:
         return ""
     return f"({'; '.join(how)}: --depth N or --expand to open)"
