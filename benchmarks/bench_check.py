@@ -9,7 +9,10 @@ Figures, each the median of --runs runs, against the budget of issue 20:
      after a first run)
   4. `check`, `diagram` and `layers` leave torch unimported          yes
 then the import time of each top-level module (`python -X importtime`), and the machine.
-The machine's speed is whatever it is: a shared machine gives noisy figures, rerun it.
+The machine's speed is whatever it is: a shared machine gives noisy figures, rerun it. So that
+a slow minute shows as such, each in-process check alternates with a fixed piece of plain
+Python (`reference`, about as much interpreted work as a tenth of a check): when the machine
+slows down, both do, and their ratio stays.
 """
 
 from __future__ import annotations
@@ -63,6 +66,30 @@ def median_seconds(call: Callable[[], object], runs: int) -> float:
         call()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def reference() -> int:
+    """A fixed piece of plain Python (objects, dicts, calls): the yardstick of the machine's speed."""
+    rows = [{"i": i, "name": f"n{i}", "shape": (i % 7, i % 5)} for i in range(3000)]
+    return sum(len(r["name"]) + r["shape"][0] for r in rows if r["i"] % 3)
+
+
+def alternated_ms(call: Callable[[], object], runs: int) -> tuple[float, float, float]:
+    """Median milliseconds of call and of reference(), timed alternately, and the median of their ratios."""
+    call(), reference()
+    pairs = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        reference()
+        r = time.perf_counter() - t
+        t = time.perf_counter()
+        call()
+        pairs.append((time.perf_counter() - t, r))
+    return (
+        statistics.median(c for c, _ in pairs) * 1e3,
+        statistics.median(r for _, r in pairs) * 1e3,
+        statistics.median(c / r for c, r in pairs),
+    )
 
 
 def blocks_spec(n: int) -> str:
@@ -150,8 +177,10 @@ def main() -> None:
     import cnnspec
 
     rows: list[tuple[str, str, str, bool]] = []
-    check_ms = median_seconds(lambda: cnnspec.check(RESNET152), args.runs) * 1e3
+    check_ms, reference_ms, ratio = alternated_ms(lambda: cnnspec.check(RESNET152), args.runs)
     rows.append(('cnnspec.check("specs/resnet152.cnn")', "20 ms", f"{check_ms:.1f} ms", check_ms <= 20))
+    ref = f"  alternated with the reference piece of Python (the check takes {ratio:.1f}x its time)"
+    rows.append((ref, "", f"{reference_ms:.2f} ms", True))
 
     per_block_us = []
     with tempfile.TemporaryDirectory() as tmp:
