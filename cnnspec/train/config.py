@@ -112,7 +112,10 @@ class TrainConfig(BaseModel):
         None, ge=1, description="cut the network into N pipeline stages (model parallelism); "
         "the data-parallel degree is the rest of the world size"
     )
-    microbatches: int = Field(1, ge=1, description="with --pipeline: micro-batches each --batch-size is split into")
+    microbatches: int | None = Field(
+        None, ge=1, description="with --pipeline: micro-batches each --batch-size is split into "
+        "(default: one per pipeline rank, the fewest 1F1B accepts, raised to a divisor of --batch-size)"
+    )
     pipeline_schedule: Literal["gpipe", "1f1b", "interleaved"] = Field(
         "1f1b", description="with --pipeline: the pipeline schedule (also --schedule gpipe|1f1b|interleaved)"
     )

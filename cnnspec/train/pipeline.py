@@ -205,6 +205,7 @@ class Layout:
     stages_per_rank: int
     pp: int  # pipeline ranks (stages / stages_per_rank)
     dp: int  # data-parallel replicas (world / pp)
+    microbatches: int = 1  # micro-batches each pipeline's batch is split into (--shard: 1)
 
     def describe(self) -> str:
         """One line for the run's log."""
@@ -226,7 +227,7 @@ def layout(config: TrainConfig, world: int) -> Layout:
         if config.pipeline is not None:
             raise UsageError("--shard and --pipeline do not combine: a pipeline already shards each stage over "
                              "its data-parallel replicas; leave out --shard")  # fmt: skip
-        if config.microbatches != 1:
+        if config.microbatches not in (None, 1):
             raise UsageError("--microbatches is for --pipeline; with --shard use --accum-steps")
         if world < 2:
             raise UsageError(f"--shard shards over the workers and needs 2 or more, got {world}; start them "
@@ -235,8 +236,6 @@ def layout(config: TrainConfig, world: int) -> Layout:
     stages = config.pipeline
     assert stages is not None
     schedule = config.pipeline_schedule
-    micro = config.microbatches
-    batch = config.batch_size
     per = config.stages_per_rank
     if per is None:
         per = 2 if schedule == "interleaved" else 1
@@ -269,6 +268,44 @@ def layout(config: TrainConfig, world: int) -> Layout:
             f"{world} workers do not divide into pipelines of {pp} ranks (--pipeline {stages}"
             f"{f' / --stages-per-rank {per}' if per > 1 else ''}); use a world size that is a multiple of {pp}"
         )
+    micro = _microbatches(config, schedule, stages, pp)
+    return Layout(stages=stages, stages_per_rank=per, pp=pp, dp=world // pp, microbatches=micro)
+
+
+def least_microbatches(schedule: str, pp: int) -> int:
+    """The fewest micro-batches a step of schedule over pp pipeline ranks accepts.
+
+    torch's Schedule1F1B refuses fewer micro-batches than stages (one a rank);
+    interleaved is held to multiples of the ranks (torch accepts a few more
+    counts, whose rounds it fills unevenly); GPipe takes any number.
+    """
+    return pp if schedule in ("1f1b", "interleaved") else 1
+
+
+def _microbatches(config: TrainConfig, schedule: str, stages: int, pp: int) -> int:
+    """The micro-batches a pipeline step is split into: --microbatches checked, or the default chosen.
+
+    Not given, it is one a pipeline rank (so the ranks overlap, and the
+    fewest 1F1B accepts), raised to the next count that divides --batch-size.
+    """
+    from cnnspec.train.errors import UsageError
+
+    batch = config.batch_size
+    least = least_microbatches(schedule, pp)
+    micro = config.microbatches
+    if micro is None:
+        # A multiple of pp dividing the batch suits every schedule (interleaved needs the multiple).
+        fits = [m for m in range(pp, batch + 1) if batch % m == 0 and (schedule != "interleaved" or m % pp == 0)]
+        if not fits:
+            raise UsageError(
+                f"--pipeline {stages} splits --batch-size into {pp} micro-batches or more (one a pipeline rank), "
+                f"which --batch-size {batch} cannot be; use a batch size that is a multiple of {pp}"
+            )
+        return fits[0]
+    if micro < least:
+        raise UsageError(
+            f"--schedule {schedule} over {pp} pipeline ranks needs --microbatches {least} or more, got {micro}"
+        )
     if batch % micro:
         raise UsageError(
             f"--microbatches {micro} does not divide --batch-size {batch} (the images each pipeline takes "
@@ -278,7 +315,7 @@ def layout(config: TrainConfig, world: int) -> Layout:
         raise UsageError(
             f"--schedule interleaved needs --microbatches a multiple of the {pp} pipeline ranks, got {micro}"
         )
-    return Layout(stages=stages, stages_per_rank=per, pp=pp, dp=world // pp)
+    return micro
 
 
 def plan_cuts(checked: Checked, config: TrainConfig) -> tuple[int, ...]:

@@ -166,7 +166,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         in_shapes = {s: stages[s].in_shape for s in range(lay.stages)}
         own = [stages[s].module for s in mine]
     del whole
-    micro = config.batch_size // config.microbatches
+    micro = config.batch_size // lay.microbatches
     modules: list[nn.Module] = []
     eval_copies: list[nn.Module] = []
     pipe_stages = []
@@ -204,7 +204,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     scaler.scale(torch.zeros((), device=device))  # makes its scale on every rank, not only the loss's
-    parts = config.microbatches * config.accum_steps  # micro-batches per optimizer step
+    parts = lay.microbatches * config.accum_steps  # micro-batches per optimizer step
     step_losses: list[torch.Tensor] = []  # the undivided loss of each micro-batch of this schedule step
     nan_now = [False]
 
@@ -216,12 +216,19 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         return scaler.scale(loss / parts)
 
     kinds = {"gpipe": ScheduleGPipe, "1f1b": Schedule1F1B}
-    if config.shard:
-        sched = None
-    elif config.pipeline_schedule == "interleaved":
-        sched = ScheduleInterleaved1F1B(pipe_stages, config.microbatches, loss_fn=loss_fn, scale_grads=False)
-    else:
-        sched = kinds[config.pipeline_schedule](pipe_stages[0], config.microbatches, loss_fn=loss_fn, scale_grads=False)
+    try:
+        if config.shard:
+            sched = None
+        elif config.pipeline_schedule == "interleaved":
+            sched = ScheduleInterleaved1F1B(pipe_stages, lay.microbatches, loss_fn=loss_fn, scale_grads=False)
+        else:
+            sched = kinds[config.pipeline_schedule](pipe_stages[0], lay.microbatches, loss_fn=loss_fn,
+                                                    scale_grads=False)
+    except ValueError as exc:  # layout() checks torch's rules; a torch that changed them lands here
+        raise UsageError(
+            f"--schedule {config.pipeline_schedule} cannot run {lay.microbatches} micro-batches over {lay.stages} "
+            f"stages on {lay.pp} ranks ({str(exc).strip()}); change --microbatches"
+        ) from None
 
     def autocast() -> contextlib.AbstractContextManager:
         if amp_dtype is None:
@@ -295,7 +302,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             setup += [
                 f"  {lay.describe()}, schedule {config.pipeline_schedule}, cut after nodes {list(cuts)} "
                 f"(--balance {config.balance})",
-                f"  effective batch {global_batch} = {config.batch_size} per pipeline ({config.microbatches} "
+                f"  effective batch {global_batch} = {config.batch_size} per pipeline ({lay.microbatches} "
                 f"micro-batches of {micro}) x {lay.dp} data-parallel x {config.accum_steps} accumulation steps",
             ]
         runlog.describe_run(

@@ -115,6 +115,14 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
             "--schedule interleaved runs several stages on each pipeline rank",
         ),
         (("--pipeline", "2", "--schedule", "interleaved", "--nproc-per-node", "2"), "puts every stage on one rank"),
+        (
+            ("--pipeline", "2", "--microbatches", "1", "--nproc-per-node", "2"),
+            "--schedule 1f1b over 2 pipeline ranks needs --microbatches 2 or more, got 1",
+        ),
+        (
+            ("--pipeline", "3", "--batch-size", "2", "--nproc-per-node", "3"),
+            "which --batch-size 2 cannot be; use a batch size that is a multiple of 3",
+        ),
         (("--pipeline", "2", "--nproc-per-node", "1"), "--pipeline 2 needs 2 workers or more, got 1"),
         (("--pipeline", "2"), "--pipeline 2 needs 2 workers or more, got 1"),  # one process, no launcher
         (("--shard", "--pipeline", "2", "--nproc-per-node", "2"), "--shard and --pipeline do not combine"),
@@ -131,6 +139,23 @@ def test_bad_pipeline_options_are_refused_before_any_worker_starts(
     assert code == 2 and message in err, err
     assert "Traceback" not in err and "worker(s) failed" not in err
     assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("options", "world", "micro"),
+    [
+        ({"pipeline": 2}, 2, 2),  # 1f1b, the default schedule, refuses fewer micro-batches than stages
+        ({"pipeline": 3, "batch_size": 64}, 3, 4),  # raised to a divisor of the batch
+        ({"pipeline": 2, "pipeline_schedule": "gpipe"}, 4, 2),
+        ({"pipeline": 6, "pipeline_schedule": "interleaved", "batch_size": 48}, 3, 3),
+        ({"pipeline": 6, "pipeline_schedule": "interleaved", "batch_size": 48, "microbatches": 6}, 3, 6),
+        ({"shard": True}, 2, 1),
+    ],
+)
+def test_the_micro_batches_default_to_what_the_schedule_needs(options: dict, world: int, micro: int) -> None:
+    from cnnspec.train.config import resolve
+
+    assert pipeline.layout(resolve(options), world).microbatches == micro
 
 
 def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
