@@ -68,25 +68,38 @@ def _full_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def _unscale_agreed(scaler: torch.amp.GradScaler, optimizers: list[torch.optim.Optimizer]) -> None:
+def _unscale_agreed(
+    scaler: torch.amp.GradScaler, optimizers: list[torch.optim.Optimizer], device: torch.device
+) -> None:
     """Unscale every stage's gradients and make every rank agree on whether any overflowed.
 
     A GradScaler sees only its own rank's stages: one that skipped a step
     another took would leave the stages out of step. So the overflow flags of
     all optimizers on all ranks are combined (max) and written back where
-    scaler.step reads them.
+    scaler.step reads them. A stage without parameters (a lone ReLU) records
+    no flag, and scaler.step and scaler.update refuse an optimizer without
+    one: it is given the agreed flag too, so its (empty) step and the
+    scale's update go as on every other rank.
     """
     for opt in optimizers:
         scaler.unscale_(opt)
-    flags = [t for opt in optimizers for t in scaler._per_optimizer_states[id(opt)]["found_inf_per_device"].values()]
-    any_inf = torch.stack([t.reshape(()).float() for t in flags]).amax() if flags else torch.zeros(())
+    per_opt = [scaler._per_optimizer_states[id(opt)]["found_inf_per_device"] for opt in optimizers]
+    for found in per_opt:
+        if not found:
+            found[device] = torch.zeros(1, dtype=torch.float32, device=device)
+    flags = [t for found in per_opt for t in found.values()]
+    any_inf = torch.stack([t.reshape(()).float() for t in flags]).amax()
     distributed.all_reduce(any_inf, op="max")
     for t in flags:
         t.fill_(any_inf.item())
 
 
-def _clip_grad_norm(modules: list[nn.Module], max_norm: float) -> None:
-    """Clip the gradient norm of the whole model: every rank's shard of every stage counts once."""
+def _clip_grad_norm(modules: list[nn.Module], max_norm: float, device: torch.device) -> None:
+    """Clip the gradient norm of the whole model: every rank's shard of every stage counts once.
+
+    The sum is made on the training device even where this rank has no
+    gradients (stages without parameters): NCCL reduces device tensors only.
+    """
     from torch.distributed.tensor import DTensor
 
     grads = []
@@ -94,7 +107,6 @@ def _clip_grad_norm(modules: list[nn.Module], max_norm: float) -> None:
         for p in m.parameters():
             if p.grad is not None:
                 grads.append(p.grad._local_tensor if isinstance(p.grad, DTensor) else p.grad)
-    device = grads[0].device if grads else torch.device("cpu")
     sq = torch.zeros((), dtype=torch.float64, device=device)
     for g in grads:
         sq += g.detach().double().pow(2).sum()
@@ -394,9 +406,9 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                     seen += y.shape[0]
             nan_now[0] = False
             if scaler.is_enabled():
-                _unscale_agreed(scaler, optimizers)
+                _unscale_agreed(scaler, optimizers, device)
             if config.clip_grad_norm is not None:
-                _clip_grad_norm(modules, config.clip_grad_norm)
+                _clip_grad_norm(modules, config.clip_grad_norm, device)
             for opt, sch in zip(optimizers, schedulers, strict=True):
                 scaler.step(opt)
                 opt.zero_grad(set_to_none=True)

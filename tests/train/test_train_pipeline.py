@@ -400,6 +400,36 @@ def test_fp16_loss_scaling_agrees_across_stages(tmp_path: Path) -> None:
     assert _max_diff(w1, w2) <= 1e-6
 
 
+#: A first stage of one ReLU: its rank's optimizer has no parameters, and records no overflow check.
+NO_PARAMS = """network NoParams(num_classes = 10) {
+    input: 1 x 8 x 8
+    relu
+    cut
+    conv(4, 3, padding = 1)
+    flatten
+    linear(num_classes)
+}
+"""
+
+
+@pytest.mark.slow
+def test_fp16_with_a_stage_without_parameters(tmp_path: Path) -> None:
+    """GradScaler.step and .update refuse an optimizer with no recorded overflow check; the stage
+    without parameters gets the agreed one, so the run trains and equals one process's fp16 run."""
+    spec = tmp_path / "noparams.cnn"
+    spec.write_text(NO_PARAMS)
+    args = (str(spec), "--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "3", "--precision", "fp16")
+    one = run_cli(*args, "--batch-size", "16", "--accum-steps", "2", "--out", str(tmp_path / "one"), env=ONE_THREAD)
+    assert one.returncode == 0, one.stderr[-3000:]
+    pp = run_cli(*args, "--batch-size", "32", "--microbatches", "2", "--pipeline", "2", "--nproc-per-node", "2",
+                 "--out", str(tmp_path / "pp"), env=ONE_THREAD)  # fmt: skip
+    assert pp.returncode == 0, pp.stderr[-3000:]
+    assert "cut after nodes [1]" in pp.stdout  # stage 0 is the ReLU alone
+    w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
+    assert _max_diff(w1, w2) <= 1e-6
+    assert _max_diff(w1, initial_weights(spec, seed=3)) > 1e-2
+
+
 @pytest.mark.slow
 def test_an_image_that_fails_when_decoded_stops_every_stage_without_a_hang(tmp_path: Path) -> None:
     from test_train_images import TINY, _damaged_png, _folder
