@@ -208,4 +208,7 @@ def _check_pipeline(cfg: TrainConfig, source: Any, world: int | None) -> None:
         return
     if source.checked is None:
         raise UsageError("--pipeline needs a .cnn spec: a module factory has no graph to cut")
-    pipeline.plan_cuts(source.checked(), cfg)
+    checked = source.checked()
+    if checked.graph.aux:
+        raise UsageError(pipeline.aux_refusal(checked.graph))
+    pipeline.plan_cuts(checked, cfg)

@@ -43,6 +43,14 @@ class Stage:
     out_shape: tuple[int, ...]
 
 
+def aux_refusal(graph: Graph) -> str:
+    """Why a network with auxiliary outputs cannot be cut into a pipeline (the launcher's and split's message)."""
+    return (
+        f"{graph.network} has auxiliary outputs ({', '.join(a.name for a in graph.aux)}); "
+        "a pipeline cannot train them yet: train it without --pipeline"
+    )
+
+
 def check_cuts(graph: Graph, cuts: Sequence[int]) -> None:
     """Raise StageError unless cuts are increasing legal cut points that leave every stage a layer."""
     legal = set(graph.cut_points())
@@ -88,10 +96,7 @@ def split(gm: torch.fx.GraphModule, graph: Graph, cuts: Sequence[int], float_bou
     import torch.fx
 
     if graph.aux:
-        raise StageError(
-            f"{graph.network} has auxiliary outputs ({', '.join(a.name for a in graph.aux)}); "
-            "a pipeline cannot train them yet: train it without --pipeline"
-        )
+        raise StageError(aux_refusal(graph))
     check_cuts(graph, cuts)
     ids = _ir_ids(gm, graph)
     value_of = {ids[n]: n for n in gm.graph.nodes if n.op != "output" and n.meta.get("cnnspec_path") is not None}

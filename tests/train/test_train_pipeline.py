@@ -158,6 +158,22 @@ def test_the_micro_batches_default_to_what_the_schedule_needs(options: dict, wor
     assert pipeline.layout(resolve(options), world).microbatches == micro
 
 
+def test_a_network_with_aux_outputs_is_refused_before_any_worker_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "aux.cnn"
+    spec.write_text(
+        "network WithAux {\n    input: 1 x 8 x 8\n    conv(4, 3, padding = 1); relu\n"
+        "    aux(weight = 0.3) { flatten; linear(10) }\n    conv(4, 3, padding = 1); relu; flatten; linear(10)\n}\n"
+    )
+    out = tmp_path / "run"
+    code, err = _main(capsys, str(spec), "--data", "digits", "--out", str(out), "--pipeline", "2",
+                      "--nproc-per-node", "2")  # fmt: skip
+    assert code == 2, err
+    assert err.count("WithAux has auxiliary outputs (aux1); a pipeline cannot train them yet") == 1, err
+    assert "worker(s) failed" not in err and not out.exists()
+
+
 def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
