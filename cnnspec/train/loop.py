@@ -221,7 +221,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         batches = iter(train_loader)
         bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
         t0, images_done = time.perf_counter(), 0
-        window = runlog.LossWindow(per_step=config.accum_steps, global_batch=global_batch)
+        window = runlog.LossWindow(global_batch=global_batch)
 
         for step_in_epoch in range(start_step, steps_per_epoch):
             if fault is not None:
@@ -256,6 +256,7 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
             global_step += 1
             images_done += global_batch
             bar.update()
+            window.step()
 
             last = step_in_epoch == steps_per_epoch - 1
             ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last

@@ -373,7 +373,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
         undecodable: set[str] = set()  # this rank's training files that failed to decode this epoch
         bar = progress.epoch(epoch, config.epochs, steps_per_epoch, start_step)
         t0, images_done = time.perf_counter(), 0
-        window = runlog.LossWindow(per_step=parts, global_batch=global_batch)
+        window = runlog.LossWindow(global_batch=global_batch)
 
         for step_in_epoch in range(start_step, steps_per_epoch):
             if fault is not None:
@@ -417,6 +417,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
             global_step += 1
             images_done += global_batch
             bar.update()
+            window.step()
 
             last = step_in_epoch == steps_per_epoch - 1
             ckpt_due = config.checkpoint_every > 0 and global_step % config.checkpoint_every == 0 and not last
@@ -435,7 +436,8 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 last_ckpt = save_checkpoint(epoch, step_in_epoch + 1, partial) or last_ckpt
                 if interrupt:
                     stopping.interrupted(bar, say, stop, last_ckpt, f"epoch {epoch + 1}, step {step_in_epoch + 1}")
-            window.show(bar, schedulers[0].get_last_lr()[0])
+            # Only the last stage's ranks compute losses: rank 0 shows the sum over all (at this sync point).
+            window.show(bar, schedulers[0].get_last_lr()[0], distributed.all_reduce(window.pending(device)))
         bar.close()
         train_time = time.perf_counter() - t0
 

@@ -81,26 +81,45 @@ def describe_run(
 
 
 class LossWindow:
-    """The training losses since the progress bar last showed figures, and the time that took."""
+    """The training losses and optimizer steps since the progress bar last showed figures, and the time that took."""
 
-    def __init__(self, *, per_step: int, global_batch: int) -> None:
-        self.per_step = per_step  # losses added per optimizer step (micro-batches)
+    def __init__(self, *, global_batch: int) -> None:
         self.global_batch = global_batch
         self.losses: list[torch.Tensor] = []
+        self.steps = 0
         self.start = time.perf_counter()
 
     def add(self, loss: torch.Tensor) -> None:
         """Count one micro-batch's (detached) loss."""
         self.losses.append(loss)
 
-    def show(self, bar: Bar, lr: float) -> None:
-        """Show the window's mean loss, ``lr`` and images per second on ``bar``; start a new window."""
+    def step(self) -> None:
+        """Count one optimizer step (global_batch images, whether or not this worker saw a loss)."""
+        self.steps += 1
+
+    def pending(self, device: torch.device) -> torch.Tensor:
+        """The window's loss sum and count (float64, on device): what workers sum to share their losses."""
+        if not self.losses:
+            return torch.zeros(2, dtype=torch.float64, device=device)
+        total = torch.stack(self.losses).double().sum()
+        return torch.stack([total, torch.tensor(float(len(self.losses)), dtype=torch.float64, device=total.device)])
+
+    def show(self, bar: Bar, lr: float, summed: torch.Tensor | None = None) -> None:
+        """Show the mean loss, ``lr`` and images per second on ``bar``; start a new window.
+
+        summed: the :meth:`pending` figures added up over workers (a pipeline's
+        rank 0 runs the first stage and computes no loss itself); without it,
+        this worker's own losses.
+        """
         now = time.perf_counter()
-        # A pipeline rank without the last stage computes no loss: it shows none.
-        recent = torch.stack(self.losses).float().mean().item() if self.losses else float("nan")
-        rate = len(self.losses) / self.per_step * self.global_batch / max(now - self.start, 1e-9)
+        if summed is not None:
+            total, count = summed.tolist()
+            recent = total / count if count else float("nan")
+        else:
+            recent = torch.stack(self.losses).float().mean().item() if self.losses else float("nan")
+        rate = self.steps * self.global_batch / max(now - self.start, 1e-9)
         bar.show(loss=recent, lr=lr, rate=rate)
-        self.start, self.losses = now, []
+        self.start, self.losses, self.steps = now, [], 0
 
 
 def epoch_record(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -174,6 +175,35 @@ def test_a_network_with_aux_outputs_is_refused_before_any_worker_starts(
     assert "worker(s) failed" not in err and not out.exists()
 
 
+class _Shown:
+    """A progress bar that keeps what it was asked to show."""
+
+    def __init__(self) -> None:
+        self.figures: list[dict] = []
+
+    def show(self, *, loss: float, lr: float, rate: float) -> None:
+        self.figures.append({"loss": loss, "lr": lr, "rate": rate})
+
+
+def test_a_rank_without_losses_shows_the_summed_loss_and_the_images_of_its_steps() -> None:
+    """A pipeline's rank 0 runs the first stage: it adds no loss, yet its steps train global_batch images
+    each, and the last stage's losses reach it summed over the workers."""
+    from cnnspec.train import runlog
+
+    cpu = torch.device("cpu")
+    first, last = runlog.LossWindow(global_batch=64), runlog.LossWindow(global_batch=64)
+    for w in (first, last):
+        w.step()
+        w.step()
+    last.add(torch.tensor(1.0))
+    last.add(torch.tensor(2.0))
+    bar = _Shown()
+    first.show(bar, 0.1, first.pending(cpu) + last.pending(cpu))
+    assert bar.figures[0]["loss"] == pytest.approx(1.5) and bar.figures[0]["rate"] > 0
+    first.show(bar, 0.1)  # a new window: no steps and no losses yet
+    assert bar.figures[1]["rate"] == 0 and bar.figures[1]["loss"] != bar.figures[1]["loss"]
+
+
 def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -265,6 +295,17 @@ def test_two_stages_equal_one_process_accumulating_the_micro_batches(runs: Path,
     ]
     stage1 = checkpoint.load(checkpoint.checkpoint_dir(out) / "step00000088-epoch0002.stage1.pt")
     assert set(stage1["model"]) < set(got) and "fc.weight" in stage1["model"]
+
+
+@pytest.mark.slow
+def test_default_options_run_and_the_progress_bar_shows_the_loss(tmp_path: Path) -> None:
+    """--pipeline 2 alone: 1F1B (the default) needs 2 micro-batches, which is what --microbatches then is;
+    rank 0, which runs the first stage, shows the last stage's loss and the images its steps trained."""
+    args = ("--data", "digits", "--epochs", "1", "--progress", "on", "--log-every", "2", "--out", str(tmp_path / "run"))
+    res = run_cli(str(TINY_BN), *args, "--pipeline", "2", "--nproc-per-node", "2", env=ONE_THREAD)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "effective batch 64 = 64 per pipeline (2 micro-batches of 32)" in res.stdout
+    assert "loss nan" not in res.stderr and re.search(r"loss \d+\.\d{4}  lr \S+  [1-9]\d* img/s", res.stderr)
 
 
 @pytest.mark.slow
