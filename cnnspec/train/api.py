@@ -137,6 +137,9 @@ def check_launch(
     except TrainError:
         return
     if cfg.pipeline is None and not cfg.shard:
+        from cnnspec.train.pipeline import check_pipeline_only
+
+        check_pipeline_only(cfg)
         return
     _prepare(spec, data=options.pop("data", None), out=out, config=config, network=options.pop("network", None),
              params=options.pop("params", None), resume=resume, force=force, input_shape=None, options=options,
@@ -187,6 +190,10 @@ def _prepare(
             cfg.spec = None
     if cfg.pipeline is not None or cfg.shard:
         _check_pipeline(cfg, source, world)
+    else:
+        from cnnspec.train.pipeline import check_pipeline_only
+
+        check_pipeline_only(cfg)
     return cfg, source, out, plan
 
 

@@ -220,6 +220,31 @@ class Layout:
         return f"pipeline {self.stages} stages on {self.pp} ranks{per} x data parallel {self.dp}"
 
 
+#: The options only a pipeline reads, with the values a run without --pipeline has (a saved config of
+#: an older version holds microbatches 1).
+_PIPELINE_ONLY = {
+    "microbatches": (None, 1),
+    "stages_per_rank": (None,),
+    "balance": ("macs",),
+    "pipeline_schedule": ("1f1b",),
+}
+
+
+def check_pipeline_only(config: TrainConfig) -> None:
+    """Raise UsageError if config sets an option only a pipeline reads, without --pipeline (it would be ignored)."""
+    from cnnspec.train.errors import UsageError
+
+    if config.pipeline is not None:
+        return
+    given = [name for name, unset in _PIPELINE_ONLY.items() if getattr(config, name) not in unset]
+    if given:
+        flags = ", ".join(f"--{name.replace('_', '-')} {getattr(config, name)}" for name in given)
+        hint = "; with --shard use --accum-steps" if config.shard and "microbatches" in given else ""
+        these, they, them = ("these", "they", "them") if len(given) > 1 else ("this", "it", "it")
+        raise UsageError(f"{flags}: only a pipeline reads {these}, and without --pipeline {they} would be ignored; "
+                         f"give --pipeline N or leave {them} out{hint}")  # fmt: skip
+
+
 def layout(config: TrainConfig, world: int) -> Layout:
     """The layout config asks for on world workers, or UsageError saying which option does not fit.
 
@@ -232,8 +257,7 @@ def layout(config: TrainConfig, world: int) -> Layout:
         if config.pipeline is not None:
             raise UsageError("--shard and --pipeline do not combine: a pipeline already shards each stage over "
                              "its data-parallel replicas; leave out --shard")  # fmt: skip
-        if config.microbatches not in (None, 1):
-            raise UsageError("--microbatches is for --pipeline; with --shard use --accum-steps")
+        check_pipeline_only(config)
         if world < 2:
             raise UsageError(f"--shard shards over the workers and needs 2 or more, got {world}; start them "
                              "with --nproc-per-node (or torchrun)")  # fmt: skip

@@ -129,6 +129,13 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
         (("--shard", "--pipeline", "2", "--nproc-per-node", "2"), "--shard and --pipeline do not combine"),
         (("--shard",), "--shard shards over the workers and needs 2 or more, got 1"),
         (("--shard", "--compile", "--nproc-per-node", "2"), "--compile is not supported with --shard yet"),
+        (("--microbatches", "4"), "--microbatches 4: only a pipeline reads this, and without --pipeline it would"),
+        (("--balance", "params", "--nproc-per-node", "2"), "--balance params: only a pipeline reads this"),
+        (
+            ("--schedule", "gpipe", "--stages-per-rank", "2", "--shard", "--nproc-per-node", "2"),
+            "--stages-per-rank 2, --pipeline-schedule gpipe: only a pipeline reads these, and without --pipeline they",
+        ),
+        (("--shard", "--microbatches", "2", "--nproc-per-node", "2"), "with --shard use --accum-steps"),
     ],
 )
 def test_bad_pipeline_options_are_refused_before_any_worker_starts(
