@@ -104,11 +104,33 @@ def save(out: Path, state: dict[str, Any], *, global_step: int, epoch: int, keep
     return path
 
 
+def stage_path(path: Path, stage: int) -> Path:
+    """The file beside the run checkpoint ``path`` that holds one pipeline stage's weights and optimizer state."""
+    return path.with_name(f"{path.stem}.stage{stage}.pt")
+
+
+def complete(path: Path) -> bool:
+    """Whether the run checkpoint ``path`` is intact, and so is every stage file it names (pipeline, --shard).
+
+    A pipeline's run file holds no weights: with a stage file damaged or
+    missing, that stage's rank could not resume while the others wait for it.
+    """
+    if not intact(path):
+        return False
+    try:
+        # mmap: a data-parallel checkpoint's weights are not read just to learn it has no stages.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return False
+    stages = state.get("pipeline", {}).get("stages", 0) if isinstance(state, dict) else 0
+    return all(stage_path(path, s).is_file() and intact(stage_path(path, s)) for s in range(stages))
+
+
 def latest_intact(out: Path) -> tuple[Path | None, list[Path]]:
-    """The most recent checkpoint whose checksum holds, and the newer ones passed over as damaged."""
+    """The most recent :func:`complete` checkpoint, and the newer ones passed over as damaged."""
     damaged: list[Path] = []
     for path in reversed(list_checkpoints(out)):
-        if intact(path):
+        if complete(path):
             return path, damaged
         damaged.append(path)
     return None, damaged

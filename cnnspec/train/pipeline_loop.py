@@ -41,11 +41,6 @@ from cnnspec.train.progress import Progress
 from cnnspec.train.schedule import build_schedule
 
 
-def stage_checkpoint(path: Path, stage: int) -> Path:
-    """The file beside the run's checkpoint ``path`` that holds one stage's weights and optimizer state."""
-    return path.with_name(f"{path.stem}.stage{stage}.pt")
-
-
 def _prune_stage_files(out: Path) -> None:
     """Remove stage files whose run checkpoint was pruned (or never completed)."""
     kept = {p.stem for p in checkpoint.list_checkpoints(out)}
@@ -269,7 +264,7 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 "own --pipeline and --balance, or start over with --force"
             )
         for s, m, opt, sch in zip(mine, modules, optimizers, schedulers, strict=True):
-            part = checkpoint.load(stage_checkpoint(plan.resume_from, s))
+            part = checkpoint.load(checkpoint.stage_path(plan.resume_from, s))
             try:
                 if lay.dp > 1:
                     set_model_state_dict(m, part["model"], options=full_opts)
@@ -339,12 +334,12 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                         "optimizer": optim_state,
                         "scheduler": sch.state_dict(),
                     },
-                    stage_checkpoint(path, s),
+                    checkpoint.stage_path(path, s),
                 )
         distributed.barrier()
         written = None
         if env.is_main:
-            # The stages' weights and optimizer states are in their own files (stage_checkpoint).
+            # The stages' weights and optimizer states are in their own files (checkpoint.stage_path).
             own = {
                 "pipeline": {"stages": lay.stages, "cuts": list(cuts), "schedule": config.pipeline_schedule},
                 "scheduler": schedulers[0].state_dict(),

@@ -211,6 +211,31 @@ def test_a_rank_without_losses_shows_the_summed_loss_and_the_images_of_its_steps
     assert bar.figures[1]["rate"] == 0 and bar.figures[1]["loss"] != bar.figures[1]["loss"]
 
 
+@pytest.mark.parametrize("harm", ["damaged", "missing"])
+def test_resume_passes_over_a_checkpoint_whose_stage_file_is_not_intact(tmp_path: Path, harm: str) -> None:
+    """The run file alone holds no weights: a stage file damaged or lost makes the whole checkpoint unusable,
+    so resuming falls back to the one before (not one rank failing while the others wait)."""
+    out = tmp_path / "run"
+    folder = checkpoint.checkpoint_dir(out)
+    paths = []
+    for step in (10, 20):
+        path = folder / f"step{step:08d}-epoch0001.pt"
+        for s in range(2):
+            checkpoint.atomic_save({"format": checkpoint.FORMAT, "stage": s, "model": {"w": torch.ones(3)}},
+                                   checkpoint.stage_path(path, s))  # fmt: skip
+        checkpoint.atomic_save({"format": checkpoint.FORMAT, "pipeline": {"stages": 2}}, path)
+        paths.append(path)
+    assert checkpoint.latest_intact(out) == (paths[1], [])
+    stage1 = checkpoint.stage_path(paths[1], 1)
+    if harm == "damaged":
+        data = bytearray(stage1.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        stage1.write_bytes(bytes(data))
+    else:
+        stage1.unlink()
+    assert checkpoint.latest_intact(out) == (paths[0], [paths[1]])
+
+
 def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
