@@ -11,6 +11,7 @@ import hashlib
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,22 @@ def run_state(
         "history": history,
         "config": config.model_dump(mode="json"),
     }
+
+
+def resumed_step(
+    state: dict[str, Any], *, global_batch: int, steps_per_epoch: int, say: Callable[[str], None]
+) -> int:
+    """The step in its epoch a run resumed from ``state`` starts at, in steps of this run's global batch.
+
+    A resumed run with another world size (or data-parallel degree) takes a
+    different global batch: the checkpoint's step is rescaled to about the
+    same images into the epoch, and ``say`` warns that the batch changed.
+    """
+    start = int(state["step_in_epoch"])
+    if state["global_batch"] != global_batch:
+        say(f"warning: the global batch changed from {state['global_batch']} to {global_batch}")
+        start = min(steps_per_epoch, start * state["global_batch"] // global_batch)
+    return start
 
 
 def rng_state() -> dict[str, Any]:

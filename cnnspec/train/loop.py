@@ -162,9 +162,8 @@ def _train(config, source, out, plan, env, stop) -> TrainResult:
         epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         carried = state["partial"]
         history = list(state["history"])
-        if state["global_batch"] != global_batch:
-            say(f"warning: the global batch changed from {state['global_batch']} to {global_batch}")
-            start_step = min(steps_per_epoch, start_step * state["global_batch"] // global_batch)
+        start_step = checkpoint.resumed_step(state, global_batch=global_batch, steps_per_epoch=steps_per_epoch,
+                                             say=say)
         checkpoint.restore_rng(state["rng"], rank=rank, world=world)
     else:
         torch.manual_seed(config.seed + rank)  # distinct randomness (dropout) per worker

@@ -279,6 +279,9 @@ def run(config: TrainConfig, source: ModelSource, out: Path, plan: rundir.Plan, 
                 ) from None
             sch.load_state_dict(part["scheduler"])
         epoch, start_step, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        # Another data-parallel degree is another global batch: the same images into the epoch, as DDP runs do.
+        start_step = checkpoint.resumed_step(state, global_batch=global_batch, steps_per_epoch=steps_per_epoch,
+                                             say=say)
         scaler.load_state_dict(state["scaler"])
         # The partial sums are the whole world's: one rank carries them on, so the epoch's sums add up.
         carried = state["partial"] if env.is_main else {"loss_sum": 0.0, "seen": 0}

@@ -236,6 +236,15 @@ def test_resume_passes_over_a_checkpoint_whose_stage_file_is_not_intact(tmp_path
     assert checkpoint.latest_intact(out) == (paths[0], [paths[1]])
 
 
+def test_a_resumed_step_is_rescaled_to_a_changed_global_batch() -> None:
+    said: list[str] = []
+    state = {"step_in_epoch": 40, "global_batch": 32}
+    assert checkpoint.resumed_step(state, global_batch=32, steps_per_epoch=44, say=said.append) == 40 and not said
+    assert checkpoint.resumed_step(state, global_batch=64, steps_per_epoch=22, say=said.append) == 20
+    assert checkpoint.resumed_step(state, global_batch=16, steps_per_epoch=89, say=said.append) == 80
+    assert said == [f"warning: the global batch changed from 32 to {b}" for b in (64, 16)]
+
+
 def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -461,6 +470,24 @@ def test_pipeline_by_data_parallel_equals_one_process_with_the_global_batch(tmp_
     w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
     assert _max_diff(w1, w2) <= 1e-6
     assert _max_diff(w1, initial_weights(lenet, seed=5)) > 1e-2
+
+
+@pytest.mark.slow
+def test_resuming_mid_epoch_with_more_replicas_starts_at_the_same_images(tmp_path: Path) -> None:
+    """2 stages on 2 workers (global batch 32), checkpointed at step 40 of 44; resumed on 4 workers
+    (2 replicas, global batch 64) it goes on from step 20 of 22, as a data-parallel run does."""
+    out = tmp_path / "run"
+    res = run_cli(str(TINY_BN), "--data", "digits", "--epochs", "1", "--progress", "off", "--batch-size", "32",
+                  "--microbatches", "2", "--checkpoint-every", "10", "--pipeline", "2", "--nproc-per-node", "2",
+                  "--out", str(out), env=ONE_THREAD)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    for p in checkpoint.checkpoint_dir(out).glob("step00000044-*"):  # as if stopped before the epoch's end
+        p.unlink()
+    res = run_cli("--resume", "--out", str(out), "--nproc-per-node", "4", env=ONE_THREAD)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "warning: the global batch changed from 32 to 64" in res.stdout
+    assert re.search(r"from step00000040-epoch\d+\.pt \(epoch 1, step 20\)", res.stdout), res.stdout
+    assert [h["step"] for h in _history(out)] == [42]
 
 
 @pytest.mark.slow
