@@ -86,6 +86,34 @@ BIG = frozenset(
 )
 
 
+#: Stock networks that are another stock network's family file with other numbers (deeper, wider, another
+#: patch size) or with its defaults, -> that network: the smallest of its family. Generic tests that run a
+#: network at full size run each of these on the meta device instead (shapes, names, counts; no arithmetic),
+#: since the code path its forward pass takes is the one the smaller network's real forward pass proves.
+FORWARD_BY = {
+    "vgg13": "vgg11",
+    "vgg16": "vgg11",
+    "vgg19": "vgg11",
+    "resnet101": "resnet50",
+    "resnet152": "resnet50",
+    "densenet": "densenet121",
+    "densenet169": "densenet121",
+    "efficientnet": "efficientnet_b0",
+    "efficientnet_b3": "efficientnet_b0",
+    "swin": "swin_t",
+    "swin_s": "swin_t",
+    "vit_b_32": "vit_b_16",
+    "vit_l_16": "vit_b_16",
+    "convnext_small": "convnext_tiny",
+    "convnext_base": "convnext_tiny",
+}
+
+
+def device_for(spec: Path) -> str:
+    """Where a generic test builds and runs a stock network: "meta" for those in FORWARD_BY, else "cpu"."""
+    return "meta" if spec.stem in FORWARD_BY else "cpu"
+
+
 @dataclass(frozen=True)
 class Canon:
     """A network the spec reproduces from torchvision, to the unit."""

@@ -4,10 +4,15 @@ Of the specs in specs/ that check with their defaults, one for each distinct set
 kinds with their arguments, sizes left out: see _ops) is exported with
 cnnspec.backends.export.write_onnx (what `cnnspec compile -o model.onnx` writes) and run in
 onnxruntime at batch 2; ResNet-101 and -152 go through the exporter as ResNet-50 does, VGG-13 to
--19 as VGG-11, and are left out. Its output must match the compiled module's in eval mode within
-1e-4, after batch-norm statistics are calibrated on a random batch (see _calibrate_norms),
-wherever float32 arithmetic can reach that (see _assert_matches: both are also measured against
-the module run in float64). Family files without defaults (resnet.cnn, vgg.cnn) are listed in
+-19 as VGG-11, and are left out. So are the members of a family that differ from its smallest only in
+numbers the exporter passes through as attributes (attention heads, a patch embedding's patch size, a
+learned tensor's shape, a dropout or stochastic depth probability): ViT-B/16, B/32 and L/16 go through
+as vit_digits.cnn (the same vit.cnn at a small size), Swin-S as Swin-T, ConvNeXt-S and -B as ConvNeXt-T,
+EfficientNet-B3 as B0; tests/test_vit.py, test_swin.py and test_families.py pin each member's twin.
+The output must match the compiled module's in eval mode within 1e-4, after batch-norm statistics
+are calibrated on a random batch (see _calibrate_norms), wherever float32 arithmetic can reach that
+(see _assert_matches: both are also measured against the module run in float64). Family files
+without defaults (resnet.cnn, vgg.cnn) are listed in
 FAMILY_FILES and tested to need parameters, so no spec drops out unnoticed. Exporting is slow
 (torch.export traces every op), so all but the smallest specs are marked slow; every layer
 option's own round trip is tests/test_export_options.py's.
@@ -46,17 +51,29 @@ def _marks(name: str) -> list[Any]:
 
 STOCK = sorted(p.name for p in SPECS.glob("*.cnn") if p.name not in FAMILY_FILES)
 #: Arguments that only size a layer: two networks whose layers differ only in these (ResNet-50 and
-#: ResNet-152, VGG-11 and VGG-19) go through the exporter as the same ops.
-_SIZES = {"out", "channels", "features"}
+#: ResNet-152, VGG-11 and VGG-19, ViT-B and ViT-L) go through the exporter as the same ops. The exporter
+#: writes a head count into the attention's reshapes and a learned tensor's shape into its initializer,
+#: as it writes a channel count into a convolution's weight.
+_SIZES = {"out", "channels", "features", "heads", "shape"}
 
 
-def _ops(name: str) -> frozenset[tuple[str, str]]:
+def _is_patch_embedding(attrs: dict[str, Any]) -> bool:
+    """A convolution whose kernel tiles its input (kernel = stride > 1, no padding): ViT's and ConvNeXt's stems."""
+    kernel = attrs.get("kernel")
+    return kernel == attrs.get("stride") and attrs.get("padding") == (0, 0) and kernel != (1, 1)
+
+
+def _ops(graph: Any) -> frozenset[tuple[str, str]]:
     """The network's layers as the exporter sees them: each kind with its arguments, sizes left out."""
     ops = set()
-    for node in analyse(SPECS / name).graph.layers():
+    for node in graph.layers():
         attrs = {k: v for k, v in node.attrs.items() if k not in _SIZES}
         if "groups" in attrs:  # grouped and depthwise convolutions are other ops than plain ones
             attrs["groups"] = attrs["groups"] > 1
+        if "p" in attrs:  # dropout and stochastic depth are the identity in the exported (eval) graph
+            attrs["p"] = attrs["p"] > 0
+        if node.kind == "conv" and _is_patch_embedding(attrs):  # ViT-B/16 and B/32: one op, another patch size
+            attrs["kernel"] = attrs["stride"] = "patch"
         ops.add((node.kind, repr(sorted(attrs.items()))))
     return frozenset(ops)
 
@@ -66,8 +83,9 @@ def _distinct(names: list[str]) -> list[str]:
     family add nothing the exporter has not been through, and exporting is slow."""
     chosen: dict[frozenset[tuple[str, str]], tuple[int, str]] = {}
     for name in names:
-        size = (len(analyse(SPECS / name).graph.nodes), name)
-        ops = _ops(name)
+        graph = analyse(SPECS / name).graph  # once: every worker collects this module
+        size = (len(graph.nodes), name)
+        ops = _ops(graph)
         chosen[ops] = min(chosen.get(ops, size), size)
     return sorted(name for _, name in chosen.values())
 

@@ -9,7 +9,11 @@ randomised, so that parity tests more than freshly initialised (identity)
 normalisation layers. The forward pass of the compiled module runs under
 fx's ShapeProp, so the static shapes of every layer are checked on it too.
 
-Each network is built and run once (the big ones are marked slow).
+Each family's outputs are compared at full size once per depth pattern: VGG-13, -16 and -19 are
+vgg.cnn with other counts of VGG-11's layers, ResNet-101 and -152 resnet.cnn with other counts of
+ResNet-50's bottlenecks. Those five are built on the meta device instead, where the parameter
+count, module tree, strict load and every layer's static shape (ShapeProp on a meta tensor) need
+no weights and no arithmetic.
 """
 
 from __future__ import annotations
@@ -35,7 +39,28 @@ def _module_tree(model: torch.nn.Module) -> dict[str, tuple[str, tuple[Any, ...]
     }
 
 
-@pytest.mark.parametrize("canon", canon_params())
+#: Canon members whose outputs the smallest member of their family stands for.
+DEEPER = {"vgg13": "vgg11", "vgg16": "vgg11", "vgg19": "vgg11", "resnet101": "resnet50", "resnet152": "resnet50"}
+
+
+@pytest.mark.parametrize("canon", [p for p in canon_params() if p.id in DEEPER])
+def test_deeper_canon_matches_torchvision_on_the_meta_device(canon: Canon) -> None:
+    assert DEEPER[canon.spec] in CANON
+    report = cnnspec.check(canon.path)
+    assert report.total_params == canon.params
+    with torch.device("meta"):
+        reference = canon.build_torchvision().eval()
+        model = cnnspec.compile(canon.path).eval()
+    assert sum(p.numel() for p in reference.parameters()) == canon.params
+    assert sum(p.numel() for p in model.parameters()) == canon.params
+    assert _module_tree(model) == _module_tree(reference)
+    result = model.load_state_dict(reference.state_dict(), strict=True, assign=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    got = assert_static_shapes(report, model, torch.empty(2, 3, 224, 224, device="meta"))
+    assert got.shape == (2, 1000)
+
+
+@pytest.mark.parametrize("canon", [p for p in canon_params() if p.id not in DEEPER])
 def test_canon_matches_torchvision(canon: Canon) -> None:
     gen = torch.Generator().manual_seed(0)
     reference = canon.build_torchvision().eval()

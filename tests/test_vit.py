@@ -125,13 +125,14 @@ def test_parameter_count_and_macs_are_torchvisions(variant: Variant) -> None:
 
 @pytest.mark.parametrize("variant", _variants(slow_marks=False))
 def test_module_and_state_dict_order_is_torchvisions(variant: Variant) -> None:
-    """Built on the meta device: the order needs no weights."""
+    """Built on the meta device: the order, and a strict load of torchvision's state_dict, need no weights."""
     with torch.device("meta"):
         ours = cnnspec.compile(SPECS / f"{variant.spec}.cnn")
         ref = variant.builder()
     assert [n for n, _ in ours.named_modules()] == [n for n, _ in ref.named_modules()]
     assert list(ours.state_dict()) == list(ref.state_dict())
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    ours.load_state_dict(ref.state_dict(), strict=True, assign=True)
 
 
 def _randomise(model: nn.Module, seed: int = 0) -> None:
@@ -161,7 +162,9 @@ def _assert_twin(ours: nn.Module, ref: nn.Module, resolution: int) -> float:
     return diff
 
 
-@pytest.mark.parametrize("variant", _variants(slow_marks=True))
+# One forward parity at full size for the family: vit_b_32 and vit_l_16 run the same vit.cnn with other
+# numbers, and their twin claim rests on the parameter count, MACs and strict load checked above.
+@pytest.mark.parametrize("variant", [p for p in _variants(slow_marks=True) if p.id == "vit_b_16"])
 def test_strict_load_and_eval_parity(variant: Variant) -> None:
     torch.manual_seed(0)
     ours = cnnspec.compile(SPECS / f"{variant.spec}.cnn")
