@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from support import stock_params
 
 from cnnspec.analysis.memory import _applied, _rules
 from cnnspec.analysis.pipeline import (
@@ -463,3 +464,58 @@ def test_a_long_chain_in_many_stages_is_planned_in_time() -> None:
     plan = plan_pipeline(c.graph, 1000, analysis=c.analysis)
     assert time.perf_counter() - start < 20
     assert len(plan.stages) == 1000 and max(s.layers for s in plan.stages) == 3
+
+
+@pytest.mark.parametrize("spec", stock_params())
+def test_every_stock_network_splits_at_every_legal_cut_point(spec: Path) -> None:
+    """The fx module's data flow is the IR's: cut after every legal point at once (a stage reading a
+    tensor from before its own input would make split raise), each stage runs on what the one before
+    returns. One split covers every single cut: a node that reads across some cut c reads from before
+    the first stage after c. Built on the meta device (no weights); a network's aux heads, which split
+    refuses, are left out, as the main path is what a pipeline cuts."""
+    import copy
+
+    import torch
+
+    from cnnspec.backends.fx import to_graph_module
+    from cnnspec.train.pipeline import split
+
+    graph = analyse(spec).graph
+    main = copy.copy(graph)
+    main.aux = []
+    with torch.device("meta"):
+        gm = to_graph_module(main)
+    cuts = [p for p in legal_cut_points(graph) if p < graph.output]
+    stages = split(gm, main, cuts)
+    assert len(stages) == len(cuts) + 1
+    y = torch.empty(2, *graph.input_shape, device="meta")
+    for stage in stages:
+        assert [n.op for n in stage.module.graph.nodes].count("placeholder") == 1
+        assert tuple(y.shape[1:]) == stage.in_shape
+        y = stage.module(y)
+        assert tuple(y.shape[1:]) == stage.out_shape, stage.index
+    assert tuple(y.shape[1:]) == graph.output_shape
+
+
+def test_a_vit_cut_before_its_class_token_computes_the_whole_network() -> None:
+    """The class token is expanded over the batch read from the tensor it joins (as the IR records),
+    not from the network's input, which a later stage does not have: cuts 1 to 3 are legal, and the
+    plan of 5 stages takes one."""
+    import torch
+
+    import cnnspec
+    from cnnspec.train.pipeline import split
+
+    c = analyse(SPECS / "vit_digits.cnn")
+    token = next(n for n in c.graph.nodes if n.path == "class_token")
+    assert set(range(1, token.id)) <= set(legal_cut_points(c.graph))
+    plan = plan_pipeline(c.graph, 5, "macs", analysis=c.analysis)
+    torch.manual_seed(0)
+    whole = cnnspec.compile(SPECS / "vit_digits.cnn").eval()
+    x = torch.randn(3, *c.graph.input_shape)
+    expected = whole(x)
+    for cuts in ([1], [2], [token.id - 1], list(plan.cuts)):
+        y = x
+        for stage in split(whole, c.graph, cuts):
+            y = stage.module.eval()(y)
+        torch.testing.assert_close(y, expected, rtol=0, atol=0, msg=str(cuts))
