@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from support import stock_params
 
 from cnnspec.analysis.memory import _applied, _rules
 from cnnspec.analysis.pipeline import (
@@ -329,6 +330,8 @@ def test_a_marker_between_inception_branches_names_every_tensor() -> None:
         ("conv(4, 3); cut * 2; relu", 3, "E702", "in the same place as another"),
         ("conv(4, 3); cut; relu; cut; conv(4, 1)", 2, "E703", "2 cut markers, more than the 1 boundary of 2 stages"),
         ("conv(4, 3); cut; relu", 3, "E701", "1 legal cut point, so at most 2 stages"),
+        ("conv(4, 3); cut; relu", 1, "E703", "the spec has 1 cut marker, but a plan of 1 stage has no boundary"),
+        ("conv(4, 3); cut; relu; cut; conv(4, 1); cut; relu", 3, "E703", "3 cut markers, more than the 2 boundaries"),
     ],
 )
 def test_marker_mistakes(body: str, stages: int, code: str, text: str) -> None:
@@ -463,3 +466,112 @@ def test_a_long_chain_in_many_stages_is_planned_in_time() -> None:
     plan = plan_pipeline(c.graph, 1000, analysis=c.analysis)
     assert time.perf_counter() - start < 20
     assert len(plan.stages) == 1000 and max(s.layers for s in plan.stages) == 3
+
+
+@pytest.mark.parametrize("spec", stock_params())
+def test_every_stock_network_splits_at_every_legal_cut_point(spec: Path) -> None:
+    """The fx module's data flow is the IR's: cut after every legal point at once (a stage reading a
+    tensor from before its own input would make split raise), each stage runs on what the one before
+    returns. One split covers every single cut: a node that reads across some cut c reads from before
+    the first stage after c. Built on the meta device (no weights); a network's aux heads, which split
+    refuses, are left out, as the main path is what a pipeline cuts."""
+    import copy
+
+    import torch
+
+    from cnnspec.backends.fx import to_graph_module
+    from cnnspec.train.pipeline import split
+
+    graph = analyse(spec).graph
+    main = copy.copy(graph)
+    main.aux = []
+    with torch.device("meta"):
+        gm = to_graph_module(main)
+    cuts = [p for p in legal_cut_points(graph) if p < graph.output]
+    stages = split(gm, main, cuts)
+    assert len(stages) == len(cuts) + 1
+    y = torch.empty(2, *graph.input_shape, device="meta")
+    for stage in stages:
+        assert [n.op for n in stage.module.graph.nodes].count("placeholder") == 1
+        assert tuple(y.shape[1:]) == stage.in_shape
+        y = stage.module(y)
+        assert tuple(y.shape[1:]) == stage.out_shape, stage.index
+    assert tuple(y.shape[1:]) == graph.output_shape
+
+
+def test_a_vit_cut_before_its_class_token_computes_the_whole_network() -> None:
+    """The class token is expanded over the batch read from the tensor it joins (as the IR records),
+    not from the network's input, which a later stage does not have: cuts 1 to 3 are legal, and the
+    plan of 5 stages takes one."""
+    import torch
+
+    import cnnspec
+    from cnnspec.train.pipeline import split
+
+    c = analyse(SPECS / "vit_digits.cnn")
+    token = next(n for n in c.graph.nodes if n.path == "class_token")
+    assert set(range(1, token.id)) <= set(legal_cut_points(c.graph))
+    plan = plan_pipeline(c.graph, 5, "macs", analysis=c.analysis)
+    torch.manual_seed(0)
+    whole = cnnspec.compile(SPECS / "vit_digits.cnn").eval()
+    x = torch.randn(3, *c.graph.input_shape)
+    expected = whole(x)
+    for cuts in ([1], [2], [token.id - 1], list(plan.cuts)):
+        y = x
+        for stage in split(whole, c.graph, cuts):
+            y = stage.module.eval()(y)
+        torch.testing.assert_close(y, expected, rtol=0, atol=0, msg=str(cuts))
+
+
+#: A network whose aux head is written after the classifier: the head reads the output.
+AUX_AFTER_OUTPUT = """
+network N { input: 4 x 8 x 8
+ conv(4, 3, padding = 1); relu; flatten; linear(10)
+ aux(weight = 0.3) { linear(10) } }
+"""
+
+
+def test_no_boundary_falls_at_or_after_the_output() -> None:
+    """The last stage computes the output, so an aux head after it is part of that stage, not a stage
+    of its own with the logits as its boundary; a marker after the output is an error."""
+    c = analyse(AUX_AFTER_OUTPUT)
+    g = c.graph
+    assert g.output == 4 and len(g.nodes) == 6
+    assert legal_cut_points(g) == [1, 2, 3]
+    plan = plan_pipeline(g, 4, analysis=c.analysis)
+    assert plan.cuts == (1, 2, 3) and plan.legal == 3
+    assert plan.stages[-1].nodes == (4, 5) and plan.stages[-1].aux == ("aux1",)
+    assert plan.stages[-1].boundary is None and plan.stages[-2].boundary == (256,)
+    with pytest.raises(PipelineError) as e:
+        plan_pipeline(g, 5)
+    assert e.value.code == "E701" and "3 legal cut points, so at most 4 stages" in e.value.message
+    marked = AUX_AFTER_OUTPUT.replace("linear(10)\n", "linear(10); cut\n", 1)
+    e2 = _error(marked, 2)
+    assert e2.code == "E702" and "follows the network's output" in e2.message
+
+
+def test_a_marker_at_the_end_of_an_aux_head_names_the_one_tensor_that_crosses() -> None:
+    """One tensor crosses there, but not the output of the layer before the marker: the message
+    names it (it said "1 tensors, not one:  and ...") and the help is about aux heads, not joins."""
+    e = _error(
+        "network N { input: 4 x 8 x 8\n conv(4, 3, padding = 1); relu\n"
+        " aux(weight = 0.3) { flatten; linear(10); cut }\n conv(4, 3, padding = 1); relu; flatten; linear(10) }",
+        2,
+    )
+    assert e.code == "E702" and e.span is not None and (e.span.line, e.span.col) == (3, 43)
+    assert e.message == (
+        "a pipeline boundary at this cut marker would pass 4×8×8 from `1` (relu), not the output of `3` (linear) "
+        "before the marker, which no later layer reads"
+    )
+    assert e.help is not None and "aux head" in e.help and "residual" not in e.help
+    assert [n.message for n in e.notes] == ["4×8×8 comes from `1` (relu)", "the aux head `aux1`"]
+
+
+def test_a_marker_inside_an_aux_head_says_where_a_marker_may_go() -> None:
+    e = _error(
+        "network N { input: 4 x 8 x 8\n conv(4, 3, padding = 1); relu\n"
+        " aux(weight = 0.3) { flatten; cut; linear(10) }\n conv(4, 3, padding = 1); relu; flatten; linear(10) }",
+        2,
+    )
+    assert e.code == "E702" and "would pass 2 tensors, not one: 4×8×8 from `1` (relu) and 256 from" in e.message
+    assert e.help is not None and "before the `aux` block" in e.help

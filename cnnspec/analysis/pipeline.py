@@ -29,7 +29,7 @@ from cnnspec.analysis.analysis import Analysis, analyze
 from cnnspec.analysis.memory import _applied, _rules
 from cnnspec.diagnostics import Diagnostic, Frame, Note, SpecError
 from cnnspec.diagnostics.codes import E701, E702, E703
-from cnnspec.ir import CutMarker, Graph, Node, Shape
+from cnnspec.ir import AuxOutput, CutMarker, Graph, Node, Shape
 from cnnspec.layers.kind import F32, SAVES_INPUT, shape_text
 from cnnspec.syntax.source import SourceMap, Span
 
@@ -165,8 +165,7 @@ def plan_pipeline(
         markers = sorted(graph.cut_markers, key=lambda m: m.node)
         raise PipelineError(
             E703,
-            f"the spec has {_count(len(pins), 'cut marker')}, more than the {stages - 1} "
-            f"{'boundary' if stages == 2 else 'boundaries'} of {stages} stages",
+            f"the spec has {_count(len(pins), 'cut marker')}, {_boundaries(stages)}",
             help=f"plan at least {len(pins) + 1} stages (--pipeline {len(pins) + 1}), or remove cut markers",
             span=markers[stages - 1].span,
             trace=markers[stages - 1].trace,
@@ -293,6 +292,8 @@ def _candidates(graph: Graph) -> tuple[list[int], list[int]]:
     """
     nodes = graph.nodes
     last = len(nodes) - 1
+    # The last stage computes the network's output: aux heads written after it belong to that stage.
+    end = min(last, graph.output)
     cuts = graph.cut_points()
     legal = set(cuts)
     markers = sorted(graph.cut_markers, key=lambda m: m.node)  # stable: one place keeps the spec's order
@@ -304,6 +305,12 @@ def _candidates(graph: Graph) -> tuple[list[int], list[int]]:
             raise _empty_stage(m, "has no layer before it: the first stage would be empty")
         if m.node == last:
             raise _empty_stage(m, "has no layer after it: the last stage would be empty")
+        if m.node >= end:
+            raise _empty_stage(
+                m,
+                "follows the network's output: the stage after it would hold only auxiliary heads",
+                help="the last stage computes the output: put the marker before the layer that gives it, or remove it",
+            )
     for before, m in pairwise(markers):
         if m.node == before.node:
             raise _empty_stage(
@@ -312,15 +319,20 @@ def _candidates(graph: Graph) -> tuple[list[int], list[int]]:
                 "them would be empty",
                 [Note("the other cut marker", before.span)],
             )
-    candidates = [p for p in cuts if 0 < p < last]
+    candidates = [p for p in cuts if 0 < p < end]
     return candidates, [m.node for m in markers]
 
 
-def _empty_stage(marker: CutMarker, why: str, notes: Sequence[Note] = ()) -> PipelineError:
+def _empty_stage(
+    marker: CutMarker,
+    why: str,
+    notes: Sequence[Note] = (),
+    help: str = "put the marker between two layers, or remove it",
+) -> PipelineError:
     return PipelineError(
         E702,
         f"this cut marker {why}",
-        help="put the marker between two layers, or remove it",
+        help=help,
         span=marker.span,
         trace=marker.trace,
         notes=notes,
@@ -333,24 +345,50 @@ def _crossing_error(graph: Graph, marker: CutMarker) -> PipelineError:
     p = marker.node
     producers = sorted({u for u, w in graph.g.edges() if u <= p < w})
     texts = [f"{shape_text(nodes[u].out_shape)} from {_name(nodes[u])}" for u in producers]
-    listed = " and ".join(texts) if len(texts) == 2 else ", ".join(texts[:-1]) + " and " + texts[-1]
-    return PipelineError(
-        E702,
-        f"a pipeline boundary at this cut marker would pass {len(texts)} tensors, not one: {listed}",
-        help="a stage hands one tensor to the next: move the marker before or after the residual or join",
-        span=marker.span,
-        trace=marker.trace,
-        notes=[
-            Note(f"{shape_text(nodes[u].out_shape)} comes from {_name(nodes[u])}", nodes[u].span) for u in producers
-        ],
-    )
+    notes = [Note(f"{shape_text(nodes[u].out_shape)} comes from {_name(nodes[u])}", nodes[u].span) for u in producers]
+    if len(texts) == 1:
+        # One tensor crosses, but not the output of the layer before the marker: no later layer reads
+        # that (the end of an aux head), and a stage hands on only its last layer's output.
+        message = (
+            f"a pipeline boundary at this cut marker would pass {texts[0]}, not the output of {_name(nodes[p])} "
+            "before the marker, which no later layer reads"
+        )
+        help = "a stage hands the next only the output of its last layer: move the marker after a layer the next reads"
+    else:
+        listed = " and ".join(texts) if len(texts) == 2 else ", ".join(texts[:-1]) + " and " + texts[-1]
+        message = f"a pipeline boundary at this cut marker would pass {len(texts)} tensors, not one: {listed}"
+        help = "a stage hands one tensor to the next: move the marker before or after the residual or join"
+    head = _aux_head(graph, p)
+    if head is not None:
+        help = (
+            f"an aux head branches off the main path and ends in its own output (`{head.name}`), so a stage "
+            "boundary cannot fall inside it or at its end: put the marker before the `aux` block or in the main path"
+        )
+        notes.append(Note(f"the aux head `{head.name}`", head.span))
+    return PipelineError(E702, message, help=help, span=marker.span, trace=marker.trace, notes=notes)
+
+
+def _aux_head(graph: Graph, node: int) -> AuxOutput | None:
+    """The aux output whose head holds node (a node the main output does not need), if any."""
+    if node in graph.ancestors(graph.output):
+        return None
+    return next((a for a in graph.aux if node in graph.ancestors(a.node)), None)
 
 
 def _name(node: Node) -> str:
     return "the input" if node.id == 0 else f"`{node.path}` ({node.kind})"
 
 
-def _count(n: int, what: str) -> str:
+def _boundaries(stages: int) -> str:
+    """How many boundaries a plan of `stages` has, said after "the spec has N cut markers, "."""
+    if stages == 1:
+        return "but a plan of 1 stage has no boundary"
+    return f"more than the {_count(stages - 1, 'boundary', 'boundaries')} of {stages} stages"
+
+
+def _count(n: int, what: str, plural: str = "") -> str:
+    if plural:
+        return f"{n} {what if n == 1 else plural}"
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 

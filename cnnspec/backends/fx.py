@@ -210,7 +210,10 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
     values: dict[int, torch.fx.Node] = {}
     values[0] = fxg.placeholder("x")
     values[0].meta["cnnspec_span"] = graph.input.span
-    batch: list[torch.fx.Node] = []  # x.size(0), made once where a learned tensor is expanded
+    # The batch size a learned tensor is expanded to, read from the tensor its IR node records as its
+    # input (made once per such tensor), so that the fx graph reads only what the IR says it does:
+    # a pipeline stage that starts between the network's input and the tensor has no `x` to read.
+    batch: dict[int, torch.fx.Node] = {}
     for node in graph.layers():
         if node.id not in needed:
             continue
@@ -225,9 +228,10 @@ def to_fx_graph(graph: Graph, with_aux: bool = True) -> torch.fx.Graph:
             # or a layer), it is read expanded over the batch (ViT's class_token.expand(n, -1, -1)).
             out = fxg.get_attr(paths[node.path])
             if not all(broadcasts(graph.nodes[u]) for u in graph.users(node.id)):
-                if not batch:
-                    batch.append(fxg.create_node("call_method", "size", (values[0], 0), name="batch"))
-                shape = (out, batch[0], *node.out_shape)
+                source = node.inputs[0]
+                if source not in batch:
+                    batch[source] = fxg.create_node("call_method", "size", (values[source], 0), name="batch")
+                shape = (out, batch[source], *node.out_shape)
                 out = fxg.create_node("call_method", "expand", shape, name=f"{name}_expanded")
         elif node.has_module:
             target = paths[node.path]
