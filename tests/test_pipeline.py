@@ -458,13 +458,10 @@ def test_plans_too_big_to_tie_break_are_still_optimal(stages: int, monkeypatch: 
             assert worst[0] == worst[1], (measure, exact.cuts, quick.cuts)
 
 
-def test_a_long_chain_in_many_stages_is_planned_in_time() -> None:
-    import time
-
+def test_a_long_chain_in_many_stages_is_planned() -> None:
+    # No time limit: tests assert no wall-clock times (a quadratic planner would still show here as a stall).
     c = analyse("network Long { input: 8 x 8 x 8\n conv(8, 3, padding = 1) * 3000 }")
-    start = time.perf_counter()
     plan = plan_pipeline(c.graph, 1000, analysis=c.analysis)
-    assert time.perf_counter() - start < 20
     assert len(plan.stages) == 1000 and max(s.layers for s in plan.stages) == 3
 
 
