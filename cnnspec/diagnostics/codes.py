@@ -632,8 +632,10 @@ CODES: dict[str, Code] = {
             "cut marker where a stage cannot end",
             "A `cut` marker pins a pipeline boundary right after itself, so exactly one tensor may cross "
             "there. Inside a residual or a join's branches more than one does: the message names each "
-            "tensor's shape and the layer that makes it. A marker with no layer between it and the input, "
-            "another marker or the end would leave a stage empty.",
+            "tensor's shape and the layer that makes it. At the end of an aux head, or after the network's "
+            "output, what the marker follows is read by no later layer: the tensor that crosses is another, "
+            "which the message names. A marker with no layer between it and the input, another marker or the "
+            "end would leave a stage empty.",
             _N + "    residual { conv(3, 3, padding = 1); cut; relu }\n}\n",
             _N + "    residual { conv(3, 3, padding = 1); relu }\n    cut\n    conv(8, 3)\n}\n",
             "--pipeline 2",
