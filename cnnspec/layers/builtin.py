@@ -697,7 +697,7 @@ def _concat_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
                 "concat", a, i, s, first,
                 help="concat joins feature maps along channels, or flat features with flat features",
             )
-    dim = a.get("dim", 1)
+    dim = a["dim"]
     along = dim_index("concat", dim, first)
     for i, s in enumerate(xs[1:], start=1):
         for d in range(len(first)):
@@ -753,13 +753,9 @@ CONCAT = LayerKind(
     saves=SAVES_NOTHING,
     category="join",
     takes_list=True,
-    function_args=lambda a: (a.get("dim", 1),),
+    function_args=lambda a: (a["dim"],),
     lowers_to="torch.cat([a, b, ...], dim)",
 )
-
-
-def _split_shape(a: Attrs, xs: tuple[Shape, ...]) -> Shape:
-    return _concat_shape(Attrs(a, dim=a.get("dim", 1)), xs)
 
 
 SPLIT = LayerKind(
@@ -770,13 +766,13 @@ SPLIT = LayerKind(
         Arg("chunks", count_or_sizes, doc="a number of equal parts (one per branch), or a list of sizes"),
         Arg("dim", any_int, 1, doc="torch's dim, the batch included"),
     ),
-    shape=_split_shape,
+    shape=_concat_shape,  # the chunks' own checks are the chunk nodes'
     function="torch.cat",
     arity="many",
     saves=SAVES_NOTHING,
     category="join",
     takes_list=True,
-    function_args=lambda a: (a.get("dim", 1),),
+    function_args=lambda a: (a["dim"],),
     branch_input="chunk",
     lowers_to="torch.cat([a(x.chunk(n, dim)[0]), b(x.chunk(n, dim)[1]), ...], dim)",
 )
