@@ -38,4 +38,4 @@ def _carried(node: Node, dims: list[int | None]) -> int | None:
     if kind is not None and kind.dims_from is not None:
         moved = kind.dims_from(node.attrs, x)
         return moved.index(channel) if channel in moved else None
-    return channel if x is not None and len(x) == len(node.out_shape) else None
+    return channel if len(x) == len(node.out_shape) else None
