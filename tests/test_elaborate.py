@@ -714,7 +714,7 @@ def test_the_deepest_nesting_the_limits_allow_reports_e603_within_the_default_re
     import sys
 
     from cnnspec.semantics.context import Limits
-    from cnnspec.syntax.parser import MAX_NESTING
+    from cnnspec.syntax.limits import MAX_NESTING
 
     assert sys.getrecursionlimit() <= 1000 + 100  # pytest does not raise it
     depth = Limits().max_nesting + 5

@@ -21,7 +21,7 @@ from support import ROOT
 
 from cnnspec.diagnostics import Diagnostic, Diagnostics, SpecError
 from cnnspec.diagnostics.core import MAX_KEPT, MAX_SHOWN, MAX_WORD, bounded, render, render_all
-from cnnspec.syntax import parser
+from cnnspec.syntax import limits, parser
 from cnnspec.syntax.source import SourceMap, Span, elide, visible
 from cnnspec.views.summary import MAX_SHOWN_PATH, shown_name
 
@@ -113,8 +113,8 @@ def test_literal_errors_past_the_cap_are_counted() -> None:
             parser.parse(text, "x.cnn", SourceMap())
     finally:
         parser.MAX_STRING = old
-    assert len(info.value.diagnostics) == parser.MAX_SYNTAX_ERRORS
-    assert info.value.omitted == 30 - parser.MAX_SYNTAX_ERRORS
+    assert len(info.value.diagnostics) == limits.MAX_SYNTAX_ERRORS
+    assert info.value.omitted == 30 - limits.MAX_SYNTAX_ERRORS
     assert str(info.value).endswith("aborting: 30 errors")
 
 

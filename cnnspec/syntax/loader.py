@@ -19,7 +19,8 @@ from pathlib import Path
 from cnnspec.diagnostics import Diagnostics, Note, SpecError
 from cnnspec.diagnostics.codes import E401, E402, E403, E412, E607
 from cnnspec.syntax import ast
-from cnnspec.syntax.parser import MAX_SOURCE, parse
+from cnnspec.syntax.limits import MAX_SOURCE
+from cnnspec.syntax.parser import parse
 from cnnspec.syntax.source import SourceMap, Span, display_name
 
 #: How many files one program may pull in through imports.
