@@ -11,7 +11,7 @@ value equals it in every instance; a child that only some instances have and
 that passes one tensor through (ResNet's `downsample`) becomes an optional
 module argument. A scope that is not callable keeps its children in a plain
 nn.Module, called from the nearest callable scope above it. Every module is
-rebuilt from the verified constructor text of export._constructor, so the
+rebuilt from the verified constructor text of constructors.constructor, so the
 state_dict keys, the module order and the outputs are the compiled module's.
 """
 
@@ -24,17 +24,32 @@ import keyword
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cnnspec.backends.export import (
+from cnnspec.backends.constructors import (
     ExportError,
-    _class_name,
-    _constructor,
-    _literal,
-    _rebuilds,
-    _settings,
+    class_name,
+    constructor,
     docstring_text,
+    literal,
+    rebuilds,
+    settings,
 )
 from cnnspec.backends.fx import broadcasts
 from cnnspec.backends.names import fx_name, module_paths, safe_name
+from cnnspec.backends.pyexpr import (
+    WIDTH,
+    all_constant,
+    call_arg,
+    collapsed,
+    constants,
+    copy_expr,
+    fmt,
+    runs,
+    set_call_arg,
+    shallow,
+    structure,
+    substitute,
+    without_keyword,
+)
 from cnnspec.ir import Graph, Node
 from cnnspec.layers.init import SCHEMES, path_matches
 from cnnspec.layers.kind import Attrs
@@ -54,12 +69,8 @@ keys are the spec's module paths).
 
 #: Names the generated code itself uses: a parameter, local or class never takes them.
 _RESERVED = frozenset({"self", "torch", "nn", "x", "operator", "OrderedDict", "_matches", "fnmatchcase", "_"})
-#: Short names for a constructor parameter in the name of a class parameter (conv1_out, bn1_features).
-_SHORT = {"in_channels": "in", "out_channels": "out", "num_features": "features", "in_features": "in",
-          "out_features": "out"}  # fmt: skip
 #: operator functions written as the operator itself.
 _OPERATORS = {"operator.add": " + ", "operator.mul": " * ", "operator.sub": " - ", "operator.truediv": " / "}
-_WIDTH = 120
 #: Constructor arguments written by position, as torchvision writes them (nn.Conv2d(64, 128, kernel_size=3)).
 _POSITIONAL = frozenset({"in_channels", "out_channels", "in_features", "out_features", "num_features", "num_groups",
                          "num_channels", "normalized_shape"})  # fmt: skip
@@ -290,7 +301,7 @@ class _Writer:
         position (so that the calls of a class's instances align, whatever their values), where that
         rebuilds the module; else export's verified text."""
         cls = type(module)
-        key = f"{cls.__module__}.{cls.__qualname__} {_settings(module)!r}"
+        key = f"{cls.__module__}.{cls.__qualname__} {settings(module)!r}"
         if key in self.full:
             return self.full[key]
         text = None
@@ -310,7 +321,7 @@ class _Writer:
             value = getattr(module, p.name)
             if isinstance(p.default, bool) and (value is None or isinstance(value, self.torch.Tensor)):
                 value = value is not None
-            lit = _literal(value)
+            lit = literal(value)
             if lit is None:
                 args = []
                 break
@@ -321,7 +332,7 @@ class _Writer:
             if not self._ok(text, module):
                 text = None
         if text is None:
-            text = _constructor(module, cpath, self.known)
+            text = constructor(module, cpath, self.known)
         self.full[key] = text
         return text
 
@@ -476,7 +487,7 @@ class _Writer:
         assert kind is not None and kind.function is not None
         extra = []
         for v in kind.function_args(Attrs(node.attrs)):
-            text = _literal(v)
+            text = literal(v)
             if text is None:
                 raise ExportError(f"{node.span}: layer {node.path!r} ({node.kind}) cannot be written as Python source")
             extra.append(text)
@@ -528,7 +539,7 @@ class _Writer:
             for s in box.program:
                 if s.attr and s.attr[0] in names:
                     rename[s.attr] = (names[s.attr[0]], *s.attr[1:])
-            shape = tuple((a, None if e is None else _shape(e)) for a, e, _ in entries)
+            shape = tuple((a, None if e is None else structure(e)) for a, e, _ in entries)
             infos.append((box, entries, rename, shape))
         # Partition by structure, then fold variants that only lack optional pass-through children.
         parts: list[list[int]] = []
@@ -590,7 +601,7 @@ class _Writer:
                 p if not p.isdigit() else (node.kind if node is not None and i == len(attr) - 1 else "")
                 for i, p in enumerate(attr)
             ]
-            for label, _ in _constants(expr, "_".join(p for p in stem if p), self._signature):
+            for label, _ in constants(expr, "_".join(p for p in stem if p), self._signature):
                 if not label.isidentifier() or not label.isascii():
                     label = "value_" + "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in label)
                 labels.append(label)
@@ -638,7 +649,7 @@ class _Writer:
         if opt:
             sig += ", " + ", ".join(f"{o}: nn.Module | None = None" for o in opt)
         lines = [f"    def __init__({sig}) -> None:"]
-        if len(lines[0]) > _WIDTH:
+        if len(lines[0]) > WIDTH:
             args = (
                 ["self"] + [f"{p}: {t}" if t else p for p, t in params] + [f"{o}: nn.Module | None = None" for o in opt]
             )
@@ -656,18 +667,18 @@ class _Writer:
             if expr is None:
                 init_body.append(_assign(target, attr[-1], "nn.Module()"))
                 continue
-            count = len(_constants(expr, "", self._signature))
+            count = len(constants(expr, "", self._signature))
             raw = [by_attr[attr] for by_attr in instance_entries]
-            expr = self._simplify(_substitute(expr, pos_param[k : k + count]), raw)
+            expr = self._simplify(substitute(expr, pos_param[k : k + count]), raw)
             k += count
             assign = self._assigner(paths[attr])
             if form == "seqclass":
-                items.append(_fmt(expr, 12))
+                items.append(fmt(expr, 12))
             else:
-                init_body.append(assign(target, attr[-1], _fmt(expr, 8, len(assign(target, attr[-1], "")))))
+                init_body.append(assign(target, attr[-1], fmt(expr, 8, len(assign(target, attr[-1], "")))))
         if form == "seqclass":
             lines.append("        super().__init__(")
-            lines += [f"            {item}," for item in _runs(items)]
+            lines += [f"            {item}," for item in runs(items)]
             lines.append("        )")
         else:
             lines.append("        super().__init__()")
@@ -702,20 +713,20 @@ class _Writer:
         """expr (a class's constructor text, its varying values parameters) without the keyword arguments
         that every instance's module rebuilds without, and with (k, k) written k where they all rebuild
         so: nn.Conv2d(64, 64, kernel_size=1, bias=False) as torchvision writes it."""
-        expr = _copy(expr)
+        expr = copy_expr(expr)
         heads = [n for n in pyast.walk(expr) if isinstance(n, pyast.Call) and hasattr(n, "_cnnspec_path")]
         rows = [
             [n for n in pyast.walk(c) if isinstance(n, pyast.Call) and hasattr(n, "_cnnspec_path")] for c in instances
         ]
         for j, head in enumerate(heads):
-            calls = [_shallow(row[j]) for row in rows]  # trimmed along with head, the instances left alone
+            calls = [shallow(row[j]) for row in rows]  # trimmed along with head, the instances left alone
             modules = [self.gm.get_submodule(c._cnnspec_path) for c in calls]  # type: ignore[attr-defined]
             for i in reversed(range(len(head.keywords))):
                 value = head.keywords[i].value
                 if any(isinstance(n, pyast.Name) for n in pyast.walk(value)) and not isinstance(value, pyast.Tuple):
                     continue
                 if not any(isinstance(n, pyast.Name) for n in pyast.walk(value)):
-                    trial = [_without(c, i) for c in calls]
+                    trial = [without_keyword(c, i) for c in calls]
                     if all(self._ok(t, m) for t, m in zip(trial, modules, strict=True)):
                         del head.keywords[i]
                         for c in calls:
@@ -728,18 +739,18 @@ class _Writer:
 
     def _collapse(self, head: pyast.Call, calls: list[pyast.Call], modules: list[nn.Module], i: int) -> None:
         """Write the argument i (a keyword, or ~position) (k, k) as k where every instance rebuilds so."""
-        value = _arg(head, i)
+        value = call_arg(head, i)
         if isinstance(value, pyast.Tuple) and value.elts and len({pyast.dump(e) for e in value.elts}) == 1:
-            trial = [_collapsed(c, i) for c in calls]
+            trial = [collapsed(c, i) for c in calls]
             if all(t is not None and self._ok(t, m) for t, m in zip(trial, modules, strict=True)):
-                _set_arg(head, i, value.elts[0])
+                set_call_arg(head, i, value.elts[0])
                 for c in calls:
-                    _set_arg(c, i, _arg(c, i).elts[0])  # type: ignore[attr-defined]
+                    set_call_arg(c, i, call_arg(c, i).elts[0])  # type: ignore[attr-defined]
 
     def _ok(self, text: str, module: nn.Module) -> bool:
-        key = (text, type(module).__qualname__, repr(_settings(module)))
+        key = (text, type(module).__qualname__, repr(settings(module)))
         if key not in self.rebuilt:
-            self.rebuilt[key] = _rebuilds(text, module)
+            self.rebuilt[key] = rebuilds(text, module)
         return self.rebuilt[key]
 
     def _values(self, entries: list[Any], core: list[tuple[Any, Any]]) -> list[Any]:
@@ -748,7 +759,7 @@ class _Writer:
         values: list[Any] = []
         for attr, expr in core:
             if expr is not None:
-                values += [v for _, v in _constants(by_attr[attr], "", self._signature)]
+                values += [v for _, v in constants(by_attr[attr], "", self._signature)]
         return values
 
     def _signature(self, func: str) -> list[str]:
@@ -841,7 +852,7 @@ class _Writer:
         graph = self.graph
         root = self.boxes[""]
         taken = {"torch", "nn", "operator", "OrderedDict", "_matches", *self.extra, *self.class_names}
-        name = _class_name(graph.network, taken)
+        name = class_name(graph.network, taken)
         init = self._init_lines()
         entries = self._entries(root)
         names = self._attr_names(root)
@@ -853,7 +864,7 @@ class _Writer:
                 target = _get(target, part)
             assign = self._assigner(full)
             lead = len(assign(target, attr[-1], ""))
-            text = "nn.Module()" if expr is None else _fmt(self._simplify(expr, [expr]), 8, lead)
+            text = "nn.Module()" if expr is None else fmt(self._simplify(expr, [expr]), 8, lead)
             body.append(assign(target, attr[-1], text))
         if graph.aux:
             body.append(f"self.aux_names = {[a.name for a in graph.aux]!r}")
@@ -1013,10 +1024,10 @@ def _whole_tuples(infos: list[Any], optional: set[str]) -> list[Any]:
     one, (3, 3) in another: Inception's kernels) made one constant, so that it becomes one parameter
     (`kernel_size=conv_kernel_size`) rather than one per element."""
     attrs = [a for a, e, _ in infos[0][1] if e is not None and not (len(a) == 1 and a[0] in optional)]
-    exprs = {a: [_copy(dict((x, e) for x, e, _ in entries)[a]) for _, entries, _, _ in infos] for a in attrs}
+    exprs = {a: [copy_expr(dict((x, e) for x, e, _ in entries)[a]) for _, entries, _, _ in infos] for a in attrs}
     for attr in attrs:
         found = [
-            [n for n in pyast.walk(e) if isinstance(n, pyast.Tuple) and n.elts and _all_constant(n.elts)]
+            [n for n in pyast.walk(e) if isinstance(n, pyast.Tuple) and n.elts and all_constant(n.elts)]
             for e in exprs[attr]
         ]
         whole: set[int] = set()
@@ -1052,42 +1063,6 @@ class _Whole(pyast.NodeTransformer):
         return self.generic_visit(node)
 
 
-def _all_constant(nodes: list[pyast.expr]) -> bool:
-    return all(isinstance(n, pyast.Constant) for n in nodes)
-
-
-def _shallow(call: pyast.Call) -> pyast.Call:
-    """A copy of call whose argument lists may change without changing call's."""
-    out = pyast.Call(call.func, list(call.args), list(call.keywords))
-    out._cnnspec_path = call._cnnspec_path  # type: ignore[attr-defined]
-    return out
-
-
-def _without(call: pyast.Call, i: int) -> str:
-    return pyast.unparse(pyast.Call(call.func, call.args, call.keywords[:i] + call.keywords[i + 1 :]))
-
-
-def _arg(call: pyast.Call, i: int) -> pyast.expr:
-    """A call's keyword argument i, or its positional argument ~i where i is negative."""
-    return call.keywords[i].value if i >= 0 else call.args[~i]
-
-
-def _set_arg(call: pyast.Call, i: int, value: pyast.expr) -> None:
-    if i >= 0:
-        call.keywords[i] = pyast.keyword(call.keywords[i].arg, value)
-    else:
-        call.args[~i] = value
-
-
-def _collapsed(call: pyast.Call, i: int) -> str | None:
-    trial = _shallow(call)
-    value = _arg(trial, i)
-    if not isinstance(value, pyast.Tuple) or len({pyast.dump(e) for e in value.elts}) != 1:
-        return None
-    _set_arg(trial, i, value.elts[0])
-    return pyast.unparse(trial)
-
-
 def _is_position(name: str) -> bool:
     """Whether name is a position ("0", "1"), as nn.Sequential names its children; a label of
     other digits ("١٢") is a name."""
@@ -1112,121 +1087,6 @@ def _assign(target: str, name: str, value: str) -> str:
     if _is_attr(name):
         return f"{target}.{name} = {value}"
     return f"{target}.add_module({name!r}, {value})"
-
-
-def _shape(expr: pyast.expr) -> str:
-    """expr's structure with every constant a placeholder: equal for two calls that differ only in values."""
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, pyast.Constant):
-            return "_"
-        if isinstance(node, pyast.AST):
-            return (type(node).__name__, *(walk(getattr(node, f, None)) for f in node._fields))
-        if isinstance(node, list):
-            return tuple(walk(n) for n in node)
-        return node
-
-    return repr(walk(expr))
-
-
-def _copy(expr: pyast.expr) -> pyast.expr:
-    import copy
-
-    return copy.deepcopy(expr)
-
-
-def _constants(expr: pyast.expr, prefix: str, signature: Any) -> list[tuple[str, Any]]:
-    """(label, value) of every constant in expr, in order; a label names the constructor argument
-    it stands for (conv1_out, bn1_features, conv2_stride)."""
-    out: list[tuple[str, Any]] = []
-
-    def label(parts: list[str]) -> str:
-        return "_".join(p for p in parts if p) or "value"
-
-    def walk(node: pyast.AST, where: list[str]) -> None:
-        if isinstance(node, pyast.Constant):
-            out.append((label(where), node.value))
-            return
-        if isinstance(node, pyast.Call):
-            func = pyast.unparse(node.func)
-            names = signature(func) if func not in ("nn.Sequential", "OrderedDict") else []
-            for i, a in enumerate(node.args):
-                name = names[i] if i < len(names) else (str(i) if func == "nn.Sequential" else "")
-                walk(a, [*where, _SHORT.get(name, name)])
-            for kw in node.keywords:
-                walk(kw.value, [*where, _SHORT.get(kw.arg or "", kw.arg or "")])
-            return
-        for child in pyast.iter_child_nodes(node):
-            walk(child, where)
-
-    walk(expr, [prefix] if prefix else [])
-    return out
-
-
-def _substitute(expr: pyast.expr, names: list[str | None]) -> pyast.expr:
-    """expr with its constants, in order, replaced by the names given (None: kept)."""
-    it = iter(names)
-
-    class Sub(pyast.NodeTransformer):
-        def visit_Constant(self, node: pyast.Constant) -> pyast.AST:
-            name = next(it)
-            return node if name is None else pyast.Name(name)
-
-    return Sub().visit(_copy(expr))
-
-
-def _fmt(expr: pyast.expr, indent: int, lead: int = 0) -> str:
-    """expr as source, its arguments one a line where one line would pass the line length."""
-    text = pyast.unparse(expr)
-    if len(text) + indent + lead <= _WIDTH - 2 or not isinstance(expr, pyast.Call | pyast.List):
-        return text
-    pad = " " * (indent + 4)
-    func = pyast.unparse(expr.func) if isinstance(expr, pyast.Call) else ""
-    inner = expr.args[0] if isinstance(expr, pyast.Call) and func == "nn.Sequential" and len(expr.args) == 1 else None
-    listed = inner.args[0] if isinstance(inner, pyast.Call) and pyast.unparse(inner.func) == "OrderedDict" else None
-    if isinstance(listed, pyast.List):
-        rows = []
-        for e in listed.elts:
-            if isinstance(e, pyast.Tuple) and len(e.elts) == 2:
-                key = pyast.unparse(e.elts[0])
-                rows.append(f"({key}, {_fmt(e.elts[1], indent + 4, len(key) + 4)})")
-            else:
-                rows.append(_fmt(e, indent + 4))
-        return "nn.Sequential(OrderedDict([\n" + "".join(f"{pad}{r},\n" for r in rows) + " " * indent + "]))"
-    if isinstance(expr, pyast.List):
-        items = [_fmt(e, indent + 4) for e in expr.elts]
-        return "[\n" + "".join(f"{pad}{i},\n" for i in items) + " " * indent + "]"
-    items = [_fmt(a, indent + 4) for a in expr.args]
-    items += [
-        f"{k.arg}={_fmt(k.value, indent + 4, len(k.arg) + 1)}" if k.arg else f"**{pyast.unparse(k.value)}"
-        for k in expr.keywords
-    ]
-    func = pyast.unparse(expr.func)
-    if func == "nn.Sequential":
-        items = _runs(items)
-    joined = ", ".join(items)
-    if "\n" not in joined and len(joined) + indent + 4 <= _WIDTH:
-        return f"{func}(\n{pad}{joined}\n" + " " * indent + ")"
-    n = len(expr.args)
-    if 1 < n < len(items) and all(isinstance(a, pyast.Constant | pyast.Name) for a in expr.args):
-        items = [", ".join(items[:n]), *items[n:]] if len(", ".join(items[:n])) + indent + 5 <= _WIDTH else items
-    return f"{func}(\n" + "".join(f"{pad}{i},\n" for i in items) + " " * indent + ")"
-
-
-def _runs(items: list[str]) -> list[str]:
-    """items, with a run of three or more equal ones written once, repeated."""
-    out: list[str] = []
-    i = 0
-    while i < len(items):
-        j = i
-        while j < len(items) and items[j] == items[i]:
-            j += 1
-        if j - i >= 3 and "\n" not in items[i]:
-            out.append(f"*({items[i]} for _ in range({j - i}))")
-        else:
-            out += items[i:j]
-        i = j
-    return out
 
 
 def python_source(gm: torch.fx.GraphModule, graph: Graph) -> str:
