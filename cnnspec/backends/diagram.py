@@ -1,4 +1,4 @@
-"""Graphviz diagrams of a network: IR and pass results in, DOT built with the graphviz package, `dot` renders it.
+"""Graphviz diagrams of a network: what drawing.py draws, laid out as DOT with the graphviz package; `dot` renders it.
 
 What is drawn comes from the IR and the analysis, never recomputed: each
 node shows its op with its key arguments and its output shape (parameters
@@ -31,128 +31,28 @@ from __future__ import annotations
 import html
 import itertools
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import graphviz
 
 from cnnspec.analysis import Analysis
-from cnnspec.analysis.aux import aux_heads
 from cnnspec.analysis.pipeline import PipelinePlan
-from cnnspec.ir import Graph, Node
-from cnnspec.layers.kind import Attrs, LayerKind
-from cnnspec.layers.registry import is_join, lookup
-from cnnspec.views.fold import Item, _fold_path, build_tree, describe
+from cnnspec.backends.drawing import AUX_COLOUR, OUTPUT_FILL, SKIP_COLOUR, STAGE_COLOURS, Cluster, Drawing, Unit
+from cnnspec.ir import Graph
+from cnnspec.views.fold import Item, build_tree, fold_path
 from cnnspec.views.format import human, nbytes, shape_text
 
 #: Output suffixes and the `dot -T` format that writes them (None: the DOT text itself).
 FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
-
-#: Categories (the layer table's) of the ops drawn inside the node of the layer they follow,
-#: when that layer feeds only them.
-_POST_OPS = ("norm", "activation")
-#: Fill colour per category of the layer table; anything else is white.
-_COLOURS = {
-    "conv": "#dbe9f6",
-    "linear": "#e8dcf2",
-    "pool": "#fde5cc",
-    "norm": "#fff5c2",
-    "activation": "#e3f4e1",
-    "regulariser": "#eeeeee",
-    "reshape": "#eeeeee",
-}
-_JOIN_FILL = "#f2f2f2"
-#: A folded run: its node, or its frame's border and fill.
-_FOLD_FILL = "#cfe3f7"
-_FOLD_COLOUR = "#4a7fb5"
-_FOLD_FRAME_FILL = "#f1f7fd"
-#: Auxiliary heads: frame, fill, and the colour of the edges into and inside them.
-AUX_COLOUR = "#d9822b"
-_AUX_FILL = "#fff6ec"
-_OUTPUT_FILL = "#ffe0b8"
-SKIP_COLOUR = "#d62728"
-#: Pipeline stages (`--pipeline N`): each stage's colour, for the borders of its nodes, the edge
-#: into it and its legend row; they repeat after eight (the legend numbers the stages). None is
-#: the skip edges' red or the aux heads' orange.
-STAGE_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 
 
 class GraphvizMissing(RuntimeError):
     """The `dot` program is not on PATH."""
 
 
-def _kind(node: Node) -> LayerKind:
-    kind = lookup(node.kind)
-    assert kind is not None, node.kind  # elaboration made the node from the table
-    return kind
-
-
-def op_text(node: Node) -> str:
-    """The op with its key arguments, the way papers label boxes: "conv 3×3, 64, /2" (the table's label)."""
-    return _kind(node).label_text(Attrs(node.attrs))
-
-
-#: Compact: the short names papers give the norms and activations drawn inside their layer's node.
-_SHORT = {"batchnorm": "BN", "relu": "ReLU", "layernorm": "LN", "groupnorm": "GN", "sigmoid": "σ", "gelu": "GELU",
-          "silu": "SiLU", "relu6": "ReLU6", "tanh": "tanh"}  # fmt: skip
-
-
-def _wrap(prefix: str, ops: list[str], width: int = 60) -> list[str]:
-    """ops joined by " · " after prefix, in lines of about `width` characters."""
-    lines = [prefix.rstrip()]
-    for op in ops:
-        if lines[-1] != prefix.rstrip() and len(lines[-1]) + 3 + len(op) > width:
-            lines[-1] += " ·"
-            lines.append(op)
-        else:
-            lines[-1] += (" · " if lines[-1] != prefix.rstrip() else " ") + op
-    return lines
-
-
-def _where(node: Node) -> str:
-    """The node's module path and a space, or nothing for a display name like "9" (flatten, joins)."""
-    if not node.has_module and node.path.rsplit(".", 1)[-1].isdigit():
-        return ""
-    return node.path + " "
-
-
 def _esc(text: str) -> str:
     return html.escape(text, quote=True)
-
-
-@dataclass
-class _Unit:
-    """One drawn node: the graph nodes it stands for and its label."""
-
-    dot_id: str
-    node_ids: list[int]
-    lines: list[str]  # first line bold
-    fill: str = "#ffffff"
-    shape: str = "box"
-    style: str = "rounded,filled"
-    peripheries: int = 1
-    #: The border's colour: its pipeline stage's (STAGE_COLOURS), "" for the default.
-    colour: str = ""
-
-
-@dataclass
-class _Cluster:
-    """A drawn group: its label and what it contains (units and clusters, in order)."""
-
-    dot_id: str
-    label: str
-    items: list[_Unit | _Cluster] = field(default_factory=list)
-    style: str = "rounded"
-    colour: str = "#9a9a9a"
-    fill: str = ""
-    #: Units held side by side in this order (the first node of each branch of a join).
-    row: list[str] = field(default_factory=list)
-    #: Further lines of the title (a fold's paths and shapes), in the normal weight.
-    sub: list[str] = field(default_factory=list)
-
-    def node_ids(self) -> list[int]:
-        """The graph nodes drawn inside, at any depth."""
-        return [i for it in self.items for i in (it.node_ids if isinstance(it, _Unit) else it.node_ids())]
 
 
 @dataclass
@@ -168,308 +68,6 @@ class Diagram:
     aux_outputs: int = 0
     #: Pipeline stages drawn (0 without a plan).
     stages: int = 0
-
-
-class _Builder:
-    def __init__(
-        self,
-        graph: Graph,
-        analysis: Analysis,
-        depth: int | None,
-        expand: bool,
-        params: bool,
-        compact: bool = False,
-        plan: PipelinePlan | None = None,
-    ) -> None:
-        self.graph, self.analysis = graph, analysis
-        #: The pipeline stage of each node, with a plan.
-        self.stage_of = {i: s.index for s in plan.stages for i in s.nodes} if plan else {}
-        self.depth, self.expand, self.params, self.compact = depth, expand, params, compact
-        self.unit_of: dict[int, str] = {}
-        self.n_units = 0
-        self.n_clusters = 0
-        #: Aux head of each node off the main path, and the output node drawn for each aux output.
-        self.owner = aux_heads(graph)
-        self.aux_out: dict[str, str] = {}
-        #: Per node inside a drawn fold: fold number -> which instance it lies in (0: the one drawn).
-        self.instance_of: dict[int, dict[int, int]] = {}
-        self.n_folds = 0
-
-    # ------------------------------------------------------------ units
-
-    def _totals(self, ids: list[int]) -> tuple[int, int]:
-        p = sum((self.analysis.params[i] or (0, 0))[0] for i in ids)
-        m = sum(self.analysis.macs[i] or 0 for i in ids)
-        return p, m
-
-    def _stats_line(self, ids: list[int]) -> list[str]:
-        if not self.params:
-            return []
-        p, m = self._totals(ids)
-        if not p and not m:
-            return []
-        return [f"{p:,} params · {human(m)} MACs"]
-
-    def _unit(self, ids: list[int], lines: list[str], **style: object) -> _Unit:
-        self.n_units += 1
-        unit = _Unit(f"n{self.n_units}", ids, lines, **style)  # type: ignore[arg-type]
-        stages = sorted({self.stage_of[i] for i in ids if i in self.stage_of})
-        if stages:
-            unit.colour = STAGE_COLOURS[stages[0] % len(STAGE_COLOURS)]
-            if len(stages) > 1:  # a group drawn as one node (--depth) across a boundary
-                unit.lines.append(f"pipeline stages {stages[0]}-{stages[-1]}")
-        for i in ids:
-            self.unit_of[i] = unit.dot_id
-        return unit
-
-    def _layer_unit(self, chain: list[Node]) -> _Unit:
-        head, last = chain[0], chain[-1]
-        post = [op_text(n) for n in chain[1:]]
-        if self.compact:
-            post = [_SHORT.get(op, op) for op in post]
-        ops = " · ".join([op_text(head), *post])
-        # Compact: the frames name the groups, so a layer's path gives way to its shape alone.
-        where = f"{'' if self.compact else _where(head)}→ {shape_text(last.out_shape)}"
-        lines = [ops, where, *self._stats_line([n.id for n in chain])]
-        kind = _kind(head)
-        if kind.is_join:
-            return self._unit([n.id for n in chain], lines, fill=_JOIN_FILL, shape="box", style="rounded,filled,bold")
-        fill = _COLOURS.get(kind.category, "#ffffff")
-        return self._unit([n.id for n in chain], lines, fill=fill)
-
-    def _block_unit(self, item: Item) -> _Unit:
-        ids = item.node_ids
-        last = self.graph.nodes[ids[-1]]
-        if item.kind == "fold" and "channels" in item.varies:
-            # No instance is drawn to stand for the others, so the node says how the channels run
-            # from first to last and what each instance does.
-            first = self.graph.nodes[ids[0]]
-            title = describe(item)
-            where = f"{item.path}: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}"
-            each = _wrap(
-                "each: ",
-                [
-                    op_text(self.graph.nodes[i])
-                    for i in item.instances[0].node_ids
-                    if self.graph.nodes[i].kind != "identity"
-                ],
-            )
-            return self._unit(ids, [title, where, *each, *self._stats_line(ids)], fill="#d8ecd6", peripheries=2)
-        if item.kind == "fold":  # identical, or differing in rates alone (the title says so)
-            first_path = item.instances[0].path
-            title = describe(item)
-            where = f"{item.path} (each like {first_path}) → {shape_text(last.out_shape)}"
-            return self._unit(ids, [title, where, *self._stats_line(ids)], fill=_FOLD_FILL, peripheries=2)
-        return self._unit(
-            ids,
-            [item.name, f"{item.path} → {shape_text(last.out_shape)}", *self._stats_line(ids)],
-            fill="#f7f1e3",
-            shape="box3d",
-            style="filled",
-        )
-
-    # --------------------------------------------------------- structure
-
-    def _fusable(self, prev: Node, node: Node) -> bool:
-        return (
-            not self.expand
-            and _kind(node).category in _POST_OPS
-            and node.inputs == (prev.id,)
-            and self.graph.users(prev.id) == [node.id]
-            and prev.scope == node.scope
-            and self.stage_of.get(prev.id) == self.stage_of.get(node.id)
-        )
-
-    def _joins_branches(self, item: Item) -> bool:
-        """Whether the group ends in a join of several branches (an Inception module)."""
-        last = self.graph.nodes[item.last]
-        return is_join(last.kind) and len(last.inputs) > 2
-
-    def items(self, items: list[Item], level: int, branches: bool = False, head: str = "") -> list[_Unit | _Cluster]:
-        """The drawn nodes and clusters of a list of items.
-
-        branches: the items are the branches of a join; a branch drawn as
-        plain nodes is not framed, so that its first node can be held in a
-        row with the other branches' (Graphviz cannot order clusters, nor
-        rank nodes of different clusters together). head: the aux head the
-        caller is already framing.
-        """
-        out: list[_Unit | _Cluster] = []
-        chain: list[Node] = []
-
-        def flush() -> None:
-            if chain:
-                out.append(self._layer_unit(list(chain)))
-                chain.clear()
-
-        for item in items:
-            if item.kind == "layer":
-                assert item.node is not None
-                if chain and self._fusable(chain[-1], item.node):
-                    chain.append(item.node)
-                    continue
-                flush()
-                chain.append(item.node)
-                continue
-            flush()
-            if item.kind == "fold" and self.expand:
-                out.extend(self.items(item.instances, level, head=head))
-            elif self.depth is not None and level >= self.depth:
-                out.append(self._block_unit(item))
-            elif item.kind == "fold":
-                out.append(self._fold_cluster(item, level, head))
-            else:
-                drawn = self._cluster(item, level, head)
-                if (
-                    branches
-                    and isinstance(drawn, _Cluster)
-                    and all(isinstance(x, _Unit) for x in drawn.items)
-                    and not drawn.fill
-                ):
-                    # Every node's label names its branch (inception3a.branch2.0.conv), so the frame can go.
-                    out.extend(drawn.items)
-                else:
-                    out.append(drawn)
-        flush()
-        return self._frame_aux(out, head)
-
-    def _head_of(self, ids: list[int]) -> str:
-        """The aux head all of these nodes lie in, or ""."""
-        heads = {self.owner.get(i, "") for i in ids}
-        return heads.pop() if len(heads) == 1 else ""
-
-    def _frame_aux(self, drawn: list[_Unit | _Cluster], head: str) -> list[_Unit | _Cluster]:
-        """Frame each run of drawn items that lies in one aux head (other than `head`, framed above)."""
-        if not self.owner:
-            return drawn
-        out: list[_Unit | _Cluster] = []
-        i = 0
-        while i < len(drawn):
-            name = self._head_of(drawn[i].node_ids if isinstance(drawn[i], _Unit) else drawn[i].node_ids())
-            if not name or name == head:
-                out.append(drawn[i])
-                i += 1
-                continue
-            j = i + 1
-            while (
-                j < len(drawn)
-                and self._head_of(drawn[j].node_ids if isinstance(drawn[j], _Unit) else drawn[j].node_ids()) == name
-            ):
-                j += 1
-            out.append(self._aux_cluster(name, drawn[i:j]))
-            i = j
-        return out
-
-    def _aux_cluster(self, name: str, run: list[_Unit | _Cluster]) -> _Cluster:
-        """An aux head's frame: its drawn items, then the output node of its aux output."""
-        aux = next(a for a in self.graph.aux if a.name == name)
-        shape = shape_text(self.graph.nodes[aux.node].out_shape)
-        out = self._unit(
-            [],
-            [f"{name} output {shape}", f"auxiliary, loss weight {aux.weight:g}, training only"],
-            fill=_OUTPUT_FILL,
-            shape="box",
-            style="rounded,filled,bold",
-        )
-        self.aux_out[name] = out.dot_id
-        if len(run) == 1 and isinstance(run[0], _Cluster):
-            # The head is one group (GoogLeNet's aux1: AuxHead): restyle its frame rather than nest one.
-            frame = run[0]
-            frame.label = f"{frame.label} (aux head, ×{aux.weight:g})"
-        else:
-            self.n_clusters += 1
-            frame = _Cluster(f"cluster_{self.n_clusters}", f"{name}: aux head (×{aux.weight:g})", list(run))
-        frame.style, frame.colour, frame.fill = "rounded,dashed,filled", AUX_COLOUR, _AUX_FILL
-        frame.items.append(out)
-        return frame
-
-    def _cluster(self, item: Item, level: int, head: str = "") -> _Unit | _Cluster:
-        # A group wholly inside one aux head is framed as that head by the caller: do not frame it twice.
-        own = self._head_of(item.node_ids) or head
-        joins = self._joins_branches(item)
-        inner = self.items(item.children, level + 1, branches=joins, head=own)
-        if len(inner) == 1 and isinstance(inner[0], _Unit):
-            # A group drawn as one node needs no frame around it; its node says where it is.
-            unit = inner[0]
-            if unit.lines[1].startswith("→"):  # compact: the layer's path was left out
-                unit.lines[1] = f"{item.path} {unit.lines[1]}"
-            elif not unit.lines[1].startswith(item.path):
-                unit.lines[1] = f"{item.path}: {unit.lines[1]}"
-            return unit
-        assert item.group is not None
-        label = item.path if item.group.kind != "block" else f"{item.path}: {describe(item)}"
-        if len(inner) == 1 and isinstance(inner[0], _Cluster) and inner[0].sub:
-            # A group that is one folded run (a CIFAR ResNet's stage of identical blocks): one frame
-            # says both, rather than a frame around a frame.
-            fold = inner[0].label  # "BasicBlock ×3", "DenseLayer ×6 (channels vary)"
-            inner[0].label = (
-                f"{item.path}: {item.group.name}: {fold}" if item.group.kind == "block" else f"{item.path}: {fold}"
-            )
-            return inner[0]
-        self.n_clusters += 1
-        cluster = _Cluster(f"cluster_{self.n_clusters}", label, inner)
-        if joins:
-            cluster.row = self._branch_row(item, inner)
-        return cluster
-
-    def _fold_cluster(self, item: Item, level: int, head: str) -> _Unit | _Cluster:
-        """A folded run drawn as its first instance, framed, the frame saying how many it stands for.
-
-        The other instances' nodes are drawn by the first's units (edges between
-        instances are left out by to_dot), so the run reads as one block with its
-        own wiring and skip, and the edges out of it carry the last instance's shapes.
-        """
-        rep = item.instances[0]
-        own = self._head_of(item.node_ids) or head
-        joins = self._joins_branches(rep)
-        inner = self.items(rep.children, level + 1, branches=joins, head=own)
-        self.n_folds += 1
-        for k, inst in enumerate(item.instances):
-            for pos, nid in enumerate(inst.node_ids):
-                self.instance_of.setdefault(nid, {})[self.n_folds] = k
-                if k:
-                    self.unit_of[nid] = self.unit_of[rep.node_ids[pos]]
-        first = self.graph.nodes[item.node_ids[0]]
-        last = self.graph.nodes[item.last]
-        if "channels" in item.varies:
-            # The instance drawn has the first one's channels: say how they run over the whole fold.
-            sub = [
-                f"{item.path}, channels vary: {shape_text(first.in_shapes[0])} → {shape_text(last.out_shape)}",
-                f"drawn: {rep.path}",
-            ]
-        else:
-            sub = [f"{item.path} (each like {rep.path}) → {shape_text(last.out_shape)}"]
-        if len(inner) == 1 and isinstance(inner[0], _Unit):
-            # One node stands for the instance (two convs in a row of an Inception branch): a
-            # double border says how many, with no frame around it.
-            unit = inner[0]
-            unit.lines = [describe(item), sub[0], f"each: {unit.lines[0]}", *self._stats_line(item.node_ids)]
-            unit.fill, unit.peripheries = _FOLD_FILL, 2
-            return unit
-        self.n_clusters += 1
-        cluster = _Cluster(
-            f"cluster_{self.n_clusters}",
-            describe(item),
-            inner,
-            style="rounded,filled,bold",
-            colour=_FOLD_COLOUR,
-            fill=_FOLD_FRAME_FILL,
-            sub=sub + self._stats_line(item.node_ids),
-        )
-        if joins:
-            cluster.row = self._branch_row(rep, inner)
-        return cluster
-
-    def _branch_row(self, item: Item, inner: list[_Unit | _Cluster]) -> list[str]:
-        """The units that start a branch of the group's join, in spec order (the order drawn)."""
-        inside = set(item.node_ids)
-        row = []
-        for unit in inner:
-            if isinstance(unit, _Unit) and unit.node_ids:
-                first = self.graph.nodes[unit.node_ids[0]]
-                if any(i not in inside for i in first.inputs):
-                    row.append(unit.dot_id)
-        return row if len(row) > 1 else []
 
 
 @dataclass(frozen=True)
@@ -492,7 +90,7 @@ _STUB = {"shape": "plaintext", "fontsize": "7", "fontcolor": "#555555", "height"
 _COMPACT = _Look(font=9, small=7, edge_font=7, edge_labels=False, nodesep=0.15, ranksep=0.16, margin="0.06,0.02")
 
 
-def _unit_node(g: graphviz.Digraph, u: _Unit, look: _Look) -> None:
+def _unit_node(g: graphviz.Digraph, u: Unit, look: _Look) -> None:
     first, *rest = u.lines
     small = look.small
     label = f"<b>{_esc(first)}</b>" + "".join(f'<br/><font point-size="{small}">{_esc(x)}</font>' for x in rest)
@@ -502,12 +100,12 @@ def _unit_node(g: graphviz.Digraph, u: _Unit, look: _Look) -> None:
     g.node(u.dot_id, label=f"<{label}>", shape=u.shape, style=u.style, fillcolor=u.fill, **extra)
 
 
-def _members(c: _Cluster) -> set[str]:
+def _members(c: Cluster) -> set[str]:
     """The dot ids of the units inside a cluster, at any depth."""
-    return {u for it in c.items for u in ({it.dot_id} if isinstance(it, _Unit) else _members(it))}
+    return {u for it in c.items for u in ({it.dot_id} if isinstance(it, Unit) else _members(it))}
 
 
-def _title_node(g: graphviz.Digraph, c: _Cluster, look: _Look) -> str:
+def _title_node(g: graphviz.Digraph, c: Cluster, look: _Look) -> str:
     """The cluster's title as a plain node of its own; returns its id.
 
     A node, not the cluster's label: dot places edge labels clear of nodes but
@@ -520,14 +118,14 @@ def _title_node(g: graphviz.Digraph, c: _Cluster, look: _Look) -> str:
     return name
 
 
-def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph, preds: dict[str, set[str]], look: _Look) -> int:
+def _emit(items: list[Unit | Cluster], g: graphviz.Digraph, preds: dict[str, set[str]], look: _Look) -> int:
     """Add the items to g; returns how many clusters they hold.
 
     preds: the units each unit is drawn below (the edges that pull on the layout).
     """
     clusters = 0
     for it in items:
-        if isinstance(it, _Unit):
+        if isinstance(it, Unit):
             _unit_node(g, it, look)
             continue
         with g.subgraph(name=it.dot_id) as c:
@@ -544,7 +142,7 @@ def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph, preds: dict[str, s
             above: set[str] = set()
             plain = not it.row and it.colour != AUX_COLOUR
             for x in it.items:
-                if isinstance(x, _Cluster):
+                if isinstance(x, Cluster):
                     c.edge(title, _title_id(x), style="invis")
                 elif plain and preds.get(x.dot_id, set()) - inside:
                     c.edge(title, x.dot_id, style="invis")
@@ -564,28 +162,28 @@ def _emit(items: list[_Unit | _Cluster], g: graphviz.Digraph, preds: dict[str, s
     return clusters
 
 
-def _flatten(items: list[_Unit | _Cluster]) -> list[_Unit | _Cluster]:
+def _flatten(items: list[Unit | Cluster]) -> list[Unit | Cluster]:
     """The items in drawing order, each cluster followed by its own items' (so that the spine's items appear)."""
-    out: list[_Unit | _Cluster] = []
+    out: list[Unit | Cluster] = []
     for it in items:
         out.append(it)
-        if isinstance(it, _Cluster):
+        if isinstance(it, Cluster):
             out += _flatten(it.items)
     return out
 
 
-def _titles(c: _Cluster) -> list[str]:
+def _titles(c: Cluster) -> list[str]:
     """The title nodes of a cluster and the clusters inside it."""
-    return [_title_id(c)] + [t for x in c.items if isinstance(x, _Cluster) for t in _titles(x)]
+    return [_title_id(c)] + [t for x in c.items if isinstance(x, Cluster) for t in _titles(x)]
 
 
-def _title_id(c: _Cluster) -> str:
+def _title_id(c: Cluster) -> str:
     return "t" + c.dot_id.removeprefix("cluster_")
 
 
-def _extent(it: _Unit | _Cluster) -> tuple[float, float]:
+def _extent(it: Unit | Cluster) -> tuple[float, float]:
     """About how many ranks tall and nodes wide an item is drawn (for choosing columns)."""
-    if isinstance(it, _Unit):
+    if isinstance(it, Unit):
         return 1.0, 1.0
     sizes = [_extent(x) for x in it.items]
     # A long title widens the frame: about 0.06 inches a character, in nodes of 2.3 inches.
@@ -595,20 +193,20 @@ def _extent(it: _Unit | _Cluster) -> tuple[float, float]:
     return 1.0 + sum(h for h, _ in sizes), max(max((w for _, w in sizes), default=1.0), title)
 
 
-def _unframe(top: list[_Unit | _Cluster]) -> list[_Unit | _Cluster]:
+def _unframe(top: list[Unit | Cluster]) -> list[Unit | Cluster]:
     """The top level with the frame of a group that holds most of the network (DenseNet's `features`)
     taken off, its items in its place: columns are made of top-level items, and a frame cannot be
     broken into columns (dot orders the nodes of a rank, not clusters)."""
     while True:
         total = sum(_extent(x)[0] for x in top)
-        big = [i for i, x in enumerate(top) if isinstance(x, _Cluster) and not x.fill and _extent(x)[0] > 0.6 * total]
+        big = [i for i, x in enumerate(top) if isinstance(x, Cluster) and not x.fill and _extent(x)[0] > 0.6 * total]
         if not big:
             return top
         i = big[0]
         top = [*top[:i], *top[i].items, *top[i + 1 :]]  # type: ignore[union-attr]
 
 
-def _columns(items: list[_Unit | _Cluster]) -> list[list[_Unit | _Cluster]]:
+def _columns(items: list[Unit | Cluster]) -> list[list[Unit | Cluster]]:
     """The items in consecutive columns whose drawing is about as tall as a page is for its width.
 
     Each count of columns splits the items where the running height passes its share; the one
@@ -616,13 +214,13 @@ def _columns(items: list[_Unit | _Cluster]) -> list[list[_Unit | _Cluster]]:
     """
     sizes = [_extent(x) for x in items]
     total = sum(h for h, _ in sizes)
-    best: tuple[float, list[list[_Unit | _Cluster]]] | None = None
+    best: tuple[float, list[list[Unit | Cluster]]] | None = None
     for k in range(1, min(6, len(items)) + 1):
-        cols: list[list[_Unit | _Cluster]] = [[]]
+        cols: list[list[Unit | Cluster]] = [[]]
         heights, widths, done = [0.0], [0.0], 0.0
         for it, (h, w) in zip(items, sizes, strict=True):
             # Not at a join's branches: below the note a column starts with, dot does not keep them in order.
-            breaks = not (isinstance(it, _Cluster) and it.row)
+            breaks = not (isinstance(it, Cluster) and it.row)
             if cols[-1] and breaks and len(cols) < k and done > total * len(cols) / k * 0.8:
                 cols.append([])
                 heights.append(0.0)
@@ -641,9 +239,9 @@ def _columns(items: list[_Unit | _Cluster]) -> list[list[_Unit | _Cluster]]:
     return best[1]
 
 
-def _first_drawn(it: _Unit | _Cluster) -> str:
+def _first_drawn(it: Unit | Cluster) -> str:
     """The node at the top of an item: a unit, or a cluster's title."""
-    return it.dot_id if isinstance(it, _Unit) else _title_id(it)
+    return it.dot_id if isinstance(it, Unit) else _title_id(it)
 
 
 def to_dot(
@@ -672,19 +270,19 @@ def to_dot(
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"rankdir must be TB, LR, BT or RL, not {rankdir!r}")
     look = _COMPACT if compact else _Look()
-    b = _Builder(graph, analysis, depth, expand, params, compact, plan)
+    b = Drawing(graph, analysis, depth, expand, params, compact, plan)
     inp = graph.input
-    top: list[_Unit | _Cluster] = [
-        b._unit([inp.id], [f"input {shape_text(inp.out_shape)}"], fill="#ffffff", shape="box", style="rounded")
+    top: list[Unit | Cluster] = [
+        b.unit([inp.id], [f"input {shape_text(inp.out_shape)}"], fill="#ffffff", shape="box", style="rounded")
     ]
     tree = build_tree(graph)
     top += b.items(_split_folds(tree, b.stage_of) if plan else tree, 0)
     if graph.aux:
         top.append(
-            b._unit(
+            b.unit(
                 [],
                 [f"output {shape_text(graph.output_shape)}", "main output"],
-                fill=_OUTPUT_FILL,
+                fill=OUTPUT_FILL,
                 shape="box",
                 style="rounded,filled,bold",
             )
@@ -742,7 +340,7 @@ def to_dot(
         current = 0
         for it in _flatten(top):
             current = where.get(id(it), current)
-            for u in [it.dot_id] if isinstance(it, _Unit) else [*_members(it), *_titles(it)]:
+            for u in [it.dot_id] if isinstance(it, Unit) else [*_members(it), *_titles(it)]:
                 col[u] = current
         if len(cols) > 1:
             # An invisible anchor above each column, outside every cluster, in one row left to right:
@@ -791,7 +389,7 @@ def to_dot(
     heads = {
         u
         for it in _flatten(top)
-        if isinstance(it, _Cluster)
+        if isinstance(it, Cluster)
         for inside in [_members(it)]
         for u in inside
         if preds.get(u, set()) - inside
@@ -843,13 +441,13 @@ def _split_folds(items: list[Item], stage_of: dict[int, int]) -> list[Item]:
             if len(run) == 1:
                 out += _split_folds([run[0]], stage_of)
             else:
-                path = _fold_path(run[0].path, run[-1].path)
+                path = fold_path(run[0].path, run[-1].path)
                 out.append(Item("fold", path, instances=run, varies=item.varies))
     return out
 
 
 def _boundary_edges(
-    graph: Graph, b: _Builder, plan: PipelinePlan, source: dict[tuple[str, str], int]
+    graph: Graph, b: Drawing, plan: PipelinePlan, source: dict[tuple[str, str], int]
 ) -> dict[tuple[str, str], tuple[int, str]]:
     """The drawn edges that cross from one pipeline stage into the next: (stage entered, label)."""
     out: dict[tuple[str, str], tuple[int, str]] = {}

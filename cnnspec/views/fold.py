@@ -118,7 +118,7 @@ def _attrs_parts(a: dict, kind: str, loose: dict[str, dict[str, str]]) -> tuple[
     return tuple([kv for kv in items if kv[0] not in free]), tuple([(free[k], k, v) for k, v in items if k in free])
 
 
-def _fold_path(first: str, last: str) -> str:
+def fold_path(first: str, last: str) -> str:
     """layer3.1-35, and features.denseblock1.denselayer1-6 rather than ...denselayer1-denselayer6."""
     a, z = first.rsplit(".", 1)[-1], last.rsplit(".", 1)[-1]
     stem = a.rstrip("0123456789")
@@ -174,7 +174,7 @@ def _fold(run: list[Item], varying: list[_Varying]) -> Item:
     # The instances have the same loose arguments in the same order (their signatures match).
     differ = {first[1][i][0] for v in varying[1:] for i, value in enumerate(v[1]) if value != first[1][i]}
     varies = channels + tuple(sorted(differ))
-    return Item("fold", _fold_path(run[0].path, run[-1].path), instances=list(run), varies=varies)
+    return Item("fold", fold_path(run[0].path, run[-1].path), instances=list(run), varies=varies)
 
 
 def _follows(prev: Item, item: Item, graph: Graph) -> bool:
