@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support import stock_params
 
-from cnnspec.analysis.memory import _applied, _rules
+from cnnspec.analysis.memory import applied_saves, saves_rules
 from cnnspec.analysis.pipeline import (
     MEASURES,
     PipelineError,
@@ -48,7 +48,7 @@ def _stage_memory(graph: Graph, ids: tuple[int, ...], batch: int) -> int:
     prefix sums and correction, which it checks)."""
     nodes = graph.nodes
     inside = set(ids)
-    rules, views, joins = _rules()
+    rules, views, joins = saves_rules()
     storage: dict[int, int] = {}
     kept: set[int] = set()
     total = 0
@@ -62,7 +62,7 @@ def _stage_memory(graph: Graph, ids: tuple[int, ...], batch: int) -> int:
             storage[0] = 0
             continue
         storage[nid] = root(node.inputs[0]) if node.kind in views else nid
-        positions, per_sample, fixed = _applied(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")
+        positions, per_sample, fixed = applied_saves(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")
         for pos in positions:
             key = storage[nid] if pos == -1 else root(node.inputs[pos])
             if key not in kept:

@@ -40,7 +40,7 @@ class Saved(NamedTuple):
 
 
 @per_table
-def _rules(kinds: dict[str, LayerKind]) -> tuple[dict[str, Saves | Callable[..., Saves]], set[str], set[str]]:
+def saves_rules(kinds: dict[str, LayerKind]) -> tuple[dict[str, Saves | Callable[..., Saves]], set[str], set[str]]:
     """Each layer kind's saves rule (LayerKind.saves), the kinds whose output is a view of
     their input, and the joins (whose rules take the tuple of input shapes)."""
     rules = {name: k.saves for name, k in kinds.items()}
@@ -65,7 +65,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     storage = list(range(len(nodes)))  # node id -> id of the node whose storage its output is
     kept: set[int] = set()  # the storages some node already keeps
     out: list[Saved | None] = [None] * len(nodes)
-    rules, view_kinds, joins = _rules()
+    rules, view_kinds, joins = saves_rules()
     tensors = _tensor_kinds()
     for node in graph.layers():
         nid, inputs = node.id, node.inputs
@@ -73,7 +73,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
             storage[nid] = storage[inputs[0]]
         if node.kind in tensors:
             kept.add(nid)  # a learned tensor (param) is a parameter or buffer, never an activation
-        positions, per_sample, fixed = _applied(rules.get(node.kind, SAVES_INPUT), node, joins, device)
+        positions, per_sample, fixed = applied_saves(rules.get(node.kind, SAVES_INPUT), node, joins, device)
         for pos in positions:
             key = storage[nid] if pos == -1 else storage[inputs[pos]]
             if key not in kept:
@@ -83,7 +83,7 @@ def saved_tensors(graph: Graph, device: str = "cpu") -> list[Saved | None]:
     return out
 
 
-def _applied(rule: Saves | Callable[..., Saves], node: Node, joins: set[str], device: str) -> Saves:
+def applied_saves(rule: Saves | Callable[..., Saves], node: Node, joins: set[str], device: str) -> Saves:
     """A node's saves rule applied to it: as it is when the same for every node of its kind, else
     called on the node's arguments and shapes (a join's rule takes the tuple of its input shapes)."""
     if rule.__class__ is tuple:
@@ -99,9 +99,9 @@ def keeps_output(node: Node) -> bool:
     false (and nothing else reads it), so the rule in the layer table decides
     both the memory figures and where ops run in place.
     """
-    rules, _, joins = _rules()
+    rules, _, joins = saves_rules()
     # Devices differ in dropout's mask only, never in whether the output is kept.
-    return -1 in _applied(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")[0]
+    return -1 in applied_saves(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")[0]
 
 
 def activation_bytes(saved: list[Saved | None], batch: int) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from cnnspec.analysis.analysis import Analysis, analyze
-from cnnspec.analysis.memory import _applied, _rules
+from cnnspec.analysis.memory import applied_saves, saves_rules
 from cnnspec.diagnostics import Diagnostic, Frame, Note, SpecError
 from cnnspec.diagnostics.codes import E701, E702, E703
 from cnnspec.ir import AuxOutput, CutMarker, Graph, Node, Shape
@@ -264,13 +264,13 @@ def _keepers(graph: Graph) -> tuple[dict[int, list[int]], list[int], dict[int, i
     the node ids keeping it (ascending), node id -> its output's storage root, root -> first keeper."""
     nodes = graph.nodes
     root = list(range(len(nodes)))
-    rules, view_kinds, joins = _rules()
+    rules, view_kinds, joins = saves_rules()
     keepers: dict[int, list[int]] = {}
     for node in graph.layers():
         nid, inputs = node.id, node.inputs
         if node.kind in view_kinds and inputs:
             root[nid] = root[inputs[0]]
-        positions = _applied(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")[0]
+        positions = applied_saves(rules.get(node.kind, SAVES_INPUT), node, joins, "cpu")[0]
         for pos in positions:
             key = root[nid] if pos == -1 else root[inputs[pos]]
             ids = keepers.setdefault(key, [])
