@@ -14,6 +14,7 @@ from test_analysis import measure_saved_bytes
 import cnnspec
 from cnnspec.api import analyse
 from cnnspec.backends.fx import to_graph_module
+from cnnspec.backends.pysource import python_source
 
 #: Small bodies of the networks the ops are for, each op at least once.
 NETS = {
@@ -47,6 +48,8 @@ NETS = {
     "views": """network N { input: 8 x 8 x 8
         conv(8, 3, padding = 1); select(1, 2); relu; transpose(1, 2); sigmoid; flatten(1); tanh
         reshape([4, 16]); linear(2) }""",
+    "inferred_size": """network N { input: 8 x 6 x 6
+        conv(8, 1); reshape([8, -1]); transpose(1, 2); linear(4); reshape([-1, 3, 4]); relu; flatten; linear(3) }""",
 }
 
 
@@ -101,6 +104,19 @@ def test_receptive_field_is_stated_where_defined_and_not_past_a_layout_change() 
 def test_flatten_with_start_and_end() -> None:
     rows = cnnspec.check("network N { input: 4 x 6 x 5\n flatten(2); flatten(1, 1); flatten }").layers
     assert [r.output_shape for r in rows] == [[4, 30], [4, 30], [120]]
+
+
+def test_reshape_works_out_a_size_given_as_minus_one_as_torch_does() -> None:
+    """The node keeps the worked-out sizes, so every stage after elaboration (fx, .py export, the
+    summary) reads plain ones; the compiled module's output is torch's own reshape with the -1."""
+    spec = "network N { input: 8 x 6 x 6\n reshape([8, -1]); reshape([-1, 2, 4]) }"
+    graph = analyse(spec).graph
+    assert [n.attrs["shape"] for n in graph.layers()] == [[8, 36], [36, 2, 4]]
+    assert [r.output_shape for r in cnnspec.check(spec).layers] == [[8, 36], [36, 2, 4]]
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.equal(cnnspec.compile(spec)(x), x.reshape(2, 8, -1).reshape(2, -1, 2, 4))
+    source = python_source(to_graph_module(graph), graph)
+    assert "[-1, 8, 36]" in source and "[-1, 36, 2, 4]" in source
 
 
 def test_layernorm_over_channels_is_torchvisions_layernorm2d() -> None:

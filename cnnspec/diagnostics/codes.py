@@ -363,8 +363,9 @@ CODES: dict[str, Code] = {
         Code(
             "E311",
             "sizes do not match",
-            "`reshape`'s sizes must hold as many elements as its input; `chunk`'s count must divide the "
-            "dimension it splits, or its list of sizes add up to it. The message shows both shapes.",
+            "`reshape`'s sizes must hold as many elements as its input (with a -1 among them, the others must "
+            "divide them); `chunk`'s count must divide the dimension it splits, or its list of sizes add up to it. "
+            "The message shows both shapes.",
             _N + "    reshape([3, 1000])\n}\n",
             _N + "    reshape([3, 1024])\n}\n",
         ),

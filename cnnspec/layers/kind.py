@@ -188,6 +188,9 @@ class LayerKind:
     batch) it is, or None for a dim made of several or of none; for a layer that moves
     or removes dims (permute, transpose, flatten, select). None, the default: a layer
     that keeps the rank keeps every dim in place, one that changes it keeps none.
+    args_from_input(a, x, y) -> arguments worked out from the shapes once the shape rule has
+    run, replacing the written ones in the node (reshape's -1 becomes its size), so that every
+    later stage reads plain values.
     """
 
     name: str
@@ -214,6 +217,7 @@ class LayerKind:
     #: and `index`) whose node gives branch i its part (split's "chunk"); None: every branch reads it all.
     branch_input: str | None = None
     dims_from: Callable[[Attrs, Shape], tuple[int | None, ...]] | None = None
+    args_from_input: Callable[[Attrs, Any, Shape], dict[str, Any]] | None = None
 
     @property
     def is_join(self) -> bool:

@@ -90,6 +90,19 @@ def positive_list(v: Any) -> list[int]:
     return items
 
 
+def sizes_one_inferred(v: Any) -> list[int]:
+    """A non-empty list of positive ints, one of which may be -1: the size worked out from the others."""
+    items = int_list(v)
+    if not items:
+        raise ArgError("expected at least one size, got an empty list", code=E212)
+    for x in items:
+        if x < 1 and x != -1:
+            raise ArgError(f"sizes must be at least 1, or -1 for one worked out from the others, got {x}", code=E212)
+    if items.count(-1) > 1:
+        raise ArgError(f"only one size may be -1 (worked out from the others), got {items.count(-1)}", code=E212)
+    return items
+
+
 def count_or_sizes(v: Any) -> int | list[int]:
     """A number of equal chunks, or a list of chunk sizes."""
     if isinstance(v, (list, tuple)):
@@ -173,7 +186,19 @@ PERMUTE = LayerKind(
 
 def _reshape_shape(a: Attrs, x: Shape) -> Shape:
     shape = tuple(a["shape"])
-    have, want = math.prod(x), math.prod(shape)
+    have = math.prod(x)
+    if -1 in shape:
+        known = -math.prod(shape)  # the product of the given sizes (the one -1 makes it negative)
+        if have % known:
+            sizes = [s for s in shape if s != -1]
+            given = f"{shape_text(sizes)} = {known:,}" if len(sizes) > 1 else f"{known:,}"
+            raise ShapeError(
+                f"reshape {shape_text(x)} into {_list_text(list(shape))}: {have:,} elements do not divide by {given}",
+                help="the given sizes must divide the input's elements; -1 stands for the rest",
+                code=E311,
+            )
+        return tuple(have // known if s == -1 else s for s in shape)
+    want = math.prod(shape)
     if have != want:
         raise ShapeError(
             f"reshape {shape_text(x)} into {shape_text(shape)}: {have:,} elements vs {want:,}",
@@ -186,8 +211,10 @@ def _reshape_shape(a: Attrs, x: Shape) -> Shape:
 RESHAPE = LayerKind(
     name="reshape",
     doc="Gives each sample a new shape of as many elements (torch.reshape); the batch is kept.",
-    args=(Arg("shape", positive_list, doc="the sizes after the batch"),),
+    args=(Arg("shape", sizes_one_inferred, doc="the sizes after the batch, one of them -1 to work it out"),),
     shape=_reshape_shape,
+    # torch.reshape(x, [-1, *shape]) takes one -1, the batch's: the node keeps the worked-out sizes.
+    args_from_input=lambda a, x, y: {"shape": list(y)},
     function="torch.reshape",
     function_args=lambda a: ([-1, *a["shape"]],),
     saves=SAVES_NOTHING,

@@ -420,6 +420,8 @@ class Elaborator:
         if attrs is not None and cur.shape is not None:
             try:
                 out = kind.shape(attrs, cur.shape)
+                if kind.args_from_input is not None:
+                    attrs = Attrs({**attrs, **kind.args_from_input(attrs, cur.shape, out)})
             except ShapeError as e:
                 self.diags.error(
                     e.code, str(e), stmt.span, notes=[Note(n) for n in e.notes], help=[e.help] if e.help else [],
