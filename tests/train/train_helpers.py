@@ -1,20 +1,30 @@
-"""Helpers for the trainer tests: run the real CLI in a subprocess, read weights back."""
+"""Helpers for the trainer tests: run the real CLI in a subprocess, train in this process, read weights back."""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LENET = REPO / "specs" / "lenet5.cnn"
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m cnnspec train ARGS`` from the repository root; output captured."""
+    """``python -m cnnspec train ARGS`` from the repository root; output captured.
+
+    One intra-op thread a process unless ``env`` says otherwise, as each xdist worker has (tests/conftest.py):
+    a run of two threads beside the other worker on CI's two cores spends its time waiting for a core.
+    """
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("CNNSPEC_FAULT", "TORCHELASTIC"))}
-    full_env = {**inherited, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env = {**inherited, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "cnnspec", "train", *args],
         cwd=REPO,
@@ -23,6 +33,53 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
         text=True,
         timeout=timeout,
     )
+
+
+def train_here(spec: str | Path, out: Path, **options: object) -> Path:
+    """One process's run through ``cnnspec.train`` in this process, with one intra-op thread.
+
+    The runs it is compared with are workers started with OMP_NUM_THREADS=1: one thread here too keeps
+    the float reductions in their order (the thread count is put back after). No subprocess, so no
+    seconds of imports before training; the trainer seeds torch itself, so earlier tests do not matter.
+    """
+    import torch
+
+    import cnnspec
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with redirect_stdout(io.StringIO()):
+            cnnspec.train(str(spec), out=out, progress="off", **options)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def shared_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test session that every pytest-xdist worker sees (the base folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-runs"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def made_once(out: Path, make: Callable[[Path], object]) -> Path:
+    """The run in ``out``, made by whichever worker asks first; the others wait for it and reuse it.
+
+    Module fixtures are made once per xdist worker, so a run two tests compare against was made twice
+    when their tests landed on different workers; a lock beside ``out`` makes it once a session. A test
+    that goes on with such a run (resumes it) copies it first.
+    """
+    from filelock import FileLock  # a dependency of torch
+
+    made = out.with_name(f"{out.name}.made")
+    with FileLock(f"{out}.lock"):
+        if not made.is_file():
+            shutil.rmtree(out, ignore_errors=True)  # left by a make that failed: again, from nothing
+            make(out)
+            made.touch()
+    return out
 
 
 def load_weights(path: Path) -> dict:
