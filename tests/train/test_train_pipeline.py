@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import REPO, initial_weights, load_weights, made_once, run_cli, shared_runs, train_here
+from train_helpers import REPO, initial_weights, launch_here, load_weights, made_once, run_cli, shared_runs, train_here
 
 import cnnspec
 from cnnspec.api import analyse
@@ -284,7 +284,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(out: Path, *args: str) -> Path:
     def make(out: Path) -> None:
-        res = run_cli(*args, "--out", str(out), env=ONE_THREAD)
+        res = launch_here(*args, "--out", str(out), env=ONE_THREAD)
         assert res.returncode == 0, res.stderr[-3000:]
 
     return made_once(out, make)
@@ -351,7 +351,7 @@ def test_default_options_run_and_the_progress_bar_shows_the_loss(tmp_path: Path)
     """--pipeline 2 alone: 1F1B (the default) needs 2 micro-batches, which is what --microbatches then is;
     rank 0, which runs the first stage, shows the last stage's loss and the images its steps trained."""
     args = ("--data", "digits", "--epochs", "1", "--progress", "on", "--log-every", "2", "--out", str(tmp_path / "run"))
-    res = run_cli(str(TINY_BN), *args, "--pipeline", "2", "--nproc-per-node", "2", env=ONE_THREAD)
+    res = launch_here(str(TINY_BN), *args, "--pipeline", "2", "--nproc-per-node", "2", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "effective batch 64 = 64 per pipeline (2 micro-batches of 32)" in res.stdout
     assert "loss nan" not in res.stderr and re.search(r"loss \d+\.\d{4}  lr \S+  [1-9]\d* img/s", res.stderr)
@@ -361,7 +361,7 @@ def test_default_options_run_and_the_progress_bar_shows_the_loss(tmp_path: Path)
 def test_interleaved_four_stages_on_two_ranks(runs: Path) -> None:
     """Also with accumulation: 2 steps of 2 micro-batches of 8 are the reference's 4 micro-batches of 8."""
     ref = load_weights(_reference(runs) / "model.safetensors")
-    res = run_cli(
+    res = launch_here(
         str(TINY_BN),
         *COMMON,
         "--batch-size",
@@ -401,7 +401,7 @@ def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path, tmp_p
     straight = _pipeline(runs, "1f1b", "--pipeline", "2")
     part = _stopped(runs, tmp_path / "part")
     assert len(_history(part)) == 1
-    res = run_cli("--resume", "--out", str(part), "--nproc-per-node", "2", env=ONE_THREAD)
+    res = launch_here("--resume", "--out", str(part), "--nproc-per-node", "2", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming from step00000044-epoch0001.pt" in res.stdout
     a, b = load_weights(straight / "model.safetensors"), load_weights(part / "model.safetensors")
@@ -413,7 +413,7 @@ def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path, tmp_p
 @pytest.mark.slow
 def test_a_killed_stage_worker_is_restarted_and_finishes(runs: Path) -> None:
     out = runs / "kill"
-    res = run_cli(
+    res = launch_here(
         str(TINY_BN),
         *COMMON,
         "--batch-size",
@@ -446,7 +446,7 @@ def test_pipeline_by_data_parallel_equals_one_process_with_the_global_batch(tmp_
     its own micro-batches', as with DDP."""
     args = ("--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "5")
     train_here(lenet, tmp_path / "one", data="digits", epochs=1, seed=5, batch_size=32, accum_steps=2)
-    pp = run_cli(
+    pp = launch_here(
         str(lenet),
         *args,
         "--batch-size",
@@ -476,7 +476,7 @@ def test_resuming_mid_epoch_with_more_replicas_starts_at_the_same_images(runs: P
     for p in checkpoint.checkpoint_dir(out).glob("step00000044-*"):  # as if stopped before the epoch's end
         p.unlink()
     # --stop-after 1 again: the end of epoch 1 shows where the resumed run started; epoch 2 would add nothing.
-    res = run_cli("--resume", "--out", str(out), "--nproc-per-node", "4", "--stop-after", "1", env=ONE_THREAD)
+    res = launch_here("--resume", "--out", str(out), "--nproc-per-node", "4", "--stop-after", "1", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "warning: the global batch changed from 32 to 64" in res.stdout
     assert re.search(r"from step00000040-epoch\d+\.pt \(epoch 1, step 20\)", res.stdout), res.stdout
@@ -502,7 +502,7 @@ def test_fp16_loss_scaling_agrees_across_stages(tmp_path: Path) -> None:
     )
     train_here(TINY_BN, tmp_path / "one", data="digits", epochs=1, seed=3, precision="fp16", batch_size=8,
                accum_steps=4)  # fmt: skip
-    pp = run_cli(*args, "--batch-size", "32", "--microbatches", "4", "--pipeline", "2", "--nproc-per-node", "2",
+    pp = launch_here(*args, "--batch-size", "32", "--microbatches", "4", "--pipeline", "2", "--nproc-per-node", "2",
                  "--out", str(tmp_path / "pp"), env=ONE_THREAD)  # fmt: skip
     assert pp.returncode == 0, pp.stderr[-3000:]
     w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
@@ -529,7 +529,7 @@ def test_fp16_with_a_stage_without_parameters(tmp_path: Path) -> None:
     spec.write_text(NO_PARAMS)
     args = (str(spec), "--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "3", "--precision", "fp16")
     train_here(spec, tmp_path / "one", data="digits", epochs=1, seed=3, precision="fp16", batch_size=16, accum_steps=2)
-    pp = run_cli(*args, "--batch-size", "32", "--microbatches", "2", "--pipeline", "2", "--nproc-per-node", "2",
+    pp = launch_here(*args, "--batch-size", "32", "--microbatches", "2", "--pipeline", "2", "--nproc-per-node", "2",
                  "--out", str(tmp_path / "pp"), env=ONE_THREAD)  # fmt: skip
     assert pp.returncode == 0, pp.stderr[-3000:]
     assert "cut after nodes [1]" in pp.stdout  # stage 0 is the ReLU alone
@@ -559,7 +559,7 @@ def test_shard_equals_one_process_with_the_global_batch(tmp_path: Path, lenet: P
     """--shard (FSDP2 alone) on 2 workers, accumulating 2 micro-batches of 16 each: one process's batch of 64."""
     args = (str(lenet), "--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "5")
     train_here(lenet, tmp_path / "one", data="digits", epochs=1, seed=5, batch_size=64)
-    sharded = run_cli(*args, "--batch-size", "16", "--accum-steps", "2", "--shard", "--nproc-per-node", "2",
+    sharded = launch_here(*args, "--batch-size", "16", "--accum-steps", "2", "--shard", "--nproc-per-node", "2",
                       "--out", str(tmp_path / "shard"), env=ONE_THREAD)  # fmt: skip
     assert sharded.returncode == 0, sharded.stderr[-3000:]
     assert "sharded data parallel over 2 workers (fully_shard)" in sharded.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import load_weights, run_cli
+from train_helpers import launch_here, load_weights
 
 from cnnspec.train import checkpoint, cli
 
@@ -104,7 +104,7 @@ def test_killed_worker_is_restarted_and_finishes(tmp_path: Path, lenet: Path) ->
     out = tmp_path / "kill"
     # Killed in epoch 2 (22 steps an epoch), restarted from epoch 1's checkpoint: two epochs are enough.
     args = ("--data", "digits", "--epochs", "2", "--batch-size", "32", "--progress", "off")
-    res = run_cli(str(lenet), *args, "--out", str(out), "--nproc-per-node", "2", "--max-restarts", "1",
+    res = launch_here(str(lenet), *args, "--out", str(out), "--nproc-per-node", "2", "--max-restarts", "1",
                   env={"CNNSPEC_FAULT": "kill@step:30,rank:1"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert "torchrun restart: resuming from step00000022-epoch0001.pt" in res.stdout

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from contextlib import redirect_stdout
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,59 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
         text=True,
         timeout=timeout,
     )
+
+
+def launch_here(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``cnnspec train ARGS --nproc-per-node N`` with this process as torchrun's launcher: as ``run_cli``
+    but without a launcher process's seconds of imports; the workers are real processes all the same.
+
+    What torchrun's launcher changes in its process (environment, signal handlers) is put back after;
+    the workers' output, written to the inherited file descriptors, is read from temporary files. A run
+    still going after ``timeout`` seconds gets SIGTERM, as torchrun's own would: it stops its workers.
+    """
+    import signal
+    import tempfile
+    import threading
+
+    from cnnspec.train import cli
+
+    saved_env = dict(os.environ)
+    handled = [getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
+    saved_handlers = {s: signal.getsignal(s) for s in handled}
+    for key in [k for k in os.environ if k.startswith(("CNNSPEC_FAULT", "TORCHELASTIC"))]:
+        del os.environ[key]
+    os.environ.update({"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})})
+    watchdog = threading.Timer(timeout, os.kill, (os.getpid(), signal.SIGTERM))
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        saved_fds = os.dup(1), os.dup(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                signal.signal(signal.SIGTERM, _timed_out)  # until torchrun puts in its own
+                watchdog.start()
+                code = cli.main(list(args))
+        finally:
+            watchdog.cancel()
+            out.flush()
+            err.flush()
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            for fd in saved_fds:
+                os.close(fd)
+            for sig, handler in saved_handlers.items():
+                signal.signal(sig, handler)
+            os.environ.clear()
+            os.environ.update(saved_env)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(["cnnspec", "train", *args], code, out.read(), err.read())
+
+
+def _timed_out(signum: int, frame: object) -> None:
+    raise TimeoutError("the launch ran past its timeout")
 
 
 def train_here(spec: str | Path, out: Path, **options: object) -> Path:
