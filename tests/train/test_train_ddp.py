@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import initial_weights, load_weights, run_cli
+from train_helpers import initial_weights, launch_here, load_weights, train_here
 
 import cnnspec
 
@@ -24,9 +24,9 @@ def _max_diff(a: dict, b: dict) -> float:
 
 
 def test_two_workers_batch_32_equal_one_process_batch_64(tmp_path: Path, lenet: Path) -> None:
-    one = run_cli(str(lenet), *COMMON, "--batch-size", "64", "--out", str(tmp_path / "one"))
-    assert one.returncode == 0, one.stderr
-    two = run_cli(str(lenet), *COMMON, "--batch-size", "32", "--out", str(tmp_path / "two"), "--nproc-per-node", "2")
+    train_here(lenet, tmp_path / "one", data="digits", epochs=1, seed=5, batch_size=64)  # COMMON, in this process
+    two = launch_here(str(lenet), *COMMON, "--batch-size", "32", "--out", str(tmp_path / "two"),
+                      "--nproc-per-node", "2")  # fmt: skip
     assert two.returncode == 0, two.stderr
     assert "2 workers (gloo)" in two.stdout and "effective batch 64" in two.stdout
     # The same 22 global batches of 64 were seen; only float summation order differs.
@@ -36,7 +36,7 @@ def test_two_workers_batch_32_equal_one_process_batch_64(tmp_path: Path, lenet: 
     assert _max_diff(w1, initial_weights(lenet, seed=5)) > 1e-2
 
     # Accumulating 2 micro-batches of 16 on each of 2 workers (DDP no_sync) is the same step again.
-    acc = run_cli(str(lenet), *COMMON, "--batch-size", "16", "--accum-steps", "2", "--out", str(tmp_path / "acc"),
+    acc = launch_here(str(lenet), *COMMON, "--batch-size", "16", "--accum-steps", "2", "--out", str(tmp_path / "acc"),
                   "--nproc-per-node", "2")
     assert acc.returncode == 0, acc.stderr
     assert _max_diff(w1, load_weights(tmp_path / "acc" / "model.safetensors")) < 1e-5

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import REPO, initial_weights, load_weights, run_cli
+from train_helpers import REPO, initial_weights, launch_here, load_weights, made_once, run_cli, shared_runs, train_here
 
 import cnnspec
 from cnnspec.api import analyse
@@ -17,8 +18,8 @@ from cnnspec.train import checkpoint, cli, pipeline
 from cnnspec.train.errors import TrainError
 
 TINY_BN = REPO / "tests" / "train" / "specs" / "tiny_bn.cnn"
-# One thread a process: the workers' (the launcher gives each of 2 cores' worth one) and the reference's,
-# so that float reductions run in the same order and the runs agree to the bit.
+# One thread a process: the workers' (the launcher gives each of 2 cores' worth one) and the reference's
+# (train_here, in this process), so that float reductions run in the same order and the runs agree to the bit.
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 COMMON = ("--data", "digits", "--epochs", "2", "--progress", "off", "--seed", "3")
 
@@ -272,23 +273,30 @@ def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
 # ------------------------------------------------------------------ real runs (gloo, CPU)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder for the module's runs, shared so that the reference and the straight run are made once."""
-    return tmp_path_factory.mktemp("pipeline")
+    """A folder for the module's runs, seen by every xdist worker, so that the reference and the straight
+    run are made once a session (made_once)."""
+    folder = shared_runs(tmp_path_factory) / "pipeline"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
-def _run(out: Path, *args: str, env: dict[str, str] | None = None) -> Path:
-    if not (out / "model.safetensors").is_file():
-        res = run_cli(*args, "--out", str(out), env={**ONE_THREAD, **(env or {})})
+def _run(out: Path, *args: str) -> Path:
+    def make(out: Path) -> None:
+        res = launch_here(*args, "--out", str(out), env=ONE_THREAD)
         assert res.returncode == 0, res.stderr[-3000:]
-    return out
+
+    return made_once(out, make)
 
 
 def _reference(runs: Path) -> Path:
     """One process, micro-batches of 8 accumulated 4 to a step: what a pipeline with --batch-size 32
-    --microbatches 4 computes."""
-    return _run(runs / "reference", str(TINY_BN), *COMMON, "--batch-size", "8", "--accum-steps", "4")
+    --microbatches 4 computes. COMMON's options, in this process."""
+    return made_once(
+        runs / "reference",
+        lambda out: train_here(TINY_BN, out, data="digits", epochs=2, seed=3, batch_size=8, accum_steps=4),
+    )
 
 
 def _pipeline(runs: Path, schedule: str, *extra: str) -> Path:
@@ -343,7 +351,7 @@ def test_default_options_run_and_the_progress_bar_shows_the_loss(tmp_path: Path)
     """--pipeline 2 alone: 1F1B (the default) needs 2 micro-batches, which is what --microbatches then is;
     rank 0, which runs the first stage, shows the last stage's loss and the images its steps trained."""
     args = ("--data", "digits", "--epochs", "1", "--progress", "on", "--log-every", "2", "--out", str(tmp_path / "run"))
-    res = run_cli(str(TINY_BN), *args, "--pipeline", "2", "--nproc-per-node", "2", env=ONE_THREAD)
+    res = launch_here(str(TINY_BN), *args, "--pipeline", "2", "--nproc-per-node", "2", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "effective batch 64 = 64 per pipeline (2 micro-batches of 32)" in res.stdout
     assert "loss nan" not in res.stderr and re.search(r"loss \d+\.\d{4}  lr \S+  [1-9]\d* img/s", res.stderr)
@@ -353,7 +361,7 @@ def test_default_options_run_and_the_progress_bar_shows_the_loss(tmp_path: Path)
 def test_interleaved_four_stages_on_two_ranks(runs: Path) -> None:
     """Also with accumulation: 2 steps of 2 micro-batches of 8 are the reference's 4 micro-batches of 8."""
     ref = load_weights(_reference(runs) / "model.safetensors")
-    res = run_cli(
+    res = launch_here(
         str(TINY_BN),
         *COMMON,
         "--batch-size",
@@ -380,29 +388,20 @@ def test_interleaved_four_stages_on_two_ranks(runs: Path) -> None:
     assert _max_diff(ref, load_weights(runs / "interleaved" / "model.safetensors")) <= 1e-6
 
 
+def _stopped(runs: Path, copy: Path) -> Path:
+    """The straight 1F1B run's options, stopped after epoch 1 (checkpoints every 10 steps too, so that one
+    lies inside the epoch), copied to ``copy`` for a test to resume: made once for the two tests below."""
+    options = ("--batch-size", "32", "--microbatches", "4", "--pipeline", "2", "--nproc-per-node", "2")
+    stopped = _run(runs / "stopped", str(TINY_BN), *COMMON, *options, "--checkpoint-every", "10", "--stop-after", "1")
+    return Path(shutil.copytree(stopped, copy))
+
+
 @pytest.mark.slow
-def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path) -> None:
+def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path, tmp_path: Path) -> None:
     straight = _pipeline(runs, "1f1b", "--pipeline", "2")
-    part = runs / "part"
-    res = run_cli(
-        str(TINY_BN),
-        *COMMON,
-        "--batch-size",
-        "32",
-        "--microbatches",
-        "4",
-        "--pipeline",
-        "2",
-        "--nproc-per-node",
-        "2",
-        "--stop-after",
-        "1",
-        "--out",
-        str(part),
-        env=ONE_THREAD,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    res = run_cli("--resume", "--out", str(part), "--nproc-per-node", "2", env=ONE_THREAD)
+    part = _stopped(runs, tmp_path / "part")
+    assert len(_history(part)) == 1
+    res = launch_here("--resume", "--out", str(part), "--nproc-per-node", "2", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming from step00000044-epoch0001.pt" in res.stdout
     a, b = load_weights(straight / "model.safetensors"), load_weights(part / "model.safetensors")
@@ -414,7 +413,7 @@ def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path) -> No
 @pytest.mark.slow
 def test_a_killed_stage_worker_is_restarted_and_finishes(runs: Path) -> None:
     out = runs / "kill"
-    res = run_cli(
+    res = launch_here(
         str(TINY_BN),
         *COMMON,
         "--batch-size",
@@ -446,11 +445,8 @@ def test_pipeline_by_data_parallel_equals_one_process_with_the_global_batch(tmp_
     (both replicas' share), accumulated 2 to a step. No batch norm here: each replica's statistics are
     its own micro-batches', as with DDP."""
     args = ("--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "5")
-    one = run_cli(
-        str(lenet), *args, "--batch-size", "32", "--accum-steps", "2", "--out", str(tmp_path / "one"), env=ONE_THREAD
-    )
-    assert one.returncode == 0, one.stderr[-3000:]
-    pp = run_cli(
+    train_here(lenet, tmp_path / "one", data="digits", epochs=1, seed=5, batch_size=32, accum_steps=2)
+    pp = launch_here(
         str(lenet),
         *args,
         "--batch-size",
@@ -473,17 +469,14 @@ def test_pipeline_by_data_parallel_equals_one_process_with_the_global_batch(tmp_
 
 
 @pytest.mark.slow
-def test_resuming_mid_epoch_with_more_replicas_starts_at_the_same_images(tmp_path: Path) -> None:
+def test_resuming_mid_epoch_with_more_replicas_starts_at_the_same_images(runs: Path, tmp_path: Path) -> None:
     """2 stages on 2 workers (global batch 32), checkpointed at step 40 of 44; resumed on 4 workers
     (2 replicas, global batch 64) it goes on from step 20 of 22, as a data-parallel run does."""
-    out = tmp_path / "run"
-    res = run_cli(str(TINY_BN), "--data", "digits", "--epochs", "1", "--progress", "off", "--batch-size", "32",
-                  "--microbatches", "2", "--checkpoint-every", "10", "--pipeline", "2", "--nproc-per-node", "2",
-                  "--out", str(out), env=ONE_THREAD)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-3000:]
+    out = _stopped(runs, tmp_path / "run")
     for p in checkpoint.checkpoint_dir(out).glob("step00000044-*"):  # as if stopped before the epoch's end
         p.unlink()
-    res = run_cli("--resume", "--out", str(out), "--nproc-per-node", "4", env=ONE_THREAD)
+    # --stop-after 1 again: the end of epoch 1 shows where the resumed run started; epoch 2 would add nothing.
+    res = launch_here("--resume", "--out", str(out), "--nproc-per-node", "4", "--stop-after", "1", env=ONE_THREAD)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "warning: the global batch changed from 32 to 64" in res.stdout
     assert re.search(r"from step00000040-epoch\d+\.pt \(epoch 1, step 20\)", res.stdout), res.stdout
@@ -507,9 +500,9 @@ def test_fp16_loss_scaling_agrees_across_stages(tmp_path: Path) -> None:
         "--precision",
         "fp16",
     )
-    one = run_cli(*args, "--batch-size", "8", "--accum-steps", "4", "--out", str(tmp_path / "one"), env=ONE_THREAD)
-    assert one.returncode == 0, one.stderr[-3000:]
-    pp = run_cli(*args, "--batch-size", "32", "--microbatches", "4", "--pipeline", "2", "--nproc-per-node", "2",
+    train_here(TINY_BN, tmp_path / "one", data="digits", epochs=1, seed=3, precision="fp16", batch_size=8,
+               accum_steps=4)  # fmt: skip
+    pp = launch_here(*args, "--batch-size", "32", "--microbatches", "4", "--pipeline", "2", "--nproc-per-node", "2",
                  "--out", str(tmp_path / "pp"), env=ONE_THREAD)  # fmt: skip
     assert pp.returncode == 0, pp.stderr[-3000:]
     w1, w2 = load_weights(tmp_path / "one" / "model.safetensors"), load_weights(tmp_path / "pp" / "model.safetensors")
@@ -535,9 +528,8 @@ def test_fp16_with_a_stage_without_parameters(tmp_path: Path) -> None:
     spec = tmp_path / "noparams.cnn"
     spec.write_text(NO_PARAMS)
     args = (str(spec), "--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "3", "--precision", "fp16")
-    one = run_cli(*args, "--batch-size", "16", "--accum-steps", "2", "--out", str(tmp_path / "one"), env=ONE_THREAD)
-    assert one.returncode == 0, one.stderr[-3000:]
-    pp = run_cli(*args, "--batch-size", "32", "--microbatches", "2", "--pipeline", "2", "--nproc-per-node", "2",
+    train_here(spec, tmp_path / "one", data="digits", epochs=1, seed=3, precision="fp16", batch_size=16, accum_steps=2)
+    pp = launch_here(*args, "--batch-size", "32", "--microbatches", "2", "--pipeline", "2", "--nproc-per-node", "2",
                  "--out", str(tmp_path / "pp"), env=ONE_THREAD)  # fmt: skip
     assert pp.returncode == 0, pp.stderr[-3000:]
     assert "cut after nodes [1]" in pp.stdout  # stage 0 is the ReLU alone
@@ -566,9 +558,8 @@ def test_an_image_that_fails_when_decoded_stops_every_stage_without_a_hang(tmp_p
 def test_shard_equals_one_process_with_the_global_batch(tmp_path: Path, lenet: Path) -> None:
     """--shard (FSDP2 alone) on 2 workers, accumulating 2 micro-batches of 16 each: one process's batch of 64."""
     args = (str(lenet), "--data", "digits", "--epochs", "1", "--progress", "off", "--seed", "5")
-    one = run_cli(*args, "--batch-size", "64", "--out", str(tmp_path / "one"), env=ONE_THREAD)
-    assert one.returncode == 0, one.stderr[-3000:]
-    sharded = run_cli(*args, "--batch-size", "16", "--accum-steps", "2", "--shard", "--nproc-per-node", "2",
+    train_here(lenet, tmp_path / "one", data="digits", epochs=1, seed=5, batch_size=64)
+    sharded = launch_here(*args, "--batch-size", "16", "--accum-steps", "2", "--shard", "--nproc-per-node", "2",
                       "--out", str(tmp_path / "shard"), env=ONE_THREAD)  # fmt: skip
     assert sharded.returncode == 0, sharded.stderr[-3000:]
     assert "sharded data parallel over 2 workers (fully_shard)" in sharded.stdout
