@@ -9,6 +9,10 @@ numbers the exporter passes through as attributes (attention heads, a patch embe
 learned tensor's shape, a dropout or stochastic depth probability): ViT-B/16, B/32 and L/16 go through
 as vit_digits.cnn (the same vit.cnn at a small size), Swin-S as Swin-T, ConvNeXt-S and -B as ConvNeXt-T,
 EfficientNet-B3 as B0; tests/test_vit.py, test_swin.py and test_families.py pin each member's twin.
+Each goes through at a smaller input where that changes nothing the exporter writes but numbers (INPUT);
+Swin-T, the one family without a small member, as a smaller network of its file, and Inception-v3
+without the auxiliary head that the exported graph leaves out (STAND_IN);
+test_each_export_has_its_specs_ops_and_size_cases checks both against the spec as it stands.
 The output must match the compiled module's in eval mode within 1e-4, after batch-norm statistics
 are calibrated on a random batch (see _calibrate_norms), wherever float32 arithmetic can reach that
 (see _assert_matches: both are also measured against the module run in float64). Family files
@@ -63,10 +67,16 @@ def _is_patch_embedding(attrs: dict[str, Any]) -> bool:
     return kernel == attrs.get("stride") and attrs.get("padding") == (0, 0) and kernel != (1, 1)
 
 
+def _exported_layers(graph: Any) -> list[Any]:
+    """The layers the exported (eval-mode) graph computes: those the output depends on, auxiliary heads left out."""
+    main = graph.ancestors(graph.output)
+    return [node for node in graph.layers() if node.id in main]
+
+
 def _ops(graph: Any) -> frozenset[tuple[str, str]]:
     """The network's layers as the exporter sees them: each kind with its arguments, sizes left out."""
     ops = set()
-    for node in graph.layers():
+    for node in _exported_layers(graph):
         attrs = {k: v for k, v in node.attrs.items() if k not in _SIZES}
         if "groups" in attrs:  # grouped and depthwise convolutions are other ops than plain ones
             attrs["groups"] = attrs["groups"] > 1
@@ -92,6 +102,68 @@ def _distinct(names: list[str]) -> list[str]:
 
 EXPORTED = _distinct(STOCK)
 
+#: The input each exported spec runs at where a smaller one than its own leaves its ops and size cases
+#: (_size_cases) as they are: a network's cost is its arithmetic, the exporter's its ops. The others
+#: need their own size: AlexNet's and VGG-11's adaptive pooling is the identity there (6×6, 7×7),
+#: GoogLeNet-2014's avgpool(7) needs a 7×7 map; 32×32 would leave VGG-16-D's last pooling a 1×1 map.
+INPUT: dict[str, tuple[int, ...]] = {
+    "alexnet2012.cnn": (3, 99, 99),
+    "convnext_tiny.cnn": (3, 64, 64),
+    "densenet.cnn": (3, 64, 64),
+    "efficientnet.cnn": (3, 64, 64),
+    "googlenet.cnn": (3, 64, 64),
+    "mobilenet_v2.cnn": (3, 64, 64),
+    "resnet18.cnn": (3, 64, 64),
+    "resnet50.cnn": (3, 64, 64),
+    "resnext50_32x4d.cnn": (3, 64, 64),
+    "vgg16_d.cnn": (3, 64, 64),
+}
+#: Specs exported as another network of their own file, with the same exported ops and size cases,
+#: where the family has no small stock member: Swin-T (186 nodes at 224×224) as two stages of two blocks at
+#: 56×56, the first with shifted windows over a 14×14 map, the second one 7×7 window, where the shift
+#: falls away, as in Swin-T's last stage. Inception-v3 without its auxiliary head, which the exported
+#: (eval-mode) graph leaves out and which alone needs the 299×299 input (a 17×17 map).
+STAND_IN: dict[str, dict[str, Any]] = {
+    "inception_v3.cnn": {"input_shape": (3, 107, 107), "aux_logits": False},
+    "swin.cnn": {"input_shape": (3, 56, 56), "embed_dim": 16, "depths": [2, 2], "num_heads": [2, 4]},
+}
+
+
+def _exported(name: str) -> Any:
+    """The spec as exported: at its INPUT size, or its STAND_IN network."""
+    if name in STAND_IN:
+        return analyse(SPECS / name, **STAND_IN[name])
+    return analyse(SPECS / name, input_shape=INPUT.get(name))
+
+
+def _size_cases(graph: Any) -> frozenset[tuple[str, ...]]:
+    """What the exported ops do that depends on the sizes of the maps, beyond their arguments: whether
+    an adaptive pooling is global, the identity, or divides its input; whether a pooling's ceil_mode
+    changes its output; whether window attention shifts, sees one window, or pads; which layers
+    give a 1×1 map (a convolution seeing padding only, a reduction over nothing)."""
+    cases = set()
+    for node in _exported_layers(graph):
+        a, shape = node.attrs, node.in_shapes[0] if node.in_shapes else ()
+        if node.kind.startswith("adaptive_"):
+            i, o = shape[-2:], node.out_shape[-2:]
+            divides = i[0] % o[0] == i[1] % o[1] == 0
+            cases.add((node.kind, f"global={o == (1, 1)}", f"identity={i == o}", f"divides={divides}"))
+        elif a.get("ceil_mode"):
+            stride, padding, dilation = a["stride"] or a["kernel"], a["padding"], a.get("dilation", (1, 1))
+            floor = tuple(
+                (n + 2 * p - d * (k - 1) - 1) // s + 1
+                for n, k, s, p, d in zip(shape[-2:], a["kernel"], stride, padding, dilation, strict=True)
+            )
+            cases.add((node.kind, f"ceil changes the size={floor != node.out_shape[-2:]}"))
+        elif node.kind == "window_attention":
+            h, w, win = shape[0], shape[1], a["window"]
+            ph, pw = -(-h // win) * win, -(-w // win) * win
+            cases.add((node.kind, f"shifts={bool(a['shift']) and (win < ph or win < pw)}",
+                       f"one window={(ph, pw) == (win, win)}", f"pads={(ph, pw) != (h, w)}"))
+        if len(node.out_shape) == 3 and node.out_shape[-2:] == (1, 1):
+            cases.add((node.kind, "1×1 map"))
+    return frozenset(cases)
+
 
 def _fingerprint(gm: torch.fx.GraphModule) -> str:
     """Identical for two modules with the same graph, submodules and parameter shapes."""
@@ -114,6 +186,8 @@ def _calibrate_norms(gm: torch.fx.GraphModule, shape: tuple[int, ...]) -> None:
     tolerance. Calibrated, the outputs stay near 1 as a trained network's do.
     """
     norms = [m for m in gm.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:  # nothing to set (VGG, AlexNet): a forward pass would only cost time
+        return
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average: after one batch, exactly its statistics
@@ -168,7 +242,7 @@ def _assert_matches(got: np.ndarray, want: np.ndarray, exact: np.ndarray) -> Non
 def test_onnx_matches_compiled_module(
     name: str, tmp_path_factory: pytest.TempPathFactory, exports: dict[str, tuple[Path, dict[str, Any]]]
 ) -> None:
-    checked = analyse(SPECS / name)
+    checked = _exported(name)
     torch.manual_seed(0)
     gm = to_graph_module(checked.graph)
     _calibrate_norms(gm, checked.graph.input_shape)  # leaves it in training mode
@@ -197,6 +271,16 @@ def test_onnx_matches_compiled_module(
         _assert_matches(got, want, exact)
 
 
+@pytest.mark.parametrize("name", sorted(INPUT.keys() | STAND_IN.keys()))
+def test_each_export_has_its_specs_ops_and_size_cases(name: str) -> None:
+    assert name in EXPORTED, f"{name} is no longer exported: drop it from INPUT or STAND_IN"
+    stock, exported = analyse(SPECS / name).graph, _exported(name).graph
+    assert len(exported.nodes) <= len(stock.nodes)
+    assert all(e <= s for e, s in zip(exported.input_shape, stock.input_shape, strict=True))
+    assert _ops(exported) == _ops(stock)
+    assert _size_cases(exported) == _size_cases(stock)
+
+
 @pytest.mark.parametrize("name", sorted(FAMILY_FILES))
 def test_family_files_need_parameters(name: str) -> None:
     with pytest.raises(cnnspec.SpecError, match=FAMILY_FILES[name]):
@@ -205,7 +289,7 @@ def test_family_files_need_parameters(name: str) -> None:
 
 @pytest.mark.slow
 def test_onnx_of_a_network_with_aux_outputs_holds_the_main_output(tmp_path: Path) -> None:
-    checked = analyse(SPECS / "googlenet.cnn", aux_logits=True)
+    checked = analyse(SPECS / "googlenet.cnn", aux_logits=True, input_shape=(3, 96, 96))
     gm = to_graph_module(checked.graph)
     write_onnx(gm, checked.graph, tmp_path / "googlenet.onnx")
     gm.eval()
