@@ -9,9 +9,10 @@ numbers the exporter passes through as attributes (attention heads, a patch embe
 learned tensor's shape, a dropout or stochastic depth probability): ViT-B/16, B/32 and L/16 go through
 as vit_digits.cnn (the same vit.cnn at a small size), Swin-S as Swin-T, ConvNeXt-S and -B as ConvNeXt-T,
 EfficientNet-B3 as B0; tests/test_vit.py, test_swin.py and test_families.py pin each member's twin.
-Each goes through at a smaller input where that changes nothing the exporter writes but numbers (INPUT);
-Swin-T, the one family without a small member, as a smaller network of its file, and Inception-v3
-without the auxiliary head that the exported graph leaves out (STAND_IN);
+Each goes through at a smaller input where that changes nothing the exporter writes but numbers (INPUT),
+or as a smaller network of its file (STAND_IN): a family with a parameter for its depth with fewer
+repeated blocks, Swin-T, the one family without a small member, at a smaller size too, and Inception-v3
+without the auxiliary head that the exported graph leaves out;
 test_each_export_has_its_specs_ops_and_size_cases checks both against the spec as it stands.
 The output must match the compiled module's in eval mode within 1e-4, after batch-norm statistics
 are calibrated on a random batch (see _calibrate_norms), wherever float32 arithmetic can reach that
@@ -104,28 +105,46 @@ EXPORTED = _distinct(STOCK)
 
 #: The input each exported spec runs at where a smaller one than its own leaves its ops and size cases
 #: (_size_cases) as they are: a network's cost is its arithmetic, the exporter's its ops. The others
-#: need their own size: AlexNet's and VGG-11's adaptive pooling is the identity there (6×6, 7×7),
-#: GoogLeNet-2014's avgpool(7) needs a 7×7 map; 32×32 would leave VGG-16-D's last pooling a 1×1 map.
+#: need their own size: AlexNet's adaptive pooling is the identity there (6×6), GoogLeNet-2014's
+#: avgpool(7) needs a 7×7 map; 32×32 would leave VGG-16-D's last pooling a 1×1 map.
 INPUT: dict[str, tuple[int, ...]] = {
     "alexnet2012.cnn": (3, 99, 99),
-    "convnext_tiny.cnn": (3, 64, 64),
-    "densenet.cnn": (3, 64, 64),
-    "efficientnet.cnn": (3, 64, 64),
     "googlenet.cnn": (3, 64, 64),
-    "mobilenet_v2.cnn": (3, 64, 64),
-    "resnet18.cnn": (3, 64, 64),
-    "resnet50.cnn": (3, 64, 64),
-    "resnext50_32x4d.cnn": (3, 64, 64),
     "vgg16_d.cnn": (3, 64, 64),
 }
-#: Specs exported as another network of their own file, with the same exported ops and size cases,
-#: where the family has no small stock member: Swin-T (186 nodes at 224×224) as two stages of two blocks at
-#: 56×56, the first with shifted windows over a 14×14 map, the second one 7×7 window, where the shift
-#: falls away, as in Swin-T's last stage. Inception-v3 without its auxiliary head, which the exported
-#: (eval-mode) graph leaves out and which alone needs the 299×299 input (a 17×17 map).
+#: Specs exported as another network of their own file (keyword arguments to analyse: the family
+#: network's parameters, which an alias such as resnet50.cnn takes too), with the same exported ops and
+#: size cases and fewer repeated blocks: the exporter's cost is per op, and a repeated block adds none
+#: it has not been through. Each family keeps one block of each kind its stock member has: a stage's
+#: first block (the one that strides or widens) and, where a later one adds a residual (MobileNet-v2,
+#: EfficientNet, whose stages of one block would never keep their shape), a second. ResNets and DenseNet
+#: one block a stage; EfficientNet's depth_mult of 0.26 leaves each stage one block but its 4-block
+#: stage 2 (ceil(4 × 0.26)); VGG-11 one convolution between poolings, at its own size (its adaptive
+#: pooling is the identity at 224×224); ViT one encoder layer. Swin-T (186 nodes at 224×224), the one
+#: family without a small member, as two stages of two blocks at 56×56, the first with shifted windows
+#: over a 14×14 map, the second one 7×7 window, where the shift falls away, as in Swin-T's last stage.
+#: Inception-v3 without its auxiliary head, which the exported (eval-mode) graph leaves out and which
+#: alone needs the 299×299 input (a 17×17 map); its file, as GoogLeNet's and VGG-16-D's, has no
+#: parameter for its depth.
+_SMALL = (3, 64, 64)
 STAND_IN: dict[str, dict[str, Any]] = {
+    "convnext_tiny.cnn": {
+        "input_shape": _SMALL, "setting": [[96, 192, 1], [192, 384, 1], [384, 768, 1], [768, 0, 1]],
+    },
+    "densenet.cnn": {"input_shape": _SMALL, "block_config": [1, 1, 1, 1]},
+    "efficientnet.cnn": {"input_shape": _SMALL, "depth_mult": 0.26},
     "inception_v3.cnn": {"input_shape": (3, 107, 107), "aux_logits": False},
+    "mobilenet_v2.cnn": {
+        "input_shape": _SMALL,
+        "setting": [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 1, 2], [6, 64, 1, 2], [6, 96, 1, 1], [6, 160, 1, 2],
+                    [6, 320, 1, 1]],
+    },
+    "resnet18.cnn": {"input_shape": _SMALL, "layers": [1, 1, 1, 1]},
+    "resnet50.cnn": {"input_shape": _SMALL, "layers": [1, 1, 1, 1]},
+    "resnext50_32x4d.cnn": {"input_shape": _SMALL, "layers": [1, 1, 1, 1]},
     "swin.cnn": {"input_shape": (3, 56, 56), "embed_dim": 16, "depths": [2, 2], "num_heads": [2, 4]},
+    "vgg11.cnn": {"cfg": [64, "M", 128, "M", 256, "M", 512, "M", 512, "M"]},
+    "vit_digits.cnn": {"num_layers": 1},
 }
 
 
