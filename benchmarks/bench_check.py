@@ -3,16 +3,19 @@
     python benchmarks/bench_check.py [--runs 9] [--sizes 250,500,1000,2000]
 
 Figures, each the median of --runs runs, against the budget of issue 20:
-  1. in-process `cnnspec.check("specs/resnet152.cnn")`            at most 20 ms
+  1. in-process `cnnspec.check("specs/resnet152.cnn")`            at most 20 ms (as every check after
+     the first: `resnet.cnn`, which it imports, read from the parse cache; the figure without the
+     cache follows it)
   2. a spec of N distinct blocks (generated here), in process        1,000 blocks at most 1 s, linear in N
-  3. `cnnspec check specs/resnet152.cnn` as a fresh process          at most 0.5 s (bytecode written, as
-     after a first run)
+  3. `cnnspec check specs/resnet152.cnn` as a fresh process          at most 0.5 s (bytecode and parse
+     cache written, as after a first run; then without the cache)
   4. `check`, `diagram` and `layers` leave torch unimported          yes
 then the import time of each top-level module (`python -X importtime`), and the machine.
 The machine's speed is whatever it is: a shared machine gives noisy figures, rerun it. So that
 a slow minute shows as such, each in-process check alternates with a fixed piece of plain
 Python (`reference`, about as much interpreted work as a tenth of a check): when the machine
-slows down, both do, and their ratio stays.
+slows down, both do, and their ratio stays. The parse cache (cnnspec.syntax.cache) is a
+temporary folder of this run's, filled by its first check, so the user's own is not read.
 """
 
 from __future__ import annotations
@@ -174,6 +177,27 @@ def main() -> None:
     parser.add_argument("--sizes", default="250,500,1000,2000", help="block counts of the generated specs")
     args = parser.parse_args()
 
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["CNNSPEC_CACHE_DIR"] = cache
+        rows = measure(args)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'figure':<{width}}  {'budget':>7}  {'measured':>9}  ok?")
+    for figure, budget, measured, ok in rows:
+        print(f"{figure:<{width}}  {budget:>7}  {measured:>9}  {'yes' if ok else 'NO'}")
+
+    stages, cli_total = import_times(max(3, args.runs // 3))
+    print("\nimport time, ms: a cnnspec stage's own modules; a third-party package whole")
+    for name in sorted(stages, key=lambda name: (not name.startswith("cnnspec"), name)):
+        print(f"  {name:<28} {stages[name]:8.1f}")
+    for name in THIRD_PARTY:
+        if name not in stages:
+            print(f"  {name:<28} {'not imported':>12}")
+    print(f"  {'import cnnspec.cli in all':<28} {cli_total:8.1f}")
+    print(f"\nmedians of {args.runs} runs; machine: {machine()}")
+
+
+def measure(args: argparse.Namespace) -> list[tuple[str, str, str, bool]]:
+    """The figures' rows: (figure, budget, measured, within the budget)."""
     import cnnspec
 
     rows: list[tuple[str, str, str, bool]] = []
@@ -181,6 +205,11 @@ def main() -> None:
     rows.append(('cnnspec.check("specs/resnet152.cnn")', "20 ms", f"{check_ms:.1f} ms", check_ms <= 20))
     ref = f"  alternated with the reference piece of Python (the check takes {ratio:.1f}x its time)"
     rows.append((ref, "", f"{reference_ms:.2f} ms", True))
+    cache = os.environ["CNNSPEC_CACHE_DIR"]
+    os.environ["CNNSPEC_CACHE_DIR"] = ""
+    uncached_ms, _, ratio = alternated_ms(lambda: cnnspec.check(RESNET152), args.runs)
+    os.environ["CNNSPEC_CACHE_DIR"] = cache
+    rows.append((f"  the same, parse cache off ({ratio:.1f}x the reference)", "", f"{uncached_ms:.1f} ms", True))
 
     # Linear growth is judged on the time per block in units of the reference, timed alternately as
     # above: the machine's slow and fast minutes would otherwise make one size look slower than another.
@@ -213,6 +242,11 @@ def main() -> None:
         lambda: subprocess.run(cold, check=True, capture_output=True, cwd=ROOT, env=env), args.runs
     )
     rows.append(("cnnspec check specs/resnet152.cnn, fresh process", "0.5 s", f"{cold_s:.2f} s", cold_s <= 0.5))
+    off = {**env, "CNNSPEC_CACHE_DIR": ""}
+    cold_off_s = median_seconds(
+        lambda: subprocess.run(cold, check=True, capture_output=True, cwd=ROOT, env=off), args.runs
+    )
+    rows.append(("  the same, parse cache off", "", f"{cold_off_s:.2f} s", True))
 
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
@@ -224,20 +258,7 @@ def main() -> None:
             torch = imports_torch(command)
             rows.append((f"cnnspec {name} imports torch", "no", "yes" if torch else "no", not torch))
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'budget':>7}  {'measured':>9}  ok?")
-    for figure, budget, measured, ok in rows:
-        print(f"{figure:<{width}}  {budget:>7}  {measured:>9}  {'yes' if ok else 'NO'}")
-
-    stages, cli_total = import_times(max(3, args.runs // 3))
-    print("\nimport time, ms: a cnnspec stage's own modules; a third-party package whole")
-    for name in sorted(stages, key=lambda name: (not name.startswith("cnnspec"), name)):
-        print(f"  {name:<28} {stages[name]:8.1f}")
-    for name in THIRD_PARTY:
-        if name not in stages:
-            print(f"  {name:<28} {'not imported':>12}")
-    print(f"  {'import cnnspec.cli in all':<28} {cli_total:8.1f}")
-    print(f"\nmedians of {args.runs} runs; machine: {machine()}")
+    return rows
 
 
 if __name__ == "__main__":

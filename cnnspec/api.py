@@ -16,6 +16,7 @@ from cnnspec.ir import Graph
 from cnnspec.lint.static import static_warnings
 from cnnspec.semantics.elaborate import Elaborator, Limits
 from cnnspec.semantics.select import select_network
+from cnnspec.syntax.cache import ParsedOnDisk
 from cnnspec.syntax.loader import Program, load
 from cnnspec.syntax.source import SourceMap
 from cnnspec.views.format import nbytes
@@ -69,7 +70,7 @@ def analyse(
     sources = SourceMap()
     diags = Diagnostics(sources)
     try:
-        program = load(spec, sources, path)
+        program = load(spec, sources, path, parsed=ParsedOnDisk.from_environment())
         name = select_network(program, network, diags)
         static_warnings(program, diags)
         diags.raise_if_errors()

@@ -152,3 +152,23 @@ def test_checking_from_threads_gives_the_single_threaded_reports_and_errors(
     assert sum(k is not None and k[1] == "0" for k in kinds) >= 4  # syntax errors
     assert sum(k is not None and k[1] != "0" for k in kinds) >= 8  # semantic errors
     _concurrently(_checked, specs)
+
+
+def test_threads_filling_one_parse_cache_at_once_give_the_uncached_results(
+    tmp_path: Path, busy_switching: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every thread misses the cache at first and writes the same entries at the same moments
+    (cnnspec.syntax.cache); then every thread reads them. Both rounds equal checks without it."""
+    monkeypatch.chdir(tmp_path)
+    specs = _specs(tmp_path)
+    monkeypatch.setenv("CNNSPEC_CACHE_DIR", "")
+    expected = [_checked(s) for s in specs]
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CNNSPEC_CACHE_DIR", str(cache))
+    for round_ in ("cold", "warm"):
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            got = list(pool.map(_checked, specs))
+        wrong = [s for s, g, e in zip(specs, got, expected, strict=True) if g != e]
+        assert not wrong, f"{round_} cache: {len(wrong)} of {len(specs)} differ, first {wrong[0]}"
+        entries = list(cache.iterdir())
+        assert len(entries) >= 7 and all(p.suffix == ".pickle" for p in entries)  # the imported files; no leftovers

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cnnspec.diagnostics import Diagnostics, Note, SpecError
 from cnnspec.diagnostics.codes import E401, E402, E403, E412, E607
@@ -60,6 +61,19 @@ def search_path(path: Sequence[str | os.PathLike[str]] | None = None) -> list[Se
     return dirs
 
 
+class ParsedFiles(Protocol):
+    """Where the loader keeps imported files' modules by (display name, text) for later checks:
+    a language server's dict, or cnnspec.syntax.cache.ParsedOnDisk."""
+
+    def get(self, key: tuple[str, str], /) -> ast.Module | None:
+        """The module of the file named key[0] with the text key[1], if kept."""
+        ...
+
+    def __setitem__(self, key: tuple[str, str], module: ast.Module, /) -> None:
+        """Keep module for key."""
+        ...
+
+
 @dataclass
 class Program:
     """Every block and network visible from the main file."""
@@ -95,7 +109,7 @@ def load(
     *,
     file: str | None = None,
     overlay: Mapping[str, str] | None = None,
-    parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
+    parsed: ParsedFiles | None = None,
 ) -> Program:
     """Parse a spec (a path or the text itself) and everything it imports; path: directories to
     look for imports in after the importing file's own (see search_path).
@@ -103,8 +117,9 @@ def load(
     file: spec is the text of this file (an editor's unsaved buffer): spans name it and its
     imports are looked for beside it. overlay: texts that stand for files, by resolved path
     (the other buffers open in an editor; such a file need not exist on disk yet). parsed: the
-    caller's cache of imported files' modules by (display name, text), read and filled here (a
-    language server re-checks one buffer whose imports rarely change).
+    caller's store of imported files' modules by (display name, text), read and filled here (a
+    language server re-checks one buffer whose imports rarely change; a check from the command
+    line or the API keeps them on disk, see cnnspec.syntax.cache).
     """
     sources = sources or SourceMap()
     diags = Diagnostics(sources)
@@ -235,7 +250,7 @@ class _Loader:
         diags: Diagnostics,
         search: list[SearchDir],
         overlay: Mapping[str, str],
-        parsed: MutableMapping[tuple[str, str], ast.Module] | None = None,
+        parsed: ParsedFiles | None = None,
     ) -> None:
         self.program = program
         self.diags = diags
