@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,12 +50,22 @@ def _entries(folder: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
+def _read(entry: Path) -> tuple[object, object]:
+    """An entry's stamp and module: two pickles, one after the other."""
+    with entry.open("rb") as f:
+        return pickle.load(f), pickle.load(f)
+
+
+def _write(entry: Path, stamp: object, module: object) -> None:
+    entry.write_bytes(pickle.dumps(stamp) + pickle.dumps(module))
+
+
 def test_imported_files_are_kept_and_the_main_file_is_not(cache: Path) -> None:
     report = cnnspec.check("main.cnn")
     assert report.total_params == (3 * 9 * 8 + 8) + (8 * 9 * 16 + 16)
     (entry,) = _entries(cache)
     assert oct(cache.stat().st_mode & 0o777) == "0o700"
-    _, module = pickle.loads(entry.read_bytes())
+    _, module = _read(entry)
     assert module == parse(LIB, "lib.cnn")  # spans name the file as the check shows it
     assert cnnspec.check("main.cnn").model_dump_json() == report.model_dump_json()
     assert _entries(cache) == [entry]
@@ -96,19 +107,21 @@ def test_a_syntax_error_in_an_imported_file_is_reported_at_every_check_and_never
 @pytest.mark.parametrize(
     "damage",
     [
-        b"",
-        b"not a pickle",
-        pickle.dumps(("another stamp", "a string, not a module")),
-        pickle.dumps(42),
+        lambda stamp: b"",
+        lambda stamp: b"not a pickle",
+        lambda stamp: pickle.dumps("another stamp") + pickle.dumps("a string, not a module"),
+        lambda stamp: pickle.dumps((stamp, "a stamp and a module in one tuple")),
+        lambda stamp: pickle.dumps(stamp) + pickle.dumps("the right stamp, then not a module"),
+        lambda stamp: pickle.dumps(stamp),
     ],
-    ids=["empty", "garbage", "foreign", "wrong-shape"],
+    ids=["empty", "garbage", "foreign", "other-layout", "not-a-module", "cut-short"],
 )
-def test_a_damaged_or_foreign_entry_is_a_miss_and_is_replaced(cache: Path, damage: bytes) -> None:
+def test_a_damaged_or_foreign_entry_is_a_miss_and_is_replaced(cache: Path, damage: Callable[[object], bytes]) -> None:
     expected = cnnspec.check("main.cnn").model_dump_json()
     (entry,) = _entries(cache)
-    entry.write_bytes(damage)
+    entry.write_bytes(damage(_read(entry)[0]))
     assert cnnspec.check("main.cnn").model_dump_json() == expected
-    assert pickle.loads(entry.read_bytes())[1] == parse(LIB, "lib.cnn")
+    assert _read(entry)[1] == parse(LIB, "lib.cnn")
 
 
 def test_an_entry_is_used_while_its_stamp_matches_and_only_then(cache: Path) -> None:
@@ -117,11 +130,11 @@ def test_an_entry_is_used_while_its_stamp_matches_and_only_then(cache: Path) -> 
     same entry is ignored once the file's text is another."""
     cnnspec.check("main.cnn")
     (entry,) = _entries(cache)
-    stamp, _ = pickle.loads(entry.read_bytes())
+    stamp, _ = _read(entry)
     five = parse(LIB.replace("width, 3", "width, 5").replace("padding = 1", "padding = 2"), "lib.cnn")
-    entry.write_bytes(pickle.dumps((stamp, five)))
+    _write(entry, stamp, five)
     assert cnnspec.check("main.cnn").total_params == (3 * 25 * 8 + 8) + (8 * 25 * 16 + 16)
-    entry.write_bytes(pickle.dumps((stamp, five)))
+    _write(entry, stamp, five)
     Path("lib.cnn").write_text(LIB + "\n", encoding="utf-8")  # the text changed: the stamp is another
     assert cnnspec.check("main.cnn").total_params == (3 * 9 * 8 + 8) + (8 * 9 * 16 + 16)
 

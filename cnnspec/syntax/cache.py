@@ -2,17 +2,17 @@
 
 Why it exists: parsing is about 40% of checking ResNet-152 (`resnet.cnn`, the file it
 imports, costs 34 M of the check's 91 M instructions, nearly all of it inside Lark), and
-the in-process budget (20 ms, docs/performance.md) holds in the machine's slow minutes only
-without it. Reading a kept AST costs about a twentieth of parsing the file again. Nothing
+without it the in-process budget (20 ms, docs/performance.md) holds only in the machine's fast
+minutes. Reading a kept AST costs about a fifteenth of parsing the file again. Nothing
 else in the pipeline keeps anything between checks.
 
 What is kept: one entry per imported file, by the name its spans carry; the main file is
-never kept (it is the one being edited; see cnnspec.syntax.loader). An entry holds the
-module and a stamp of everything the module was made from: the file's name and text, this
-package's version, Python's, and the grammar and the syntax stage's code (its files' sizes
-and modification times, as Python judges bytecode); an entry whose stamp differs is parsed
-again and replaced. Only files that parse without errors are kept, so every diagnostic of a
-syntax error still comes from the parser.
+never kept (it is the one being edited; see cnnspec.syntax.loader). An entry holds a stamp
+of everything the module was made from, then the module, which is read only when the stamp
+matches: the file's name and text, this package's version, Python's, and the grammar and
+the syntax stage's code (its files' sizes and modification times, as Python judges
+bytecode); an entry whose stamp differs is parsed again and replaced. Only files that parse
+without errors are kept, so every diagnostic of a syntax error still comes from the parser.
 
 Where: CNNSPEC_CACHE_DIR, else $XDG_CACHE_HOME/cnnspec, else ~/.cache/cnnspec; an empty
 CNNSPEC_CACHE_DIR turns it off. Entries are pickles, which run code when read, so a folder
@@ -83,21 +83,22 @@ class ParsedOnDisk:
         return ParsedOnDisk(folder, code_stamp())
 
     def get(self, key: tuple[str, str]) -> ast.Module | None:
-        """The kept module of the file named key[0] whose text is key[1], or None."""
+        """The kept module of the file named key[0] whose text is key[1], or None. The entry's
+        stamp is read first, and its module only when the stamp is this file's."""
         try:
             with open(self._entry(key[0]), "rb") as f:
-                stamp, module = pickle.load(f)
+                if pickle.load(f) != self._stamp(key):
+                    return None
+                module = pickle.load(f)
         except Exception:  # a missing, damaged or foreign entry is only a miss
             return None
-        if stamp != self._stamp(key) or not isinstance(module, ast.Module):
-            return None
-        return module
+        return module if isinstance(module, ast.Module) else None
 
     def __setitem__(self, key: tuple[str, str], module: ast.Module) -> None:
         """Keep module as the AST of key's file and text (a write another check makes at the same
         moment is replaced whole, never mixed: each entry is written aside, then renamed)."""
         try:
-            data = pickle.dumps((self._stamp(key), module), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(self._stamp(key)) + pickle.dumps(module, protocol=pickle.HIGHEST_PROTOCOL)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".entry-", suffix=".tmp")
         except Exception:  # an AST too deep to pickle, or a folder gone read-only, only goes unkept
             return
