@@ -124,6 +124,19 @@ def test_a_damaged_or_foreign_entry_is_a_miss_and_is_replaced(cache: Path, damag
     assert _read(entry)[1] == parse(LIB, "lib.cnn")
 
 
+def test_a_file_whose_path_is_not_utf8_is_kept_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its name reaches Python with a lone surrogate, which plain UTF-8 cannot encode."""
+    folder = tmp_path / os.fsdecode(b"d\xff")
+    folder.mkdir()
+    (folder / "lib.cnn").write_text(LIB, encoding="utf-8")
+    (folder / "main.cnn").write_text(MAIN, encoding="utf-8")
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert cnnspec.check(folder / "main.cnn").total_params == (3 * 9 * 8 + 8) + (8 * 9 * 16 + 16)
+    assert len(_entries(tmp_path / "cache")) == 1
+
+
 def test_an_entry_is_used_while_its_stamp_matches_and_only_then(cache: Path) -> None:
     """The stamp is all that stands between an entry and the check: an entry holding another AST
     under the right stamp is believed (which shows kept modules are what checks read), and the

@@ -111,11 +111,16 @@ class ParsedOnDisk:
                 os.unlink(tmp)
 
     def _entry(self, name: str) -> Path:
-        return self.folder / f"{hashlib.sha256(name.encode()).hexdigest()[:32]}.pickle"
+        return self.folder / f"{_digest(name)[:32]}.pickle"
 
     def _stamp(self, key: tuple[str, str]) -> str:
         name, text = key
-        return hashlib.sha256(f"{self.code}\0{name}\0{text}".encode()).hexdigest()
+        return _digest(f"{self.code}\0{name}\0{text}")
+
+
+def _digest(text: str) -> str:
+    # surrogatepass: a file name that is not UTF-8 on disk reaches Python with lone surrogates
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _private(folder: Path) -> bool:
