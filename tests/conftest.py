@@ -20,13 +20,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first, each part in its own order: with `-n 2` the long trainer runs and exports
-    start while both workers are fresh, and the run ends on short tests on both workers, not on one
-    long test while the other worker has nothing left to do."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 def _no_user_import_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The user's CNNSPEC_PATH stays out of the tests: imports, and the places an error lists, must not

@@ -273,12 +273,6 @@ def test_a_cut_marker_where_two_tensors_cross_is_a_spec_error(
 # ------------------------------------------------------------------ real runs (gloo, CPU)
 
 
-#: The xdist group of the tests that read the shared runs below: one worker runs them one after another
-#: (pyproject.toml's `--dist loadgroup`), rather than one worker waiting on the lock while the other
-#: makes the run they share.
-SHARED = "pipeline-shared-runs"
-
-
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder for the module's runs, seen by every xdist worker, so that the reference and the straight
@@ -323,7 +317,6 @@ def _pipeline(runs: Path, schedule: str, *extra: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(SHARED)
 @pytest.mark.parametrize("schedule", ["gpipe", "1f1b"])
 def test_two_stages_equal_one_process_accumulating_the_micro_batches(runs: Path, schedule: str) -> None:
     ref = load_weights(_reference(runs) / "model.safetensors")
@@ -365,7 +358,6 @@ def test_default_options_run_and_the_progress_bar_shows_the_loss(tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(SHARED)
 def test_interleaved_four_stages_on_two_ranks(runs: Path) -> None:
     """Also with accumulation: 2 steps of 2 micro-batches of 8 are the reference's 4 micro-batches of 8."""
     ref = load_weights(_reference(runs) / "model.safetensors")
@@ -405,7 +397,6 @@ def _stopped(runs: Path, copy: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(SHARED)
 def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path, tmp_path: Path) -> None:
     straight = _pipeline(runs, "1f1b", "--pipeline", "2")
     part = _stopped(runs, tmp_path / "part")
@@ -420,7 +411,6 @@ def test_stopping_after_an_epoch_and_resuming_is_bit_identical(runs: Path, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(SHARED)
 def test_a_killed_stage_worker_is_restarted_and_finishes(runs: Path) -> None:
     out = runs / "kill"
     res = launch_here(
@@ -479,7 +469,6 @@ def test_pipeline_by_data_parallel_equals_one_process_with_the_global_batch(tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(SHARED)
 def test_resuming_mid_epoch_with_more_replicas_starts_at_the_same_images(runs: Path, tmp_path: Path) -> None:
     """2 stages on 2 workers (global batch 32), checkpointed at step 40 of 44; resumed on 4 workers
     (2 replicas, global batch 64) it goes on from step 20 of 22, as a data-parallel run does."""
