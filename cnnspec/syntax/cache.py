@@ -10,9 +10,9 @@ What is kept: one entry per imported file, by the name its spans carry; the main
 never kept (it is the one being edited; see cnnspec.syntax.loader). An entry holds a stamp
 of everything the module was made from, then the module, which is read only when the stamp
 matches: the file's name and text, this package's version, Python's, and the grammar and
-the syntax stage's code (its files' sizes and modification times, as Python judges
-bytecode); an entry whose stamp differs is parsed again and replaced. Only files that parse
-without errors are kept, so every diagnostic of a syntax error still comes from the parser.
+the syntax stage's code; an entry whose stamp differs is parsed again and replaced. Only
+files that parse without errors are kept, so every diagnostic of a syntax error still comes
+from the parser.
 
 Where: CNNSPEC_CACHE_DIR, else $XDG_CACHE_HOME/cnnspec, else ~/.cache/cnnspec; an empty
 CNNSPEC_CACHE_DIR turns it off. Entries are pickles, which run code when read, so a folder
@@ -30,6 +30,7 @@ import stat
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from cnnspec.syntax import ast
@@ -50,16 +51,21 @@ def cache_dir() -> Path | None:
     return Path(base) / "cnnspec" / f"parsed-{FORMAT}"
 
 
+@cache
 def code_stamp() -> str:
     """What the ASTs this process builds depend on besides their file: the grammar, the syntax
-    stage's modules, this package's version and Python's."""
+    stage's modules, this package's version and Python's.
+
+    Worked out once a process, as the parser itself is built once (parser._build_parser): it
+    stands for the code this process runs, which stays the same while it runs even if the files
+    change on disk meanwhile, and reading those files at every check would cost a twentieth of it.
+    """
     from cnnspec import __version__  # here: cnnspec/__init__.py imports cnnspec.api, which imports this module
 
     h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{sys.version}\0".encode())
     h.update(grammar_text().encode())
     for module in sorted(Path(__file__).parent.glob("*.py")):
-        st = module.stat()
-        h.update(f"{module.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        h.update(module.name.encode() + b"\0" + module.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -67,8 +73,7 @@ def code_stamp() -> str:
 class ParsedOnDisk:
     """The loader's store of imported files' modules by (display name, text), kept in folder.
 
-    Made for one check (`ParsedOnDisk.from_environment()`); the stamp of the code is taken when
-    it is made, so a check never mixes two versions of the parser.
+    Made for one check (`ParsedOnDisk.from_environment()`); code is code_stamp().
     """
 
     folder: Path
